@@ -1,0 +1,61 @@
+// Small fd-based file helpers shared by every module. All throw cbuild::Error naming the path.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "oci/base/unique_fd.h"
+
+namespace cbuild {
+
+// Opens with O_CLOEXEC; throws on failure (NotFound for ENOENT).
+UniqueFd open_file(const std::filesystem::path& path, int flags, int mode = 0644);
+// Opens relative to a directory fd with O_CLOEXEC; throws on failure.
+UniqueFd open_at(int dir_fd, const std::filesystem::path& path, int flags, int mode = 0644);
+
+// Reads a whole (small) file. Throws NotFound / ResourceExhausted if larger than max_size.
+std::string read_file(const std::filesystem::path& path, std::size_t max_size = 64u << 20);
+// Same, but returns nullopt when the file does not exist.
+std::optional<std::string> read_file_if_exists(const std::filesystem::path& path,
+                                               std::size_t max_size = 64u << 20);
+
+// Writes all bytes, retrying on EINTR and short writes. Throws with `what` in the message.
+void write_all(int fd, const void* data, std::size_t size, std::string_view what);
+// Reads up to size bytes (fewer only at EOF). Returns the count.
+std::size_t read_full(int fd, void* data, std::size_t size, std::string_view what);
+
+// Writes `data` to path via a temp file in the same directory, fsync, rename, fsync(dir).
+// A crash leaves either the old file or the new one, never a torn one.
+void write_file_atomic(const std::filesystem::path& path, std::string_view data, int mode = 0644);
+
+void fsync_fd(int fd, std::string_view what);
+void fsync_dir(const std::filesystem::path& dir);
+
+// mkdir -p; throws on failure (an existing directory is fine).
+void make_dirs(const std::filesystem::path& dir, int mode = 0755);
+
+// A directory created under `parent` (default $TMPDIR or /tmp) and removed with its contents
+// on destruction. The removal never crosses into mount points (it is refused with a log line).
+class TempDir {
+ public:
+  explicit TempDir(const std::filesystem::path& parent = {}, std::string_view prefix = "cbuild-");
+  TempDir(TempDir&& o) noexcept;
+  TempDir& operator=(TempDir&&) = delete;
+  TempDir(const TempDir&) = delete;
+  ~TempDir();
+  const std::filesystem::path& path() const noexcept { return path_; }
+  // Keeps the directory (ownership passes to the caller).
+  std::filesystem::path release() noexcept;
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Recursively removes path without following symlinks and without crossing mount points
+// (st_dev changes are refused: a live mount is never removed through). Missing is fine.
+void remove_tree(const std::filesystem::path& path);
+
+}  // namespace cbuild

@@ -1,0 +1,60 @@
+// Digest — a content address ("sha256:<64 lowercase hex>"), and Sha256, an incremental hasher
+// over OpenSSL EVP. Digest values are always valid: parse() rejects anything else.
+// Only sha256 is produced; sha512 digests parse (the spec allows them) so they can be reported.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cbuild::oci {
+
+class Digest {
+ public:
+  Digest() = default;  // empty: is_empty() is true; never written out
+  // Throws Error{InvalidArgument} naming `what` ("manifest config digest", …) when malformed.
+  static Digest parse(std::string_view s, std::string_view what = "digest");
+  static std::optional<Digest> try_parse(std::string_view s);
+  // "sha256:" + hex; hex must be 64 lowercase hex digits.
+  static Digest sha256_hex(std::string_view hex);
+  // One-shot hash of a buffer.
+  static Digest of(std::string_view bytes);
+
+  const std::string& algorithm() const noexcept { return algorithm_; }
+  const std::string& hex() const noexcept { return hex_; }
+  std::string str() const { return algorithm_ + ":" + hex_; }
+  bool is_empty() const noexcept { return hex_.empty(); }
+
+  friend bool operator==(const Digest&, const Digest&) = default;
+  friend auto operator<=>(const Digest&, const Digest&) = default;
+
+ private:
+  std::string algorithm_;
+  std::string hex_;
+};
+
+// Incremental SHA-256. Not thread-safe; movable.
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(Sha256&&) noexcept;
+  Sha256& operator=(Sha256&&) noexcept;
+  void update(const void* data, std::size_t size);
+  void update(std::string_view s) { update(s.data(), s.size()); }
+  // Returns the digest; the hasher is reset and can be reused.
+  Digest finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cbuild::oci
+
+template <>
+struct std::hash<cbuild::oci::Digest> {
+  std::size_t operator()(const cbuild::oci::Digest& d) const noexcept { return std::hash<std::string>{}(d.hex()); }
+};

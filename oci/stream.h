@@ -1,0 +1,47 @@
+// ByteSink and ByteSource — the two streaming interfaces every byte pipeline is built from.
+//
+// A layer write is a chain of sinks: tar → tee(DiffID hasher) → compressor → tee(digest hasher,
+// byte counter) → ingest. finish() flushes and closes a sink and, for sinks that wrap another,
+// finishes the inner one too; nothing may be written after it. Sources return 0 only at EOF
+// and throw cbuild::Error on failure (DataLoss for corrupt data).
+// Neither is thread-safe; a sink or source is used by one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace cbuild::oci {
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual void write(std::span<const std::byte> data) = 0;
+  // Flushes buffered data and finishes wrapped sinks. Idempotent.
+  virtual void finish() {}
+
+  void write(const void* data, std::size_t size) {
+    write(std::span<const std::byte>(static_cast<const std::byte*>(data), size));
+  }
+  void write(std::string_view s) { write(s.data(), s.size()); }
+};
+
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Reads up to out.size() bytes; returns 0 only at end of stream.
+  virtual std::size_t read(std::span<std::byte> out) = 0;
+
+  std::size_t read(void* data, std::size_t size) {
+    return read(std::span<std::byte>(static_cast<std::byte*>(data), size));
+  }
+};
+
+// Reads a source to the end (throws ResourceExhausted past max_size).
+std::string read_all(ByteSource& src, std::size_t max_size = 64u << 20);
+// Copies a source into a sink; returns the number of bytes copied. Does not call finish().
+std::uint64_t copy_stream(ByteSource& src, ByteSink& dst);
+
+}  // namespace cbuild::oci

@@ -1,0 +1,97 @@
+#include "tests/support/run_command.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace cbuild::test {
+
+CommandResult run_command(const std::vector<std::string>& argv, const std::string& input,
+                          const std::vector<std::string>& extra_env) {
+  int in[2], out[2], err[2];
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork");
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    for (const auto& e : extra_env) putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  CommandResult r;
+  std::size_t written = 0;
+  int infd = in[1];
+  if (input.empty()) { close(infd); infd = -1; }
+  else fcntl(infd, F_SETFL, O_NONBLOCK);
+  bool out_open = true, err_open = true;
+  char buf[65536];
+  signal(SIGPIPE, SIG_IGN);
+  while (out_open || err_open) {
+    pollfd fds[3];
+    int n = 0;
+    if (out_open) fds[n++] = {out[0], POLLIN, 0};
+    if (err_open) fds[n++] = {err[0], POLLIN, 0};
+    if (infd >= 0) fds[n++] = {infd, POLLOUT, 0};
+    if (poll(fds, static_cast<nfds_t>(n), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int k = 0; k < n; ++k) {
+      if (!fds[k].revents) continue;
+      if (fds[k].fd == infd) {
+        ssize_t w = write(infd, input.data() + written, input.size() - written);
+        if (w > 0) written += static_cast<std::size_t>(w);
+        if (w < 0 || written == input.size()) { close(infd); infd = -1; }
+        continue;
+      }
+      ssize_t got = read(fds[k].fd, buf, sizeof buf);
+      if (got <= 0) {
+        if (fds[k].fd == out[0]) out_open = false;
+        else err_open = false;
+        continue;
+      }
+      (fds[k].fd == out[0] ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
+    }
+  }
+  if (infd >= 0) close(infd);
+  close(out[0]);
+  close(err[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+CommandResult run_cbuild(const std::vector<std::string>& args, const std::string& input,
+                         const std::vector<std::string>& extra_env) {
+  std::vector<std::string> argv{CBUILD_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, input, extra_env);
+}
+
+std::string conformance_dir() {
+  std::string dir = std::string(CBUILD_SHARED_DIR) + "/conformance";
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0)
+    throw std::runtime_error("conformance data not found at " + dir + " (../shared must sit beside the project)");
+  return dir;
+}
+
+}  // namespace cbuild::test
