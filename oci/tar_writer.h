@@ -1,0 +1,77 @@
+// TarWriter — writes a deterministic PAX tar (libarchive, unblocked) into a ByteSink.
+//
+// Determinism: no atime/ctime, no device/inode numbers of regular files, uname/gname only when
+// the entry carries them, xattrs in name order, mtime clamped to SOURCE_DATE_EPOCH when given,
+// and write_tree() emits entries sorted by path bytes (a directory before its contents).
+// The archive ends with two zero blocks and no padding to 10240 bytes (as Go's archive/tar).
+//
+// Boundaries: when a BoundaryListener is given, it is told after every complete entry (and
+// after every `chunk_bytes` of a large file's data) that the bytes written so far end at a place
+// where a compressed frame may be cut. The fingerprint it gets depends only on the entry's own
+// metadata (path, type, size, mode, chunk index), never on what came before, so inserting a
+// file does not move later cut points (see compression's FramedCompressSink).
+//
+// Not thread-safe. Throws cbuild::Error (InvalidArgument for a malformed entry, the sink's or
+// the source's error otherwise); after a throw the writer is unusable.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "oci/stream.h"
+#include "oci/tar_entry.h"
+
+namespace cbuild::oci {
+
+class BoundaryListener {
+ public:
+  virtual ~BoundaryListener() = default;
+  // All tar bytes written so far may end a frame. `fingerprint` is a well-mixed 64-bit value.
+  virtual void boundary(std::uint64_t fingerprint) = 0;
+};
+
+struct TarWriterOptions {
+  // Clamp every mtime to at most this value (SOURCE_DATE_EPOCH). nullopt: keep mtimes.
+  std::optional<std::int64_t> clamp_mtime;
+  // Offer a cut point inside a regular file's data every this many bytes (0: never).
+  std::uint64_t chunk_bytes = 4u << 20;
+  BoundaryListener* listener = nullptr;
+};
+
+// The SOURCE_DATE_EPOCH environment variable, when set to a valid non-negative integer.
+// Throws InvalidArgument when it is set but malformed.
+std::optional<std::int64_t> source_date_epoch_from_env();
+
+class TarWriter {
+ public:
+  explicit TarWriter(ByteSink& out, TarWriterOptions options = {});
+  ~TarWriter();
+  TarWriter(const TarWriter&) = delete;
+  TarWriter& operator=(const TarWriter&) = delete;
+
+  // Adds one entry. For TarType::File, `data` must yield exactly entry.size bytes (DataLoss
+  // otherwise); for other types it is ignored and may be null.
+  void add(const TarEntry& entry, ByteSource* data = nullptr);
+  // Adds a regular file whose bytes come from fd (read with large reads from offset 0;
+  // holes of sparse files read as zeros). Exactly entry.size bytes are read.
+  void add_file(const TarEntry& entry, int fd);
+
+  // Walks `root` (fd-relative, never following symlinks) and adds everything under it, sorted
+  // by path bytes. Hardlinks (same dev+ino, nlink > 1) become hardlink entries to the first
+  // path; xattrs are copied; sockets are skipped. Entries get the owner and mode on disk.
+  void add_tree(const std::filesystem::path& root);
+
+  // Writes the end-of-archive blocks and finishes the sink. Idempotent.
+  void finish();
+
+  std::uint64_t bytes_written() const noexcept;
+  std::uint64_t entries_written() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cbuild::oci
