@@ -1,0 +1,227 @@
+// FramedCompressSink (compression.h): frames cut on content-defined tar boundaries, compressed
+// by a small pool of workers, written downstream strictly in order.
+//
+// Ordering and determinism: frame boundaries are decided on the writing thread from the byte
+// counts and fingerprints alone; workers only turn one frame's bytes into one member/frame.
+// So the output does not depend on the number of workers or on their timing.
+// Memory: at most threads + 2 frames (input + output) are alive at once.
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "oci/base/error.h"
+#include "oci/compression.h"
+
+namespace cbuild::oci {
+
+std::string frame_cache_key(std::string_view encoder_id, const Digest& uncompressed) {
+  return std::string(encoder_id) + " " + uncompressed.str();
+}
+
+namespace {
+
+struct Job {
+  std::uint64_t index = 0;
+  std::uint64_t offset = 0;
+  std::string input;
+  std::string output;
+  Digest digest;
+  bool reused = false;
+  bool done = false;
+  std::exception_ptr error;
+};
+
+}  // namespace
+
+struct FramedCompressSink::Impl {
+  Impl(ByteSink& o, FramingOptions opt) : out(o), options(std::move(opt)) {
+    options.level = resolve_level(options.codec, options.level);
+    if (options.codec == Codec::None) throw Error(ErrorKind::InvalidArgument, "framed compression needs gzip or zstd");
+    if (options.min_frame == 0 || options.max_frame < options.min_frame || options.hard_max < options.max_frame)
+      throw Error(ErrorKind::InvalidArgument, "framed compression: inconsistent frame sizes");
+    id = encoder_id(options.codec, options.level);
+    mask = options.cut_bits >= 64 ? ~0ull : ((1ull << options.cut_bits) - 1);
+    need_digest = options.cache != nullptr || static_cast<bool>(options.on_frame);
+    if (options.threads == 0) inline_encoder = make_frame_encoder(options.codec, options.level);
+    for (unsigned i = 0; i < options.threads; ++i) workers.emplace_back([this] { work(); });
+    cur.reserve(options.max_frame + (1u << 20));
+  }
+
+  ~Impl() { stop_workers(); }
+
+  void stop_workers() noexcept {
+    {
+      std::lock_guard lock(m);
+      stopping = true;
+    }
+    cv_work.notify_all();
+    for (auto& t : workers)
+      if (t.joinable()) t.join();
+    workers.clear();
+  }
+
+  // Turns one frame's bytes into compressed bytes (cache lookup first). Runs on a worker, or on
+  // the writing thread when threads == 0.
+  void process(Job& job, FrameEncoder& enc) {
+    if (need_digest) {
+      Sha256 h;
+      h.update(job.input.data(), job.input.size());
+      job.digest = h.finish();
+    }
+    if (options.cache) {
+      std::string key = frame_cache_key(id, job.digest);
+      if (auto hit = options.cache->find(key)) {
+        job.output = std::move(*hit);
+        job.reused = true;
+        return;
+      }
+      enc.encode(std::as_bytes(std::span(job.input.data(), job.input.size())), job.output);
+      options.cache->put(key, job.output);
+      return;
+    }
+    enc.encode(std::as_bytes(std::span(job.input.data(), job.input.size())), job.output);
+  }
+
+  void work() {
+    std::unique_ptr<FrameEncoder> enc;
+    for (;;) {
+      Job* job = nullptr;
+      {
+        std::unique_lock lock(m);
+        cv_work.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (stopping) return;
+        job = queue.front();
+        queue.pop_front();
+      }
+      try {
+        if (!enc) enc = make_frame_encoder(options.codec, options.level);
+        process(*job, *enc);
+      } catch (...) {
+        job->error = std::current_exception();
+      }
+      {
+        std::lock_guard lock(m);
+        job->done = true;
+      }
+      cv_done.notify_all();
+    }
+  }
+
+  void cut() {
+    if (cur.empty() && next_index > 0) return;
+    auto job = std::make_unique<Job>();
+    job->index = next_index++;
+    job->offset = uncompressed_total;
+    uncompressed_total += cur.size();
+    job->input = std::move(cur);
+    cur = std::string();
+    cur.reserve(options.max_frame + (1u << 20));
+    if (options.threads == 0) {
+      process(*job, *inline_encoder);
+      job->done = true;
+      emit(*job);
+      return;
+    }
+    Job* raw = job.get();
+    {
+      std::lock_guard lock(m);
+      inflight.push_back(std::move(job));
+      queue.push_back(raw);
+    }
+    cv_work.notify_one();
+    drain(options.threads + 1);
+  }
+
+  // Writes finished frames in order until at most `keep` are in flight (waiting as needed).
+  void drain(std::size_t keep) {
+    for (;;) {
+      std::unique_ptr<Job> front;
+      {
+        std::unique_lock lock(m);
+        if (inflight.empty()) return;
+        if (inflight.size() > keep) cv_done.wait(lock, [&] { return inflight.front()->done; });
+        else if (!inflight.front()->done) return;
+        front = std::move(inflight.front());
+        inflight.pop_front();
+      }
+      emit(*front);
+    }
+  }
+
+  void emit(Job& job) {
+    if (job.error) std::rethrow_exception(job.error);
+    out.write(job.output);
+    FrameRecord rec;
+    rec.index = job.index;
+    rec.uncompressed_offset = job.offset;
+    rec.uncompressed_size = job.input.size();
+    rec.compressed_offset = compressed_total;
+    rec.compressed_size = job.output.size();
+    rec.uncompressed_digest = job.digest;
+    rec.reused = job.reused;
+    compressed_total += job.output.size();
+    ++frames_emitted;
+    if (job.reused) ++frames_reused;
+    if (options.on_frame) options.on_frame(rec);
+  }
+
+  ByteSink& out;
+  FramingOptions options;
+  std::string id;
+  std::uint64_t mask = 1;
+  bool need_digest = false;
+  std::unique_ptr<FrameEncoder> inline_encoder;
+
+  std::string cur;
+  std::uint64_t next_index = 0, uncompressed_total = 0, compressed_total = 0;
+  std::uint64_t frames_emitted = 0, frames_reused = 0;
+  bool finished = false;
+
+  std::mutex m;
+  std::condition_variable cv_work, cv_done;
+  std::deque<std::unique_ptr<Job>> inflight;  // in stream order; owned here
+  std::deque<Job*> queue;                     // not yet taken by a worker
+  bool stopping = false;
+  std::vector<std::thread> workers;
+};
+
+FramedCompressSink::FramedCompressSink(ByteSink& out, FramingOptions options)
+    : impl_(std::make_unique<Impl>(out, std::move(options))) {}
+
+FramedCompressSink::~FramedCompressSink() = default;
+
+void FramedCompressSink::write(std::span<const std::byte> data) {
+  Impl& d = *impl_;
+  if (d.finished) throw Error(ErrorKind::FailedPrecondition, "write after finish on a framed compressing sink");
+  while (!data.empty()) {
+    std::size_t room = d.options.hard_max - d.cur.size();
+    std::size_t n = std::min(room, data.size());
+    d.cur.append(reinterpret_cast<const char*>(data.data()), n);
+    data = data.subspan(n);
+    if (d.cur.size() >= d.options.hard_max) d.cut();
+  }
+}
+
+void FramedCompressSink::boundary(std::uint64_t fingerprint) {
+  Impl& d = *impl_;
+  if (d.finished || d.cur.size() < d.options.min_frame) return;
+  if (d.cur.size() >= d.options.max_frame || (fingerprint & d.mask) == 0) d.cut();
+}
+
+void FramedCompressSink::finish() {
+  Impl& d = *impl_;
+  if (d.finished) return;
+  d.finished = true;
+  d.cut();  // the remainder; an empty stream still gets one (empty) frame
+  d.drain(0);
+  d.stop_workers();
+  d.out.finish();
+}
+
+std::uint64_t FramedCompressSink::frames() const noexcept { return impl_->frames_emitted; }
+std::uint64_t FramedCompressSink::frames_reused() const noexcept { return impl_->frames_reused; }
+
+}  // namespace cbuild::oci
