@@ -1,0 +1,49 @@
+// Resolving untrusted paths (from a layer tar or a build context) inside a root directory.
+//
+// These functions are the ONLY way the overlay module turns such a path into an fd. Every
+// component is resolved as if `root_fd` were "/": ".." never climbs above it, absolute
+// symlinks restart at it, relative symlinks stay under it, magic links (/proc/self/fd/N)
+// are refused. With openat2 this is RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS; without it
+// (old kernel, or CBUILD_NO_OPENAT2=1) a component-by-component walk that keeps its own stack
+// of directory fds, so a ".." is answered by that stack and never by the kernel.
+//
+// A path is "/"-separated; leading "/" is ignored (absolute means "inside the root").
+// Functions that create something never follow the last component: callers get the parent
+// directory and the leaf name and create with *at() calls. All throw cbuild::Error naming
+// the path (NotFound, InvalidArgument for ELOOP/"." leaves, …). Thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+
+#include "oci/base/unique_fd.h"
+
+namespace cbuild::overlay {
+
+// Opens `path` inside the root. flags are open(2) flags (O_PATH, O_DIRECTORY, O_NOFOLLOW for
+// the leaf, O_CREAT…); O_CLOEXEC is always added.
+UniqueFd open_in_root(int root_fd, std::string_view path, int flags, mode_t mode = 0);
+
+// Creates every missing directory of `path` inside the root (like mkdir -p, new ones get
+// `mode`) and returns an O_DIRECTORY fd of the last one. An existing non-directory on the
+// way is an error (ENOTDIR); symlinks on the way are followed inside the root.
+UniqueFd mkdir_in_root(int root_fd, std::string_view path, mode_t mode = 0755);
+
+// Lexically cleans `path` as if it were absolute: drops "", "." and a ".." at the top,
+// resolves inner ".." against the previous component. Returns "" for the root itself.
+// "a/../../b" → "b", "/x//y/." → "x/y".
+std::string clean_path(std::string_view path);
+
+// The parent directory of a (cleaned, non-empty) path, opened inside the root, and the leaf.
+struct ParentAndLeaf {
+  UniqueFd dir;
+  std::string leaf;
+  std::string path;  // the cleaned path, for messages
+};
+// `create_parents`: make missing parent directories (0755). Throws InvalidArgument when the
+// cleaned path is the root itself.
+ParentAndLeaf open_parent_in_root(int root_fd, std::string_view path, bool create_parents);
+
+}  // namespace cbuild::overlay
