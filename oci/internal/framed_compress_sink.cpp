@@ -74,7 +74,7 @@ struct FramedCompressSink::Impl {
     if (options.cache) {
       std::string key = frame_cache_key(id, job.digest);
       if (auto hit = options.cache->find(key)) {
-        job.output = std::move(*hit);
+        job.output.assign(*hit);
         job.reused = true;
         return;
       }
@@ -112,17 +112,20 @@ struct FramedCompressSink::Impl {
 
   void cut() {
     if (cur.empty() && next_index > 0) return;
-    auto job = std::make_unique<Job>();
+    std::unique_ptr<Job> job = take_job();
     job->index = next_index++;
     job->offset = uncompressed_total;
     uncompressed_total += cur.size();
-    job->input = std::move(cur);
-    cur = std::string();
-    cur.reserve(options.max_frame + (1u << 20));
+    // Swap buffers instead of allocating: a recycled job brings back an input buffer with its
+    // capacity, so steady state does no allocation and takes no page faults.
+    std::swap(job->input, cur);
+    cur.clear();
+    if (cur.capacity() < options.max_frame) cur.reserve(options.max_frame + (1u << 20));
     if (options.threads == 0) {
       process(*job, *inline_encoder);
       job->done = true;
       emit(*job);
+      recycle(std::move(job));
       return;
     }
     Job* raw = job.get();
@@ -133,6 +136,23 @@ struct FramedCompressSink::Impl {
     }
     cv_work.notify_one();
     drain(options.threads + 1);
+  }
+
+  std::unique_ptr<Job> take_job() {
+    if (spare.empty()) return std::make_unique<Job>();
+    std::unique_ptr<Job> j = std::move(spare.back());
+    spare.pop_back();
+    return j;
+  }
+
+  void recycle(std::unique_ptr<Job> j) {
+    j->input.clear();
+    j->output.clear();
+    j->digest = Digest();
+    j->reused = false;
+    j->done = false;
+    j->error = nullptr;
+    spare.push_back(std::move(j));
   }
 
   // Writes finished frames in order until at most `keep` are in flight (waiting as needed).
@@ -148,6 +168,7 @@ struct FramedCompressSink::Impl {
         inflight.pop_front();
       }
       emit(*front);
+      recycle(std::move(front));
     }
   }
 
@@ -184,6 +205,7 @@ struct FramedCompressSink::Impl {
   std::condition_variable cv_work, cv_done;
   std::deque<std::unique_ptr<Job>> inflight;  // in stream order; owned here
   std::deque<Job*> queue;                     // not yet taken by a worker
+  std::vector<std::unique_ptr<Job>> spare;    // emitted jobs kept for their buffers (writer thread only)
   bool stopping = false;
   std::vector<std::thread> workers;
 };
