@@ -1,0 +1,204 @@
+#include "overlay/applier.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "oci/base/cancel.h"
+#include "oci/base/fs.h"
+#include "oci/base/error.h"
+#include "overlay/safe_path.h"
+#include "overlay/sys/syscalls.h"
+
+namespace cbuild::overlay {
+namespace {
+
+// True when the raw hardlink target climbs above the layer root ("../x", "a/../../x").
+bool climbs_out(std::string_view p) {
+  int depth = 0;
+  std::size_t i = 0;
+  while (i <= p.size()) {
+    std::size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    std::string_view c = p.substr(i, j - i);
+    if (c == "..") {
+      if (--depth < 0) return true;
+    } else if (!c.empty() && c != ".") {
+      ++depth;
+    }
+    i = j + 1;
+  }
+  return false;
+}
+
+mode_t file_type_bits(oci::TarType t) {
+  switch (t) {
+    case oci::TarType::Char: return S_IFCHR;
+    case oci::TarType::Block: return S_IFBLK;
+    case oci::TarType::Fifo: return S_IFIFO;
+    default: return S_IFREG;
+  }
+}
+
+std::string entry_msg(const oci::TarEntry& e) { return "layer entry " + quote(e.path); }
+
+}  // namespace
+
+Applier::Applier(const std::filesystem::path& root, ApplyOptions options)
+    : root_path_(root), options_(options) {
+  root_ = sys::openat(AT_FDCWD, root.string(), O_PATH | O_DIRECTORY, 0, root.string());
+}
+
+void Applier::apply(const oci::TarEntry& e, oci::ByteSource* data) {
+  ++stats_.entries;
+  std::string cleaned = clean_path(e.path);
+  if (cleaned.empty()) {
+    if (e.type == oci::TarType::Dir) return;  // "./" or "a/..": the root keeps its metadata
+    throw Error(ErrorKind::InvalidArgument, entry_msg(e) + " would replace the root directory");
+  }
+  std::size_t slash = cleaned.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : cleaned.substr(0, slash);
+  std::string base = slash == std::string::npos ? cleaned : cleaned.substr(slash + 1);
+  if (classify_whiteout(base) != WhiteoutName::None) {
+    apply_whiteout(cleaned, dir, base);
+    return;
+  }
+
+  UniqueFd parent = mkdir_in_root(root_.get(), dir);
+  const std::string& shown = cleaned;
+  auto existing = sys::try_lstatat(parent.get(), base, shown);
+  if (existing) {
+    bool keep = e.type == oci::TarType::Dir && S_ISDIR(existing->st_mode);
+    if (!keep) sys::remove_all_at(parent.get(), base, shown);
+  }
+
+  switch (e.type) {
+    case oci::TarType::Dir:
+      if (!existing || !S_ISDIR(existing->st_mode)) sys::mkdirat(parent.get(), base, 0700, shown);
+      break;
+    case oci::TarType::File:
+      write_file(parent.get(), base, e, data, shown);
+      break;
+    case oci::TarType::Symlink:
+      // The target is stored verbatim: it is only ever followed inside a root.
+      sys::symlinkat(e.link_target, parent.get(), base, shown);
+      break;
+    case oci::TarType::Hardlink: {
+      if (e.link_target.empty() || climbs_out(e.link_target))
+        throw Error(ErrorKind::InvalidArgument,
+                    entry_msg(e) + " is a hardlink to " + quote(e.link_target) + ", outside the layer");
+      std::string target = clean_path(e.link_target);
+      if (target.empty())
+        throw Error(ErrorKind::InvalidArgument, entry_msg(e) + " is a hardlink to the root directory");
+      ParentAndLeaf t = [&] {
+        try {
+          return open_parent_in_root(root_.get(), target, false);
+        } catch (const Error& err) {
+          throw Error(ErrorKind::InvalidArgument,
+                      entry_msg(e) + " is a hardlink to missing " + quote(e.link_target), err.sys_errno());
+        }
+      }();
+      auto tst = sys::try_lstatat(t.dir.get(), t.leaf, target);
+      if (!tst || S_ISDIR(tst->st_mode))
+        throw Error(ErrorKind::InvalidArgument,
+                    entry_msg(e) + " is a hardlink to " + (tst ? "directory " : "missing ") + quote(e.link_target));
+      // linkat without AT_SYMLINK_FOLLOW links a symlink itself, never what it points to.
+      sys::linkat(t.dir.get(), t.leaf, parent.get(), base, shown);
+      written_.insert(cleaned);
+      return;  // a hardlink shares the target's metadata
+    }
+    case oci::TarType::Char:
+    case oci::TarType::Block:
+    case oci::TarType::Fifo:
+      sys::mknodat(parent.get(), base, file_type_bits(e.type) | 0600, makedev(e.dev_major, e.dev_minor), shown);
+      break;
+  }
+  written_.insert(cleaned);
+  set_metadata(parent.get(), base, e, shown);
+}
+
+void Applier::write_file(int dirfd, const std::string& leaf, const oci::TarEntry& e, oci::ByteSource* data,
+                         const std::string& shown) {
+  UniqueFd fd = sys::openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600, shown);
+  std::int64_t left = e.size;
+  if (left > 0 && !data) throw Error(ErrorKind::InvalidArgument, entry_msg(e) + " has no data");
+  std::vector<std::byte> buf(static_cast<std::size_t>(std::min<std::int64_t>(left, 1 << 20)));
+  while (left > 0) {
+    std::size_t want = static_cast<std::size_t>(std::min<std::int64_t>(left, static_cast<std::int64_t>(buf.size())));
+    std::size_t n = data->read(std::span<std::byte>(buf.data(), want));
+    if (n == 0) throw Error(ErrorKind::DataLoss, entry_msg(e) + " is truncated");
+    write_all(fd.get(), buf.data(), n, shown);
+    left -= static_cast<std::int64_t>(n);
+    stats_.bytes += n;
+  }
+}
+
+void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEntry& e, const std::string& shown) {
+  // chown first: it clears setuid/setgid, which the chmod then restores.
+  if (options_.same_owner) sys::fchownat_nofollow(dirfd, leaf, e.uid, e.gid, shown);
+  if (e.type != oci::TarType::Symlink) {
+    // The leaf was just created by us and is not a symlink, so following it is harmless.
+    if (::fchmodat(dirfd, leaf.c_str(), e.mode & 07777, 0) < 0) throw_errno("chmod", shown);
+  }
+  for (const auto& [key, value] : e.xattrs) {
+    if (is_overlay_private_xattr(key)) continue;
+    sys::set_xattr(dirfd, leaf, key, value, shown);
+  }
+  if (e.type == oci::TarType::Dir) dir_times_.push_back({shown, e.mtime_sec, e.mtime_nsec});
+  else sys::utimensat_nofollow(dirfd, leaf, e.mtime_sec, e.mtime_nsec, shown);
+}
+
+void Applier::apply_whiteout(const std::string& cleaned, const std::string& dir, const std::string& base) {
+  WhiteoutName kind = classify_whiteout(base);
+  if (kind == WhiteoutName::Meta) return;
+  UniqueFd parent = mkdir_in_root(root_.get(), dir);
+  if (kind == WhiteoutName::Opaque) {
+    if (options_.mode == ApplyMode::Overlay) {
+      make_overlay_opaque(parent.get(), ".", options_.xattr_namespace, dir.empty() ? "/" : dir);
+      return;
+    }
+    // Flatten: hide what earlier layers put here; keep what this layer already wrote.
+    for (const auto& name : sys::list_dir(parent.get(), dir)) {
+      std::string child = dir.empty() ? name : dir + "/" + name;
+      if (!written_.count(child)) sys::remove_all_at(parent.get(), name, child);
+    }
+    return;
+  }
+  std::string target = whiteout_target(base);
+  if (target == "." || target == "..") return;  // deletes nothing nameable
+  std::string shown = dir.empty() ? target : dir + "/" + target;
+  sys::remove_all_at(parent.get(), target, shown);
+  if (options_.mode == ApplyMode::Overlay) make_overlay_whiteout(parent.get(), target, shown);
+  (void)cleaned;
+}
+
+void Applier::finish() {
+  // Deepest first, so setting a child's time never disturbs an already-set parent.
+  std::sort(dir_times_.begin(), dir_times_.end(),
+            [](const DirTime& a, const DirTime& b) { return a.path.size() > b.path.size(); });
+  for (const auto& d : dir_times_) {
+    try {
+      ParentAndLeaf pl = open_parent_in_root(root_.get(), d.path, false);
+      sys::utimensat_nofollow(pl.dir.get(), pl.leaf, d.sec, d.nsec, d.path);
+    } catch (const Error& e) {
+      if (e.sys_errno() != ENOENT) throw;  // removed by a later whiteout: nothing to date
+    }
+  }
+  dir_times_.clear();
+}
+
+ApplyStats apply_layer(oci::TarReader& reader, const std::filesystem::path& root, ApplyOptions options) {
+  Applier applier(root, options);
+  while (auto e = reader.next()) {
+    check_cancelled();
+    applier.apply(*e, e->type == oci::TarType::File ? &reader.data() : nullptr);
+  }
+  applier.finish();
+  return applier.stats();
+}
+
+}  // namespace cbuild::overlay

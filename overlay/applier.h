@@ -1,0 +1,86 @@
+// Applier — applies the entries of an OCI layer onto a directory, safely.
+//
+// Every entry path is cleaned as if absolute ("../x" → "x") and its parent resolved inside the
+// root (safe_path.h), so symlinks written by this or earlier layers are followed as if the
+// root were "/": a layer cannot write, whiteout, chmod or link anything outside it. The leaf
+// itself is never followed; an existing leaf is replaced (a directory onto a directory keeps
+// its contents and takes the new metadata). Refused with InvalidArgument, naming the entry:
+// a hardlink whose target climbs out of the layer or does not exist, a non-directory entry
+// that would replace the root. Other entries are contained, never refused, so real images
+// with odd symlinks still unpack (as containerd and umoci do).
+//
+// Modes:
+//  - Overlay: the directory is a snapshot that will be an overlay lower/upper: ".wh.NAME"
+//    becomes a 0/0 character device, ".wh..wh..opq" the opaque xattr (whiteout.h).
+//  - Flatten: the directory is a plain rootfs (cbuild unpack): ".wh.NAME" deletes NAME,
+//    ".wh..wh..opq" deletes what earlier layers put in that directory.
+// Owners are applied when `same_owner` (default: running as root). Overlay-private xattrs in a
+// layer are dropped (they would fake opaque dirs or redirects). Directory mtimes are set in
+// finish(), after their contents exist. Not thread-safe; one Applier per layer.
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "oci/base/unique_fd.h"
+#include "oci/stream.h"
+#include "oci/tar_entry.h"
+#include "oci/tar_reader.h"
+#include "overlay/whiteout.h"
+
+namespace cbuild::overlay {
+
+enum class ApplyMode { Overlay, Flatten };
+
+struct ApplyOptions {
+  ApplyMode mode = ApplyMode::Overlay;
+  XattrNamespace xattr_namespace = XattrNamespace::Trusted;
+  bool same_owner = ::geteuid() == 0;
+};
+
+struct ApplyStats {
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;  // regular file data written
+};
+
+class Applier {
+ public:
+  // `root` must be an existing directory. Throws NotFound otherwise.
+  Applier(const std::filesystem::path& root, ApplyOptions options = {});
+
+  // Applies one entry. For a regular file `data` yields entry.size bytes. Throws
+  // cbuild::Error naming the entry; the directory is then partially applied (callers apply
+  // into a temp snapshot and discard it on failure).
+  void apply(const oci::TarEntry& entry, oci::ByteSource* data);
+  // Sets deferred directory mtimes. Call once after the last entry.
+  void finish();
+  const ApplyStats& stats() const noexcept { return stats_; }
+
+ private:
+  void apply_whiteout(const std::string& cleaned, const std::string& dir, const std::string& base);
+  void write_file(int dirfd, const std::string& leaf, const oci::TarEntry& e, oci::ByteSource* data,
+                  const std::string& shown);
+  void set_metadata(int dirfd, const std::string& leaf, const oci::TarEntry& e, const std::string& shown);
+
+  std::filesystem::path root_path_;
+  UniqueFd root_;
+  ApplyOptions options_;
+  ApplyStats stats_;
+  std::unordered_set<std::string> written_;  // cleaned paths this layer created (Flatten opaque)
+  struct DirTime {
+    std::string path;
+    std::int64_t sec;
+    std::uint32_t nsec;
+  };
+  std::vector<DirTime> dir_times_;
+};
+
+// Applies every entry of `reader` onto `root`; returns the stats. Checks cancellation.
+ApplyStats apply_layer(oci::TarReader& reader, const std::filesystem::path& root, ApplyOptions options = {});
+
+}  // namespace cbuild::overlay

@@ -1,0 +1,179 @@
+#include "overlay/differ.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "oci/base/cancel.h"
+#include "oci/base/error.h"
+#include "overlay/sys/syscalls.h"
+
+namespace cbuild::overlay {
+namespace {
+
+struct Walker {
+  const DiffOptions& options;
+  const DiffVisitor& visit;
+  std::set<std::string> exclude;
+  std::map<std::pair<dev_t, ino_t>, std::string> links;
+  std::uint64_t count = 0;
+
+  oci::TarEntry base_entry(const std::string& path, const struct stat& st) {
+    oci::TarEntry e;
+    e.path = path;
+    e.mode = st.st_mode & 07777;
+    e.uid = st.st_uid;
+    e.gid = st.st_gid;
+    e.mtime_sec = st.st_mtim.tv_sec;
+    e.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
+    return e;
+  }
+
+  void add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
+    for (const auto& key : sys::list_xattrs(dirfd, name, e.path)) {
+      if (is_overlay_private_xattr(key)) continue;
+      if (auto v = sys::get_xattr(dirfd, name, key, e.path)) e.xattrs.emplace_back(key, std::move(*v));
+    }
+  }
+
+  void emit(const oci::TarEntry& e, int fd) {
+    visit(e, fd);
+    ++count;
+  }
+
+  void walk_dir(int dirfd, const std::string& prefix) {
+    check_cancelled();
+    // Sort by the name the entry will have in the layer.
+    std::vector<std::pair<std::string, std::string>> names;  // (oci name, disk name)
+    std::map<std::string, struct stat> stats;
+    for (auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
+      std::string path = prefix.empty() ? n : prefix + "/" + n;
+      if (exclude.count(path)) continue;
+      struct stat st = sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW, path);
+      if (S_ISSOCK(st.st_mode)) continue;
+      names.emplace_back(is_overlay_whiteout(st) ? whiteout_entry_name(n) : n, n);
+      stats.emplace(n, st);
+    }
+    std::sort(names.begin(), names.end());
+    for (const auto& [oci_name, disk] : names) {
+      const struct stat& st = stats.at(disk);
+      std::string path = prefix.empty() ? disk : prefix + "/" + disk;
+      if (is_overlay_whiteout(st)) {
+        oci::TarEntry e = base_entry(prefix.empty() ? oci_name : prefix + "/" + oci_name, st);
+        e.type = oci::TarType::File;
+        e.mode = 0;
+        e.uid = e.gid = 0;
+        emit(e, -1);
+        continue;
+      }
+      oci::TarEntry e = base_entry(path, st);
+      if (S_ISDIR(st.st_mode)) {
+        e.type = oci::TarType::Dir;
+        bool opaque = is_overlay_opaque(dirfd, disk, options.xattr_namespace, path);
+        add_xattrs(dirfd, disk, e);
+        emit(e, -1);
+        if (opaque) {
+          oci::TarEntry m = base_entry(path + "/" + std::string(kOpaqueMarker), st);
+          m.type = oci::TarType::File;
+          m.mode = 0;
+          m.uid = m.gid = 0;
+          emit(m, -1);
+        }
+        UniqueFd sub = sys::openat(dirfd, disk, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
+        walk_dir(sub.get(), path);
+        continue;
+      }
+      if (st.st_nlink > 1) {
+        auto [it, inserted] = links.emplace(std::make_pair(st.st_dev, st.st_ino), path);
+        if (!inserted) {
+          e.type = oci::TarType::Hardlink;
+          e.link_target = it->second;
+          emit(e, -1);
+          continue;
+        }
+      }
+      add_xattrs(dirfd, disk, e);
+      if (S_ISREG(st.st_mode)) {
+        e.type = oci::TarType::File;
+        e.size = st.st_size;
+        UniqueFd fd = sys::openat(dirfd, disk, O_RDONLY | O_NOFOLLOW, 0, path);
+        emit(e, fd.get());
+      } else if (S_ISLNK(st.st_mode)) {
+        e.type = oci::TarType::Symlink;
+        e.link_target = sys::readlinkat(dirfd, disk, path);
+        emit(e, -1);
+      } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        e.type = S_ISCHR(st.st_mode) ? oci::TarType::Char : oci::TarType::Block;
+        e.dev_major = major(st.st_rdev);
+        e.dev_minor = minor(st.st_rdev);
+        emit(e, -1);
+      } else if (S_ISFIFO(st.st_mode)) {
+        e.type = oci::TarType::Fifo;
+        emit(e, -1);
+      }
+    }
+  }
+};
+
+UniqueFd open_upper(const std::filesystem::path& upper) {
+  return sys::openat(AT_FDCWD, upper.string(), O_RDONLY | O_DIRECTORY, 0, upper.string());
+}
+
+std::set<std::string> cleaned_excludes(const DiffOptions& options) {
+  std::set<std::string> out;
+  for (auto p : options.exclude) {
+    while (!p.empty() && p.front() == '/') p.erase(0, 1);
+    while (!p.empty() && p.back() == '/') p.pop_back();
+    if (!p.empty()) out.insert(p);
+  }
+  return out;
+}
+
+void strip_dir(int dirfd, const std::string& prefix, const std::set<std::string>& exclude, XattrNamespace ns) {
+  for (const auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
+    std::string path = prefix.empty() ? n : prefix + "/" + n;
+    if (exclude.count(path)) {
+      sys::remove_all_at(dirfd, n, path);
+      continue;
+    }
+    struct stat st = sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW, path);
+    const std::string keep = opaque_xattr(ns);
+    for (const auto& key : sys::list_xattrs(dirfd, n, path))
+      if (is_overlay_private_xattr(key) && key != keep) sys::remove_xattr(dirfd, n, key, path);
+    if (S_ISDIR(st.st_mode)) {
+      UniqueFd sub = sys::openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
+      strip_dir(sub.get(), path, exclude, ns);
+    }
+  }
+}
+
+}  // namespace
+
+std::uint64_t walk_diff(const std::filesystem::path& upper, const DiffOptions& options, const DiffVisitor& visit) {
+  UniqueFd root = open_upper(upper);
+  Walker w{options, visit, cleaned_excludes(options), {}, 0};
+  w.walk_dir(root.get(), "");
+  return w.count;
+}
+
+std::uint64_t write_diff(const std::filesystem::path& upper, oci::TarWriter& writer, const DiffOptions& options) {
+  return walk_diff(upper, options, [&](const oci::TarEntry& e, int fd) {
+    if (fd >= 0) writer.add_file(e, fd);
+    else writer.add(e);
+  });
+}
+
+void strip_for_commit(const std::filesystem::path& upper, const DiffOptions& options) {
+  UniqueFd root = open_upper(upper);
+  const std::string keep = opaque_xattr(options.xattr_namespace);
+  for (const auto& key : sys::list_xattrs(root.get(), ".", upper.string()))
+    if (is_overlay_private_xattr(key) && key != keep) sys::remove_xattr(root.get(), ".", key, upper.string());
+  strip_dir(root.get(), "", cleaned_excludes(options), options.xattr_namespace);
+}
+
+}  // namespace cbuild::overlay

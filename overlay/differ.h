@@ -1,0 +1,44 @@
+// Differ — an overlay upper directory → the OCI changeset of one layer.
+//
+// The walk is depth-first with each directory's entries sorted by their OCI names (a
+// directory before its contents, its ".wh..wh..opq" marker right after it), so the same upper
+// always gives the same entries. Conversions (whiteout.h): a 0/0 character device NAME becomes
+// an empty ".wh.NAME" entry; a directory with the opaque xattr is emitted followed by the
+// opaque marker. Overlay-private xattrs are dropped; `exclude`d paths (mount-point stubs,
+// init-layer files) are left out with their subtrees; sockets are skipped. Files with
+// several links in the upper become hardlink entries to the first path. Symlinks are never
+// followed (everything is read through fds of the upper).
+//
+// strip_for_commit() prepares an upper to *become* a snapshot by rename: it removes the
+// excluded paths and overlay-private xattrs except the opaque marker, which lower layers need.
+// Neither is thread-safe on the same directory. Both throw cbuild::Error naming the path.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "oci/tar_entry.h"
+#include "oci/tar_writer.h"
+#include "overlay/whiteout.h"
+
+namespace cbuild::overlay {
+
+struct DiffOptions {
+  XattrNamespace xattr_namespace = XattrNamespace::Trusted;
+  // Paths relative to the upper ("etc/hosts", "proc"), left out with everything below them.
+  std::vector<std::string> exclude;
+};
+
+// Called once per entry, in order. `fd` is an open read-only fd for regular files, else -1.
+using DiffVisitor = std::function<void(const oci::TarEntry& entry, int fd)>;
+
+// Walks `upper` and calls `visit` for each changeset entry. Returns the entry count.
+std::uint64_t walk_diff(const std::filesystem::path& upper, const DiffOptions& options, const DiffVisitor& visit);
+// Same, writing the entries into a TarWriter (the caller finishes it).
+std::uint64_t write_diff(const std::filesystem::path& upper, oci::TarWriter& writer, const DiffOptions& options);
+
+void strip_for_commit(const std::filesystem::path& upper, const DiffOptions& options);
+
+}  // namespace cbuild::overlay
