@@ -1,0 +1,74 @@
+// BuildOptions — everything `cbuild build` was asked to do, as plain data. The CLI fills it
+// from docker/buildah flags (cli/cmd_build.cpp); the executor reads it. No parsing of flag
+// syntax happens outside parse_output() / parse_secret(), which name the flag they reject.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cbuild::builder {
+
+enum class ImageFormat { Oci, Docker };
+enum class Compression { Gzip, Zstd };
+enum class NetworkMode { Host, None };
+enum class ProgressMode { Auto, Tty, Plain, Quiet };
+
+// --output / -o: where the result goes besides the local store.
+struct OutputSpec {
+  enum class Type { Image, Oci, Docker, Local, Registry } type = Type::Image;
+  std::string dest;  // file or directory; "-" is stdout for tar outputs
+  bool tar = true;   // type=oci: false writes a layout directory instead of an archive
+  std::string name;  // type=registry / image: reference to push or tag
+};
+
+// --secret id=ID,src=PATH (or env=VAR): made available to RUN --mount=type=secret.
+struct SecretSpec {
+  std::string id;
+  std::string src;  // a file on the host
+  std::string env;  // or an environment variable of cbuild's own process
+};
+
+struct BuildOptions {
+  std::string context = ".";     // directory, or "-" for a tar on stdin
+  std::string dockerfile;        // -f; empty: CONTEXT/Dockerfile; "-": stdin
+  std::vector<std::string> tags; // -t, as given (normalized by the executor)
+  std::map<std::string, std::string> build_args;  // --build-arg K=V (K alone: from env)
+  std::string target;            // --target
+  bool no_cache = false;
+  bool pull = false;             // --pull: always fetch the base, even if present
+  std::map<std::string, std::string> labels;       // --label K=V
+  std::string platform;          // --platform os/arch[/variant] (metadata only)
+  NetworkMode network = NetworkMode::Host;
+  std::vector<SecretSpec> secrets;
+  ImageFormat format = ImageFormat::Oci;
+  Compression compression = Compression::Gzip;
+  int compression_level = -1;    // -1: the codec's default
+  std::string iidfile;
+  bool quiet = false;            // -q: print only the image ID
+  ProgressMode progress = ProgressMode::Auto;
+  bool push = false;
+  std::vector<OutputSpec> outputs;
+  std::optional<std::int64_t> source_date_epoch;   // SOURCE_DATE_EPOCH (env or build-arg)
+  // Registry settings passed through to pulls and pushes.
+  bool tls_verify = true;
+  bool tls_verify_set = false;
+  std::string root;              // store root (resolved by the CLI)
+};
+
+// Parses one --output value ("type=oci,dest=out.tar", "type=local,dest=dir", "out.tar").
+// Throws Error{InvalidArgument} naming the flag and the bad key.
+OutputSpec parse_output(std::string_view value);
+// Parses one --secret value: "id=x,src=PATH" (also source=, type=file), "id=x,env=VAR"
+// (type=env), or "id=x" alone, which reads the environment variable x as buildx does.
+// Throws Error{InvalidArgument} naming the flag.
+SecretSpec parse_secret(std::string_view value);
+// Parses "KEY=VALUE" (or "KEY", taking VALUE from the environment if set) for --build-arg and
+// --label. Returns nullopt for "KEY" when the environment has no such variable.
+std::optional<std::pair<std::string, std::string>> parse_key_value(std::string_view value, std::string_view flag,
+                                                                   bool value_from_env);
+
+}  // namespace cbuild::builder

@@ -1,0 +1,58 @@
+// BuildCache — the build-cache records under $ROOT/cache/steps/, one small JSON file per step.
+//
+// A step's key is a chain: key(step) = sha256(version, key(parent step), the step's inputs),
+// where the first parent is the base image's manifest digest (or "scratch"), and the inputs
+// are what the planner and the executor say the step depends on (the expanded instruction,
+// every ARG and ENV in scope, content hashes of the files COPY/ADD read). So a record found
+// under a key is the result of exactly those inputs on exactly that parent.
+//
+// A record holds the step's result: the layer it added (descriptor + DiffID; none for
+// config-only steps) and the whole image config after the step (with history and rootfs). It
+// is valid only while its layer blob is in the store; find() checks that.
+//
+// Records are written atomically (tmp + rename), so concurrent builds and a killed process
+// never leave a torn record; a corrupt record is treated as a miss. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "oci/descriptor.h"
+#include "oci/digest.h"
+#include "oci/store.h"
+
+namespace cbuild::builder {
+
+struct CacheRecord {
+  std::optional<oci::Descriptor> layer;  // the layer the step added, if any
+  std::optional<oci::Digest> diff_id;
+  std::string config_json;               // the image config after the step
+  std::int64_t created = 0;              // unix seconds; prune trims by age
+};
+
+class BuildCache {
+ public:
+  // `root` is the store root; records live under root/cache/steps/.
+  explicit BuildCache(std::filesystem::path root);
+
+  // The key of a step: chains `parent` (a previous key, or a base-image marker) with `inputs`.
+  static oci::Digest key(std::string_view parent, std::string_view inputs);
+
+  // The record under `key`, if present, parseable and its layer blob is in `blobs`.
+  std::optional<CacheRecord> find(const oci::Digest& key, const oci::BlobProvider& blobs) const;
+  void put(const oci::Digest& key, const CacheRecord& record);
+
+  // Every blob the records hold (layers), so prune keeps them. Unreadable records are skipped.
+  std::vector<oci::Digest> referenced_blobs() const;
+  // Removes every record (prune --all); returns how many.
+  std::size_t clear();
+
+ private:
+  std::filesystem::path dir_;
+};
+
+}  // namespace cbuild::builder

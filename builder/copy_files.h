@@ -1,0 +1,76 @@
+// COPY/ADD file semantics, as docker build (BuildKit) applies them, between two directory
+// roots: the source (the build context, or another stage's rootfs) and the destination (the
+// image rootfs being built, e.g. an overlay merged dir).
+//
+//  - Sources are paths inside the source root ("/x" and "x" are the same; ".." never climbs
+//    out); each may hold wildcards (`*`, `?`, `[...]`, per path component, like Go's
+//    filepath.Match). A source that matches nothing is an error naming it.
+//  - A source directory copies its *contents*; a symlink named as a source is followed (inside
+//    the root); symlinks inside a copied directory are copied as symlinks.
+//  - The destination is a directory when it ends in "/" (or is "." / "/"), when there are
+//    several sources, or when it already is a directory in the image; otherwise a single file
+//    source is copied *to* it. Several sources need a destination ending in "/" (docker's rule).
+//  - Entries keep their mode and mtime; owners are 0:0 unless `chown` is given, which also
+//    owns the directories the copy creates; `chmod` replaces the permission bits of every
+//    copied entry. Paths `excluded` (.dockerignore) are skipped, with their subtrees.
+//
+// plan_copy() resolves everything without writing; apply_copy() writes the plan into the
+// destination root (every path resolved inside it: a symlink in the image cannot redirect a
+// write to the host). content_key() hashes what the plan reads (content, mode, owner, link
+// targets — not mtimes) for the build cache. All throw cbuild::Error naming the path.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "oci/digest.h"
+
+namespace cbuild::builder {
+
+struct CopySpec {
+  std::vector<std::string> sources;  // expanded words, as written after COPY
+  std::string dest;                  // absolute path in the image (WORKDIR already applied)
+  std::optional<std::uint32_t> uid, gid;  // --chown, resolved to ids
+  std::optional<std::uint32_t> chmod;     // --chmod, permission bits
+  // Without chown: true keeps the source's owners (COPY --from a stage), false makes every
+  // entry 0:0 (files from the build context).
+  bool keep_owner = false;
+  // True for paths (relative to the source root, "/"-separated) to leave out.
+  std::function<bool(const std::string&)> excluded;
+};
+
+struct CopyItem {
+  std::string src;   // path inside the source root ("" for a directory the copy creates)
+  std::string dest;  // path inside the destination root, cleaned, never ""
+  struct stat st {};  // of the source (followed for a top-level symlink); for created dirs: zeroed
+  std::string link_target;  // symlinks
+};
+
+struct CopyPlan {
+  std::vector<CopyItem> items;  // parents before children, in source walk order
+  std::vector<std::string> parents;  // destination parent dirs that may need creating
+};
+
+// `dest_is_dir(path)` says whether `path` (cleaned, inside the destination) is already a
+// directory in the image; may be null (then only the trailing "/" rule applies).
+CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(const std::string&)>& dest_is_dir);
+
+struct CopyStats {
+  std::uint64_t files = 0, dirs = 0, symlinks = 0, bytes = 0;
+};
+
+CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const CopySpec& spec);
+
+// sha256 over what the plan reads: per item its destination, type, mode (after chmod), owner
+// (after chown), link target, and file content hash.
+oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec);
+
+// Go filepath.Match over one path component pattern (no "/" inside). Exposed for tests.
+bool match_component(std::string_view pattern, std::string_view name);
+
+}  // namespace cbuild::builder

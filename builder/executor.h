@@ -1,0 +1,27 @@
+// The build executor: walks the front end's Plan and drives overlay/, registry-client/ and
+// oci/ to produce an image in the local store, like `docker build`.
+//
+// build() parses the Dockerfile, plans it, and runs each needed stage: FROM resolves the base
+// (scratch, a stage, a local image, or a pull), config steps edit a copy of the config, COPY/
+// ADD/RUN/WORKDIR produce a layer from an overlay upper dir that then becomes the next
+// snapshot. Each step consults the BuildCache first. At the end the manifest and config are
+// written, the tags set, and outputs exported. On any failure nothing stays mounted, no
+// process survives, temp dirs are removed and the store keeps only complete blobs (no tag
+// changes). Throws cbuild::Error; Dockerfile problems name FILE:LINE.
+#pragma once
+
+#include <string>
+
+#include "builder/build_options.h"
+#include "builder/progress.h"
+
+namespace cbuild::builder {
+
+struct BuildResult {
+  std::string image_id;         // "sha256:…" of the config, as docker prints it
+  std::string manifest_digest;  // "sha256:…"
+};
+
+BuildResult build(const BuildOptions& options, Progress& progress);
+
+}  // namespace cbuild::builder
