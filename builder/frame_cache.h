@@ -1,0 +1,58 @@
+// StoreFrameCache — incremental recompression across builds: the compressed frames of layers
+// already in the store, found by the hash of the uncompressed bytes they hold (the key made by
+// oci::frame_cache_key: encoder id + sha256 of the frame's input).
+//
+// It keeps no second copy of compressed bytes. A record points into a layer blob (blob digest,
+// offset, size) and carries the sha256 of the frame's compressed bytes, which find() checks
+// after reading them, so a damaged or pruned blob is a miss and never a corrupt new layer.
+// Records live in $ROOT/cache/frames/<blob hex>, one small text file per layer.
+//
+// Use: pass the cache to LayerWriterOptions::cache and collect on_frame records; after the
+// layer committed, call record_layer(). find()/put() are called from compression workers and
+// are thread-safe; record_layer() may run concurrently with them.
+#pragma once
+
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "oci/compression.h"
+#include "oci/digest.h"
+
+namespace cbuild::builder {
+
+class StoreFrameCache final : public oci::FrameCache {
+ public:
+  // `root` is the store root (blobs/sha256/ and cache/frames/ below it). `encoder_id` is
+  // oci::encoder_id() of the codec and level the layers of this build use.
+  StoreFrameCache(std::filesystem::path root, std::string encoder_id);
+
+  std::optional<std::string> find(const std::string& key) override;
+  void put(const std::string& key, std::string_view compressed) override;
+
+  // Ties the frames of a committed layer to its blob and persists the records.
+  void record_layer(const oci::Digest& blob, const std::vector<oci::FrameRecord>& frames);
+
+  std::uint64_t hits() const;
+
+ private:
+  struct Location {
+    std::string blob_hex;
+    std::uint64_t offset = 0, size = 0;
+    std::string sha256_hex;  // of the compressed frame
+  };
+  void load_locked();
+
+  std::filesystem::path root_;
+  std::string encoder_id_;
+  mutable std::mutex mu_;
+  bool loaded_ = false;
+  std::unordered_map<std::string, Location> index_;
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::string>> pending_;  // key → (size, sha)
+  std::uint64_t hits_ = 0;
+};
+
+}  // namespace cbuild::builder
