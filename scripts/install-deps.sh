@@ -10,7 +10,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3-jsonschema skopeo umoci runc docker-registry busybox-static
-  apache2-utils openssl curl zstd pigz bzip2 xz-utils iproute2 e2fsprogs
+  apache2-utils openssl curl zstd pigz bc bzip2 xz-utils iproute2 e2fsprogs
 )
 
 missing=()

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Layer write / read throughput (issue: foundation, Speed). One run compares, on the same
+# 1 GiB mixed tree (1/3 random, 2/3 text, ~2000 files):
+#   cbuild zstd-3 (framed, 2 workers)  vs  tar -cf - | zstd -3 -T2
+#   cbuild gzip (ISA-L, framed)         vs  tar -cf - | pigz -p2   (and the ratio of gzip -6)
+#   cbuild read (decompress + verify + walk every entry)
+# Each measurement is repeated RUNS times (default 3); medians and ratios are printed.
+# usage: bench/layer_write.sh [BUILD_DIR] [WORK_DIR]
+set -euo pipefail
+build=${1:-build}
+work=${2:-/var/tmp/cbuild-bench-layer}
+runs=${RUNS:-3}
+bin="$build/bench/bench_layer_write"
+[ -x "$bin" ] || { echo "build first: cmake --build $build --target bench_layer_write" >&2; exit 1; }
+mkdir -p "$work"
+tree="$work/tree"
+if [ ! -f "$tree/.done" ]; then
+  rm -rf "$tree"
+  "$bin" gen "$tree" 1024 2000
+  touch "$tree/.done"
+fi
+settle() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; sleep "${SETTLE:-5}"; tar -cf - -C "$tree" . > /dev/null; }
+bytes=$(tar -cf - -C "$tree" . | wc -c)
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+time_cmd() {  # prints seconds of "$@"
+  local s e
+  s=$(date +%s.%N); "$@" >&2; e=$(date +%s.%N)
+  echo "$e - $s" | bc -l
+}
+declare -A T
+run() {  # name, command...
+  local name=$1; shift
+  local list=()
+  for _ in $(seq "$runs"); do rm -f "$work/out"; settle; list+=("$(time_cmd "$@")"); done
+  T[$name]=$(printf '%s\n' "${list[@]}" | median)
+  printf '%-22s median %6.2fs  %7.1f MB/s  (runs: %s)\n' "$name" "${T[$name]}" \
+    "$(echo "$bytes / ${T[$name]} / 1000000" | bc -l)" "${list[*]}"
+}
+echo "tree: $tree ($((bytes / 1048576)) MiB of tar), runs: $runs, cores: $(nproc)"
+run cbuild-zstd3 "$bin" write "$tree" "$work/out" zstd --threads 2
+zstd_size=$(stat -c %s "$work/out")
+run cli-tar-zstd3-T2 sh -c "tar -cf - -C '$tree' . | zstd -q -3 -T2 > '$work/out'"
+cli_zstd_size=$(stat -c %s "$work/out")
+run cbuild-gzip "$bin" write "$tree" "$work/out" gzip --threads 2
+gzip_size=$(stat -c %s "$work/out")
+cp "$work/out" "$work/layer.gz"
+run cli-tar-pigz-p2 sh -c "tar -cf - -C '$tree' . | pigz -p2 -6 > '$work/out'"
+pigz_size=$(stat -c %s "$work/out")
+run cbuild-read-gzip "$bin" read "$work/layer.gz"
+echo "ratio: cbuild zstd $zstd_size vs zstd -3 $cli_zstd_size ($(echo "100*$zstd_size/$cli_zstd_size" | bc -l | cut -c1-6)%);" \
+  "cbuild gzip $gzip_size vs gzip -6 (pigz) $pigz_size ($(echo "100*$gzip_size/$pigz_size" | bc -l | cut -c1-6)%)"
+echo "speed ratios (cbuild / cli, >1 is faster): zstd $(echo "${T[cli-tar-zstd3-T2]} / ${T[cbuild-zstd3]}" | bc -l | cut -c1-5)," \
+  "gzip $(echo "${T[cli-tar-pigz-p2]} / ${T[cbuild-gzip]}" | bc -l | cut -c1-5)"
+echo "peak memory: see max_rss_mib in the write/read lines above (printed by bench_layer_write)"
