@@ -9,7 +9,7 @@ build_pkgs=(
   nlohmann-json3-dev doctest-dev libcli11-dev
 )
 test_pkgs=(
-  python3-jsonschema skopeo umoci runc docker-registry busybox-static
+  python3-jsonschema skopeo umoci runc docker-registry busybox-static docker.io buildah
   apache2-utils openssl curl zstd pigz bc bzip2 xz-utils iproute2 e2fsprogs
 )
 
