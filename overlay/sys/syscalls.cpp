@@ -27,6 +27,7 @@ long retry(F f) {
 }
 
 std::string proc_path(int dirfd, const std::string& name) {
+  if (dirfd == AT_FDCWD) return name;
   return "/proc/self/fd/" + std::to_string(dirfd) + "/" + name;
 }
 

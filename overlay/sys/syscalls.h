@@ -58,7 +58,8 @@ void utimensat_nofollow(int dirfd, const std::string& name, std::int64_t sec, st
                         std::string_view shown);
 
 // Extended attributes on dirfd/name, never following a symlink leaf (addressed through
-// /proc/self/fd/<dirfd>/<name>, so a single-component name cannot escape the directory).
+// /proc/self/fd/<dirfd>/<name>, so a single-component name cannot escape the directory;
+// with AT_FDCWD, `name` is used as given).
 void set_xattr(int dirfd, const std::string& name, const std::string& key, std::string_view value,
                std::string_view shown);
 std::optional<std::string> get_xattr(int dirfd, const std::string& name, const std::string& key,
