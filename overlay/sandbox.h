@@ -1,0 +1,103 @@
+// Sandbox — runs one command inside a root filesystem in new namespaces, like a Dockerfile RUN.
+//
+//   overlay::RunSpec spec;
+//   spec.rootfs = merged_dir;                 // an ActiveMount's target, or a plain rootfs dir
+//   spec.argv = {"/bin/sh", "-c", "make"};
+//   spec.env = {"PATH=/usr/bin:/bin"};
+//   spec.stdout_fd = out_pipe; spec.stderr_fd = err_pipe;
+//   overlay::ExitStatus st = overlay::Sandbox::run(spec);
+//   if (st.code != 0) …  // "RUN returned a non-zero code: N"
+//
+// What the command sees (matching `docker build`):
+//  - new mount, PID, UTS and IPC namespaces; a new network namespace with only `lo` up when
+//    network == None, the host's network otherwise;
+//  - the rootfs as "/" (pivot_root), /proc, /sys read-only, /dev a tmpfs with null zero full
+//    random urandom tty, ptmx → pts/ptmx (a private devpts), shm (tmpfs), fd/stdin/stdout/stderr
+//    links; the files of `init_files` (hosts, resolv.conf, hostname — see init_layer.h) and
+//    `binds` bind-mounted at their targets;
+//  - hostname `hostname`; uid/gid from `user` looked up in the rootfs' /etc/passwd and
+//    /etc/group (parsed by cbuild, never NSS), supplementary groups from /etc/group
+//    memberships; umask 022; `cwd` as working directory (created when missing, as docker does
+//    for WORKDIR); env exactly `env`, plus PATH (docker's default) and HOME (from passwd) when
+//    `env` lacks them; argv[0] without '/' is searched in that PATH inside the rootfs;
+//  - Docker's default capability bounding set (and, for uid 0, the same permitted/effective
+//    set); every other capability is dropped;
+//  - a tiny PID 1 (cbuild's own) that reaps zombies and forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/
+//    SIGUSR1/SIGUSR2 to the command. The command's exit ends the run; leftover processes die
+//    with the PID namespace.
+//
+// Mount-point stubs: when /proc, /sys, /dev, a bind target or an init file is missing in the
+// rootfs, an empty directory or file is created there first (inside the root, through
+// safe_path.h) — so in an overlay they land in the upper dir. stub_paths(spec) lists every path
+// the sandbox may have created that way; pass them to DiffOptions::exclude.
+//
+// Failure model: the parent prepares everything that allocates; after clone the child only
+// makes system calls. A failure before exec comes back as a fixed record (step, errno) and is
+// thrown here as cbuild::Error naming the step ("sandbox: chdir to \"/app\": No such file or
+// directory"); a missing command is NotFound. Once the command runs, its exit status is
+// returned, never thrown. A timeout throws Timeout and cancellation (cbuild::cancel_requested())
+// throws Cancelled — both after killing the whole process tree (SIGKILL to PID 1 kills the
+// namespace) and reaping it; nothing stays mounted because every mount lives in the dead
+// namespace. Requires root (CAP_SYS_ADMIN). Thread-safe: concurrent runs are independent.
+// The caller keeps ownership of the stdio fds (they are dup'ed into the command).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cbuild::overlay {
+
+enum class NetworkMode { Host, None };
+
+struct ResourceLimits {
+  std::optional<std::uint64_t> memory_bytes;  // --memory
+  std::optional<double> cpus;                 // --cpus (e.g. 1.5)
+  std::optional<std::uint64_t> pids;          // --pids-limit
+  bool empty() const noexcept { return !memory_bytes && !cpus && !pids; }
+};
+
+struct BindMount {
+  std::filesystem::path source;  // on the host
+  std::string target;            // inside the rootfs (resolved inside it)
+  bool readonly = false;
+};
+
+struct RunSpec {
+  std::filesystem::path rootfs;
+  std::vector<std::string> argv;  // non-empty
+  std::vector<std::string> env;   // "KEY=VALUE"
+  std::string cwd = "/";
+  std::string user;               // "", "name", "uid", "name:group", "uid:gid"; "" is root
+  std::string hostname = "cbuild";
+  NetworkMode network = NetworkMode::Host;
+  // Host directory whose etc/hosts, etc/resolv.conf, etc/hostname (the ones present) are
+  // bind-mounted over the rootfs' (init_layer.h makes it). Empty: none.
+  std::filesystem::path init_files;
+  std::vector<BindMount> binds;
+  int stdin_fd = -1;   // -1: /dev/null
+  int stdout_fd = 1;
+  int stderr_fd = 2;
+  std::optional<std::chrono::milliseconds> timeout;
+  ResourceLimits limits;
+};
+
+struct ExitStatus {
+  int code = 0;    // the exit code, or 128+N when killed by signal N
+  int signal = 0;  // N when killed by a signal, else 0
+  bool ok() const noexcept { return code == 0; }
+};
+
+class Sandbox {
+ public:
+  // Runs spec.argv to completion. Throws cbuild::Error as described above.
+  static ExitStatus run(const RunSpec& spec);
+  // Paths (relative to the rootfs, e.g. "proc", "etc/hosts") that run() creates as mount-point
+  // stubs when missing. Pure; usable before or after run().
+  static std::vector<std::string> stub_paths(const RunSpec& spec);
+};
+
+}  // namespace cbuild::overlay
