@@ -1,0 +1,56 @@
+// Everything the sandbox child needs, prepared by the parent before clone so that the child
+// only reads it (no allocation, no exceptions after clone). Internal to the overlay module.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cbuild::overlay::internal {
+
+struct ChildBind {
+  std::string source;  // host path
+  std::string target;  // canonical absolute host path of the stub inside the rootfs
+  bool readonly = false;
+};
+
+struct ChildPlan {
+  // Canonical absolute host paths (no symlinks), all inside `rootfs`.
+  std::string rootfs, proc, sys, dev;
+  std::vector<ChildBind> binds;
+  std::string hostname;
+  bool net_none = false;
+
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  std::string cwd;  // absolute, inside the new root
+
+  // Candidate paths of the program inside the new root (PATH search done by the parent),
+  // tried in order until one is not ENOENT; argv/envp are null-terminated views into storage.
+  std::vector<std::string> exec_candidates;
+  std::vector<std::string> argv_storage, env_storage;
+  std::vector<char*> argv, envp;
+
+  int stdin_fd = -1, stdout_fd = 1, stderr_fd = 2;
+  int cap_last = 40;            // /proc/sys/kernel/cap_last_cap
+  std::uint64_t keep_caps = 0;  // bit N: keep capability N
+};
+
+// Runs in the cloned child (PID 1 of the new namespace). Never returns; never throws; does not
+// allocate. `sock` is the report socket, `status_fd` the pipe for the command's wait status.
+[[noreturn]] void child_main(const ChildPlan& plan, int sock, int status_fd) noexcept;
+
+// The init loop of PID 1 once the command `main_pid` runs: reaps every child, forwards
+// termination signals to `main_pid`, and when it exits writes its raw wait status to
+// `status_fd` and exits with the code (or 128+signal). The signals of pid1_signal_set() must
+// be blocked before the fork.
+[[noreturn]] void pid1_main(pid_t main_pid, int status_fd) noexcept;
+
+// The signals PID 1 blocks and forwards (plus SIGCHLD, which it only uses for reaping).
+void pid1_signal_set(sigset_t* out) noexcept;
+
+}  // namespace cbuild::overlay::internal

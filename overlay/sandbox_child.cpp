@@ -1,0 +1,233 @@
+// The sandbox child: one function per step, run in order in the new namespaces.
+//
+// Runs after clone in a copy of a possibly multi-threaded process, so it only makes system
+// calls on data the parent prepared (internal/child_plan.h): no allocation, no exceptions, no
+// locks. A failing step sends (step, errno, index) to the parent and exits.
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <linux/close_range.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "overlay/internal/child_plan.h"
+#include "overlay/internal/child_report.h"
+
+namespace cbuild::overlay::internal {
+namespace {
+
+int g_sock = -1;
+
+[[noreturn]] void fail(Step step, int index = -1, int err = errno) noexcept {
+  ChildReport r{step, err, index};
+  ssize_t w;
+  do w = ::send(g_sock, &r, sizeof r, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  ::_exit(127);
+}
+
+void check(bool ok, Step step, int index = -1) noexcept {
+  if (!ok) fail(step, index);
+}
+
+void wait_parent() noexcept {
+  char go = 0;
+  ssize_t n;
+  do n = ::recv(g_sock, &go, 1, 0);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(127);  // the parent gave up; nothing to report to
+}
+
+constexpr unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+
+void mount_filesystems(const ChildPlan& p) noexcept {
+  // Nothing we mount may propagate back to the host.
+  check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, Step::MakePrivate);
+  // pivot_root needs the new root to be a mount point.
+  check(::mount(p.rootfs.c_str(), p.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::BindRoot);
+  check(::mount("proc", p.proc.c_str(), "proc", kNoSuidDevExec, nullptr) == 0, Step::MountProc);
+  if (::mount("sysfs", p.sys.c_str(), "sysfs", kNoSuidDevExec | MS_RDONLY, nullptr) != 0) {
+    // sysfs may refuse a new instance (e.g. a net namespace we do not own): bind it read-only.
+    check(::mount("/sys", p.sys.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::MountSys);
+    check(::mount(nullptr, p.sys.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kNoSuidDevExec, nullptr) == 0,
+          Step::MountSys);
+  }
+}
+
+void mount_dev(const ChildPlan& p) noexcept {
+  check(::mount("tmpfs", p.dev.c_str(), "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") == 0,
+        Step::MountDev);
+  int dev = ::open(p.dev.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  check(dev >= 0, Step::MountDev);
+  struct Node {
+    const char* name;
+    unsigned major, minor;
+  };
+  static constexpr Node nodes[] = {{"null", 1, 3},    {"zero", 1, 5}, {"full", 1, 7},
+                                   {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
+  int i = 0;
+  for (const Node& n : nodes) {
+    check(::mknodat(dev, n.name, S_IFCHR | 0666, makedev(n.major, n.minor)) == 0, Step::MakeDevNodes, i);
+    // mknod honours the umask; the nodes must be world-usable.
+    check(::fchmodat(dev, n.name, 0666, 0) == 0, Step::MakeDevNodes, i);
+    ++i;
+  }
+  check(::mkdirat(dev, "pts", 0755) == 0, Step::MountDevpts);
+  check(::mkdirat(dev, "shm", 01777) == 0, Step::MountShm);
+  check(::fchmodat(dev, "shm", 01777, 0) == 0, Step::MountShm);
+  // Mount through the fd path: the strings are fixed, the directory is our fresh tmpfs.
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d/pts", dev);
+  check(::mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") == 0,
+        Step::MountDevpts);
+  std::snprintf(path, sizeof path, "/proc/self/fd/%d/shm", dev);
+  check(::mount("shm", path, "tmpfs", kNoSuidDevExec, "mode=1777,size=65536k") == 0, Step::MountShm);
+  struct Link {
+    const char* target;
+    const char* name;
+  };
+  static constexpr Link links[] = {{"pts/ptmx", "ptmx"},        {"/proc/self/fd", "fd"},
+                                   {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+                                   {"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"}};
+  i = 0;
+  for (const Link& l : links) check(::symlinkat(l.target, dev, l.name) == 0, Step::MakeDevNodes, 100 + i++);
+  ::close(dev);
+}
+
+void bind_mounts(const ChildPlan& p) noexcept {
+  int i = 0;
+  for (const ChildBind& b : p.binds) {
+    check(::mount(b.source.c_str(), b.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::BindMounts, i);
+    if (b.readonly)
+      check(::mount(nullptr, b.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) == 0,
+            Step::BindMounts, i);
+    ++i;
+  }
+}
+
+void set_hostname(const ChildPlan& p) noexcept {
+  check(::sethostname(p.hostname.data(), p.hostname.size()) == 0, Step::Hostname);
+}
+
+void loopback_up(const ChildPlan& p) noexcept {
+  if (!p.net_none) return;
+  int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  check(s >= 0, Step::LoopbackUp);
+  struct ifreq ifr;
+  std::memset(&ifr, 0, sizeof ifr);
+  std::memcpy(ifr.ifr_name, "lo", 3);
+  check(::ioctl(s, SIOCGIFFLAGS, &ifr) == 0, Step::LoopbackUp);
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  check(::ioctl(s, SIOCSIFFLAGS, &ifr) == 0, Step::LoopbackUp);
+  ::close(s);
+}
+
+void pivot(const ChildPlan& p) noexcept {
+  // pivot_root(".", ".") stacks the old root under the new one; detaching it leaves only the
+  // new root (runc's trick: no put_old directory inside the image is needed).
+  check(::chdir(p.rootfs.c_str()) == 0, Step::PivotRoot);
+  check(::syscall(SYS_pivot_root, ".", ".") == 0, Step::PivotRoot);
+  check(::umount2(".", MNT_DETACH) == 0, Step::PivotRoot);
+  check(::chdir("/") == 0, Step::PivotRoot);
+}
+
+void setup_stdio(const ChildPlan& p) noexcept {
+  int in = p.stdin_fd;
+  if (in < 0) {
+    in = ::open("/dev/null", O_RDONLY);
+    check(in >= 0, Step::Stdio, 0);
+  }
+  // dup2 onto 0..2 in an order that cannot clobber a source still needed: first move every
+  // source above 2, then place them.
+  int src[3] = {in, p.stdout_fd, p.stderr_fd};
+  for (int k = 0; k < 3; ++k) {
+    int d = ::fcntl(src[k], F_DUPFD_CLOEXEC, 3);
+    check(d >= 0, Step::Stdio, k);
+    src[k] = d;
+  }
+  for (int k = 0; k < 3; ++k) check(::dup2(src[k], k) == k, Step::Stdio, k);
+  // No fd of cbuild's may leak into the command (other threads may have opened some).
+  ::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+}
+
+void drop_privileges(const ChildPlan& p) noexcept {
+  // The bounding set first (needs CAP_SETPCAP, which we still have).
+  for (int c = 0; c <= p.cap_last; ++c)
+    if (!(p.keep_caps >> c & 1) && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
+      fail(Step::Capabilities, c);
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  check(::setgroups(p.groups.size(), p.groups.data()) == 0, Step::Groups);
+  check(::setresgid(p.gid, p.gid, p.gid) == 0, Step::SetGid);
+  // A non-zero uid loses every capability here (no SECBIT_KEEP_CAPS).
+  check(::setresuid(p.uid, p.uid, p.uid) == 0, Step::SetUid);
+  if (p.uid == 0) {
+    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2];
+    std::memset(data, 0, sizeof data);
+    for (int k = 0; k < 2; ++k) {
+      auto bits = static_cast<std::uint32_t>(p.keep_caps >> (32 * k));
+      data[k].effective = data[k].permitted = data[k].inheritable = bits;
+    }
+    check(::syscall(SYS_capset, &hdr, data) == 0, Step::Capabilities);
+  }
+}
+
+[[noreturn]] void exec_command(const ChildPlan& p) noexcept {
+  check(::chdir(p.cwd.c_str()) == 0, Step::Chdir);
+  int err = ENOENT;
+  for (const std::string& path : p.exec_candidates) {
+    ::execve(path.c_str(), p.argv.data(), p.envp.data());
+    if (errno != ENOENT) {
+      err = errno;
+      if (errno != EACCES) break;  // like execvp: EACCES goes on searching, remembers the error
+    }
+  }
+  fail(Step::Exec, -1, err);
+}
+
+}  // namespace
+
+void child_main(const ChildPlan& p, int sock, int status_fd) noexcept {
+  g_sock = sock;
+  wait_parent();
+  mount_filesystems(p);
+  mount_dev(p);
+  bind_mounts(p);
+  set_hostname(p);
+  loopback_up(p);
+  pivot(p);
+
+  sigset_t set, old;
+  pid1_signal_set(&set);
+  ::sigprocmask(SIG_BLOCK, &set, &old);
+  pid_t pid = ::fork();
+  check(pid >= 0, Step::Fork);
+  if (pid == 0) {
+    ::close(status_fd);
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    ::setsid();  // its own session: a terminal signal from the host never hits our PID 1 path
+    setup_stdio(p);
+    drop_privileges(p);
+    ::umask(022);
+    exec_command(p);
+  }
+  // EOF on the socket now means "exec happened" (the command's copy is close-on-exec).
+  ::close(sock);
+  pid1_main(pid, status_fd);
+}
+
+}  // namespace cbuild::overlay::internal

@@ -1,0 +1,327 @@
+// The sandbox parent: prepares the child's plan, clones into new namespaces, joins the cgroup,
+// runs the handshake, enforces timeout and cancellation, and turns the outcome into an
+// ExitStatus or an Error.
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "oci/base/cancel.h"
+#include "oci/base/error.h"
+#include "oci/base/fs.h"
+#include "overlay/cgroup.h"
+#include "overlay/internal/child_plan.h"
+#include "overlay/internal/child_report.h"
+#include "overlay/safe_path.h"
+#include "overlay/sandbox.h"
+#include "overlay/sys/child_process.h"
+#include "overlay/sys/syscalls.h"
+#include "overlay/user_db.h"
+
+namespace cbuild::overlay {
+namespace {
+
+using internal::ChildPlan;
+using internal::ChildReport;
+using internal::Step;
+
+constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* kInitFiles[] = {"etc/hosts", "etc/resolv.conf", "etc/hostname"};
+
+// Docker's default capability set (moby oci/caps/defaults.go).
+constexpr int kDefaultCaps[] = {0 /*CHOWN*/,       1 /*DAC_OVERRIDE*/, 3 /*FOWNER*/,  4 /*FSETID*/,
+                                5 /*KILL*/,        6 /*SETGID*/,       7 /*SETUID*/,  8 /*SETPCAP*/,
+                                10 /*NET_BIND_SERVICE*/, 13 /*NET_RAW*/, 18 /*SYS_CHROOT*/, 27 /*MKNOD*/,
+                                29 /*AUDIT_WRITE*/, 31 /*SETFCAP*/};
+
+std::string env_value(const std::vector<std::string>& env, std::string_view key) {
+  for (const auto& kv : env)
+    if (kv.size() > key.size() && kv.compare(0, key.size(), key) == 0 && kv[key.size()] == '=')
+      return kv.substr(key.size() + 1);
+  return {};
+}
+bool env_has(const std::vector<std::string>& env, std::string_view key) {
+  for (const auto& kv : env)
+    if (kv.size() > key.size() && kv.compare(0, key.size(), key) == 0 && kv[key.size()] == '=') return true;
+  return false;
+}
+
+int cap_last_cap() {
+  auto text = read_file_if_exists("/proc/sys/kernel/cap_last_cap", 64);
+  if (!text) return 40;
+  try {
+    return std::stoi(*text);
+  } catch (...) {
+    return 40;
+  }
+}
+
+// Resolves `path` inside the rootfs to a canonical host path, creating a stub (an empty
+// directory or file) when it is missing. Refuses a stub of the wrong kind.
+std::string stub_target(int root_fd, const std::string& root_canon, const std::string& path, bool dir) {
+  UniqueFd fd;
+  try {
+    fd = open_in_root(root_fd, path, O_PATH);
+  } catch (const Error& e) {
+    if (e.sys_errno() != ENOENT) throw;
+    if (dir) {
+      fd = mkdir_in_root(root_fd, path, 0755);
+    } else {
+      // Follows a dangling symlink inside the root, as docker does for /etc/resolv.conf links.
+      UniqueFd parent = mkdir_in_root(root_fd, path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/')));
+      (void)parent;
+      fd = open_in_root(root_fd, path, O_WRONLY | O_CREAT, 0644);
+    }
+  }
+  struct stat st = sys::fstatat(fd.get(), "", AT_EMPTY_PATH, path);
+  if (dir != S_ISDIR(st.st_mode))
+    throw Error(ErrorKind::FailedPrecondition, "sandbox: cannot mount a " + std::string(dir ? "directory" : "file") +
+                                                   " over " + quote("/" + path) + " of the image");
+  std::string canon = sys::readlinkat(AT_FDCWD, "/proc/self/fd/" + std::to_string(fd.get()), path);
+  if (canon != root_canon && canon.compare(0, root_canon.size() + 1, root_canon + "/") != 0)
+    throw Error(ErrorKind::Internal, "sandbox: " + quote(path) + " resolved outside the root to " + quote(canon));
+  return canon;
+}
+
+ChildPlan make_plan(const RunSpec& spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: empty command");
+  ChildPlan p;
+  std::error_code ec;
+  p.rootfs = std::filesystem::canonical(spec.rootfs, ec).string();
+  if (ec) throw Error(ErrorKind::NotFound, "sandbox: root filesystem " + quote(spec.rootfs.string()) + ": " + ec.message());
+  UniqueFd root = sys::openat(AT_FDCWD, p.rootfs, O_PATH | O_DIRECTORY, 0, p.rootfs);
+
+  p.proc = stub_target(root.get(), p.rootfs, "proc", true);
+  p.sys = stub_target(root.get(), p.rootfs, "sys", true);
+  p.dev = stub_target(root.get(), p.rootfs, "dev", true);
+  if (!spec.init_files.empty()) {
+    for (const char* f : kInitFiles) {
+      auto src = spec.init_files / f;
+      if (!std::filesystem::exists(src)) continue;
+      p.binds.push_back({src.string(), stub_target(root.get(), p.rootfs, f, false), false});
+    }
+  }
+  for (const auto& b : spec.binds) {
+    struct stat st {};
+    if (::stat(b.source.c_str(), &st) != 0) throw_errno("sandbox: bind mount source", b.source.string());
+    std::string t = clean_path(b.target);
+    if (t.empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: cannot bind mount over the root directory");
+    p.binds.push_back({b.source.string(), stub_target(root.get(), p.rootfs, t, S_ISDIR(st.st_mode)), b.readonly});
+  }
+
+  ExecUser user = resolve_user_in_rootfs(spec.user, p.rootfs);
+  p.uid = user.uid;
+  p.gid = user.gid;
+  p.groups = user.groups;
+
+  p.cwd = "/" + clean_path(spec.cwd);
+  if (p.cwd != "/") mkdir_in_root(root.get(), p.cwd, 0755);  // docker creates a missing WORKDIR
+
+  p.hostname = spec.hostname.empty() ? "cbuild" : spec.hostname;
+  p.net_none = spec.network == NetworkMode::None;
+
+  p.env_storage = spec.env;
+  if (!env_has(p.env_storage, "PATH")) p.env_storage.push_back(std::string("PATH=") + kDefaultPath);
+  if (!env_has(p.env_storage, "HOME")) p.env_storage.push_back("HOME=" + user.home);
+  p.argv_storage = spec.argv;
+  for (auto& s : p.argv_storage) p.argv.push_back(s.data());
+  p.argv.push_back(nullptr);
+  for (auto& s : p.env_storage) p.envp.push_back(s.data());
+  p.envp.push_back(nullptr);
+
+  const std::string& prog = spec.argv[0];
+  if (prog.find('/') != std::string::npos) {
+    p.exec_candidates.push_back(prog);
+  } else {
+    std::string path = env_value(p.env_storage, "PATH");
+    std::size_t i = 0;
+    for (;;) {
+      std::size_t j = path.find(':', i);
+      std::string dir = path.substr(i, j == std::string::npos ? std::string::npos : j - i);
+      p.exec_candidates.push_back((dir.empty() ? std::string(".") : dir) + "/" + prog);
+      if (j == std::string::npos) break;
+      i = j + 1;
+    }
+  }
+
+  p.stdin_fd = spec.stdin_fd;
+  p.stdout_fd = spec.stdout_fd;
+  p.stderr_fd = spec.stderr_fd;
+  p.cap_last = cap_last_cap();
+  for (int c : kDefaultCaps) p.keep_caps |= std::uint64_t{1} << c;
+  return p;
+}
+
+Error child_error(const ChildReport& r, const RunSpec& spec, const ChildPlan& plan) {
+  std::string what = internal::step_name(r.step);
+  if (r.step == Step::BindMounts && r.index >= 0 && static_cast<std::size_t>(r.index) < plan.binds.size())
+    what += " " + quote(plan.binds[r.index].target.substr(plan.rootfs.size()));
+  if (r.step == Step::Chdir) what += " " + quote(plan.cwd);
+  if (r.step == Step::Exec) {
+    if (r.err == ENOENT) {
+      bool searched = spec.argv[0].find('/') == std::string::npos;
+      return Error(ErrorKind::NotFound,
+                   "sandbox: exec " + quote(spec.argv[0]) +
+                       (searched ? ": executable file not found in $PATH" : ": no such file or directory"),
+                   r.err);
+    }
+    what += " " + quote(spec.argv[0]);
+  }
+  return Error(kind_from_errno(r.err), "sandbox: " + what + ": " + std::strerror(r.err), r.err);
+}
+
+struct Deadline {
+  std::optional<std::chrono::steady_clock::time_point> at;
+  bool passed() const { return at && std::chrono::steady_clock::now() >= *at; }
+};
+
+// Polls `fd` (and the child's pidfd) in short slices so cancellation and the deadline are
+// noticed. Returns when fd or the pidfd is readable; throws Timeout / Cancelled after
+// killing the child.
+void wait_readable(int fd, sys::ChildProcess& child, const Deadline& deadline, Cgroup& cg) {
+  for (;;) {
+    if (cancel_requested() || deadline.passed()) {
+      child.signal(SIGKILL);  // PID 1 dies → the kernel kills the whole namespace
+      cg.kill_all();
+      child.wait();
+      if (deadline.passed() && !cancel_requested())
+        throw Error(ErrorKind::Timeout, "sandbox: the command did not finish within the timeout; killed");
+      throw Error(ErrorKind::Cancelled, "sandbox: cancelled; the command was killed");
+    }
+    pollfd p[2] = {{fd, POLLIN, 0}, {child.pidfd(), POLLIN, 0}};
+    int r = ::poll(p, 2, 100);  // a negative fd is ignored by poll
+    if (r < 0 && errno != EINTR) throw_errno("sandbox: poll", "");
+    if (r > 0) return;
+  }
+}
+
+}  // namespace
+
+const char* internal::step_name(Step s) noexcept {
+  switch (s) {
+    case Step::WaitParent: return "handshake";
+    case Step::MakePrivate: return "make mounts private";
+    case Step::BindRoot: return "bind mount the root filesystem";
+    case Step::MountProc: return "mount /proc";
+    case Step::MountSys: return "mount /sys";
+    case Step::MountDev: return "mount /dev";
+    case Step::MakeDevNodes: return "create /dev nodes";
+    case Step::MountDevpts: return "mount /dev/pts";
+    case Step::MountShm: return "mount /dev/shm";
+    case Step::BindMounts: return "bind mount";
+    case Step::Hostname: return "set hostname";
+    case Step::LoopbackUp: return "bring up lo";
+    case Step::PivotRoot: return "pivot_root";
+    case Step::Fork: return "fork the command";
+    case Step::Stdio: return "set up stdin/stdout/stderr";
+    case Step::Groups: return "setgroups";
+    case Step::SetGid: return "setgid";
+    case Step::SetUid: return "setuid";
+    case Step::Capabilities: return "drop capabilities";
+    case Step::Umask: return "umask";
+    case Step::Chdir: return "chdir to";
+    case Step::Exec: return "exec";
+  }
+  return "unknown step";
+}
+
+std::vector<std::string> Sandbox::stub_paths(const RunSpec& spec) {
+  std::vector<std::string> out = {"proc", "sys", "dev"};
+  if (!spec.init_files.empty())
+    for (const char* f : kInitFiles) out.push_back(f);
+  for (const auto& b : spec.binds) {
+    std::string t = clean_path(b.target);
+    if (!t.empty()) out.push_back(t);
+  }
+  return out;
+}
+
+ExitStatus Sandbox::run(const RunSpec& spec) {
+  check_cancelled();
+  ChildPlan plan = make_plan(spec);
+  Cgroup cg(spec.limits);
+
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("sandbox: socketpair", "");
+  UniqueFd sock(sv[0]), child_sock(sv[1]);
+  int pp[2];
+  if (::pipe2(pp, O_CLOEXEC) != 0) throw_errno("sandbox: pipe", "");
+  UniqueFd status_r(pp[0]), status_w(pp[1]);
+
+  std::uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD;
+  if (plan.net_none) flags |= CLONE_NEWNET;
+  int pidfd = -1;
+  clone_args args{};
+  args.flags = flags;
+  args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) throw_errno("sandbox: clone3 (new namespaces)", "");
+  if (pid == 0) internal::child_main(plan, child_sock.get(), status_w.get());
+
+  sys::ChildProcess child(static_cast<pid_t>(pid), UniqueFd(pidfd));
+  child_sock.reset();
+  status_w.reset();
+  Deadline deadline;
+  if (spec.timeout) deadline.at = std::chrono::steady_clock::now() + *spec.timeout;
+
+  cg.add(child.pid());
+  char go = 1;
+  if (::send(sock.get(), &go, 1, MSG_NOSIGNAL) != 1) throw_errno("sandbox: handshake", "");
+
+  // Phase 1: a failure record, or EOF once the command has exec'd.
+  for (;;) {
+    wait_readable(sock.get(), child, deadline, cg);
+    ChildReport r{};
+    ssize_t n = ::recv(sock.get(), &r, sizeof r, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (child.wait_for_exit(std::chrono::milliseconds(0))) break;  // died without a word
+      continue;
+    }
+    if (n < 0) throw_errno("sandbox: reading the child's report", "");
+    if (n == 0) break;  // exec succeeded
+    if (n != sizeof r) throw Error(ErrorKind::Internal, "sandbox: malformed report from the child");
+    child.signal(SIGKILL);
+    child.wait();
+    throw child_error(r, spec, plan);
+  }
+
+  // Phase 2: wait for PID 1, which leaves as soon as the command exits.
+  for (;;) {
+    wait_readable(-1, child, deadline, cg);
+    if (child.wait_for_exit(std::chrono::milliseconds(0))) break;
+  }
+  int pid1_status = child.wait();
+  int cmd_status = 0;
+  ssize_t n = ::read(status_r.get(), &cmd_status, sizeof cmd_status);
+  ExitStatus out;
+  if (n == sizeof cmd_status) {
+    if (WIFSIGNALED(cmd_status)) {
+      out.signal = WTERMSIG(cmd_status);
+      out.code = 128 + out.signal;
+    } else {
+      out.code = WEXITSTATUS(cmd_status);
+    }
+    return out;
+  }
+  // PID 1 itself died before the command was reaped (killed from outside).
+  if (WIFSIGNALED(pid1_status)) {
+    out.signal = WTERMSIG(pid1_status);
+    out.code = 128 + out.signal;
+  } else {
+    out.code = WEXITSTATUS(pid1_status);
+  }
+  return out;
+}
+
+}  // namespace cbuild::overlay

@@ -1,0 +1,252 @@
+#include "overlay/sandbox.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "oci/base/error.h"
+#include "oci/base/fs.h"
+#include "overlay/active_mount.h"
+#include "overlay/cgroup.h"
+#include "overlay/differ.h"
+#include "overlay/init_layer.h"
+#include "tests/overlay/overlay_test_util.h"
+#include "tests/support/busybox_rootfs.h"
+#include "tests/support/root.h"
+
+namespace fs = std::filesystem;
+using cbuild::Error;
+using cbuild::ErrorKind;
+using cbuild::TempDir;
+using cbuild::UniqueFd;
+using namespace cbuild::overlay;
+using namespace cbuild::test;
+
+namespace {
+
+// One busybox rootfs for the whole binary (building it is the slow part).
+const fs::path& busybox() {
+  static TempDir dir;
+  static bool made = false;
+  if (!made) {
+    make_busybox_rootfs(dir.path() / "rootfs");
+    made = true;
+  }
+  static fs::path p = dir.path() / "rootfs";
+  return p;
+}
+
+struct Captured {
+  ExitStatus status;
+  std::string out, err;
+};
+
+Captured run_sh(RunSpec spec, const std::string& script) {
+  TempDir tmp;
+  UniqueFd out(::open((tmp.path() / "out").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  UniqueFd err(::open((tmp.path() / "err").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (spec.rootfs.empty()) spec.rootfs = busybox();
+  spec.argv = {"sh", "-c", script};
+  spec.stdout_fd = out.get();
+  spec.stderr_fd = err.get();
+  Captured c;
+  c.status = Sandbox::run(spec);
+  c.out = read_text(tmp.path() / "out");
+  c.err = read_text(tmp.path() / "err");
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("sandbox: exit status, signals, stdout and stderr [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  auto c = run_sh(spec, "echo out; echo err >&2; exit 7");
+  CHECK(c.status.code == 7);
+  CHECK(c.status.signal == 0);
+  CHECK(c.out == "out\n");
+  CHECK(c.err == "err\n");
+  c = run_sh(spec, "kill -9 $$");
+  CHECK(c.status.code == 137);
+  CHECK(c.status.signal == 9);
+  CHECK(run_sh(spec, "true").status.ok());
+  CHECK_FALSE(has_mounts_under(busybox()));
+}
+
+TEST_CASE("sandbox: namespaces, environment, user, cwd, umask [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  spec.env = {"FOO=bar baz"};
+  spec.hostname = "builder1";
+  spec.cwd = "/work/dir";
+  spec.user = "app";
+  auto c = run_sh(spec,
+                  "echo \"$FOO|$HOME|$PATH\"; pwd; id -u; id -g; id -G; hostname; umask; echo $$");
+  CHECK(c.status.code == 0);
+  CHECK(c.err == "");
+  CHECK(c.out ==
+        "bar baz|/home/app|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        "/work/dir\n1000\n1000\n1000 1500\nbuilder1\n0022\n2\n");
+}
+
+TEST_CASE("sandbox: /dev, /proc, /sys, capabilities [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  auto c = run_sh(spec,
+                  "for n in null zero full random urandom tty; do test -c /dev/$n || echo no $n; done; "
+                  "test -L /dev/ptmx && test -d /dev/pts && test -d /dev/shm && test -L /dev/fd || echo links; "
+                  "echo x > /dev/null || echo null; "
+                  "touch /sys/x 2>/dev/null && echo sys-writable; "
+                  "test -r /proc/self/status || echo proc; "
+                  "grep CapBnd /proc/self/status; "
+                  "ls /proc | grep -c '^[0-9]'");
+  CHECK(c.err == "");
+  // Docker's default set: bits 0,1,3,4,5,6,7,8,10,13,18,27,29,31.
+  CHECK(c.out == "CapBnd:\t00000000a80425fb\n4\n");  // pid 1, sh, ls, grep
+}
+
+TEST_CASE("sandbox: network none has only lo, up; host network sees the host's [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  spec.network = NetworkMode::None;
+  auto c = run_sh(spec, "ls /sys/class/net; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags");
+  CHECK(c.status.code == 0);
+  CHECK(c.out.rfind("lo\n", 0) == 0);
+  CHECK(c.out.find("0x9") != std::string::npos);  // IFF_UP | IFF_LOOPBACK
+  spec.network = NetworkMode::Host;
+  c = run_sh(spec, "ls /sys/class/net | wc -l");
+  int host_ifaces = 0;
+  for ([[maybe_unused]] const auto& d : fs::directory_iterator("/sys/class/net")) ++host_ifaces;
+  CHECK(c.out == std::to_string(host_ifaces) + "\n");
+}
+
+TEST_CASE("sandbox: failures before exec are clear errors [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  spec.rootfs = busybox();
+  spec.argv = {"no-such-command"};
+  CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("executable file not found in $PATH"), Error);
+  spec.argv = {"/bin/none"};
+  try {
+    Sandbox::run(spec);
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::NotFound);
+  }
+  spec.argv = {"true"};
+  spec.user = "ghost";
+  CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("unable to find user ghost"), Error);
+  spec.user = "";
+  spec.rootfs = busybox() / "nope";
+  CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("nope"), Error);
+  spec.rootfs = busybox();
+  spec.argv = {};
+  CHECK_THROWS_AS(Sandbox::run(spec), Error);
+  CHECK_FALSE(has_mounts_under(busybox()));
+}
+
+TEST_CASE("sandbox: timeout kills the whole tree; pid 1 forwards SIGTERM and reaps [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  spec.rootfs = busybox();
+  spec.argv = {"sh", "-c", "sleep 30 & sleep 30 & sleep 30"};
+  spec.timeout = std::chrono::milliseconds(300);
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    Sandbox::run(spec);
+    FAIL("expected a timeout");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Timeout);
+  }
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  spec.timeout.reset();
+  // SIGTERM sent to PID 1 reaches the command, which traps it.
+  auto c = run_sh(spec, "trap 'echo got; exit 3' TERM; (sleep 0.2; kill -TERM 1) & sleep 5 & wait $!");
+  CHECK(c.status.code == 3);
+  CHECK(c.out == "got\n");
+  // An orphaned grandchild is reaped by PID 1 (no zombie stays in the ps list).
+  c = run_sh(spec, "(sh -c 'exit 0' &); sleep 0.3; ps -o stat,comm | grep -c '^Z' || true");
+  CHECK(c.out == "0\n");
+}
+
+TEST_CASE("sandbox: init files and bind mounts; edits never reach the rootfs [root]") {
+  REQUIRE_ROOT();
+  TempDir tmp;
+  fs::path rootfs = tmp.path() / "rootfs";
+  make_busybox_rootfs(rootfs);
+  InitFilesOptions io;
+  io.hostname = "box7";
+  write_init_files(tmp.path() / "init", io);
+  write_text(tmp.path() / "data/in", "bound");
+  RunSpec spec;
+  spec.rootfs = rootfs;
+  spec.hostname = "box7";
+  spec.init_files = tmp.path() / "init";
+  spec.binds = {{tmp.path() / "data", "/mnt/data", true}};
+  auto c = run_sh(spec, "grep -c box7 /etc/hosts; cat /etc/hostname; cat /mnt/data/in; "
+                        "echo more >> /etc/hosts; touch /mnt/data/x 2>/dev/null || echo ro");
+  CHECK(c.err == "");
+  CHECK(c.out == "1\nbox7\nboundro\n");
+  CHECK(read_text(tmp.path() / "init/etc/hosts").find("more") != std::string::npos);
+  // The stubs are plain empty files in the rootfs; the edit went to the host copy.
+  CHECK(read_text(rootfs / "etc/hosts") == "");
+  CHECK(fs::is_directory(rootfs / "mnt/data"));
+  CHECK_FALSE(fs::exists(rootfs / "mnt/data/in"));
+  auto stubs = Sandbox::stub_paths(spec);
+  CHECK(std::find(stubs.begin(), stubs.end(), "etc/hosts") != stubs.end());
+  CHECK(std::find(stubs.begin(), stubs.end(), "mnt/data") != stubs.end());
+  CHECK_FALSE(has_mounts_under(tmp.path()));
+}
+
+TEST_CASE("sandbox: a RUN in an overlay: the upper holds only the change [root]") {
+  REQUIRE_ROOT();
+  TempDir tmp;
+  fs::create_directories(tmp.path() / "upper");
+  fs::create_directories(tmp.path() / "work");
+  fs::path init = tmp.path() / "init";
+  write_init_files(init, {});
+  MountSpec ms{.lowers = {busybox().string()}, .upper = (tmp.path() / "upper").string(),
+               .work = (tmp.path() / "work").string()};
+  RunSpec spec;
+  spec.init_files = init;
+  {
+    ActiveMount m(ms, tmp.path() / "merged");
+    spec.rootfs = m.target();
+    auto c = run_sh(spec, "echo hi > /root/greeting; echo 1.2.3.4 x >> /etc/hosts");
+    CHECK(c.status.code == 0);
+  }
+  CHECK_FALSE(has_mounts_under(tmp.path()));
+  DiffOptions opt;
+  opt.exclude = Sandbox::stub_paths(spec);
+  std::vector<std::string> paths;
+  walk_diff(tmp.path() / "upper", opt, [&](const cbuild::oci::TarEntry& e, int) { paths.push_back(e.path); });
+  // busybox's rootfs has /etc but no /etc/hosts: the stub is excluded, /etc stays (copied-up
+  // parent of the stub) — and /root/greeting is the real change.
+  CHECK(std::find(paths.begin(), paths.end(), "root/greeting") != paths.end());
+  CHECK(std::find(paths.begin(), paths.end(), "etc/hosts") == paths.end());
+  CHECK(std::find(paths.begin(), paths.end(), "proc") == paths.end());
+}
+
+TEST_CASE("sandbox: cgroup limits on this host's layout [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  spec.limits.pids = 8;
+  spec.limits.memory_bytes = 64u << 20;
+  spec.limits.cpus = 0.5;
+  auto c = run_sh(spec, "grep -c cbuild/run- /proc/self/cgroup; "
+                        "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; wait; echo done");
+  CHECK(c.out.rfind("3\n", 0) == 0);  // memory, cpu, pids (v1 on this hybrid host) or 1 (v2)
+  CHECK(c.err.find("fork") != std::string::npos);  // the pids limit refused some forks
+  // Every cgroup directory of the run is gone.
+  CgroupLayout l = detect_cgroup_layout();
+  for (const auto& [name, mount] : l.v1) {
+    if (!fs::exists(mount / "cbuild")) continue;
+    for (const auto& d : fs::directory_iterator(mount / "cbuild"))
+      CHECK_MESSAGE(d.path().filename().string().find("run-" + std::to_string(::getpid()) + "-") != 0, d.path());
+  }
+}
