@@ -1,0 +1,237 @@
+#include "overlay/snapshot_store.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+
+#include "oci/base/error.h"
+#include "oci/base/fs.h"
+
+namespace cbuild::overlay {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kMaxDepth = 4096;  // parent links followed before a loop is assumed
+
+std::atomic<unsigned> g_counter{0};
+
+UniqueFd open_lock(const fs::path& dir) {
+  return open_file(dir / "lock", O_RDWR | O_CREAT, 0644);
+}
+
+std::optional<oci::Digest> read_parent(const fs::path& dir) {
+  auto text = read_file_if_exists(dir / "parent", 1024);
+  if (!text) return std::nullopt;
+  while (!text->empty() && (text->back() == '\n' || text->back() == ' ')) text->pop_back();
+  return oci::Digest::parse(*text, "snapshot parent in " + quote((dir / "parent").string()));
+}
+
+bool pid_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+}  // namespace
+
+oci::Digest chain_id(const std::optional<oci::Digest>& parent_chain, const oci::Digest& diff_id) {
+  if (!parent_chain) return diff_id;
+  return oci::Digest::of(parent_chain->str() + " " + diff_id.str());
+}
+
+std::vector<oci::Digest> chain_ids(const std::vector<oci::Digest>& diff_ids) {
+  std::vector<oci::Digest> out;
+  std::optional<oci::Digest> prev;
+  for (const auto& d : diff_ids) {
+    prev = chain_id(prev, d);
+    out.push_back(*prev);
+  }
+  return out;
+}
+
+PreparedSnapshot::~PreparedSnapshot() {
+  if (scratch_.empty()) return;
+  try {
+    remove_tree(scratch_);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "cbuild: warning: removing %s: %s\n", scratch_.c_str(), e.what());
+  }
+}
+
+SnapshotStore::SnapshotStore(fs::path store_root) : root_(std::move(store_root) / "snapshots") {
+  make_dirs(root_ / ".tmp");
+}
+
+fs::path SnapshotStore::snap_dir(const oci::Digest& chain) const { return root_ / chain.hex(); }
+fs::path SnapshotStore::fs_dir(const oci::Digest& chain) const { return snap_dir(chain) / "fs"; }
+
+bool SnapshotStore::has(const oci::Digest& chain) const {
+  struct stat st {};
+  return ::stat(fs_dir(chain).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::vector<std::string> SnapshotStore::lowers(const oci::Digest& chain) const {
+  std::vector<std::string> out;
+  std::optional<oci::Digest> cur = chain;
+  while (cur) {
+    if (!has(*cur)) throw Error(ErrorKind::NotFound, "snapshot " + cur->str() + " does not exist");
+    if (out.size() >= kMaxDepth) throw Error(ErrorKind::DataLoss, "snapshot " + chain.str() + ": parent links loop");
+    out.push_back(fs_dir(*cur).string());
+    cur = read_parent(snap_dir(*cur));
+  }
+  return out;
+}
+
+std::vector<UniqueFd> SnapshotStore::lock_stack(const oci::Digest& chain) const {
+  std::vector<UniqueFd> locks;
+  std::optional<oci::Digest> cur = chain;
+  while (cur && locks.size() < kMaxDepth) {
+    UniqueFd fd = open_lock(snap_dir(*cur));
+    while (::flock(fd.get(), LOCK_SH) != 0)
+      if (errno != EINTR) throw_errno("flock", (snap_dir(*cur) / "lock").string());
+    locks.push_back(std::move(fd));
+    cur = read_parent(snap_dir(*cur));
+  }
+  return locks;
+}
+
+fs::path SnapshotStore::new_scratch(std::string_view kind) const {
+  fs::path p = root_ / ".tmp" /
+               (std::string(kind) + "-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++));
+  if (::mkdir(p.c_str(), 0700) != 0) throw_errno("mkdir", p.string());
+  return p;
+}
+
+void SnapshotStore::install(const fs::path& staging, const oci::Digest& chain,
+                            const std::optional<oci::Digest>& parent, bool& created) {
+  if (parent) write_file_atomic(staging / "parent", parent->str() + "\n");
+  { UniqueFd lock = open_lock(staging); }
+  fsync_dir(staging);
+  if (::rename(staging.c_str(), snap_dir(chain).c_str()) == 0) {
+    fsync_dir(root_);
+    created = true;
+    return;
+  }
+  if (errno != EEXIST && errno != ENOTEMPTY) throw_errno("rename", snap_dir(chain).string());
+  created = false;  // another builder made it first: theirs is as good as ours
+  remove_tree(staging);
+}
+
+bool SnapshotStore::ensure_with(const oci::Digest& chain, const std::optional<oci::Digest>& parent,
+                                const std::function<void(const fs::path&)>& fill) {
+  if (has(chain)) return false;
+  if (parent && !has(*parent))
+    throw Error(ErrorKind::NotFound, "snapshot " + chain.str() + ": parent " + parent->str() + " does not exist");
+  fs::path staging = new_scratch("new");
+  try {
+    make_dirs(staging / "fs");
+    fill(staging / "fs");
+    bool created = false;
+    install(staging, chain, parent, created);
+    return created;
+  } catch (...) {
+    try {
+      remove_tree(staging);
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+bool SnapshotStore::ensure(const oci::Digest& chain, const std::optional<oci::Digest>& parent,
+                           oci::TarReader& reader, ApplyOptions options) {
+  options.mode = ApplyMode::Overlay;
+  return ensure_with(chain, parent, [&](const fs::path& dir) {
+    try {
+      apply_layer(reader, dir, options);
+    } catch (Error& e) {
+      throw e.with_context("unpacking layer " + chain.str());
+    }
+  });
+}
+
+PreparedSnapshot SnapshotStore::prepare(const std::optional<oci::Digest>& parent) {
+  PreparedSnapshot p;
+  if (parent) p.locks_ = lock_stack(*parent);
+  p.scratch_ = new_scratch("active");
+  p.parent_ = parent;
+  make_dirs(p.scratch_ / "upper");
+  make_dirs(p.scratch_ / "work");
+  if (parent) {
+    p.spec_.lowers = lowers(*parent);
+  } else {
+    make_dirs(p.scratch_ / "empty");  // overlayfs needs a lower even for FROM scratch
+    p.spec_.lowers = {(p.scratch_ / "empty").string()};
+  }
+  p.spec_.upper = (p.scratch_ / "upper").string();
+  p.spec_.work = (p.scratch_ / "work").string();
+  return p;
+}
+
+PreparedSnapshot SnapshotStore::view(const oci::Digest& chain) {
+  PreparedSnapshot p;
+  p.locks_ = lock_stack(chain);
+  p.scratch_ = new_scratch("view");
+  p.parent_ = chain;
+  p.spec_.lowers = lowers(chain);
+  if (p.spec_.lowers.size() == 1) {
+    // overlayfs wants two lowers for a read-only mount; an empty one changes nothing.
+    make_dirs(p.scratch_ / "empty");
+    p.spec_.lowers.push_back((p.scratch_ / "empty").string());
+  }
+  return p;
+}
+
+bool SnapshotStore::commit(PreparedSnapshot& prepared, const oci::Digest& chain, const DiffOptions& strip) {
+  if (prepared.spec_.upper.empty())
+    throw Error(ErrorKind::InvalidArgument, "snapshot commit: " + chain.str() + " comes from a read-only view");
+  if (has(chain)) return false;
+  fs::path upper = prepared.spec_.upper;
+  strip_for_commit(upper, strip);
+  fs::path staging = new_scratch("commit");
+  if (::rename(upper.c_str(), (staging / "fs").c_str()) != 0) throw_errno("rename", upper.string());
+  prepared.spec_.upper.clear();
+  bool created = false;
+  install(staging, chain, prepared.parent_, created);
+  return created;
+}
+
+std::vector<oci::Digest> SnapshotStore::list() const {
+  std::vector<oci::Digest> out;
+  for (const auto& d : fs::directory_iterator(root_)) {
+    std::string name = d.path().filename();
+    if (name.size() != 64) continue;
+    if (auto dg = oci::Digest::try_parse("sha256:" + name)) out.push_back(*dg);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::size_t SnapshotStore::prune(const std::set<oci::Digest>& keep) {
+  std::size_t removed = 0;
+  for (const auto& chain : list()) {
+    if (keep.count(chain)) continue;
+    UniqueFd lock = open_lock(snap_dir(chain));
+    if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) continue;  // mounted by someone
+    // Rename first so a half-removed snapshot is never visible under its chain ID.
+    fs::path doomed = new_scratch("prune");
+    ::rmdir(doomed.c_str());
+    if (::rename(snap_dir(chain).c_str(), doomed.c_str()) != 0) continue;
+    remove_tree(doomed);
+    ++removed;
+  }
+  // Scratch dirs whose creating process is gone (a crash mid-build).
+  for (const auto& d : fs::directory_iterator(root_ / ".tmp")) {
+    std::string name = d.path().filename();
+    auto a = name.find('-'), b = name.rfind('-');
+    if (a == std::string::npos || b == a) continue;
+    pid_t pid = static_cast<pid_t>(std::atoi(name.substr(a + 1, b - a - 1).c_str()));
+    if (pid > 0 && pid != ::getpid() && !pid_alive(pid)) remove_tree(d.path());
+  }
+  return removed;
+}
+
+}  // namespace cbuild::overlay
