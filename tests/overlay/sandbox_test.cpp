@@ -6,9 +6,11 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include <doctest/doctest.h>
 
+#include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 #include "overlay/active_mount.h"
@@ -18,6 +20,7 @@
 #include "tests/overlay/overlay_test_util.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/root.h"
+#include "tests/support/tiny_rootfs.h"
 
 namespace fs = std::filesystem;
 using cbuild::Error;
@@ -249,4 +252,47 @@ TEST_CASE("sandbox: cgroup limits on this host's layout [root]") {
     for (const auto& d : fs::directory_iterator(mount / "cbuild"))
       CHECK_MESSAGE(d.path().filename().string().find("run-" + std::to_string(::getpid()) + "-") != 0, d.path());
   }
+}
+
+TEST_CASE("sandbox: a static program in a shell-less rootfs; user:group by name [root]") {
+  REQUIRE_ROOT();
+  TempDir tmp;
+  make_tiny_rootfs(tmp.path() / "r");
+  RunSpec spec;
+  spec.rootfs = tmp.path() / "r";
+  spec.user = "user:staff";
+  UniqueFd out(::open((tmp.path() / "out").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  spec.stdout_fd = out.get();
+  spec.argv = {"id"};
+  CHECK(Sandbox::run(spec).code == 0);
+  CHECK(read_text(tmp.path() / "out").rfind("uid=1234 gid=50 groups=50", 0) == 0);
+  spec.argv = {"probe", "exit", "42"};
+  CHECK(Sandbox::run(spec).code == 42);
+  spec.argv = {"/bin/probe", "kill-self", "15"};
+  ExitStatus st = Sandbox::run(spec);
+  CHECK(st.signal == 15);
+  CHECK(st.code == 143);
+  CHECK_FALSE(has_mounts_under(tmp.path()));
+}
+
+TEST_CASE("sandbox: cancellation kills the tree and throws Cancelled [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  spec.rootfs = busybox();
+  spec.argv = {"sh", "-c", "sleep 30 & sleep 30"};
+  std::thread canceller([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cbuild::request_cancel();
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    Sandbox::run(spec);
+    FAIL("expected a cancel");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Cancelled);
+  }
+  canceller.join();
+  cbuild::cancel_signal().store(0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
+  CHECK(Sandbox::run(RunSpec{.rootfs = busybox(), .argv = {"true"}}).ok());
 }
