@@ -158,14 +158,19 @@ std::optional<std::string> get_xattr(int dirfd, const std::string& name, const s
   std::string p = proc_path(dirfd, name);
   std::string buf(256, '\0');
   for (;;) {
-    long n = retry([&] { return ::lgetxattr(p.c_str(), key.c_str(), buf.data(), buf.size()); });
+    long n = retry([&] {
+      return name.empty() ? ::fgetxattr(dirfd, key.c_str(), buf.data(), buf.size())
+                          : ::lgetxattr(p.c_str(), key.c_str(), buf.data(), buf.size());
+    });
     if (n >= 0) {
       buf.resize(n);
       return buf;
     }
     if (errno == ENODATA || errno == ENOTSUP) return std::nullopt;
     if (errno != ERANGE) throw_errno("getxattr " + key, shown);
-    long need = retry([&] { return ::lgetxattr(p.c_str(), key.c_str(), nullptr, 0); });
+    long need = retry([&] {
+      return name.empty() ? ::fgetxattr(dirfd, key.c_str(), nullptr, 0) : ::lgetxattr(p.c_str(), key.c_str(), nullptr, 0);
+    });
     if (need < 0) throw_errno("getxattr " + key, shown);
     buf.resize(need + 1);
   }
@@ -176,11 +181,15 @@ std::vector<std::string> list_xattrs(int dirfd, const std::string& name, std::st
   std::string buf(1024, '\0');
   long n;
   for (;;) {
-    n = retry([&] { return ::llistxattr(p.c_str(), buf.data(), buf.size()); });
+    n = retry([&] {
+      return name.empty() ? ::flistxattr(dirfd, buf.data(), buf.size()) : ::llistxattr(p.c_str(), buf.data(), buf.size());
+    });
     if (n >= 0) break;
     if (errno == ENOTSUP) return {};
     if (errno != ERANGE) throw_errno("listxattr", shown);
-    long need = retry([&] { return ::llistxattr(p.c_str(), nullptr, 0); });
+    long need = retry([&] {
+      return name.empty() ? ::flistxattr(dirfd, nullptr, 0) : ::llistxattr(p.c_str(), nullptr, 0);
+    });
     if (need < 0) throw_errno("listxattr", shown);
     buf.resize(need + 1);
   }

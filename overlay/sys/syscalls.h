@@ -59,7 +59,8 @@ void utimensat_nofollow(int dirfd, const std::string& name, std::int64_t sec, st
 
 // Extended attributes on dirfd/name, never following a symlink leaf (addressed through
 // /proc/self/fd/<dirfd>/<name>, so a single-component name cannot escape the directory;
-// with AT_FDCWD, `name` is used as given).
+// with AT_FDCWD, `name` is used as given). get_xattr/list_xattrs with an empty `name` read the
+// xattrs of the open (non-O_PATH) fd `dirfd` itself — no path lookup, the fast path for walks.
 void set_xattr(int dirfd, const std::string& name, const std::string& key, std::string_view value,
                std::string_view shown);
 std::optional<std::string> get_xattr(int dirfd, const std::string& name, const std::string& key,
