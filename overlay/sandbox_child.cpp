@@ -22,6 +22,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 #include <cstring>
 
 #include "overlay/internal/child_plan.h"
@@ -42,6 +43,21 @@ int g_sock = -1;
 
 void check(bool ok, Step step, int index = -1) noexcept {
   if (!ok) fail(step, index);
+}
+
+// PID 1 inherited every fd of cbuild (clone copies the table): keep only the ones the run
+// needs, so neither PID 1 nor the command holds a host directory, a store lock or a socket.
+void close_other_fds(const ChildPlan& p, int sock, int status_fd) noexcept {
+  int keep[5] = {sock, status_fd, p.stdin_fd, p.stdout_fd, p.stderr_fd};
+  for (int i = 1; i < 5; ++i)
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
+  unsigned next = 0;
+  for (int k : keep) {
+    if (k < 0 || static_cast<unsigned>(k) < next) continue;
+    if (static_cast<unsigned>(k) > next) ::syscall(SYS_close_range, next, static_cast<unsigned>(k) - 1, 0u);
+    next = static_cast<unsigned>(k) + 1;
+  }
+  ::syscall(SYS_close_range, next, ~0u, 0u);
 }
 
 void wait_parent() noexcept {
@@ -188,6 +204,10 @@ void drop_privileges(const ChildPlan& p) noexcept {
 
 [[noreturn]] void exec_command(const ChildPlan& p) noexcept {
   check(::chdir(p.cwd.c_str()) == 0, Step::Chdir);
+  // CVE-2024-21626: a cwd like /proc/self/fd/N can land on a still-open host directory. The
+  // kernel reports such a cwd as "(unreachable)/…"; anything not starting with '/' is refused.
+  char cwd[4096];
+  if (::syscall(SYS_getcwd, cwd, sizeof cwd) < 0 || cwd[0] != '/') fail(Step::Chdir, -1, EPERM);
   int err = ENOENT;
   for (const std::string& path : p.exec_candidates) {
     ::execve(path.c_str(), p.argv.data(), p.envp.data());
@@ -203,6 +223,11 @@ void drop_privileges(const ChildPlan& p) noexcept {
 
 void child_main(const ChildPlan& p, int sock, int status_fd) noexcept {
   g_sock = sock;
+  // PID 1 is a copy of cbuild (not exec'd): its memory, fds and /proc/1/exe (the host binary,
+  // CVE-2019-5736) must not be reachable from the command. Not dumpable → /proc/1 is off
+  // limits without CAP_SYS_PTRACE, which the command never has.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  close_other_fds(p, sock, status_fd);
   wait_parent();
   mount_filesystems(p);
   mount_dev(p);

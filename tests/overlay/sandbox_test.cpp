@@ -296,3 +296,27 @@ TEST_CASE("sandbox: cancellation kills the tree and throws Cancelled [root]") {
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
   CHECK(Sandbox::run(RunSpec{.rootfs = busybox(), .argv = {"true"}}).ok());
 }
+
+TEST_CASE("sandbox: no way back to the host through /proc/1 or a leaked fd cwd [root]") {
+  REQUIRE_ROOT();
+  RunSpec spec;
+  // PID 1 is a clone of this process: its exe, fds and memory must be off limits.
+  auto c = run_sh(spec, "readlink /proc/1/exe || echo no-exe; ls /proc/1/fd | wc -l; "
+                        "for f in /proc/1/fd/*; do readlink $f && echo LEAK; done; "
+                        "cat /proc/1/environ >/dev/null 2>&1 || echo no-environ");
+  // Only the status pipe and the two output files stay open in PID 1 (the socket closes at fork).
+  INFO(c.out);
+  CHECK(c.out.rfind("no-exe\n3\n", 0) == 0);
+  CHECK(c.out.find("LEAK") == std::string::npos);
+  CHECK(c.out.find("no-environ") != std::string::npos);
+  // WORKDIR /proc/self/fd/N (CVE-2024-21626): refused or inside the root, never on the host.
+  for (int fd = 3; fd < 12; ++fd) {
+    spec.cwd = "/proc/self/fd/" + std::to_string(fd);
+    try {
+      c = run_sh(spec, "pwd; ls / | grep -c busybox-rootfs-marker; test -e /bin/busybox && echo inside");
+      CHECK(c.out.find("inside") != std::string::npos);
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find("chdir") != std::string::npos);
+    }
+  }
+}
