@@ -45,7 +45,7 @@ class Progress {
 };
 
 // Discards everything (for --quiet and for library users who do not care).
-class NullProgress final : public Progress {
+class NullProgress : public Progress {
  public:
   void step_started(const StepRef&) override {}
   void step_output(const StepRef&, std::string_view) override {}

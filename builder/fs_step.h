@@ -1,0 +1,57 @@
+// Filesystem steps: the part of COPY, ADD, RUN and WORKDIR that turns "change the rootfs" into
+// a layer. The parent's layers get snapshots (applied from their blobs when missing), a
+// writable overlay stack is mounted, `mutate` changes the merged view (writes files, or runs
+// the sandbox), the mount goes away, the upper dir is diffed into one streaming layer write
+// (tar → DiffID → framed compression → digest → store), and the upper then *becomes* the new
+// snapshot by rename. On any failure nothing stays mounted and the upper is discarded; the
+// store only ever holds complete, verified blobs.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "builder/frame_cache.h"
+#include "oci/descriptor.h"
+#include "oci/layer_writer.h"
+#include "oci/store.h"
+#include "overlay/snapshot_store.h"
+
+namespace cbuild::builder {
+
+// The layers of an image so far, bottom first.
+struct LayerStack {
+  std::vector<oci::Descriptor> layers;
+  std::vector<oci::Digest> diff_ids;
+};
+
+struct FsContext {
+  oci::Store& store;
+  overlay::SnapshotStore& snapshots;
+  oci::LayerWriterOptions layer_options;  // codec, level, SOURCE_DATE_EPOCH; cache set per write
+  StoreFrameCache* frame_cache = nullptr;
+};
+
+// Makes sure every layer of `stack` has its snapshot; returns the top chain ID (nullopt for
+// an empty stack). Layers are read from the store, verified, and applied in overlay form.
+std::optional<oci::Digest> ensure_snapshots(FsContext& ctx, const LayerStack& stack);
+
+struct FsStepResult {
+  oci::LayerResult layer;
+  oci::Digest chain;  // of the stack with the new layer on top
+};
+
+// Runs `mutate(merged_dir)` on a writable stack over `parent` and commits the change as a
+// layer and a snapshot. `exclude` lists paths (relative, e.g. "proc", "etc/hosts") that the
+// mutation may create as mount-point stubs: they stay out of the layer and the snapshot.
+FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
+                         const std::function<void(const std::filesystem::path& merged)>& mutate,
+                         const std::vector<std::string>& exclude = {});
+
+// A read-only merged view of `stack` for the lifetime of the call (COPY --from, RUN
+// --mount=from). An empty stack shows an empty directory.
+void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void(const std::filesystem::path& root)>& fn);
+
+}  // namespace cbuild::builder
