@@ -119,6 +119,9 @@ void run_hostile_case(const fs::path& file) {
   fs::create_directories(root);
   fs::create_directories(host);
   write_text(host / "secret", "original");
+  struct stat host_before {}, secret_before {};
+  REQUIRE(::stat(host.c_str(), &host_before) == 0);
+  REQUIRE(::stat((host / "secret").c_str(), &secret_before) == 0);
   HostileCase c = parse_case(file, host.string());
   REQUIRE_FALSE(c.layers.empty());
 
@@ -160,6 +163,12 @@ void run_hostile_case(const fs::path& file) {
   struct stat hst {};
   REQUIRE(::lstat((host / "secret").c_str(), &hst) == 0);
   CHECK(S_ISREG(hst.st_mode));
+  CHECK(hst.st_mode == secret_before.st_mode);
+  CHECK(hst.st_uid == secret_before.st_uid);
+  CHECK(hst.st_mtim.tv_sec == secret_before.st_mtim.tv_sec);
+  REQUIRE(::stat(host.c_str(), &hst) == 0);
+  CHECK(hst.st_mode == host_before.st_mode);
+  CHECK(hst.st_uid == host_before.st_uid);
   CHECK(sys::get_xattr(AT_FDCWD, host.string(), opaque_xattr(XattrNamespace::Trusted), "host") == std::nullopt);
   CHECK(tmp_names == std::vector<std::string>{"host", "root"});
 }
