@@ -62,6 +62,18 @@ void ActiveMount::unmount() {
   }
 }
 
+std::filesystem::path ActiveMount::release() noexcept {
+  mounted_ = false;
+  created_target_ = false;
+  return target_;
+}
+
+bool ActiveMount::unmount_path(const std::filesystem::path& target) {
+  if (::umount2(target.c_str(), MNT_DETACH) == 0) return true;
+  if (errno == EINVAL || errno == ENOENT) return false;  // not a mount point
+  throw_errno("umount", target.string());
+}
+
 ActiveMount::~ActiveMount() {
   try {
     unmount();

@@ -30,6 +30,11 @@ class ActiveMount {
   bool mounted() const noexcept { return mounted_; }
   // Detaches now and removes the target if this object created it. Throws on failure.
   void unmount();
+  // Hands the mount out: it stays mounted when this object is gone (`cbuild mount`); the
+  // caller records it and later calls unmount_path(). Returns the target.
+  std::filesystem::path release() noexcept;
+  // Detaches whatever is mounted at `target` (MNT_DETACH). Returns false when nothing is.
+  static bool unmount_path(const std::filesystem::path& target);
 
  private:
   std::filesystem::path target_;

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 
@@ -61,7 +63,8 @@ PreparedSnapshot::~PreparedSnapshot() {
   }
 }
 
-SnapshotStore::SnapshotStore(fs::path store_root) : root_(std::move(store_root) / "snapshots") {
+SnapshotStore::SnapshotStore(fs::path store_root)
+    : root_(store_root / "snapshots"), mounts_(store_root / "mounts") {
   make_dirs(root_ / ".tmp");
 }
 
@@ -199,6 +202,50 @@ bool SnapshotStore::commit(PreparedSnapshot& prepared, const oci::Digest& chain,
   return created;
 }
 
+namespace {
+void check_pin_name(const std::string& name) {
+  bool ok = !name.empty() && name[0] != '.' && name.size() <= 128;
+  for (char c : name) ok &= std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  if (!ok) throw Error(ErrorKind::InvalidArgument, "mount name " + quote(name) + " is not [A-Za-z0-9_.-]+");
+}
+}  // namespace
+
+fs::path SnapshotStore::pin_dir(const std::string& name) const {
+  check_pin_name(name);
+  return mounts_ / name;
+}
+
+SnapshotStore::Pin SnapshotStore::pin(const oci::Digest& chain, const std::string& name) {
+  fs::path dir = pin_dir(name);
+  Pin p;
+  p.spec.lowers = lowers(chain);
+  make_dirs(dir / "merged");
+  if (p.spec.lowers.size() == 1) {
+    make_dirs(dir / "empty");
+    p.spec.lowers.push_back((dir / "empty").string());
+  }
+  write_file_atomic(dir / "chain", chain.str() + "\n");
+  p.target = dir / "merged";
+  return p;
+}
+
+std::optional<oci::Digest> SnapshotStore::pinned(const std::string& name) const {
+  auto text = read_file_if_exists(pin_dir(name) / "chain", 1024);
+  if (!text) return std::nullopt;
+  while (!text->empty() && text->back() == '\n') text->pop_back();
+  return oci::Digest::try_parse(*text);
+}
+
+void SnapshotStore::unpin(const std::string& name) { remove_tree(pin_dir(name)); }
+
+std::vector<std::string> SnapshotStore::pins() const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(mounts_, ec)) out.push_back(d.path().filename());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::vector<oci::Digest> SnapshotStore::list() const {
   std::vector<oci::Digest> out;
   for (const auto& d : fs::directory_iterator(root_)) {
@@ -210,7 +257,19 @@ std::vector<oci::Digest> SnapshotStore::list() const {
   return out;
 }
 
-std::size_t SnapshotStore::prune(const std::set<oci::Digest>& keep) {
+std::size_t SnapshotStore::prune(const std::set<oci::Digest>& keep_in) {
+  std::set<oci::Digest> keep = keep_in;
+  // Pinned views (cbuild mount) outlive their process: keep their whole stacks.
+  for (const auto& name : pins()) {
+    std::optional<oci::Digest> cur;
+    try {
+      cur = pinned(name);
+    } catch (const Error&) {
+      continue;
+    }
+    for (int depth = 0; cur && depth < kMaxDepth && keep.insert(*cur).second; ++depth)
+      cur = has(*cur) ? read_parent(snap_dir(*cur)) : std::nullopt;
+  }
   std::size_t removed = 0;
   for (const auto& chain : list()) {
     if (keep.count(chain)) continue;

@@ -89,6 +89,22 @@ class SnapshotStore {
   // then discarded).
   bool commit(PreparedSnapshot& prepared, const oci::Digest& chain, const DiffOptions& strip = {});
 
+  // Persistent read-only views (`cbuild mount`): $ROOT/mounts/<name>/ holds the chain ID
+  // ("chain"), an empty lower when needed and the mount point "merged". pin() records it and
+  // returns the view's MountSpec and target; prune() keeps pinned chains. `name` is
+  // [A-Za-z0-9_.-]+ (not starting with '.'): InvalidArgument otherwise.
+  struct Pin {
+    MountSpec spec;
+    std::filesystem::path target;
+  };
+  Pin pin(const oci::Digest& chain, const std::string& name);
+  std::optional<oci::Digest> pinned(const std::string& name) const;
+  std::filesystem::path pin_dir(const std::string& name) const;
+  // Removes the pin's directory (the caller has unmounted it). Missing is fine.
+  void unpin(const std::string& name);
+  // Names of every pin.
+  std::vector<std::string> pins() const;
+
   std::vector<oci::Digest> list() const;
   // Removes every snapshot whose chain is not in `keep` and that nobody has mounted (its lock
   // is free), plus stale scratch dirs of dead processes. Returns the number removed.
@@ -101,7 +117,8 @@ class SnapshotStore {
                const std::optional<oci::Digest>& parent, bool& created);
   std::vector<UniqueFd> lock_stack(const oci::Digest& chain) const;
 
-  std::filesystem::path root_;  // $ROOT/snapshots
+  std::filesystem::path root_;    // $ROOT/snapshots
+  std::filesystem::path mounts_;  // $ROOT/mounts
 };
 
 }  // namespace cbuild::overlay

@@ -122,3 +122,32 @@ TEST_CASE("snapshot_store: FROM scratch prepare and commit [root]") {
   PreparedSnapshot v = store.view(c);
   CHECK_THROWS_AS(store.commit(v, Digest::of("x")), Error);
 }
+
+TEST_CASE("snapshot_store: pinned views outlive their process and survive prune [root]") {
+  REQUIRE_ROOT();
+  TempDir tmp;
+  SnapshotStore store(tmp.path());
+  auto ids = chain_ids({Digest::of("p1"), Digest::of("p2")});
+  auto r1 = reader_for(make_tar({file_item("a", "1")}));
+  store.ensure(ids[0], std::nullopt, *r1);
+  auto r2 = reader_for(make_tar({file_item("b", "2")}));
+  store.ensure(ids[1], ids[0], *r2);
+  CHECK_THROWS_AS(store.pin(ids[1], "../x"), Error);
+  SnapshotStore::Pin p = store.pin(ids[1], "img1");
+  fs::path target;
+  {
+    ActiveMount m(p.spec, p.target);
+    target = m.release();
+  }
+  CHECK(has_mounts_under(tmp.path()));  // released: still mounted
+  CHECK(read_text(target / "a") == "1");
+  CHECK(store.pinned("img1") == ids[1]);
+  CHECK(store.pins() == std::vector<std::string>{"img1"});
+  CHECK(store.prune({}) == 0);  // the pinned stack stays
+  CHECK(ActiveMount::unmount_path(target));
+  CHECK_FALSE(ActiveMount::unmount_path(target));
+  store.unpin("img1");
+  CHECK_FALSE(has_mounts_under(tmp.path()));
+  CHECK(store.pins().empty());
+  CHECK(store.prune({}) == 2);
+}
