@@ -1,8 +1,10 @@
 // `cbuild run [OPTIONS] IMAGE [COMMAND [ARG…]]` — runs a command in an image with cbuild's
 // sandbox, like `podman run --rm`. Options end at IMAGE, so `cbuild run IMAGE sh -c '…'`
 // needs no "--". `--rootfs` takes a directory instead of an image (like podman's flag).
-// The exit code is the command's (128+N when killed by signal N). Changes to the filesystem
-// are always discarded: cbuild keeps no containers, `--rm` is accepted for compatibility.
+// IMAGE is a reference in the store or "oci:LAYOUT[:REF]"; its layers are stacked as overlay
+// lowers under a throw-away upper. The exit code is the command's (128+N when killed by
+// signal N). Changes are always discarded: cbuild keeps no containers, `--rm` is accepted
+// for compatibility.
 #include <unistd.h>
 
 #include <cmath>
@@ -11,9 +13,12 @@
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
+#include "cli/layout_image.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "overlay/active_mount.h"
 #include "overlay/init_layer.h"
+#include "overlay/snapshot_store.h"
 #include "overlay/sandbox.h"
 
 namespace {
@@ -53,14 +58,24 @@ std::uint64_t parse_size(const std::string& s, const char* flag) {
   return static_cast<std::uint64_t>(v * mul);
 }
 
-int run_in_rootfs(const RunOptions& o, const std::filesystem::path& rootfs, std::vector<std::string> argv) {
-  if (argv.empty()) throw Error(ErrorKind::InvalidArgument, "run: no command given (--rootfs has no image config)");
+// `image` supplies the defaults (Entrypoint + Cmd, Env, WorkingDir, User); flags override.
+int run_in_rootfs(const RunOptions& o, const std::filesystem::path& rootfs, std::vector<std::string> argv,
+                  const cbuild::overlay::ImageRuntimeInfo& image = {}) {
+  std::vector<std::string> full = image.entrypoint;
+  const auto& cmd = argv.empty() ? image.cmd : argv;
+  full.insert(full.end(), cmd.begin(), cmd.end());
+  if (full.empty()) throw Error(ErrorKind::InvalidArgument, "run: no command given and the image has none");
   cbuild::overlay::RunSpec spec;
   spec.rootfs = rootfs;
-  spec.argv = std::move(argv);
-  spec.env = o.env;
-  if (!o.workdir.empty()) spec.cwd = o.workdir;
-  spec.user = o.user;
+  spec.argv = std::move(full);
+  spec.env = image.env;
+  for (const auto& kv : o.env) {
+    std::string key = kv.substr(0, kv.find('='));
+    std::erase_if(spec.env, [&](const std::string& e) { return e.substr(0, e.find('=')) == key; });
+    spec.env.push_back(kv);
+  }
+  spec.cwd = o.workdir.empty() ? (image.working_dir.empty() ? "/" : image.working_dir) : o.workdir;
+  spec.user = o.user.empty() ? image.user : o.user;
   if (o.network == "none") spec.network = cbuild::overlay::NetworkMode::None;
   else if (o.network != "host" && o.network != "default")
     throw Error(ErrorKind::InvalidArgument, "run: --network must be host or none, not " + cbuild::quote(o.network));
@@ -103,7 +118,7 @@ cbuild::cli::CommandRegistration reg{{
       app.add_option("-m,--memory", o->memory, "Memory limit (e.g. 512m)");
       app.add_option("--cpus", o->cpus, "Number of CPUs (e.g. 1.5)");
       app.add_option("--pids-limit", o->pids_limit, "Maximum number of processes");
-      return [o, &app]() -> int {
+      return [o, &app, &g]() -> int {
         std::vector<std::string> rest = app.remaining();
         if (rest.empty()) {
           std::cerr << "cbuild: error: run: an IMAGE is required\nRun 'cbuild run --help' for usage.\n";
@@ -114,8 +129,14 @@ cbuild::cli::CommandRegistration reg{{
         if (::geteuid() != 0)
           throw Error(ErrorKind::PermissionDenied, "run: the sandbox needs root (rootless runs are not supported yet)");
         if (o->rootfs) return run_in_rootfs(*o, image, std::move(rest));
-        throw Error(ErrorKind::FailedPrecondition,
-                    "run: running images from the store is not available in this build yet; use --rootfs DIR");
+        // An image: its snapshots stacked under a throw-away upper, discarded afterwards.
+        std::string root = g.resolved_root();
+        cbuild::cli::LayoutImage img = cbuild::cli::open_image_arg(image, root);
+        cbuild::overlay::SnapshotStore snapshots(root);
+        auto top = cbuild::cli::ensure_snapshots(snapshots, img);
+        cbuild::overlay::PreparedSnapshot prepared = snapshots.prepare(top);
+        cbuild::overlay::ActiveMount mount(prepared.mount_spec(), prepared.upper().parent_path() / "merged");
+        return run_in_rootfs(*o, mount.target(), std::move(rest), img.runtime);
       };
     }}};
 
