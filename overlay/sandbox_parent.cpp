@@ -66,6 +66,16 @@ int cap_last_cap() {
   }
 }
 
+// /proc, /sys and /dev must be real directories in the image: a symlink there would move
+// the kernel filesystems elsewhere in the tree (runc GHSA-g2j6-57v7-gm8c refuses it too).
+void refuse_symlink(int root_fd, const std::string& path) {
+  ParentAndLeaf pl = open_parent_in_root(root_fd, path, false);
+  auto st = sys::try_lstatat(pl.dir.get(), pl.leaf, path);
+  if (st && S_ISLNK(st->st_mode))
+    throw Error(ErrorKind::FailedPrecondition,
+                "sandbox: " + quote("/" + path) + " is a symlink in the image; refusing to mount over it");
+}
+
 // Resolves `path` inside the rootfs to a canonical host path, creating a stub (an empty
 // directory or file) when it is missing. Refuses a stub of the wrong kind.
 std::string stub_target(int root_fd, const std::string& root_canon, const std::string& path, bool dir) {
@@ -88,7 +98,10 @@ std::string stub_target(int root_fd, const std::string& root_canon, const std::s
     throw Error(ErrorKind::FailedPrecondition, "sandbox: cannot mount a " + std::string(dir ? "directory" : "file") +
                                                    " over " + quote("/" + path) + " of the image");
   std::string canon = sys::readlinkat(AT_FDCWD, "/proc/self/fd/" + std::to_string(fd.get()), path);
-  if (canon != root_canon && canon.compare(0, root_canon.size() + 1, root_canon + "/") != 0)
+  if (canon == root_canon)
+    throw Error(ErrorKind::FailedPrecondition,
+                "sandbox: " + quote("/" + path) + " resolves to the root directory itself; refusing to mount over it");
+  if (canon.compare(0, root_canon.size() + 1, root_canon + "/") != 0)
     throw Error(ErrorKind::Internal, "sandbox: " + quote(path) + " resolved outside the root to " + quote(canon));
   return canon;
 }
@@ -101,6 +114,7 @@ ChildPlan make_plan(const RunSpec& spec) {
   if (ec) throw Error(ErrorKind::NotFound, "sandbox: root filesystem " + quote(spec.rootfs.string()) + ": " + ec.message());
   UniqueFd root = sys::openat(AT_FDCWD, p.rootfs, O_PATH | O_DIRECTORY, 0, p.rootfs);
 
+  for (const char* k : {"proc", "sys", "dev"}) refuse_symlink(root.get(), k);
   p.proc = stub_target(root.get(), p.rootfs, "proc", true);
   p.sys = stub_target(root.get(), p.rootfs, "sys", true);
   p.dev = stub_target(root.get(), p.rootfs, "dev", true);

@@ -320,3 +320,26 @@ TEST_CASE("sandbox: no way back to the host through /proc/1 or a leaked fd cwd [
     }
   }
 }
+
+TEST_CASE("sandbox: symlinked /proc, /dev or a bind over the root are refused [root]") {
+  REQUIRE_ROOT();
+  for (const char* which : {"proc", "dev"}) {
+    TempDir tmp;
+    make_tiny_rootfs(tmp.path() / "r");
+    fs::remove(tmp.path() / "r" / which);
+    fs::create_symlink("/", tmp.path() / "r" / which);
+    RunSpec spec;
+    spec.rootfs = tmp.path() / "r";
+    spec.argv = {"true"};
+    CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("is a symlink in the image"), Error);
+    CHECK_FALSE(has_mounts_under(tmp.path()));
+  }
+  TempDir tmp;
+  make_tiny_rootfs(tmp.path() / "r");
+  fs::create_symlink("/", tmp.path() / "r/up");
+  RunSpec spec;
+  spec.rootfs = tmp.path() / "r";
+  spec.argv = {"true"};
+  spec.binds = {{tmp.path(), "/up", false}};
+  CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("root directory itself"), Error);
+}
