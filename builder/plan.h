@@ -1,0 +1,91 @@
+// Plan — the front end's output: the stages a build needs, each a list of steps whose words
+// are already expanded exactly where BuildKit expands them, with the ARG/ENV scope and the
+// cache-key inputs of every step. The executor walks Plan::order and never re-reads the
+// Dockerfile; builder/planner.h makes a Plan from Dockerfile text.
+//
+// Scoping rules applied by the planner (BuildKit's):
+//   * ARGs before the first FROM ("global") are visible only in FROM lines (image and
+//     --platform) unless a stage redeclares them with `ARG NAME`.
+//   * Predefined ARGs TARGETPLATFORM/TARGETOS/TARGETARCH/TARGETVARIANT and
+//     BUILDPLATFORM/BUILDOS/BUILDARCH/BUILDVARIANT are set globally and inside a stage
+//     once declared; the *_PROXY args (upper and lower case) reach RUN without a
+//     declaration when given with --build-arg, and are left out of cache keys.
+//   * ENV beats ARG of the same name; ENV/LABEL/ARG with several pairs expand every value
+//     against the scope as it was before the instruction.
+//   * A stage based on another stage inherits its ENV (and the base image's Env, when
+//     PlanOptions::image_env can supply it).
+// Plain data, copyable, no hidden state.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "builder/dockerfile/ast.h"
+#include "builder/dockerfile/instructions.h"
+
+namespace cbuild::builder {
+
+using EnvList = std::vector<std::pair<std::string, std::string>>;  // ordered NAME, VALUE
+
+struct PlanOptions {
+  std::map<std::string, std::string> build_args;  // --build-arg NAME=VALUE
+  std::string target;                              // --target; empty: the last stage
+  std::string target_platform;                     // "os/arch[/variant]"; empty: build platform
+  std::string build_platform;                      // empty: the host's (linux/<arch>)
+  // Called once per FROM that names an image (reference and platform already expanded):
+  // the image config's Env as NAME=VALUE pairs, so that words expand against it as in
+  // BuildKit (`FROM golang` then `WORKDIR $GOPATH`). Unset or returning nullopt: empty.
+  std::function<std::optional<EnvList>(const std::string& image, const std::string& platform)> image_env;
+};
+
+struct Step {
+  // The typed instruction with its words expanded (FROM is not a step; see Stage).
+  // RUN/CMD/ENTRYPOINT/SHELL/HEALTHCHECK bodies stay unexpanded (the shell expands them).
+  // Heredoc bodies are chomped; `expand` says whether the executor's shell should expand.
+  dockerfile::Instruction instruction;
+  std::string keyword;        // "RUN", "COPY", …
+  std::string original;       // as written, for progress ("RUN make")
+  dockerfile::SourceRange range;
+  std::string expanded_text;  // canonical "KEYWORD [flags] args" after expansion
+  EnvList env;                // ENV in effect before this step (base image's Env first)
+  EnvList args;               // ARGs in scope with a value, before this step (for RUN's env)
+  // Everything this step's result depends on besides its parent layer and files read:
+  // expanded_text, env and args (proxy args excluded), as one deterministic string.
+  std::string cache_inputs;
+};
+
+struct Stage {
+  int index = 0;
+  std::string name;  // AS name, lower-case; empty when unnamed
+  enum class Base { Scratch, Image, Stage } base = Base::Scratch;
+  std::string base_image;  // Base::Image: the expanded reference as written
+  int base_stage = -1;     // Base::Stage
+  std::string platform;    // FROM --platform after expansion; empty when not given
+  dockerfile::SourceRange range;  // the FROM line
+  std::string from_original;      // the FROM line as written
+  std::vector<Step> steps;
+  std::vector<int> stage_deps;          // stages this one needs (base, COPY --from, mount from)
+  std::vector<std::string> image_deps;  // images named by COPY --from / RUN --mount from=
+  bool needed = false;                  // the target depends on it (else it is skipped)
+};
+
+struct Plan {
+  std::string file;  // the Dockerfile name used in messages
+  dockerfile::Directives directives;
+  std::vector<Stage> stages;  // every stage, in Dockerfile order
+  int target = -1;            // index of the stage whose image is the result
+  std::vector<int> order;     // needed stages, dependencies first
+  EnvList global_args;        // global ARGs (and predefined ones) as resolved for FROM lines
+  std::vector<dockerfile::DockerfileWarning> warnings;  // parse + typing + planning warnings
+};
+
+// Index of the stage a `--from` / `from=` value names (name, case-insensitive, or index),
+// or nullopt when it names an image instead.
+std::optional<int> find_stage(const Plan& plan, const std::string& name_or_index);
+
+}  // namespace cbuild::builder
