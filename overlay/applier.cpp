@@ -68,13 +68,31 @@ void Applier::apply(const oci::TarEntry& e, oci::ByteSource* data) {
     return;
   }
 
-  UniqueFd parent = mkdir_in_root(root_.get(), dir);
+  if (!cached_fd_ || cached_dir_ != dir) {
+    cached_fd_ = mkdir_in_root(root_.get(), dir);
+    cached_dir_ = dir;
+  }
+  UniqueFd parent = std::move(cached_fd_);
   const std::string& shown = cleaned;
   auto existing = sys::try_lstatat(parent.get(), base, shown);
+  bool reuse_parent = e.type != oci::TarType::Symlink;
   if (existing) {
     bool keep = e.type == oci::TarType::Dir && S_ISDIR(existing->st_mode);
-    if (!keep) sys::remove_all_at(parent.get(), base, shown);
+    if (!keep) {
+      sys::remove_all_at(parent.get(), base, shown);
+      reuse_parent = false;
+    }
   }
+  // Hands the parent back to the cache on every way out of this function (incl. the early
+  // return for hardlinks), unless something was removed.
+  struct Recache {
+    Applier& a;
+    UniqueFd& fd;
+    bool& reuse;
+    ~Recache() {
+      if (reuse) a.cached_fd_ = std::move(fd);
+    }
+  } recache{*this, parent, reuse_parent};
 
   switch (e.type) {
     case oci::TarType::Dir:
@@ -153,6 +171,7 @@ void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEnt
 }
 
 void Applier::apply_whiteout(const std::string& cleaned, const std::string& dir, const std::string& base) {
+  cached_fd_.reset();  // a whiteout removes things
   WhiteoutName kind = classify_whiteout(base);
   if (kind == WhiteoutName::Meta) return;
   UniqueFd parent = mkdir_in_root(root_.get(), dir);

@@ -78,6 +78,10 @@ class Applier {
     std::uint32_t nsec;
   };
   std::vector<DirTime> dir_times_;
+  // The parent directory of the previous entry, reused while nothing was removed or turned
+  // into a symlink (only a removal can change how an existing directory path resolves).
+  std::string cached_dir_;
+  UniqueFd cached_fd_;
 };
 
 // Applies every entry of `reader` onto `root`; returns the stats. Checks cancellation.

@@ -140,6 +140,15 @@ namespace {
 UniqueFd mkdir_in_root_depth(int root_fd, std::string_view path, mode_t mode, int depth) {
   if (depth > kMaxSymlinks) throw_errno("mkdir in root", path, ELOOP);
   std::string cleaned = clean_path(path);
+  // Fast path: the directory usually exists already (one resolution instead of one per
+  // component). open_in_root contains it exactly as the walk below would.
+  if (!cleaned.empty()) {
+    try {
+      return open_in_root(root_fd, cleaned, O_RDONLY | O_DIRECTORY);
+    } catch (const Error& e) {
+      if (e.sys_errno() != ENOENT) throw;
+    }
+  }
   UniqueFd cur = open_in_root(root_fd, "", O_PATH | O_DIRECTORY);
   if (cleaned.empty()) return sys::openat(cur.get(), ".", O_RDONLY | O_DIRECTORY, 0, path);
   // Walk component by component: each existing one is resolved inside the root from the
