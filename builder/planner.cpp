@@ -1,0 +1,543 @@
+// Planner (see planner.h / plan.h). One pass over the stages in Dockerfile order expands
+// words and records dependencies; a second pass picks the stages the target needs.
+#include "builder/planner.h"
+
+#include <sys/utsname.h>
+
+#include <set>
+
+#include "builder/dockerfile/parser.h"
+#include "builder/dockerfile/shell_words.h"
+
+namespace cbuild::builder {
+
+namespace df = dockerfile;
+
+namespace {
+
+struct Fail {
+  std::string message;
+};
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+bool is_proxy_arg(const std::string& n) {
+  static const std::set<std::string> k = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+                                          "FTP_PROXY",  "ftp_proxy",  "NO_PROXY",    "no_proxy",
+                                          "ALL_PROXY",  "all_proxy"};
+  return k.count(n) != 0;
+}
+
+void set_var(EnvList& list, const std::string& k, const std::string& v) {
+  for (auto& [name, value] : list)
+    if (name == k) {
+      value = v;
+      return;
+    }
+  list.emplace_back(k, v);
+}
+
+const std::string* get_var(const EnvList& list, std::string_view k) {
+  for (const auto& [name, value] : list)
+    if (name == k) return &value;
+  return nullptr;
+}
+
+struct PlatformParts {
+  std::string os, arch, variant;
+  std::string str() const { return os + "/" + arch + (variant.empty() ? "" : "/" + variant); }
+};
+
+PlatformParts split_platform(const std::string& p) {
+  PlatformParts out;
+  auto a = p.find('/');
+  if (a == std::string::npos) throw Fail{"invalid platform " + quote(p) + " (expected os/arch[/variant])"};
+  out.os = p.substr(0, a);
+  auto b = p.find('/', a + 1);
+  out.arch = p.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
+  if (b != std::string::npos) out.variant = p.substr(b + 1);
+  if (out.os.empty() || out.arch.empty()) throw Fail{"invalid platform " + quote(p) + " (expected os/arch[/variant])"};
+  return out;
+}
+
+// Canonical, unambiguous rendering of a step for cache keys and progress.
+std::string q(const std::string& s) { return df::go_quote(s); }
+
+std::string render_list(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + q(v[i]);
+  return out + "]";
+}
+
+std::string render_command(const std::vector<std::string>& cmd, bool json) {
+  if (json) return render_list(cmd);
+  return cmd.empty() ? std::string() : cmd[0];
+}
+
+std::string render_mount(const df::RunMount& m) {
+  static const char* types[] = {"bind", "cache", "tmpfs", "secret"};
+  std::string s = std::string("--mount=type=") + types[static_cast<int>(m.type)];
+  if (!m.target.empty()) s += ",target=" + m.target;
+  if (!m.source.empty()) s += ",source=" + m.source;
+  if (!m.from.empty()) s += ",from=" + m.from;
+  if (!m.id.empty()) s += ",id=" + m.id;
+  if (m.type == df::RunMount::Type::Cache) s += ",sharing=" + m.sharing;
+  s += m.readonly ? ",ro" : ",rw";
+  if (m.required) s += ",required";
+  if (!m.env.empty()) s += ",env=" + m.env;
+  if (m.mode) s += ",mode=" + std::to_string(*m.mode);
+  if (m.uid) s += ",uid=" + std::to_string(*m.uid);
+  if (m.gid) s += ",gid=" + std::to_string(*m.gid);
+  if (m.size) s += ",size=" + std::to_string(*m.size);
+  return s;
+}
+
+bool valid_port(const std::string& p) {
+  std::string port = p, proto;
+  auto slash = p.find('/');
+  if (slash != std::string::npos) {
+    port = p.substr(0, slash);
+    proto = lower(p.substr(slash + 1));
+    if (proto != "tcp" && proto != "udp" && proto != "sctp") return false;
+  }
+  auto check = [](const std::string& n) {
+    if (n.empty() || n.size() > 5 || n.find_first_not_of("0123456789") != std::string::npos) return false;
+    return std::stoul(n) <= 65535;
+  };
+  auto dash = port.find('-');
+  if (dash == std::string::npos) return check(port);
+  return check(port.substr(0, dash)) && check(port.substr(dash + 1));
+}
+
+class Planner {
+ public:
+  Planner(std::string_view text, std::string_view file, const PlanOptions& o) : opt_(o) {
+    tree_ = df::parse(text, file);
+    plan_.file = tree_.file;
+    plan_.directives = tree_.directives;
+    plan_.warnings = tree_.warnings;
+    typed_ = df::type_instructions(tree_, plan_.warnings);
+    df::ShellWordsOptions swo;
+    swo.escape = tree_.directives.escape;
+    sw_ = df::ShellWords(swo);
+  }
+
+  Plan run() {
+    setup_platforms();
+    std::size_t i = 0;
+    // Global scope: only ARG before the first FROM.
+    for (; i < typed_.size(); ++i) {
+      const auto& t = typed_[i];
+      if (std::holds_alternative<df::FromInstr>(t.instr)) break;
+      const auto* a = std::get_if<df::ArgInstr>(&t.instr);
+      if (!a) throw df::DockerfileError(plan_.file, t.range.start_line,
+                                        t.keyword + " is not allowed before the first FROM (only ARG is)");
+      at(t, [&] { global_arg(*a); });
+    }
+    if (i == typed_.size()) throw df::DockerfileError(plan_.file, 0, "no build stage in the Dockerfile (FROM missing)");
+    // Stage names first, so COPY --from can name a later stage (a cycle is reported later).
+    for (std::size_t j = i; j < typed_.size(); ++j)
+      if (const auto* f = std::get_if<df::FromInstr>(&typed_[j].instr)) names_.push_back(f->name);
+    errors_.resize(names_.size());
+    for (; i < typed_.size(); ++i) {
+      const auto& t = typed_[i];
+      if (const auto* f = std::get_if<df::FromInstr>(&t.instr)) {
+        begin_stage(t, *f);
+        continue;
+      }
+      int s = static_cast<int>(plan_.stages.size()) - 1;
+      if (errors_[s]) continue;  // the rest of a failed stage is not planned
+      try {
+        at(t, [&] { step(t); });
+      } catch (const df::DockerfileError& e) {
+        errors_[s] = e;
+      }
+    }
+    finish();
+    return std::move(plan_);
+  }
+
+ private:
+  template <class F>
+  void at(const df::TypedInstruction& t, F&& f) {
+    try {
+      f();
+    } catch (const Fail& e) {
+      throw df::DockerfileError(plan_.file, t.range.start_line, e.message);
+    } catch (const df::DockerfileError&) {
+      throw;
+    } catch (const Error& e) {
+      throw df::DockerfileError(plan_.file, t.range.start_line, t.keyword + ": " + e.message());
+    }
+  }
+
+  void setup_platforms() {
+    PlatformParts b, tp;
+    try {
+      b = split_platform(opt_.build_platform.empty() ? host_platform() : opt_.build_platform);
+      tp = opt_.target_platform.empty() ? b : split_platform(opt_.target_platform);
+    } catch (const Fail& f) {
+      throw Error(ErrorKind::InvalidArgument, "--platform: " + f.message);
+    }
+    predefined_ = {{"TARGETPLATFORM", tp.str()}, {"TARGETOS", tp.os},       {"TARGETARCH", tp.arch},
+                   {"TARGETVARIANT", tp.variant}, {"BUILDPLATFORM", b.str()}, {"BUILDOS", b.os},
+                   {"BUILDARCH", b.arch},         {"BUILDVARIANT", b.variant}};
+    plan_.global_args = predefined_;
+  }
+
+  df::EnvLookup global_lookup() const { return df::env_lookup(plan_.global_args); }
+
+  void global_arg(const df::ArgInstr& a) {
+    EnvList before = plan_.global_args;
+    auto lookup = df::env_lookup(before);
+    for (const auto& arg : a.args) {
+      std::string name = sw_.process_word(arg.name, lookup);
+      declared_.insert(name);
+      global_declared_.insert(name);
+      auto ba = opt_.build_args.find(name);
+      if (ba != opt_.build_args.end()) {
+        set_var(plan_.global_args, name, ba->second);
+      } else if (arg.default_value) {
+        set_var(plan_.global_args, name, sw_.process_word(*arg.default_value, lookup));
+      }
+    }
+  }
+
+  // --- stages ---------------------------------------------------------------------------
+
+  struct Scope {
+    EnvList env;   // ENV (base image's Env first)
+    EnvList args;  // declared ARGs with a value
+  };
+
+  void begin_stage(const df::TypedInstruction& t, const df::FromInstr& f) {
+    Stage st;
+    st.index = static_cast<int>(plan_.stages.size());
+    st.name = f.name;
+    st.range = t.range;
+    st.from_original = t.original;
+    Scope scope;
+    try {
+      at(t, [&] {
+        auto lookup = global_lookup();
+        std::string image = sw_.process_word(f.image, lookup);
+        st.platform = f.platform.empty() ? std::string() : sw_.process_word(f.platform, lookup);
+        if (!st.platform.empty()) (void)split_platform(st.platform);
+        if (image.empty()) throw Fail{"FROM: base name (" + f.image + ") should not be blank"};
+        for (int k = 0; k < st.index; ++k)
+          if (!names_[k].empty() && names_[k] == lower(image)) st.base_stage = k;
+        if (st.base_stage >= 0) {
+          st.base = Stage::Base::Stage;
+          st.stage_deps.push_back(st.base_stage);
+          scope.env = scopes_[st.base_stage].env;
+        } else if (image == "scratch") {
+          st.base = Stage::Base::Scratch;
+        } else {
+          st.base = Stage::Base::Image;
+          st.base_image = image;
+          if (opt_.image_env) {
+            std::string platform = st.platform.empty() ? *get_var(predefined_, "TARGETPLATFORM") : st.platform;
+            if (auto env = opt_.image_env(image, platform)) scope.env = *env;
+          }
+        }
+        for (int k = 0; k < st.index; ++k)
+          if (!st.name.empty() && names_[k] == st.name)
+            throw Fail{"FROM: duplicate stage name " + quote(st.name) + " (also used on an earlier FROM)"};
+      });
+    } catch (const df::DockerfileError& e) {
+      errors_[st.index] = e;
+    }
+    plan_.stages.push_back(std::move(st));
+    scopes_.push_back(std::move(scope));
+  }
+
+  int resolve_from(Stage& st, const std::string& from, const char* what) {
+    std::optional<int> idx;
+    if (!from.empty() && from.find_first_not_of("0123456789") == std::string::npos) {
+      if (from.size() > 6 || std::stoi(from) >= static_cast<int>(names_.size()))
+        throw Fail{std::string(what) + ": no stage with index " + from + " (the Dockerfile has " +
+                   std::to_string(names_.size()) + " stages)"};
+      idx = std::stoi(from);
+    } else {
+      for (std::size_t k = 0; k < names_.size(); ++k)
+        if (!names_[k].empty() && names_[k] == lower(from)) idx = static_cast<int>(k);
+    }
+    if (!idx) {
+      st.image_deps.push_back(from);
+      return -1;
+    }
+    if (*idx == st.index)
+      throw Fail{std::string(what) + ": circular dependency detected on stage: " +
+                 (st.name.empty() ? std::to_string(st.index) : st.name)};
+    st.stage_deps.push_back(*idx);
+    return *idx;
+  }
+
+  void step(const df::TypedInstruction& t) {
+    Stage& st = plan_.stages.back();
+    Scope& scope = scopes_.back();
+    Step s;
+    s.keyword = t.keyword;
+    s.original = t.original;
+    s.range = t.range;
+    s.env = scope.env;
+    s.args = scope.args;
+    // ENV beats ARG: look in env first.
+    const EnvList env_before = scope.env;
+    const EnvList args_before = scope.args;
+    df::EnvLookup lookup = [&](std::string_view n) -> std::optional<std::string> {
+      if (const std::string* v = get_var(env_before, n)) return *v;
+      if (const std::string* v = get_var(args_before, n)) return *v;
+      return std::nullopt;
+    };
+    auto word = [&](const std::string& w) { return sw_.process_word(w, lookup); };
+    std::string text = t.keyword;
+    std::string extra;  // heredoc bodies etc. that belong in the cache key
+    auto add = [&text](const std::string& piece) { text += " " + piece; };
+
+    df::Instruction in = t.instr;
+    std::visit(
+        [&](auto& i) {
+          using T = std::decay_t<decltype(i)>;
+          if constexpr (std::is_same_v<T, df::RunInstr>) {
+            for (auto& m : i.mounts) {
+              m.target = word(m.target);
+              m.source = word(m.source);
+              m.from = word(m.from);
+              m.id = word(m.id);
+              m.env = word(m.env);
+              if (!m.from.empty()) resolve_from(st, m.from, "RUN --mount from");
+              add(render_mount(m));
+            }
+            if (!i.network.empty()) add("--network=" + i.network);
+            if (!i.security.empty()) add("--security=" + i.security);
+            add(render_command(i.command, i.json));
+            for (const auto& h : i.heredocs) extra += "heredoc " + q(h.name) + " " + q(h.content) + "\n";
+          } else if constexpr (std::is_same_v<T, df::CmdInstr> || std::is_same_v<T, df::EntrypointInstr>) {
+            add(render_command(i.command, i.json));
+          } else if constexpr (std::is_same_v<T, df::ShellInstr>) {
+            add(render_list(i.shell));
+          } else if constexpr (std::is_same_v<T, df::EnvInstr> || std::is_same_v<T, df::LabelInstr>) {
+            for (auto& kv : i.pairs) {
+              kv.key = word(kv.key);
+              kv.value = word(kv.value);
+              if (kv.key.empty()) throw Fail{t.keyword + ": names can not be blank"};
+              add(q(kv.key) + "=" + q(kv.value));
+            }
+            if constexpr (std::is_same_v<T, df::EnvInstr>)
+              for (const auto& kv : i.pairs) set_var(scope.env, kv.key, kv.value);
+          } else if constexpr (std::is_same_v<T, df::ArgInstr>) {
+            for (auto& a : i.args) {
+              a.name = word(a.name);
+              if (a.default_value) a.default_value = word(*a.default_value);
+              declared_.insert(a.name);
+              std::optional<std::string> value;
+              auto ba = opt_.build_args.find(a.name);
+              if (ba != opt_.build_args.end()) {
+                value = ba->second;
+              } else if (a.default_value) {
+                value = a.default_value;
+              } else if (const std::string* g = get_var(plan_.global_args, a.name)) {
+                value = *g;  // a redeclared global (or predefined) ARG
+              }
+              if (value) set_var(scope.args, a.name, *value);
+              add(a.name + (a.default_value ? "=" + q(*a.default_value) : std::string()));
+            }
+          } else if constexpr (std::is_same_v<T, df::CopyInstr>) {
+            std::set<std::string> heredoc_names;
+            for (const auto& h : i.heredocs) heredoc_names.insert("<<" + h.name);
+            for (auto& src : i.sources)
+              if (!heredoc_names.count(src) && src.rfind("<<", 0) != 0) src = word(src);
+            i.dest = word(i.dest);
+            i.chown = word(i.chown);
+            i.chmod = word(i.chmod);
+            i.checksum = word(i.checksum);
+            for (auto& e : i.excludes) e = word(e);
+            if (!i.from.empty()) {
+              i.from = word(i.from);
+              if (i.from.empty()) throw Fail{"COPY --from: expands to an empty value"};
+              resolve_from(st, i.from, "COPY --from");
+              add("--from=" + i.from);
+            }
+            if (!i.chmod.empty()) {
+              bool ok = i.chmod.size() <= 5 && i.chmod.find_first_not_of("01234567") == std::string::npos &&
+                        std::stoul(i.chmod, nullptr, 8) <= 07777;
+              if (!ok) throw Fail{t.keyword + ": invalid --chmod value " + quote(i.chmod) + " (expected octal, e.g. 0755)"};
+              add("--chmod=" + i.chmod);
+            }
+            if (!i.chown.empty()) add("--chown=" + i.chown);
+            if (i.link) add("--link");
+            if (i.parents) add("--parents");
+            for (const auto& e : i.excludes) add("--exclude=" + q(e));
+            if (!i.checksum.empty()) add("--checksum=" + i.checksum);
+            if (i.keep_git_dir) add(std::string("--keep-git-dir=") + (*i.keep_git_dir ? "true" : "false"));
+            for (auto& h : i.heredocs) {
+              if (h.expand) {
+                df::ShellWordsOptions o;
+                o.escape = tree_.directives.escape;
+                o.skip_process_quotes = true;
+                o.raw_escapes = true;
+                h.content = df::ShellWords(o).process_word(h.content, lookup);
+              }
+              extra += "heredoc " + q(h.name) + " " + q(h.content) + "\n";
+            }
+            std::vector<std::string> all = i.sources;
+            all.push_back(i.dest);
+            add(i.json ? render_list(all) : [&] {
+              std::string j;
+              for (std::size_t k = 0; k < all.size(); ++k) j += (k ? " " : "") + all[k];
+              return j;
+            }());
+          } else if constexpr (std::is_same_v<T, df::ExposeInstr>) {
+            std::vector<std::string> ports;
+            for (const auto& p : i.ports)
+              for (auto& w : sw_.process_words(p, lookup)) {
+                if (!valid_port(w)) throw Fail{"EXPOSE: invalid port " + quote(w) + " (expected PORT[-PORT][/tcp|udp|sctp])"};
+                ports.push_back(w);
+              }
+            i.ports = ports;
+            for (const auto& p : ports) add(p);
+          } else if constexpr (std::is_same_v<T, df::VolumeInstr>) {
+            for (auto& p : i.paths) {
+              p = word(p);
+              if (p.empty()) throw Fail{"VOLUME specified can not be an empty string"};
+            }
+            add(render_list(i.paths));
+          } else if constexpr (std::is_same_v<T, df::UserInstr>) {
+            i.user = word(i.user);
+            add(i.user);
+          } else if constexpr (std::is_same_v<T, df::WorkdirInstr>) {
+            i.path = word(i.path);
+            if (i.path.empty()) throw Fail{"WORKDIR: path expands to an empty value"};
+            add(i.path);
+          } else if constexpr (std::is_same_v<T, df::StopsignalInstr>) {
+            i.signal = word(i.signal);
+            add(i.signal);
+          } else if constexpr (std::is_same_v<T, df::HealthcheckInstr>) {
+            add(render_list(i.test));
+            for (auto [name, v] : {std::pair{"interval", i.interval}, std::pair{"timeout", i.timeout},
+                                   std::pair{"start-period", i.start_period},
+                                   std::pair{"start-interval", i.start_interval}})
+              if (v) add(std::string("--") + name + "=" + std::to_string(*v) + "ns");
+            if (i.retries) add("--retries=" + std::to_string(*i.retries));
+          } else if constexpr (std::is_same_v<T, df::MaintainerInstr>) {
+            add(i.name);
+          } else if constexpr (std::is_same_v<T, df::OnbuildInstr>) {
+            add(i.expression);
+            for (const auto& h : i.heredocs) extra += "heredoc " + q(h.name) + " " + q(h.content) + "\n";
+          } else if constexpr (std::is_same_v<T, df::FromInstr>) {
+            // handled by begin_stage
+          }
+        },
+        in);
+    s.instruction = std::move(in);
+    s.expanded_text = text;
+    std::string key = "step " + q(text) + "\n" + extra;
+    for (const auto& [k, v] : s.env) key += "env " + q(k) + "=" + q(v) + "\n";
+    for (const auto& [k, v] : s.args)
+      if (!is_proxy_arg(k)) key += "arg " + q(k) + "=" + q(v) + "\n";
+    s.cache_inputs = std::move(key);
+    // Proxy build-args reach RUN without a declaration (never in the cache key).
+    for (const auto& [k, v] : opt_.build_args)
+      if (is_proxy_arg(k) && !get_var(s.args, k)) s.args.emplace_back(k, v);
+    st.steps.push_back(std::move(s));
+  }
+
+  // --- target, DAG, order ---------------------------------------------------------------
+
+  void finish() {
+    int n = static_cast<int>(plan_.stages.size());
+    plan_.target = n - 1;
+    if (!opt_.target.empty()) {
+      std::optional<int> t;
+      for (int k = 0; k < n; ++k)
+        if (!names_[k].empty() && names_[k] == lower(opt_.target)) t = k;
+      if (!t) {
+        std::string names;
+        for (const auto& nm : names_)
+          if (!nm.empty()) names += (names.empty() ? "" : ", ") + nm;
+        throw Error(ErrorKind::InvalidArgument,
+                    plan_.file + ": --target: no build stage named " + quote(opt_.target) +
+                        (names.empty() ? std::string(" (no stage is named)") : " (stages: " + names + ")"));
+      }
+      plan_.target = *t;
+    }
+    std::vector<int> color(static_cast<std::size_t>(n), 0);
+    visit(plan_.target, color);
+    for (int k = 0; k < n; ++k)
+      if (plan_.stages[k].needed && errors_[k]) throw *errors_[k];
+    // Unused --build-arg (predefined, proxy and BUILDKIT_* args are always "used").
+    std::string unused;
+    for (const auto& [k, v] : opt_.build_args) {
+      (void)v;
+      if (declared_.count(k) || is_proxy_arg(k) || get_var(predefined_, k) || k.rfind("BUILDKIT_", 0) == 0 ||
+          k == "SOURCE_DATE_EPOCH")
+        continue;
+      unused += (unused.empty() ? "" : ", ") + k;
+    }
+    if (!unused.empty())
+      plan_.warnings.push_back({plan_.file, 0, "one or more build-args were not consumed: [" + unused + "]"});
+  }
+
+  void visit(int s, std::vector<int>& color) {
+    Stage& st = plan_.stages[static_cast<std::size_t>(s)];
+    if (color[s] == 2) return;
+    if (color[s] == 1)
+      throw df::DockerfileError(plan_.file, st.range.start_line,
+                                "circular dependency detected on stage: " + (st.name.empty() ? std::to_string(s) : st.name));
+    color[s] = 1;
+    st.needed = true;
+    if (errors_[s]) throw *errors_[s];
+    for (int d : st.stage_deps) visit(d, color);
+    color[s] = 2;
+    plan_.order.push_back(s);
+  }
+
+  const PlanOptions& opt_;
+  df::ParsedDockerfile tree_;
+  std::vector<df::TypedInstruction> typed_;
+  df::ShellWords sw_;
+  Plan plan_;
+  EnvList predefined_;
+  std::vector<std::string> names_;  // stage names by index ("" if unnamed)
+  std::vector<Scope> scopes_;
+  std::vector<std::optional<df::DockerfileError>> errors_;  // first error per stage
+  std::set<std::string> declared_;
+  std::set<std::string> global_declared_;
+};
+
+}  // namespace
+
+std::optional<int> find_stage(const Plan& plan, const std::string& name_or_index) {
+  if (!name_or_index.empty() && name_or_index.size() < 7 &&
+      name_or_index.find_first_not_of("0123456789") == std::string::npos) {
+    int i = std::stoi(name_or_index);
+    if (i < static_cast<int>(plan.stages.size())) return i;
+    return std::nullopt;
+  }
+  std::string l = lower(name_or_index);
+  for (const Stage& s : plan.stages)
+    if (!s.name.empty() && s.name == l) return s.index;
+  return std::nullopt;
+}
+
+std::string host_platform() {
+  struct utsname u {};
+  std::string m = uname(&u) == 0 ? u.machine : "x86_64";
+  if (m == "x86_64" || m == "amd64") return "linux/amd64";
+  if (m == "aarch64" || m == "arm64") return "linux/arm64";
+  if (m.rfind("armv7", 0) == 0) return "linux/arm/v7";
+  if (m.rfind("armv6", 0) == 0) return "linux/arm/v6";
+  if (m == "i386" || m == "i686") return "linux/386";
+  return "linux/" + m;  // ppc64le, s390x, riscv64 are spelled the same
+}
+
+Plan plan_dockerfile(std::string_view text, std::string_view file_name, const PlanOptions& options) {
+  return Planner(text, file_name, options).run();
+}
+
+}  // namespace cbuild::builder
