@@ -29,6 +29,8 @@ using cbuild::ErrorKind;
 struct RunOptions {
   bool rm = false;
   bool rootfs = false;
+  bool interactive = false;
+  bool tty = false;
   std::vector<std::string> env;
   std::string workdir;
   std::string user;
@@ -110,6 +112,8 @@ cbuild::cli::CommandRegistration reg{{
       app.add_option("--root", g.root, "Store root");
       app.add_flag("--rm", o->rm, "Accepted for compatibility: the container is always removed");
       app.add_flag("--rootfs", o->rootfs, "IMAGE is a root filesystem directory");
+      app.add_flag("-i,--interactive", o->interactive, "Keep stdin attached (always the case)");
+      app.add_flag("-t,--tty", o->tty, "Allocate a pseudo-TTY (not supported)");
       app.add_option("-e,--env", o->env, "Set an environment variable (KEY=VALUE)")->allow_extra_args(false);
       app.add_option("-w,--workdir", o->workdir, "Working directory inside the container");
       app.add_option("-u,--user", o->user, "User (name|uid[:group|gid])");
@@ -124,7 +128,11 @@ cbuild::cli::CommandRegistration reg{{
           std::cerr << "cbuild: error: run: an IMAGE is required\nRun 'cbuild run --help' for usage.\n";
           return cbuild::cli::kExitUsage;
         }
+        if (o->tty)
+          throw Error(ErrorKind::InvalidArgument, "run: -t/--tty is not supported; stdin, stdout and stderr are passed as they are");
         std::string image = rest.front();
+        if (!image.empty() && image[0] == '-')
+          throw Error(ErrorKind::InvalidArgument, "run: unknown option " + cbuild::quote(image) + " before IMAGE");
         rest.erase(rest.begin());
         if (::geteuid() != 0)
           throw Error(ErrorKind::PermissionDenied, "run: the sandbox needs root (rootless runs are not supported yet)");

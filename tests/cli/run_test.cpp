@@ -38,6 +38,13 @@ TEST_CASE("cbuild run --rootfs: options end at IMAGE, exit code passes through [
   r = run_cbuild({"run", "--rootfs", "--memory", "12q", rootfs.string(), "true"});
   CHECK(r.exit_code == 1);
   CHECK(r.err.find("--memory") != std::string::npos);
+  r = run_cbuild({"run", "--bogus", rootfs.string(), "true"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("unknown option \"--bogus\"") != std::string::npos);
+  r = run_cbuild({"run", "-it", "--rootfs", rootfs.string(), "true"});
+  CHECK(r.err.find("--tty is not supported") != std::string::npos);
+  r = run_cbuild({"run", "-i", "--rootfs", rootfs.string(), "true"});
+  CHECK(r.exit_code == 0);
   r = run_cbuild({"run"});
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("IMAGE is required") != std::string::npos);
