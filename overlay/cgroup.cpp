@@ -120,7 +120,8 @@ std::vector<std::pair<std::string, std::string>> v2_limit_files(const ResourceLi
   std::vector<std::pair<std::string, std::string>> out;
   if (limits.memory_bytes) {
     out.emplace_back("memory.max", std::to_string(*limits.memory_bytes));
-    out.emplace_back("memory.swap.max", "0");  // --memory without --memory-swap: no extra swap
+    // docker: --memory without --memory-swap allows as much swap again as memory.
+    out.emplace_back("memory.swap.max", std::to_string(*limits.memory_bytes));
   }
   if (limits.cpus) {
     auto quota = static_cast<long long>(std::llround(*limits.cpus * 100000.0));
@@ -133,8 +134,11 @@ std::vector<std::pair<std::string, std::string>> v2_limit_files(const ResourceLi
 std::vector<std::pair<std::string, std::string>> v1_limit_files(const std::string& controller,
                                                                 const ResourceLimits& limits) {
   std::vector<std::pair<std::string, std::string>> out;
-  if (controller == "memory" && limits.memory_bytes)
+  if (controller == "memory" && limits.memory_bytes) {
     out.emplace_back("memory.limit_in_bytes", std::to_string(*limits.memory_bytes));
+    // memory + swap, as docker sets it; written only where swap accounting exists.
+    out.emplace_back("memory.memsw.limit_in_bytes", std::to_string(2 * *limits.memory_bytes));
+  }
   if (controller == "cpu" && limits.cpus) {
     auto quota = static_cast<long long>(std::llround(*limits.cpus * 100000.0));
     out.emplace_back("cpu.cfs_period_us", "100000");
@@ -195,7 +199,10 @@ Cgroup::Cgroup(const ResourceLimits& limits) {
         dir = make_dir(mount);
         dirs_.push_back(dir);
       }
-      for (const auto& [file, value] : v1_limit_files(c, limits)) write_cgroup_file(dir / file, value);
+      for (const auto& [file, value] : v1_limit_files(c, limits)) {
+        if (file == "memory.memsw.limit_in_bytes" && !fs::exists(dir / file)) continue;
+        write_cgroup_file(dir / file, value);
+      }
     }
   } catch (...) {
     for (const auto& d : dirs_) ::rmdir(d.c_str());

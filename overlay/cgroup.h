@@ -33,8 +33,10 @@ CgroupLayout parse_cgroup_mounts(std::string_view mountinfo);
 // The host's layout (mountinfo + the unified tree's cgroup.controllers).
 CgroupLayout detect_cgroup_layout();
 
-// (file, value) pairs to write for the limits. v2: memory.max, cpu.max, pids.max;
-// v1 (keyed by controller): memory.limit_in_bytes, cpu.cfs_period_us/cpu.cfs_quota_us, pids.max.
+// (file, value) pairs to write for the limits, as docker sets them (swap allowed = memory):
+// v2: memory.max, memory.swap.max, cpu.max, pids.max; v1 (keyed by controller):
+// memory.limit_in_bytes, memory.memsw.limit_in_bytes, cpu.cfs_period_us/cfs_quota_us, pids.max.
+// The swap files are skipped where the kernel has no swap accounting.
 std::vector<std::pair<std::string, std::string>> v2_limit_files(const ResourceLimits& limits);
 std::vector<std::pair<std::string, std::string>> v1_limit_files(const std::string& controller,
                                                                 const ResourceLimits& limits);

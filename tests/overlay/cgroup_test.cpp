@@ -30,11 +30,12 @@ TEST_CASE("cgroup: limit files for v2 and v1") {
   lim.pids = 100;
   auto v2 = v2_limit_files(lim);
   CHECK(v2 == std::vector<std::pair<std::string, std::string>>{{"memory.max", "1048576"},
-                                                                {"memory.swap.max", "0"},
+                                                                {"memory.swap.max", "1048576"},
                                                                 {"cpu.max", "150000 100000"},
                                                                 {"pids.max", "100"}});
   CHECK(v1_limit_files("memory", lim) ==
-        std::vector<std::pair<std::string, std::string>>{{"memory.limit_in_bytes", "1048576"}});
+        std::vector<std::pair<std::string, std::string>>{{"memory.limit_in_bytes", "1048576"},
+                                                         {"memory.memsw.limit_in_bytes", "2097152"}});
   CHECK(v1_limit_files("cpu", lim) == std::vector<std::pair<std::string, std::string>>{
                                           {"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", "150000"}});
   CHECK(v1_limit_files("pids", ResourceLimits{}).empty());

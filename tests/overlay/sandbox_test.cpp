@@ -245,6 +245,11 @@ TEST_CASE("sandbox: cgroup limits on this host's layout [root]") {
                         "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 1 & done; wait; echo done");
   CHECK(c.out.rfind("3\n", 0) == 0);  // memory, cpu, pids (v1 on this hybrid host) or 1 (v2)
   CHECK(c.err.find("fork") != std::string::npos);  // the pids limit refused some forks
+  // The memory limit is enforced: a 200 MiB buffer under a 32 MiB limit gets the OOM killer.
+  RunSpec small;
+  small.limits.memory_bytes = 32u << 20;
+  auto oom = run_sh(small, "dd if=/dev/zero of=/dev/null bs=200M count=1 2>/dev/null; echo $?");
+  CHECK(oom.out == "137\n");
   // Every cgroup directory of the run is gone.
   CgroupLayout l = detect_cgroup_layout();
   for (const auto& [name, mount] : l.v1) {
