@@ -173,7 +173,9 @@ TEST_CASE("sandbox: timeout kills the whole tree; pid 1 forwards SIGTERM and rea
   CHECK(c.status.code == 3);
   CHECK(c.out == "got\n");
   // An orphaned grandchild is reaped by PID 1 (no zombie stays in the ps list).
-  c = run_sh(spec, "(sh -c 'exit 0' &); sleep 0.3; ps -o stat,comm | grep -c '^Z' || true");
+  c = run_sh(spec, "(sh -c 'exit 0' &); sleep 0.1; "
+                   "for i in $(seq 50); do ps -o stat | grep -q '^Z' || break; sleep 0.1; done; "
+                   "ps -o stat,comm | grep -c '^Z' || true");
   CHECK(c.out == "0\n");
 }
 
