@@ -78,20 +78,32 @@ void refuse_symlink(int root_fd, const std::string& path) {
 
 // Resolves `path` inside the rootfs to a canonical host path, creating a stub (an empty
 // directory or file) when it is missing. Refuses a stub of the wrong kind.
+// Opens (creating when missing) the file `path` inside the root. A dangling symlink on the
+// leaf is followed inside the root, its target's directories created, as docker does for an
+// /etc/resolv.conf that links to a runtime directory.
+UniqueFd create_file_in_root(int root_fd, const std::string& path, int depth) {
+  if (depth > 40) throw_errno("sandbox: create mount point", path, ELOOP);
+  ParentAndLeaf pl = open_parent_in_root(root_fd, path, true);
+  auto st = sys::try_lstatat(pl.dir.get(), pl.leaf, pl.path);
+  if (st && S_ISLNK(st->st_mode)) {
+    std::string target = sys::readlinkat(pl.dir.get(), pl.leaf, pl.path);
+    std::size_t slash = pl.path.rfind('/');
+    std::string base = slash == std::string::npos ? "" : pl.path.substr(0, slash + 1);
+    return create_file_in_root(root_fd, !target.empty() && target[0] == '/' ? target : base + target, depth + 1);
+  }
+  if (!st) {
+    UniqueFd created = sys::openat(pl.dir.get(), pl.leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644, pl.path);
+  }
+  return open_in_root(root_fd, pl.path, O_PATH);
+}
+
 std::string stub_target(int root_fd, const std::string& root_canon, const std::string& path, bool dir) {
   UniqueFd fd;
   try {
     fd = open_in_root(root_fd, path, O_PATH);
   } catch (const Error& e) {
     if (e.sys_errno() != ENOENT) throw;
-    if (dir) {
-      fd = mkdir_in_root(root_fd, path, 0755);
-    } else {
-      // Follows a dangling symlink inside the root, as docker does for /etc/resolv.conf links.
-      UniqueFd parent = mkdir_in_root(root_fd, path.substr(0, path.rfind('/') == std::string::npos ? 0 : path.rfind('/')));
-      (void)parent;
-      fd = open_in_root(root_fd, path, O_WRONLY | O_CREAT, 0644);
-    }
+    fd = dir ? mkdir_in_root(root_fd, path, 0755) : create_file_in_root(root_fd, path, 0);
   }
   struct stat st = sys::fstatat(fd.get(), "", AT_EMPTY_PATH, path);
   if (dir != S_ISDIR(st.st_mode))

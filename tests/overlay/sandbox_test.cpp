@@ -352,3 +352,31 @@ TEST_CASE("sandbox: symlinked /proc, /dev or a bind over the root are refused [r
   spec.binds = {{tmp.path(), "/up", false}};
   CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("root directory itself"), Error);
 }
+
+TEST_CASE("sandbox: bind targets and stubs behind hostile symlinks stay inside the root [root]") {
+  REQUIRE_ROOT();
+  TempDir tmp;
+  fs::path host = tmp.path() / "host";
+  fs::create_directories(host);
+  make_tiny_rootfs(tmp.path() / "r");
+  fs::create_symlink(host, tmp.path() / "r/evil");               // absolute, to the host
+  fs::create_symlink("../../../../../..", tmp.path() / "r/up");  // climbs
+  fs::remove(tmp.path() / "r/etc/passwd");
+  fs::create_symlink(host / "passwd", tmp.path() / "r/etc/hosts");  // init file via a link
+  write_text(tmp.path() / "src/f", "bound");
+  fs::path init = tmp.path() / "init";
+  write_init_files(init, {});
+  RunSpec spec;
+  spec.rootfs = tmp.path() / "r";
+  spec.argv = {"cat", "/evil/mnt/f"};
+  spec.binds = {{tmp.path() / "src", "evil/mnt", true}, {tmp.path() / "src", "up/other", true}};
+  spec.init_files = init;
+  UniqueFd out(::open((tmp.path() / "out").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  spec.stdout_fd = out.get();
+  CHECK(Sandbox::run(spec).code == 0);
+  CHECK(read_text(tmp.path() / "out") == "bound");
+  CHECK(fs::is_empty(host));  // nothing created on the host
+  CHECK(fs::is_directory(tmp.path() / "r" / host.relative_path() / "mnt"));  // the stub, inside
+  CHECK(fs::is_directory(tmp.path() / "r/other"));
+  CHECK_FALSE(has_mounts_under(tmp.path()));
+}
