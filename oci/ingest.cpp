@@ -1,0 +1,120 @@
+#include "oci/ingest.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "oci/base/error.h"
+#include "oci/base/fs.h"
+
+namespace cbuild::oci {
+namespace {
+
+constexpr std::size_t kBufferSize = 1u << 20;
+
+std::string random_suffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}() ^ static_cast<unsigned long>(::getpid())};
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  auto v = rng();
+  for (int i = 0; i < 16; ++i, v >>= 4) s += hex[v & 15];
+  return s;
+}
+
+}  // namespace
+
+LayoutIngest::LayoutIngest(const std::filesystem::path& tmp_dir, Publish publish) : publish_(std::move(publish)) {
+  for (int attempt = 0;; ++attempt) {
+    path_ = tmp_dir / ("ingest-" + std::to_string(::getpid()) + "-" + random_suffix());
+    int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      fd_.reset(fd);
+      break;
+    }
+    if (errno != EEXIST || attempt > 8) throw_errno("begin ingest: create", path_.string());
+  }
+  // Marks the ingest as live for gc (which only removes temp files it can lock itself).
+  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    abandon();
+    throw_errno("begin ingest: lock", path_.string(), err);
+  }
+  buf_.resize(kBufferSize);
+}
+
+LayoutIngest::~LayoutIngest() { abandon(); }
+
+void LayoutIngest::abandon() noexcept {
+  if (done_) return;
+  done_ = true;
+  if (!path_.empty()) ::unlink(path_.c_str());
+  fd_.reset();
+}
+
+void LayoutIngest::flush() {
+  if (used_ == 0) return;
+  try {
+    write_all(fd_.get(), buf_.data(), used_, "ingest " + path_.string());
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  used_ = 0;
+}
+
+void LayoutIngest::write(std::span<const std::byte> data) {
+  if (done_ || finished_) throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": write after finish or commit");
+  hash_.update(data.data(), data.size());
+  written_ += data.size();
+  if (data.size() >= buf_.size()) {
+    flush();
+    try {
+      write_all(fd_.get(), data.data(), data.size(), "ingest " + path_.string());
+    } catch (...) {
+      abandon();
+      throw;
+    }
+    return;
+  }
+  if (used_ + data.size() > buf_.size()) flush();
+  std::memcpy(buf_.data() + used_, data.data(), data.size());
+  used_ += data.size();
+}
+
+void LayoutIngest::finish() {
+  if (finished_ || done_) return;
+  flush();
+  finished_ = true;
+}
+
+Digest LayoutIngest::commit(const std::optional<Digest>& expected, std::optional<std::int64_t> expected_size) {
+  if (done_) throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": commit after commit or abort");
+  finish();
+  Digest actual = hash_.finish();
+  auto size = static_cast<std::int64_t>(written_);
+  if (expected_size && *expected_size != size) {
+    abandon();
+    throw Error(ErrorKind::DataLoss, "ingest of " + (expected ? expected->str() : actual.str()) + ": wrote " +
+                                         std::to_string(size) + " bytes, expected " + std::to_string(*expected_size));
+  }
+  if (expected && !expected->is_empty() && *expected != actual) {
+    abandon();
+    throw Error(ErrorKind::DataLoss, "ingest: content digest " + actual.str() + " does not match expected " + expected->str());
+  }
+  try {
+    fsync_fd(fd_.get(), "ingest " + path_.string());
+    publish_(fd_.get(), path_, actual, size);
+  } catch (...) {
+    abandon();
+    throw;
+  }
+  done_ = true;
+  ::unlink(path_.c_str());  // publish renamed it away (ENOENT) or the blob already existed
+  fd_.reset();
+  return actual;
+}
+
+}  // namespace cbuild::oci

@@ -1,0 +1,58 @@
+// LayoutIngest — one blob being written into an OCI layout store (the Ingest of LayoutStore).
+//
+// Bytes go to a temp file `$ROOT/tmp/ingest-*` (held with flock LOCK_EX for the ingest's life so
+// gc can tell a live ingest from one a killed process left behind) while SHA-256 and the size are
+// computed. commit() checks them against what the caller expects (DataLoss on mismatch), fsyncs
+// the file and hands it to `publish` (LayoutStore renames it into blobs/ and fsyncs the dir).
+// Destroying an uncommitted ingest removes the temp file. A full disk surfaces as
+// Error{ResourceExhausted} from write()/commit() and the temp file is removed: nothing torn is
+// ever visible under blobs/. Not thread-safe (one writer thread).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "oci/base/unique_fd.h"
+#include "oci/digest.h"
+#include "oci/store.h"
+
+namespace cbuild::oci {
+
+class LayoutIngest final : public Ingest {
+ public:
+  // publish(fd, temp path, digest, size): makes the verified, fsynced temp file the blob.
+  using Publish = std::function<void(int, const std::filesystem::path&, const Digest&, std::int64_t)>;
+
+  LayoutIngest(const std::filesystem::path& tmp_dir, Publish publish);
+  ~LayoutIngest() override;
+  LayoutIngest(const LayoutIngest&) = delete;
+  LayoutIngest& operator=(const LayoutIngest&) = delete;
+
+  void write(std::span<const std::byte> data) override;
+  using ByteSink::write;
+  void finish() override;
+  Digest commit(const std::optional<Digest>& expected = std::nullopt,
+                std::optional<std::int64_t> expected_size = std::nullopt) override;
+  std::int64_t bytes_written() const override { return static_cast<std::int64_t>(written_); }
+
+  const std::filesystem::path& temp_path() const noexcept { return path_; }
+
+ private:
+  void flush();
+  void abandon() noexcept;
+
+  std::filesystem::path path_;
+  UniqueFd fd_;
+  Publish publish_;
+  Sha256 hash_;
+  std::vector<std::byte> buf_;
+  std::size_t used_ = 0;
+  std::uint64_t written_ = 0;
+  bool finished_ = false;
+  bool done_ = false;  // committed or abandoned
+};
+
+}  // namespace cbuild::oci

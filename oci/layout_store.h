@@ -1,0 +1,132 @@
+// LayoutStore — the local image store: an OCI image layout at $ROOT, implementing oci::Store.
+//
+//   $ROOT/oci-layout          {"imageLayoutVersion":"1.0.0"}
+//   $ROOT/index.json          tags: descriptors annotated org.opencontainers.image.ref.name =
+//                             the FULL normalized reference ("docker.io/library/busybox:1.35")
+//   $ROOT/blobs/sha256/<hex>  content, verified on every read
+//   $ROOT/tmp/ingest-*        blobs being written (flock'd while live)
+//   $ROOT/leases/<id>         digests a running build/pull/mount uses (flock'd while live)
+//   $ROOT/.cbuild.lock        flock: LOCK_EX for index.json rewrites and gc, LOCK_SH for blob
+//                             publication and lease updates
+//
+// Durability: a blob is fsynced and renamed into blobs/ (then the dir is fsynced) before
+// commit() returns, so it is durable before any tag can name it. index.json is rewritten to a
+// temp file, fsynced and renamed under the lock: readers see the old or the new file, never a
+// torn one, and concurrent taggers in other processes are serialised. No symlinks are created.
+// Entries of index.json this store did not write (other tools' tags, untagged entries, extra
+// fields) are kept as they are.
+//
+// Thread-safety: one LayoutStore may be used from several threads (index updates are also
+// serialised in-process). Errors: cbuild::Error — NotFound (blob/tag absent where required),
+// DataLoss (digest/size mismatch), ResourceExhausted (disk full), FailedPrecondition (root is
+// not an OCI layout), InvalidArgument (a malformed index.json names the field).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "oci/base/unique_fd.h"
+#include "oci/store.h"
+
+namespace cbuild::oci {
+
+inline constexpr const char* kRefNameAnnotation = "org.opencontainers.image.ref.name";
+
+class LayoutStore;
+
+// A lease: while it lives, gc keeps every blob it names (and what those reach). Held by a
+// builder, puller or mount for the duration of the operation; the file is removed when the
+// Lease is destroyed, and one left by a killed process is ignored and removed by gc.
+class Lease {
+ public:
+  ~Lease();
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+  // Records `digest`. Returns whether the blob exists now: if false, the caller must (re)fetch
+  // it — a gc may have removed it just before the lease recorded it. Thread-safe.
+  bool add(const Digest& digest);
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  friend class LayoutStore;
+  Lease(const LayoutStore& store, std::filesystem::path path, UniqueFd fd);
+  const LayoutStore& store_;
+  std::filesystem::path path_;
+  UniqueFd fd_;
+  std::mutex mu_;
+};
+
+struct GcOptions {
+  std::vector<Digest> extra_roots;  // e.g. the build cache's records
+  // Blobs and temp files younger than this are kept (a writer may be about to tag them).
+  std::chrono::seconds grace{60};
+  bool dry_run = false;
+};
+
+struct GcResult {
+  std::vector<Digest> removed;
+  std::uint64_t bytes_freed = 0;
+  std::size_t temp_files_removed = 0;
+  std::size_t stale_leases_removed = 0;
+};
+
+class LayoutStore final : public Store {
+ public:
+  // Opens (creating oci-layout, index.json, blobs/sha256, tmp/ if root is missing or empty) the
+  // layout at `root`. A non-empty directory that is not an OCI layout → FailedPrecondition.
+  static std::unique_ptr<LayoutStore> open(const std::filesystem::path& root);
+  ~LayoutStore() override;
+
+  const std::filesystem::path& root() const noexcept { return root_; }
+  std::filesystem::path blob_path(const Digest& digest) const;
+
+  // BlobProvider
+  std::optional<std::int64_t> stat(const Digest& digest) const override;
+  std::unique_ptr<ByteSource> open(const Digest& digest) const override;
+  // Ingester
+  std::unique_ptr<Ingest> begin_ingest() override;
+  // TagIndex
+  std::optional<Descriptor> resolve(std::string_view name) const override;
+  void set_tag(std::string_view name, const Descriptor& desc) override;
+  bool remove_tag(std::string_view name) override;
+  std::vector<std::pair<std::string, Descriptor>> tags() const override;
+
+  // Sets several tags in one index.json rewrite.
+  void set_tags(const std::vector<std::pair<std::string, Descriptor>>& tags);
+  // Every descriptor of index.json (tagged or not), as written.
+  std::vector<Descriptor> index_entries() const;
+
+  // A new lease (see Lease). Every blob committed through this store while a default lease is
+  // set is also recorded in it.
+  std::shared_ptr<Lease> acquire_lease(std::string_view purpose = "op") const;
+  void set_default_lease(std::shared_ptr<Lease> lease);
+
+  // Removes blobs reachable neither from index.json entries (walking manifests and indexes),
+  // nor from options.extra_roots, nor from live leases; also temp files of dead ingests and
+  // stale leases. Runs under the exclusive store lock.
+  GcResult gc(const GcOptions& options = {});
+  // Every digest reachable from `roots` (manifests/indexes walked; missing blobs skipped).
+  std::set<Digest> reachable(const std::vector<Digest>& roots) const;
+
+ private:
+  explicit LayoutStore(std::filesystem::path root);
+  friend class Lease;
+  // Opens $ROOT/.cbuild.lock and flocks it; the lock is held until the fd is closed.
+  UniqueFd lock(bool exclusive) const;
+  std::set<Digest> live_lease_digests(bool remove_stale, std::size_t* stale) const;
+  void publish_blob(int fd, const std::filesystem::path& tmp, const Digest& digest, std::int64_t size);
+  void update_index(const std::function<void(std::vector<Descriptor>&)>& fn);
+
+  std::filesystem::path root_;
+  mutable std::mutex index_mu_;
+  std::mutex lease_mu_;
+  std::shared_ptr<Lease> default_lease_;
+};
+
+}  // namespace cbuild::oci
