@@ -14,7 +14,8 @@
 //  - the rootfs as "/" (pivot_root), /proc, /sys read-only, /dev a tmpfs with null zero full
 //    random urandom tty, ptmx → pts/ptmx (a private devpts), shm (tmpfs), fd/stdin/stdout/stderr
 //    links; the files of `init_files` (hosts, resolv.conf, hostname — see init_layer.h) and
-//    `binds` bind-mounted at their targets;
+//    `binds` bind-mounted at their targets, a fresh tmpfs (mode 1777) at each of `tmpfs`
+//    (RUN --mount=type=tmpfs);
 //  - hostname `hostname`; uid/gid from `user` looked up in the rootfs' /etc/passwd and
 //    /etc/group (parsed by cbuild, never NSS), supplementary groups from /etc/group
 //    memberships; umask 022; `cwd` as working directory (created when missing, as docker does
@@ -78,6 +79,7 @@ struct RunSpec {
   // bind-mounted over the rootfs' (init_layer.h makes it). Empty: none.
   std::filesystem::path init_files;
   std::vector<BindMount> binds;
+  std::vector<std::string> tmpfs;  // targets inside the rootfs
   int stdin_fd = -1;   // -1: /dev/null
   int stdout_fd = 1;
   int stderr_fd = 2;

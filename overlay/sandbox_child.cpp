@@ -127,7 +127,10 @@ void mount_dev(const ChildPlan& p) noexcept {
 void bind_mounts(const ChildPlan& p) noexcept {
   int i = 0;
   for (const ChildBind& b : p.binds) {
-    check(::mount(b.source.c_str(), b.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::BindMounts, i);
+    if (b.source.empty())
+      check(::mount("tmpfs", b.target.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") == 0, Step::BindMounts, i);
+    else
+      check(::mount(b.source.c_str(), b.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::BindMounts, i);
     if (b.readonly)
       check(::mount(nullptr, b.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) == 0,
             Step::BindMounts, i);

@@ -144,6 +144,11 @@ ChildPlan make_plan(const RunSpec& spec) {
     if (t.empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: cannot bind mount over the root directory");
     p.binds.push_back({b.source.string(), stub_target(root.get(), p.rootfs, t, S_ISDIR(st.st_mode)), b.readonly});
   }
+  for (const auto& target : spec.tmpfs) {
+    std::string t = clean_path(target);
+    if (t.empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: cannot mount a tmpfs over the root directory");
+    p.binds.push_back({"", stub_target(root.get(), p.rootfs, t, true), false});
+  }
 
   ExecUser user = resolve_user_in_rootfs(spec.user, p.rootfs);
   p.uid = user.uid;
@@ -267,6 +272,10 @@ std::vector<std::string> Sandbox::stub_paths(const RunSpec& spec) {
     for (const char* f : kInitFiles) out.push_back(f);
   for (const auto& b : spec.binds) {
     std::string t = clean_path(b.target);
+    if (!t.empty()) out.push_back(t);
+  }
+  for (const auto& target : spec.tmpfs) {
+    std::string t = clean_path(target);
     if (!t.empty()) out.push_back(t);
   }
   return out;

@@ -12,7 +12,7 @@
 namespace cbuild::overlay::internal {
 
 struct ChildBind {
-  std::string source;  // host path
+  std::string source;  // host path; empty: mount a fresh tmpfs instead
   std::string target;  // canonical absolute host path of the stub inside the rootfs
   bool readonly = false;
 };
