@@ -17,7 +17,7 @@ TEST_CASE("docker peer: a build from the busybox base flattens to the expected t
   if (!docker) return;
   TempDir work;
   fs::create_directories(work.path() / "ctx");
-  std::ofstream(work.path() / "ctx/Dockerfile") << "FROM " << test::DockerPeer::kBase << "\n"
+  std::ofstream(work.path() / "ctx/Dockerfile") << "FROM " << docker->base() << "\n"
                                                 << "RUN echo hi > /x && rm /etc/group && mkdir -p /d/e\n";
   auto b = docker->build(work.path() / "ctx", work.path() / "ctx/Dockerfile", work.path() / "out");
   REQUIRE_MESSAGE(b.result.exit_code == 0, b.result.err);

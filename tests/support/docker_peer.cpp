@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "oci/base/fs.h"
+#include "oci/digest.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/image_tree.h"
 #include "tests/support/root.h"
@@ -86,11 +87,12 @@ DockerPeer* DockerPeer::get() {
     return unavailable("dockerd did not start: " + log.substr(log.size() > 2000 ? log.size() - 2000 : 0)) ? nullptr
                                                                                                           : nullptr;
   }
-  // The shared base image, unless an earlier run loaded it already.
-  if (p->docker({"image", "inspect", kBase}).exit_code != 0) {
-    TempDir tmp;
-    make_busybox_rootfs(tmp.path() / "rootfs");
-    write_docker_archive(tmp.path() / "rootfs", kBase, tmp.path() / "base.tar");
+  // The shared base image, unless an earlier run loaded the same tree already.
+  TempDir tmp;
+  make_busybox_rootfs(tmp.path() / "rootfs");
+  p->base_ = "cbuild-test-busybox:" + oci::Digest::of(tree_listing(tmp.path() / "rootfs")).hex().substr(0, 12);
+  if (p->docker({"image", "inspect", p->base_}).exit_code != 0) {
+    write_docker_archive(tmp.path() / "rootfs", p->base_, tmp.path() / "base.tar");
     CommandResult load = p->docker({"load", "-i", (tmp.path() / "base.tar").string()});
     if (load.exit_code != 0) return unavailable("docker load of the base image failed: " + load.err) ? nullptr : nullptr;
   }

@@ -22,8 +22,10 @@ struct DockerBuild {
 
 class DockerPeer {
  public:
-  // The base image both builders start from (see busybox_rootfs.h).
-  static constexpr const char* kBase = "cbuild-test-busybox:1";
+  // The base image both builders start from (see busybox_rootfs.h), tagged by the hash of its
+  // tree ("cbuild-test-busybox:<hash>"), so a base loaded by an earlier run with different
+  // files (a rebuilt probe binary) is never used by mistake.
+  const std::string& base() const { return base_; }
 
   // The running peer. If dockerd cannot start, FAILs in CI; elsewhere returns nullptr after a
   // visible MESSAGE, so a developer without docker can still run the rest.
@@ -40,6 +42,7 @@ class DockerPeer {
  private:
   DockerPeer() = default;
   std::filesystem::path dir_;
+  std::string base_;
   int pid_ = -1;
 };
 

@@ -1,0 +1,96 @@
+// ExecPlan — what the executor runs: stages of *semantic* operations, already expanded and
+// decided by the front end (builder/plan.h → to_exec_plan()). The executor never looks at
+// Dockerfile syntax; tests build ExecPlans directly.
+//
+//   ConfigOp   edits the image config only (ENV, LABEL, CMD, USER, …): a history entry with
+//              empty_layer, no filesystem change.
+//   WorkdirOp  sets WorkingDir and creates the directory (a layer, like BuildKit).
+//   CopyOp     COPY/ADD from the context, another stage or an image.
+//   RunOp      RUN in the sandbox.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace cbuild::builder {
+
+// The image config document being built ({"architecture":…, "config":{…}, "history":[…]…}).
+using ConfigDoc = nlohmann::json;
+
+struct ConfigOp {
+  // Applies the instruction to the config. Must be deterministic: its effect is cached under
+  // the step's cache inputs.
+  std::function<void(ConfigDoc&)> apply;
+};
+
+struct WorkdirOp {
+  std::string path;  // absolute, already joined with the previous WORKDIR
+};
+
+struct CopyOp {
+  enum class From { Context, Stage, Image } from = From::Context;
+  int stage = -1;                    // From::Stage
+  std::string image;                 // From::Image: a reference
+  std::vector<std::string> sources;  // expanded
+  std::string dest;                  // expanded, as written (relative to WORKDIR if not absolute)
+  std::string chown;                 // "user[:group]" as written, resolved in the image
+  std::optional<std::uint32_t> chmod;
+  bool add = false;                  // ADD: extract local tar archives
+  // Heredoc files (COPY <<EOF): name → content, written instead of context files.
+  std::vector<std::pair<std::string, std::string>> inline_files;
+};
+
+struct RunMount {
+  enum class Type { Bind, Cache, Tmpfs, Secret } type = Type::Bind;
+  std::string target;
+  std::string source;       // bind: path in the context or `from` stage; secret: id
+  int from_stage = -1;      // bind/cache from a stage (-1: the context for bind)
+  std::string from_image;   // bind/cache from an image reference
+  bool readonly = true;     // bind defaults to read-only
+  std::string id;           // cache id (default: target)
+  std::string sharing = "shared";
+  bool required = false;    // secret
+  std::optional<std::uint32_t> mode, uid, gid;
+};
+
+struct RunOp {
+  std::vector<std::string> argv;  // shell form already wrapped in SHELL
+  std::vector<std::string> env;   // ARG and ENV in scope, "K=V" (ARGs only here, never in config)
+  std::optional<bool> network_none;  // RUN --network; nullopt: the build's --network
+  std::vector<RunMount> mounts;
+};
+
+using Op = std::variant<ConfigOp, WorkdirOp, CopyOp, RunOp>;
+
+struct ExecStep {
+  Op op;
+  std::string text;        // the instruction as shown in progress ("RUN make")
+  int line = 0;            // Dockerfile line
+  std::string created_by;  // history entry ("RUN /bin/sh -c make # buildkit")
+  std::string cache_inputs;  // everything the step depends on besides its parent and files read
+};
+
+struct ExecStage {
+  std::string name;   // as named with AS, else empty
+  int index = 0;
+  enum class Base { Scratch, Image, Stage } base = Base::Scratch;
+  std::string base_image;  // Base::Image: reference as written (normalized by the executor)
+  int base_stage = -1;     // Base::Stage
+  std::string platform;    // FROM --platform (metadata)
+  std::vector<ExecStep> steps;
+  std::vector<std::string> onbuild;  // ONBUILD triggers recorded by this stage (docker format)
+};
+
+struct ExecPlan {
+  std::string dockerfile;          // path shown in messages
+  std::vector<ExecStage> stages;   // in Dockerfile order; only those the target needs are run
+  int target = -1;                 // the stage whose image is the result (default: the last)
+};
+
+}  // namespace cbuild::builder

@@ -1,0 +1,57 @@
+// StageRunner — runs the steps of one ExecStage on top of its base, consulting the build cache
+// before each step. Produces an ImageState: the config document and the layer stack, plus the
+// cache key that chains into whatever builds on it (a later stage's FROM, the final image).
+//
+// Steps report to Progress (started / CACHED / done with layer and frame counts / failed).
+// Failures throw cbuild::Error whose message starts with "FILE:LINE:" and names the
+// instruction; RUN failures carry the exit code and the last lines of output. Nothing stays
+// mounted and no partial blob or snapshot is left (see fs_step.h).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "builder/build_options.h"
+#include "builder/cache.h"
+#include "builder/exec_plan.h"
+#include "builder/fs_step.h"
+#include "builder/progress.h"
+
+namespace cbuild::builder {
+
+struct ImageState {
+  ConfigDoc config;
+  LayerStack stack;
+  std::string cache_key;  // chains the next step's key
+};
+
+// Everything a stage needs from the build around it. Callbacks give access to other stages
+// and images without the runner knowing how they are produced (or pulled).
+struct StageEnv {
+  FsContext& fs;
+  BuildCache& cache;
+  Progress& progress;
+  const BuildOptions& options;
+  std::filesystem::path context;   // the build context directory
+  std::function<bool(const std::string&)> context_excluded;  // .dockerignore
+  std::string dockerfile;          // shown in messages
+  // The finished state of stage `index` (runs it first when needed).
+  std::function<const ImageState&(int index)> stage_result;
+  // The state of an image by reference (from the store, pulled when missing).
+  std::function<ImageState(const std::string& ref)> image;
+  std::function<int()> next_vertex;  // progress step numbers, unique in the build
+  std::int64_t created = 0;          // unix seconds for history/created (SOURCE_DATE_EPOCH)
+};
+
+// A fresh config document for FROM scratch on the host platform (or `platform`).
+ConfigDoc scratch_config(const std::string& platform);
+// Applies docker's FROM defaults to a base config: PATH in Env when the image has none.
+void apply_from_defaults(ConfigDoc& config);
+
+ImageState run_stage(const ExecStage& stage, ImageState base, StageEnv& env);
+
+}  // namespace cbuild::builder
