@@ -175,6 +175,7 @@ GcResult LayoutStore::gc(const GcOptions& options) {
       struct stat st {};
       if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
       if (d && keep.count(*d)) continue;
+      if (options.only && (!d || !options.only->count(*d))) continue;
       if (!older_than(st, options.grace)) continue;
       if (!options.dry_run && ::unlink(p.c_str()) != 0 && errno != ENOENT) throw_errno("gc: remove blob", p.string());
       if (d) result.removed.push_back(*d);

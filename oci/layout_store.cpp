@@ -238,6 +238,14 @@ bool LayoutStore::remove_tag(std::string_view name) {
   return removed;
 }
 
+std::size_t LayoutStore::remove_entries(const Digest& digest) {
+  std::size_t n = 0;
+  update_index([&](std::vector<Descriptor>& entries) {
+    n = std::erase_if(entries, [&](const Descriptor& e) { return e.digest == digest; });
+  });
+  return n;
+}
+
 std::vector<std::pair<std::string, Descriptor>> LayoutStore::tags() const {
   std::vector<std::pair<std::string, Descriptor>> out;
   for (auto& d : index_entries())

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -67,6 +68,8 @@ struct GcOptions {
   // Blobs and temp files younger than this are kept (a writer may be about to tag them).
   std::chrono::seconds grace{60};
   bool dry_run = false;
+  // When set, only these blobs may be removed (rmi: the blobs of one image).
+  std::optional<std::set<Digest>> only;
 };
 
 struct GcResult {
@@ -99,6 +102,8 @@ class LayoutStore final : public Store {
 
   // Sets several tags in one index.json rewrite.
   void set_tags(const std::vector<std::pair<std::string, Descriptor>>& tags);
+  // Removes every index.json entry (tagged or not) pointing at `digest`; returns how many.
+  std::size_t remove_entries(const Digest& digest);
   // Every descriptor of index.json (tagged or not), as written.
   std::vector<Descriptor> index_entries() const;
 

@@ -2,7 +2,9 @@
 
 #include "oci/base/error.h"
 
-namespace cbuild::oci::media_types {
+namespace cbuild::oci {
+// Inline: the constants are reachable as oci::kOciManifest and as oci::media_types::kOciManifest.
+inline namespace media_types {
 
 bool is_manifest(std::string_view mt) noexcept { return mt == kOciManifest || mt == kDockerManifest; }
 bool is_index(std::string_view mt) noexcept { return mt == kOciIndex || mt == kDockerManifestList; }
@@ -57,4 +59,5 @@ bool is_well_formed(std::string_view mt) noexcept {
   return ok_part(mt.substr(0, slash)) && ok_part(mt.substr(slash + 1));
 }
 
-}  // namespace cbuild::oci::media_types
+}  // namespace media_types
+}  // namespace cbuild::oci

@@ -4,7 +4,9 @@
 
 #include <string_view>
 
-namespace cbuild::oci::media_types {
+namespace cbuild::oci {
+// Inline: the constants are reachable as oci::kOciManifest and as oci::media_types::kOciManifest.
+inline namespace media_types {
 
 inline constexpr std::string_view kOciDescriptor = "application/vnd.oci.descriptor.v1+json";
 inline constexpr std::string_view kOciLayoutHeader = "application/vnd.oci.layout.header.v1+json";
@@ -53,4 +55,5 @@ std::string_view docker_layer_type(LayerCompression c) noexcept;
 // Whether `mt` matches type/subtype with the characters defs-descriptor.json allows.
 bool is_well_formed(std::string_view mt) noexcept;
 
-}  // namespace cbuild::oci::media_types
+}  // namespace media_types
+}  // namespace cbuild::oci

@@ -1,0 +1,42 @@
+// `cbuild prune [--all]` — removes blobs no tag reaches and no build-cache record holds (with
+// --all the build cache is cleared first). Blobs a running build, pull or mount holds a lease
+// on are never removed, nor blobs younger than a minute (a writer may be about to tag them).
+#include <iostream>
+
+#include "builder/cache.h"
+#include "cli/command.h"
+#include "cli/store_open.h"
+
+namespace cbuild::cli {
+namespace {
+
+struct PruneOptions {
+  bool all = false;
+  bool force = false;
+};
+
+int run_prune(const PruneOptions& o, const GlobalOptions& g) {
+  auto store = open_store(g);
+  builder::BuildCache cache(g.resolved_root());
+  std::size_t records = o.all ? cache.clear() : 0;
+  oci::GcOptions opts;
+  opts.extra_roots = cache.referenced_blobs();
+  auto res = store->gc(opts);
+  for (auto& d : res.removed) std::cout << "Deleted: " << d.str() << "\n";
+  if (records) std::cout << "Deleted build cache records: " << records << "\n";
+  std::cout << "Total reclaimed space: " << human_size(static_cast<std::int64_t>(res.bytes_freed)) << "\n";
+  return 0;
+}
+
+CommandRegistration reg{{
+    .name = "prune",
+    .help = "Remove unused blobs (and, with --all, the build cache)",
+    .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
+      auto o = std::make_shared<PruneOptions>();
+      app.add_flag("-a,--all", o->all, "Also remove the build cache and the blobs only it holds");
+      app.add_flag("-f,--force", o->force, "Do not prompt for confirmation (there is no prompt)");
+      return [o, &g] { return run_prune(*o, g); };
+    }}};
+
+}  // namespace
+}  // namespace cbuild::cli

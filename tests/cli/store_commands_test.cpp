@@ -1,0 +1,183 @@
+// The store commands end to end through the cbuild binary: images, inspect, history, tag, rmi,
+// prune, save and load. Test images are written into the store through the oci API.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "oci/base/fs.h"
+#include "oci/image_config.h"
+#include "oci/layer_writer.h"
+#include "oci/layout_store.h"
+#include "oci/manifest.h"
+#include "oci/media_types.h"
+#include "tests/support/run_command.h"
+
+using namespace cbuild;
+using namespace cbuild::oci;
+namespace fs = std::filesystem;
+using test::run_cbuild;
+
+namespace {
+
+struct TestImage {
+  Descriptor manifest;
+  Digest config;
+  Digest layer;
+};
+
+TestImage make_image(LayoutStore& store, const fs::path& scratch, const std::string& text) {
+  fs::create_directories(scratch / "tree" / "etc");
+  std::ofstream(scratch / "tree" / "etc" / "hello.txt") << text;
+  LayerResult layer = write_layer(scratch / "tree", store);
+  ImageConfig cfg;
+  cfg.architecture = "amd64";
+  cfg.os = "linux";
+  cfg.created = rfc3339_utc(1600000000);
+  cfg.config.env = {"PATH=/usr/bin:/bin", "GREETING=" + text};
+  cfg.config.cmd = std::vector<std::string>{"/bin/sh"};
+  cfg.rootfs.diff_ids = {layer.diff_id};
+  cfg.history = {History{.created = cfg.created, .created_by = "COPY hello.txt /etc/ # a long command line that is cut"},
+                 History{.created = cfg.created, .created_by = "CMD [\"/bin/sh\"]", .empty_layer = true}};
+  std::string cj = cfg.to_json();
+  Manifest m;
+  m.media_type = std::string(media_types::kOciManifest);
+  m.config = Descriptor{.media_type = std::string(media_types::kOciConfig), .digest = store.put_blob(cj),
+                        .size = static_cast<std::int64_t>(cj.size())};
+  m.layers = {layer.descriptor};
+  std::string mj = m.to_json();
+  return {Descriptor{.media_type = std::string(media_types::kOciManifest), .digest = store.put_blob(mj),
+                     .size = static_cast<std::int64_t>(mj.size())},
+          m.config.digest, layer.descriptor.digest};
+}
+
+// Makes every blob look old enough for prune's grace period.
+void age_blobs(const fs::path& root) {
+  for (auto& e : fs::directory_iterator(root / "blobs" / "sha256"))
+    fs::last_write_time(e.path(), fs::file_time_type::clock::now() - std::chrono::hours(1));
+}
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < s.size()) {
+    auto nl = s.find('\n', start);
+    out.push_back(s.substr(start, nl - start));
+    if (nl == std::string::npos) break;
+    start = nl + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("images, inspect, history, tag, rmi and prune") {
+  TempDir t;
+  std::string root = (t.path() / "root").string();
+  TestImage img;
+  {
+    auto store = LayoutStore::open(root);
+    img = make_image(*store, t.path() / "a", "one");
+    store->set_tag("docker.io/library/busybox:1.35", img.manifest);
+  }
+  std::string id12 = img.config.hex().substr(0, 12);
+
+  auto r = run_cbuild({"--root", root, "images"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  auto ls = lines(r.out);
+  REQUIRE(ls.size() == 2);
+  CHECK(ls[0].starts_with("REPOSITORY   TAG       IMAGE ID       CREATED"));
+  CHECK(ls[1].starts_with("busybox      1.35      " + id12 + "   "));
+  CHECK(ls[1].find("years ago") != std::string::npos);
+  r = run_cbuild({"images", "-q", "--root", root});  // global flag after the subcommand
+  CHECK(r.out == id12 + "\n");
+  r = run_cbuild({"--root", root, "images", "--digests", "--no-trunc"});
+  CHECK(r.out.find(img.manifest.digest.str()) != std::string::npos);
+  CHECK(r.out.find(img.config.str()) != std::string::npos);
+
+  // Three spellings of one image, and an ID prefix, for inspect.
+  for (const std::string& arg : std::vector<std::string>{"busybox:1.35", "library/busybox:1.35", "docker.io/library/busybox:1.35", id12.substr(0, 6),
+                          "sha256:" + img.config.hex(), "busybox@" + img.manifest.digest.str()}) {
+    r = run_cbuild({"--root", root, "inspect", "--format", "{{.Id}} {{.Config.Env}} {{json .RepoTags}}", arg});
+    CHECK_MESSAGE(r.exit_code == 0, arg << ": " << r.err);
+    CHECK(r.out == img.config.str() + " [PATH=/usr/bin:/bin GREETING=one] [\"busybox:1.35\"]\n");
+  }
+  r = run_cbuild({"--root", root, "inspect", "busybox:1.35"});
+  REQUIRE(r.exit_code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j[0]["Id"] == img.config.str());
+  CHECK(j[0]["RepoDigests"][0] == "busybox@" + img.manifest.digest.str());
+  CHECK(j[0]["RootFS"]["Layers"].size() == 1);
+  CHECK(j[0]["Architecture"] == "amd64");
+  r = run_cbuild({"--root", root, "inspect", "nosuch"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("cbuild: error: No such image: nosuch:latest") != std::string::npos);
+  r = run_cbuild({"--root", root, "inspect", "Bad/Name"});
+  CHECK(r.exit_code == 1);
+
+  r = run_cbuild({"--root", root, "history", "busybox:1.35"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  ls = lines(r.out);
+  REQUIRE(ls.size() == 3);
+  CHECK(ls[0].starts_with("IMAGE          CREATED"));
+  CHECK(ls[1].starts_with(id12));
+  CHECK(ls[1].find("CMD [\"/bin/sh\"]") != std::string::npos);
+  CHECK(ls[1].find("0B") != std::string::npos);
+  CHECK(ls[2].starts_with("<missing>"));
+  CHECK(ls[2].find("…") != std::string::npos);  // truncated at 45 characters
+
+  r = run_cbuild({"--root", root, "tag", "busybox:1.35", "localhost:5000/mine/bb:v2"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  r = run_cbuild({"--root", root, "tag", "busybox:1.35", "UPPER"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("must be lowercase") != std::string::npos);
+  {
+    auto store = LayoutStore::open(root);
+    REQUIRE(store->resolve("localhost:5000/mine/bb:v2"));
+    CHECK(store->resolve("localhost:5000/mine/bb:v2")->digest == img.manifest.digest);
+  }
+  // rmi by ID refuses while two names point at it; by name untags only.
+  r = run_cbuild({"--root", root, "rmi", id12});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("must be forced") != std::string::npos);
+  r = run_cbuild({"--root", root, "rmi", "localhost:5000/mine/bb:v2"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "Untagged: localhost:5000/mine/bb:v2\n");
+  CHECK(fs::exists(fs::path(root) / "blobs" / "sha256" / img.layer.hex()));
+
+  // prune keeps what tags reach; removes an unreferenced, old blob.
+  Digest loose;
+  {
+    auto store = LayoutStore::open(root);
+    loose = store->put_blob("loose");
+  }
+  age_blobs(root);
+  r = run_cbuild({"--root", root, "prune"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.find("Deleted: " + loose.str()) != std::string::npos);
+  CHECK(r.out.find("Total reclaimed space: 5B") != std::string::npos);
+  CHECK(fs::exists(fs::path(root) / "blobs" / "sha256" / img.layer.hex()));
+
+  r = run_cbuild({"--root", root, "rmi", "busybox:1.35"});
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "Untagged: busybox:1.35\nDeleted: " + img.manifest.digest.str() + "\n");
+  CHECK(!fs::exists(fs::path(root) / "blobs" / "sha256" / img.layer.hex()));
+  CHECK(!fs::exists(fs::path(root) / "blobs" / "sha256" / img.config.hex()));
+  r = run_cbuild({"--root", root, "images", "-q"});
+  CHECK(r.out.empty());
+  r = run_cbuild({"--root", root, "rmi", "busybox:1.35"});
+  CHECK(r.exit_code == 1);
+}
+
+TEST_CASE("a non-OCI --root is refused with one clear line") {
+  TempDir t;
+  std::ofstream(t.path() / "file.txt") << "x";
+  auto r = run_cbuild({"--root", t.path().string(), "images"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.starts_with("cbuild: error: "));
+  CHECK(r.err.find("not an OCI image layout") != std::string::npos);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+}
