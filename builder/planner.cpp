@@ -284,6 +284,12 @@ class Planner {
     s.keyword = t.keyword;
     s.original = t.original;
     s.range = t.range;
+    // Every step carries its own copy of the scope; bound the total so that a hostile
+    // Dockerfile (100,000 ENV lines) fails cleanly instead of using gigabytes.
+    scope_budget_ += scope.env.size() + scope.args.size() + 1;
+    if (scope_budget_ > kMaxScopeEntries)
+      throw Fail{t.keyword + ": Dockerfile too large to plan (the ENV/ARG scopes of its steps exceed " +
+                 std::to_string(kMaxScopeEntries) + " entries in total)"};
     s.env = scope.env;
     s.args = scope.args;
     // ENV beats ARG: look in env first.
@@ -497,6 +503,8 @@ class Planner {
     plan_.order.push_back(s);
   }
 
+  static constexpr std::size_t kMaxScopeEntries = 5'000'000;
+  std::size_t scope_budget_ = 0;
   const PlanOptions& opt_;
   df::ParsedDockerfile tree_;
   std::vector<df::TypedInstruction> typed_;

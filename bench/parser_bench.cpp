@@ -1,0 +1,107 @@
+// Front-end scaling benchmark: parse (+ type + plan) time for growing inputs, to show the
+// cost is linear in the input size. Cases: N mixed instructions, one instruction made of
+// many continuation lines, one big heredoc, ENV-heavy expansion, and oversized lines
+// (which must fail fast with BuildKit's 64 KiB line error). Prints medians of 5 runs and
+// ns per input byte; equal ns/byte across sizes means linear time.
+//   bench_parser_bench [max_mb=10]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "builder/dockerfile/parser.h"
+#include "builder/planner.h"
+#include "oci/base/error.h"
+
+namespace {
+
+double median_ms(const std::function<void()>& f) {
+  std::vector<double> t;
+  for (int i = 0; i < 5; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    f();
+    auto b = std::chrono::steady_clock::now();
+    t.push_back(std::chrono::duration<double, std::milli>(b - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[2];
+}
+
+// distinct: every ENV adds new names (the scope grows with the file: quadratic to plan,
+// refused past the planner's budget); otherwise 20 names are reused (a bounded scope).
+std::string mixed(std::size_t n, bool distinct = true) {
+  std::string s = "ARG BASE=alpine\nFROM $BASE AS build\n";
+  for (std::size_t i = 0; s.size() < n; ++i) {
+    switch (i % 5) {
+      case 0: s += "ENV V" + std::to_string(distinct ? i : i % 20) + "=\"value ${BASE:-x}\" W=2\n"; break;
+      case 1: s += "RUN --mount=type=cache,target=/c echo step " + std::to_string(i) + " && true\n"; break;
+      case 2: s += "COPY --chown=1:1 src/" + std::to_string(i) + " /dst/\n"; break;
+      case 3: s += "LABEL k" + std::to_string(i) + "=v\n"; break;
+      default: s += "WORKDIR /w/$V" + std::to_string(distinct ? i - 4 : (i - 4) % 20) + "\n"; break;
+    }
+  }
+  return s;
+}
+
+std::string continuation(std::size_t n) {
+  std::string s = "FROM a\nRUN echo \\\n";
+  while (s.size() < n) s += "  some words on a continued line \\\n";
+  return s + "  end\n";
+}
+
+std::string heredoc(std::size_t n) {
+  std::string s = "FROM a\nRUN <<EOF\n";
+  while (s.size() < n) s += "echo a line of a long heredoc script\n";
+  return s + "EOF\n";
+}
+
+void row(const char* name, const std::string& text, bool plan) {
+  bool failed = false;
+  std::string err;
+  double ms = median_ms([&] {
+    try {
+      if (plan) {
+        cbuild::builder::PlanOptions o;
+        o.build_platform = "linux/amd64";
+        (void)cbuild::builder::plan_dockerfile(text, "Dockerfile", o);
+      } else {
+        (void)cbuild::builder::dockerfile::parse(text);
+      }
+    } catch (const cbuild::Error& e) {
+      failed = true;
+      err = e.what();
+    }
+  });
+  std::printf("%-34s %10zu B %10.2f ms %8.1f ns/B %s\n", name, text.size(), ms, ms * 1e6 / static_cast<double>(text.size()),
+              failed ? ("fails: " + err.substr(0, 60)).c_str() : "ok");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  std::size_t max_mb = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 10;
+  for (std::size_t mb : {max_mb / 10, max_mb / 2, max_mb}) {
+    if (mb == 0) continue;
+    std::size_t n = mb << 20;
+    std::string m = mixed(n);
+    std::size_t instr = static_cast<std::size_t>(std::count(m.begin(), m.end(), '\n'));
+    std::string label = "parse mixed (" + std::to_string(instr) + " instr)";
+    row(label.c_str(), m, false);
+    label = "plan  mixed, growing scope (" + std::to_string(instr) + ")";
+    row(label.c_str(), m, true);
+    std::string b = mixed(n, false);
+    label = "plan  mixed, 20 ENV names (" + std::to_string(static_cast<std::size_t>(std::count(b.begin(), b.end(), '\n'))) + ")";
+    row(label.c_str(), b, true);
+    row("parse one continued instruction", continuation(n), false);
+    row("parse one heredoc", heredoc(n), false);
+  }
+  std::string line = "FROM a\nRUN " + std::string(1 << 20, 'x') + "\n";
+  row("parse 1 MiB line (over the limit)", line, false);
+  std::string ok = "FROM a\nRUN " + std::string(65000, 'x') + "\n";
+  row("parse 64 KB line (under the limit)", ok, false);
+  return 0;
+}
