@@ -1,0 +1,72 @@
+// Puller — fetches an image from a registry into the local store.
+//
+// pull(ref): the manifest or index named by the reference's digest (else its tag); from an
+// index or Docker manifest list the manifest of the wanted platform (host by default) is
+// chosen — or every platform's with all_platforms. Config and layer blobs are fetched in
+// parallel, streamed straight into the store's Ingest (which hashes while writing: one pass),
+// size-checked while streaming and digest-verified on commit; a download cut off mid-blob is
+// resumed with a Range request. Blobs the store already has are not fetched. Manifests are
+// stored byte for byte after their blobs. Finally the store is tagged with ref.str() (the full
+// normalized reference) → the selected manifest (or the index with all_platforms).
+//
+// Errors: RegistryError / cbuild::Error naming the reference; nothing partial is left in the
+// store (an uncommitted Ingest removes its temp file). Not thread-safe itself (one pull at a
+// time per Puller); it uses the Transport from several threads.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "oci/descriptor.h"
+#include "oci/store.h"
+#include "registry-client/blob_origins.h"
+#include "registry-client/manifest_fetch.h"
+#include "registry-client/reference.h"
+#include "registry-client/transport.h"
+
+namespace cbuild::registry {
+
+struct PullOptions {
+  std::optional<oci::Platform> platform;  // nullopt: the host's
+  bool all_platforms = false;
+  int jobs = 4;                         // blobs fetched at once
+  int max_resumes = 5;                  // Range resumes per blob
+  const BlobOrigins* origins = nullptr;  // where to record which repository blobs came from
+  bool tag = true;                      // set the tag ref.str() when done
+  std::function<void(const std::string&)> log;  // one progress line per event, may be empty
+};
+
+struct PullResult {
+  oci::Descriptor tagged;     // what ref.str() now names in the store
+  oci::Descriptor top;        // what the registry returned for the reference (index or manifest)
+  std::size_t blobs_fetched = 0;
+  std::size_t blobs_present = 0;
+  std::uint64_t bytes_fetched = 0;
+};
+
+class Puller {
+ public:
+  Puller(Transport& transport, oci::Store& store, PullOptions opts = {});
+  PullResult pull(const Reference& ref);
+
+  // Fetches one blob into the store (skipped when present). Returns true if bytes were moved.
+  bool fetch_blob(const Reference& ref, const oci::Descriptor& desc);
+
+ private:
+  void pull_manifest_blobs(const Reference& ref, const oci::Descriptor& desc, const std::string& bytes,
+                           PullResult& res);
+
+  Transport& t_;
+  oci::Store& store_;
+  PullOptions opts_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> bytes_{0};
+};
+
+// Whether an index entry's platform satisfies `want` (os, architecture, and variant when
+// `want` names one; arm64's v8 matches an entry without variant).
+bool platform_matches(const oci::Platform& want, const std::optional<oci::Platform>& have);
+
+}  // namespace cbuild::registry
