@@ -238,6 +238,15 @@ bool LayoutStore::remove_tag(std::string_view name) {
   return removed;
 }
 
+void LayoutStore::add_entry(const Descriptor& desc) {
+  if (!stat(desc.digest)) throw Error(ErrorKind::NotFound, "index entry: manifest " + desc.digest.str() + " is not in the store");
+  update_index([&](std::vector<Descriptor>& entries) {
+    for (auto& e : entries)
+      if (e.digest == desc.digest) return;
+    entries.push_back(desc);
+  });
+}
+
 std::size_t LayoutStore::remove_entries(const Digest& digest) {
   std::size_t n = 0;
   update_index([&](std::vector<Descriptor>& entries) {

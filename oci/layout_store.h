@@ -102,6 +102,8 @@ class LayoutStore final : public Store {
 
   // Sets several tags in one index.json rewrite.
   void set_tags(const std::vector<std::pair<std::string, Descriptor>>& tags);
+  // Adds an untagged index.json entry for desc unless one with its digest exists.
+  void add_entry(const Descriptor& desc);
   // Removes every index.json entry (tagged or not) pointing at `digest`; returns how many.
   std::size_t remove_entries(const Digest& digest);
   // Every descriptor of index.json (tagged or not), as written.

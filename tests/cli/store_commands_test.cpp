@@ -181,3 +181,113 @@ TEST_CASE("a non-OCI --root is refused with one clear line") {
   CHECK(r.err.find("not an OCI image layout") != std::string::npos);
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
 }
+
+TEST_CASE("save and load round trip in both formats, keeping document bytes") {
+  TempDir t;
+  std::string src = (t.path() / "src").string();
+  TestImage img;
+  std::string manifest_bytes, config_bytes;
+  {
+    auto store = LayoutStore::open(src);
+    img = make_image(*store, t.path() / "a", "saved");
+    store->set_tag("docker.io/library/busybox:1.35", img.manifest);
+    manifest_bytes = store->read_blob(img.manifest.digest);
+    config_bytes = store->read_blob(img.config);
+  }
+  for (std::string format : {"docker", "oci"}) {
+    CAPTURE(format);
+    std::string archive = (t.path() / ("img-" + format + ".tar")).string();
+    auto r = run_cbuild({"--root", src, "save", "-o", archive, "--format", format, "busybox:1.35"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    auto listing = test::run_command({"tar", "-tf", archive});
+    CHECK(listing.out.find("index.json") != std::string::npos);
+    CHECK(listing.out.find("blobs/sha256/" + img.layer.hex()) != std::string::npos);
+    CHECK((listing.out.find("manifest.json") != std::string::npos) == (format == "docker"));
+    if (format == "docker") {
+      auto mj = test::run_command({"tar", "-xOf", archive, "manifest.json"});
+      auto j = nlohmann::json::parse(mj.out);
+      CHECK(j[0]["RepoTags"][0] == "busybox:1.35");
+      CHECK(j[0]["Config"] == "blobs/sha256/" + img.config.hex());
+    } else {
+      auto ij = nlohmann::json::parse(test::run_command({"tar", "-xOf", archive, "index.json"}).out);
+      CHECK(ij["manifests"][0]["annotations"]["io.containerd.image.name"] == "docker.io/library/busybox:1.35");
+      CHECK(ij["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "1.35");
+      // skopeo reads the OCI archive.
+      auto sk = test::run_command({"skopeo", "inspect", "--raw", "oci-archive:" + archive});
+      CHECK_MESSAGE(sk.exit_code == 0, sk.err);
+      CHECK(sk.out == manifest_bytes);
+    }
+    std::string dst = (t.path() / ("dst-" + format)).string();
+    r = run_cbuild({"--root", dst, "load", "-i", archive});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out == "Loaded image: busybox:1.35\n");
+    auto store = LayoutStore::open(dst);
+    auto d = store->resolve("docker.io/library/busybox:1.35");
+    REQUIRE(d);
+    CHECK(d->digest == img.manifest.digest);  // bytes kept: same digest
+    CHECK(store->read_blob(img.manifest.digest) == manifest_bytes);
+    CHECK(store->read_blob(img.config) == config_bytes);
+    CHECK(store->stat(img.layer));
+    // From stdin too, gzip-compressed.
+    std::string dst2 = (t.path() / ("dst2-" + format)).string();
+    auto gz = test::run_command({"gzip", "-c", archive});
+    r = run_cbuild({"--root", dst2, "load"}, gz.out);
+    CHECK_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(r.out == "Loaded image: busybox:1.35\n");
+  }
+}
+
+TEST_CASE("load of an old docker archive (layer.tar, no index.json) and of broken archives") {
+  TempDir t;
+  auto dir = t.path() / "arch";
+  fs::create_directories(dir / "tree");
+  fs::create_directories(dir / "x" / "layer1");
+  std::ofstream(dir / "tree" / "f.txt") << "legacy";
+  REQUIRE(test::run_command({"tar", "-C", (dir / "tree").string(), "-cf", (dir / "x" / "layer1" / "layer.tar").string(), "f.txt"}).exit_code == 0);
+  std::string layer_tar = read_file(dir / "x" / "layer1" / "layer.tar");
+  ImageConfig cfg;
+  cfg.architecture = "amd64";
+  cfg.os = "linux";
+  cfg.rootfs.diff_ids = {Digest::of(layer_tar)};
+  std::string cj = cfg.to_json();
+  std::ofstream(dir / "x" / (Digest::of(cj).hex() + ".json")) << cj;
+  std::ofstream(dir / "x" / "layer1" / "VERSION") << "1.0";
+  std::ofstream(dir / "x" / "manifest.json")
+      << R"([{"Config":")" << Digest::of(cj).hex() << R"(.json","RepoTags":["legacy/app:v1"],"Layers":["layer1/layer.tar"]}])";
+  std::string archive = (t.path() / "legacy.tar").string();
+  REQUIRE(test::run_command({"tar", "-C", (dir / "x").string(), "-cf", archive, "."}).exit_code == 0);
+  std::string root = (t.path() / "root").string();
+  auto r = run_cbuild({"--root", root, "load", "-i", archive});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out == "Loaded image: legacy/app:v1\n");
+  r = run_cbuild({"--root", root, "inspect", "--format", "{{.Id}} {{.RootFS.Layers}}", "docker.io/legacy/app:v1"});
+  CHECK(r.out == Digest::of(cj).str() + " [" + Digest::of(layer_tar).str() + "]\n");
+
+  // A corrupt blob in an OCI archive: DataLoss, and nothing tagged.
+  std::string good = (t.path() / "good.tar").string();
+  REQUIRE(run_cbuild({"--root", root, "save", "--format", "oci", "-o", good, "legacy/app:v1"}).exit_code == 0);
+  auto ex = t.path() / "ex";
+  fs::create_directories(ex);
+  REQUIRE(test::run_command({"tar", "-C", ex.string(), "-xf", good}).exit_code == 0);
+  {
+    std::ofstream(ex / "blobs" / "sha256" / Digest::of(layer_tar).hex(), std::ios::app) << "extra";
+  }
+  std::string bad = (t.path() / "bad.tar").string();
+  REQUIRE(test::run_command({"tar", "-C", ex.string(), "-cf", bad, "."}).exit_code == 0);
+  std::string root2 = (t.path() / "root2").string();
+  r = run_cbuild({"--root", root2, "load", "-i", bad});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.starts_with("cbuild: error: "));
+  CHECK(r.err.find("does not match") != std::string::npos);
+  CHECK(run_cbuild({"--root", root2, "images", "-q"}).out.empty());
+  // Not an archive at all.
+  std::ofstream(t.path() / "junk") << "this is not a tar file at all, not even close";
+  r = run_cbuild({"--root", root2, "load", "-i", (t.path() / "junk").string()});
+  CHECK(r.exit_code == 1);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  r = run_cbuild({"--root", root2, "load", "-i", (t.path() / "missing.tar").string()});
+  CHECK(r.exit_code == 1);
+  r = run_cbuild({"--root", root2, "save", "-o", (t.path() / "o.tar").string(), "nosuch"});
+  CHECK(r.exit_code == 1);
+  CHECK(!fs::exists(t.path() / "o.tar"));
+}

@@ -1,0 +1,79 @@
+// `cbuild save [-o FILE] [--format docker|oci] IMAGE...` — writes images to a tar archive
+// (stdout without -o, refused on a terminal). With -o the file appears only when complete.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "cli/command.h"
+#include "cli/store_open.h"
+#include "oci/base/error.h"
+#include "oci/base/fs.h"
+#include "oci/docker_archive.h"
+#include "registry-client/reference.h"
+
+namespace cbuild::cli {
+namespace {
+
+struct SaveOptions {
+  std::string output;
+  std::string format = "docker";
+  std::vector<std::string> images;
+};
+
+int run_save(const SaveOptions& o, const GlobalOptions& g) {
+  auto store = open_store(g);
+  std::vector<oci::ArchiveImage> images;
+  for (auto& arg : o.images) {
+    StoreImage img = resolve_image(*store, arg);
+    // A tag argument saves under that name only; an ID or digest under every name it has.
+    std::vector<std::string> names;
+    auto ref = registry::Reference::try_parse(arg);
+    if (ref && !ref->digest() && store->resolve(ref->str())) names.push_back(ref->str());
+    else names = img.names;
+    auto same = std::find_if(images.begin(), images.end(), [&](auto& i) { return i.target.digest == img.target.digest; });
+    if (same != images.end()) {
+      for (auto& n : names)
+        if (std::find(same->names.begin(), same->names.end(), n) == same->names.end()) same->names.push_back(n);
+      continue;
+    }
+    oci::Descriptor target = img.target;
+    target.annotations.clear();
+    images.push_back({names, target});
+  }
+  auto format = o.format == "oci" ? oci::ArchiveFormat::Oci : oci::ArchiveFormat::Docker;
+  if (o.output.empty() || o.output == "-") {
+    if (::isatty(STDOUT_FILENO))
+      throw Error(ErrorKind::InvalidArgument, "cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    oci::save_archive(*store, images, format, STDOUT_FILENO);
+    return 0;
+  }
+  std::filesystem::path out = o.output;
+  std::filesystem::path tmp = out.parent_path() / ("." + out.filename().string() + ".cbuild-tmp");
+  UniqueFd fd = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  try {
+    oci::save_archive(*store, images, format, fd.get());
+    fsync_fd(fd.get(), tmp.string());
+    fd.reset();
+    if (::rename(tmp.c_str(), out.c_str()) != 0) throw_errno("save: rename", out.string());
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  return 0;
+}
+
+CommandRegistration reg{{
+    .name = "save",
+    .help = "Save one or more images to a tar archive (docker-archive or OCI archive)",
+    .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
+      auto o = std::make_shared<SaveOptions>();
+      app.add_option("-o,--output", o->output, "Write to a file, instead of STDOUT");
+      app.add_option("--format", o->format, "Archive format: docker (docker load) or oci")
+          ->check(CLI::IsMember({"docker", "oci"}));
+      app.add_option("IMAGE", o->images, "Images to save (name[:tag], digest or ID)")->required();
+      return [o, &g] { return run_save(*o, g); };
+    }}};
+
+}  // namespace
+}  // namespace cbuild::cli
