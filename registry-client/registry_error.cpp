@@ -64,6 +64,14 @@ RegistryError error_from_reply(std::string_view operation, std::string_view regi
   } else if (!body.empty()) {
     detail = one_line(body, 120);
   }
+  // A body-less reply (HEAD, some proxies) still names the code its status stands for.
+  if (codes.empty()) {
+    const char* implied = status == 401 ? "UNAUTHORIZED" : status == 403 ? "DENIED" : status == 429 ? "TOOMANYREQUESTS" : nullptr;
+    if (implied) {
+      codes.emplace_back(implied);
+      if (detail.empty()) detail = implied;
+    }
+  }
   std::string msg = std::string(operation) + ": " + std::string(registry) + " answered HTTP " +
                     std::to_string(status);
   if (!detail.empty()) msg += " " + one_line(detail);
