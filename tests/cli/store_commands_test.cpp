@@ -291,3 +291,41 @@ TEST_CASE("load of an old docker archive (layer.tar, no index.json) and of broke
   CHECK(r.exit_code == 1);
   CHECK(!fs::exists(t.path() / "o.tar"));
 }
+
+#include "tests/support/docker_peer.h"
+#include "tests/support/root.h"
+
+TEST_CASE("docker load accepts what save writes, and load reads what docker save writes") {
+  REQUIRE_ROOT();
+  test::DockerPeer* docker = test::DockerPeer::get();
+  if (!docker) return;
+  TempDir t;
+  std::string root = (t.path() / "root").string();
+  TestImage img;
+  {
+    auto store = LayoutStore::open(root);
+    img = make_image(*store, t.path() / "a", "to docker");
+    store->set_tag("docker.io/library/cbuild-save-test:1", img.manifest);
+  }
+  std::string archive = (t.path() / "out.tar").string();
+  auto r = run_cbuild({"--root", root, "save", "-o", archive, "cbuild-save-test:1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  r = docker->docker({"load", "-i", archive});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.find("cbuild-save-test:1") != std::string::npos);
+  r = docker->docker({"image", "inspect", "--format", "{{.Id}} {{.Config.Env}}", "cbuild-save-test:1"});
+  CHECK_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.find("GREETING=to docker") != std::string::npos);
+
+  // And back: docker's own archive of that image loads into a fresh store with the same config.
+  std::string back = (t.path() / "back.tar").string();
+  r = docker->docker({"save", "-o", back, "cbuild-save-test:1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  std::string root2 = (t.path() / "root2").string();
+  r = run_cbuild({"--root", root2, "load", "-i", back});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out == "Loaded image: cbuild-save-test:1\n");
+  r = run_cbuild({"--root", root2, "inspect", "--format", "{{.Id}}", "cbuild-save-test:1"});
+  CHECK(r.out == img.config.str() + "\n");
+  docker->docker({"rmi", "cbuild-save-test:1"});
+}
