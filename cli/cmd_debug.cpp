@@ -26,7 +26,13 @@ cbuild::cli::CommandRegistration reg{{
       return [file] {
         namespace df = cbuild::builder::dockerfile;
         std::string text = read_dockerfile(*file);
-        df::ParsedDockerfile tree = df::parse(text, *file == "-" ? "Dockerfile" : *file);
+        df::ParsedDockerfile tree;
+        try {
+          tree = df::parse(text, *file == "-" ? "Dockerfile" : *file);
+        } catch (const df::DockerfileError& e) {
+          std::cerr << e.what() << "\n";  // already "FILE:LINE: message"
+          return 1;
+        }
         for (const auto& w : tree.warnings) std::cerr << w.to_string() << "\n";
         std::cout << df::dump(tree);
         std::cout.flush();
