@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -24,11 +25,18 @@ namespace {
 
 constexpr std::string_view kLayoutFile = R"({"imageLayoutVersion":"1.0.0"})";
 
+// Empty, or holding only what other cbuild components may create under $ROOT before the
+// layout exists (snapshots, build cache, mounts, …): safe to turn into a layout.
 bool dir_is_empty(const fs::path& p) {
   std::error_code ec;
   fs::directory_iterator it(p, ec);
   if (ec) throw_errno("open store root", p.string(), ec.value());
-  return it == fs::directory_iterator();
+  static const std::set<std::string> ours = {"snapshots", "cache", "mounts", "leases", "tmp", ".cbuild.lock"};
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) throw_errno("open store root", p.string(), ec.value());
+    if (!ours.count(it->path().filename().string())) return false;
+  }
+  return true;
 }
 
 // Creates `path` with `data` unless it exists (a concurrent opener may win; that is fine).

@@ -104,6 +104,11 @@ TEST_CASE("open creates a layout, reopens it, and refuses what is not one") {
   CHECK(kind_of([&] { LayoutStore::open(t.path() / "other" / "notes.txt"); }) == ErrorKind::FailedPrecondition);
   fs::create_directories(t.path() / "empty");
   CHECK_NOTHROW(LayoutStore::open(t.path() / "empty"));
+  // Only cbuild's own state dirs (made by another component first) count as empty.
+  fs::create_directories(t.path() / "early" / "snapshots");
+  fs::create_directories(t.path() / "early" / "cache" / "steps");
+  CHECK_NOTHROW(LayoutStore::open(t.path() / "early"));
+  CHECK(fs::exists(t.path() / "early" / "oci-layout"));
   fs::create_directories(t.path() / "bad");
   std::ofstream(t.path() / "bad" / "oci-layout") << R"({"imageLayoutVersion":"9"})";
   CHECK(kind_of([&] { LayoutStore::open(t.path() / "bad"); }) == ErrorKind::FailedPrecondition);
