@@ -257,6 +257,13 @@ std::optional<std::string> Transport::authorization(const std::vector<std::strin
     auto it = tokens_.find(scopes_key(scopes));
     if (it != tokens_.end() && it->second.second > std::chrono::steady_clock::now()) return "Bearer " + it->second.first;
   }
+  std::lock_guard fetch_lk(token_fetch_mu_);
+  if (!refresh) {
+    // Another thread may have fetched it while this one waited.
+    std::lock_guard lk(mu_);
+    auto it = tokens_.find(scopes_key(scopes));
+    if (it != tokens_.end() && it->second.second > std::chrono::steady_clock::now()) return "Bearer " + it->second.first;
+  }
   return "Bearer " + fetch_token(*p.challenge, scopes, what);
 }
 

@@ -90,6 +90,8 @@ class Transport {
   TransportOptions opts_;
   bool insecure_;
   std::mutex mu_;
+  // Serialises token requests so threads that need the same scope at once share one token.
+  std::mutex token_fetch_mu_;
   std::optional<Ping> ping_;
   std::map<std::string, std::pair<std::string, std::chrono::steady_clock::time_point>> tokens_;
   std::optional<std::optional<Credentials>> creds_;

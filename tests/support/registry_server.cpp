@@ -14,6 +14,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <poll.h>
+
+#include "registry-client/credentials.h"
 #include "tests/support/run_command.h"
 
 namespace cbuild::test {
@@ -78,6 +87,219 @@ void make_tls(const fs::path& d) {
 
 }  // namespace
 
+
+// ---- token issuer -------------------------------------------------------------------------
+
+namespace {
+
+std::string b64url(std::string_view in) {
+  std::string s = registry::base64_encode(in);
+  for (auto& c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!s.empty() && s.back() == '=') s.pop_back();
+  return s;
+}
+
+std::string url_decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i] == '+' ? ' ' : s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> form_params(std::string_view q) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!q.empty()) {
+    auto amp = q.find('&');
+    auto kv = q.substr(0, amp);
+    auto eq = kv.find('=');
+    if (eq != std::string_view::npos) out.emplace_back(url_decode(kv.substr(0, eq)), url_decode(kv.substr(eq + 1)));
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct RegistryServer::Issuer {
+  RegistryServer& srv;
+  int fd = -1;
+  int port = 0;
+  std::atomic<bool> stop{false};
+  std::atomic<int> requests{0};
+  EVP_PKEY* key = nullptr;
+  std::string cert_der_b64;
+  std::thread thread;
+
+  explicit Issuer(RegistryServer& s, const fs::path& dir) : srv(s) {
+    fs::create_directories(dir);
+    must({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=cbuild token issuer",
+          "-keyout", (dir / "token.key").string(), "-out", (dir / "token.crt").string()});
+    must({"openssl", "x509", "-in", (dir / "token.crt").string(), "-outform", "DER", "-out", (dir / "token.der").string()});
+    std::ifstream der(dir / "token.der", std::ios::binary);
+    std::string d((std::istreambuf_iterator<char>(der)), std::istreambuf_iterator<char>());
+    cert_der_b64 = registry::base64_encode(d);
+    FILE* kf = std::fopen((dir / "token.key").c_str(), "r");
+    if (!kf) throw std::runtime_error("token issuer: no key");
+    key = PEM_read_PrivateKey(kf, nullptr, nullptr, nullptr);
+    std::fclose(kf);
+    if (!key) throw std::runtime_error("token issuer: cannot read key");
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 32) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("token issuer: cannot listen");
+    port = ntohs(a.sin_port);
+    thread = std::thread([this] { loop(); });
+  }
+  ~Issuer() {
+    stop = true;
+    ::shutdown(fd, SHUT_RDWR);
+    thread.join();
+    ::close(fd);
+    EVP_PKEY_free(key);
+  }
+
+  std::string sign(const std::string& input) {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    std::size_t n = 0;
+    std::string sig;
+    if (EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+        EVP_DigestSign(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1) {
+      sig.resize(n);
+      EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &n,
+                     reinterpret_cast<const unsigned char*>(input.data()), input.size());
+      sig.resize(n);
+    }
+    EVP_MD_CTX_free(ctx);
+    return sig;
+  }
+
+  std::string token(const std::string& subject, const std::vector<std::string>& scopes, bool may_push) {
+    nlohmann::json access = nlohmann::json::array();
+    for (const auto& sc : scopes) {
+      // repository:NAME:ACTIONS (NAME may contain ':' only for a port, which it never does here)
+      auto first = sc.find(':'), last = sc.rfind(':');
+      if (first == std::string::npos || first == last) continue;
+      nlohmann::json actions = nlohmann::json::array();
+      std::string acts = sc.substr(last + 1);
+      for (std::size_t p = 0; p <= acts.size();) {
+        auto c = acts.find(',', p);
+        std::string a = acts.substr(p, c == std::string::npos ? std::string::npos : c - p);
+        if (a == "pull" || (a == "push" && may_push)) actions.push_back(a);
+        if (c == std::string::npos) break;
+        p = c + 1;
+      }
+      access.push_back({{"type", sc.substr(0, first)}, {"name", sc.substr(first + 1, last - first - 1)}, {"actions", actions}});
+    }
+    auto now = static_cast<long>(std::time(nullptr));
+    nlohmann::json header = {{"typ", "JWT"}, {"alg", "RS256"}, {"x5c", {cert_der_b64}}};
+    nlohmann::json claims = {{"iss", "cbuild-test-issuer"}, {"sub", subject}, {"aud", "cbuild-test-registry"},
+                             {"exp", now + 300}, {"nbf", now - 10}, {"iat", now},
+                             {"jti", std::to_string(now) + "-" + std::to_string(requests.load())}, {"access", access}};
+    std::string input = b64url(header.dump()) + "." + b64url(claims.dump());
+    return input + "." + b64url(sign(input));
+  }
+
+  void reply(int c, int status, const std::string& body) {
+    std::string r = "HTTP/1.1 " + std::to_string(status) + (status == 200 ? " OK" : " Unauthorized") +
+                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\nConnection: close\r\n\r\n" + body;
+    [[maybe_unused]] auto n = ::send(c, r.data(), r.size(), MSG_NOSIGNAL);
+  }
+
+  void serve(int c) {
+    std::string buf;
+    char tmp[8192];
+    std::size_t head_end = std::string::npos;
+    while (head_end == std::string::npos) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 5000) <= 0) return;
+      ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+      if (n <= 0) return;
+      buf.append(tmp, static_cast<std::size_t>(n));
+      head_end = buf.find("\r\n\r\n");
+    }
+    ++requests;
+    std::string head = buf.substr(0, head_end);
+    std::string lower_head = head;
+    for (auto& ch : lower_head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    auto hv = [&](const std::string& name) -> std::string {
+      auto p = lower_head.find("\r\n" + name + ":");
+      if (p == std::string::npos) return {};
+      auto s = head.find_first_not_of(' ', p + 3 + name.size());
+      return head.substr(s, head.find("\r\n", s) - s);
+    };
+    std::string body = buf.substr(head_end + 4);
+    std::size_t clen = hv("content-length").empty() ? 0 : std::stoull(hv("content-length"));
+    while (body.size() < clen) {
+      ssize_t n = ::recv(c, tmp, sizeof tmp, 0);
+      if (n <= 0) return;
+      body.append(tmp, static_cast<std::size_t>(n));
+    }
+    std::string method = head.substr(0, head.find(' '));
+    auto sp = head.find(' ');
+    std::string target = head.substr(sp + 1, head.find(' ', sp + 1) - sp - 1);
+    auto q = target.find('?');
+    std::vector<std::string> scopes;
+    std::string subject;
+    bool may_push = false;
+    if (method == "POST") {
+      std::string grant, refresh;
+      for (auto& [k, v] : form_params(body)) {
+        if (k == "grant_type") grant = v;
+        if (k == "refresh_token") refresh = v;
+        if (k == "scope")
+          for (std::size_t p = 0; p <= v.size();) {
+            auto e = v.find(' ', p);
+            scopes.push_back(v.substr(p, e == std::string::npos ? std::string::npos : e - p));
+            if (e == std::string::npos) break;
+            p = e + 1;
+          }
+      }
+      if (grant != "refresh_token" || refresh != srv.refresh_token_) return reply(c, 401, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"bad refresh token\"}]}");
+      subject = srv.user_;
+      may_push = true;
+      return reply(c, 200, nlohmann::json{{"access_token", token(subject, scopes, may_push)}, {"expires_in", 300}}.dump());
+    }
+    if (q != std::string::npos)
+      for (auto& [k, v] : form_params(std::string_view(target).substr(q + 1)))
+        if (k == "scope") scopes.push_back(v);
+    if (auto auth = hv("authorization"); !auth.empty()) {
+      auto dec = registry::base64_decode(auth.substr(auth.find(' ') + 1));
+      if (!dec || *dec != srv.user_ + ":" + srv.password_)
+        return reply(c, 401, "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"wrong user name or password\"}]}");
+      subject = srv.user_;
+      may_push = true;
+    }
+    reply(c, 200, nlohmann::json{{"token", token(subject, scopes, may_push)}, {"expires_in", 300}}.dump());
+  }
+
+  void loop() {
+    while (!stop) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      serve(c);
+      ::close(c);
+    }
+  }
+};
+
+void RegistryServer::stop_token_issuer() { issuer_.reset(); }
+
+int RegistryServer::token_requests() const { return issuer_ ? issuer_->requests.load() : 0; }
+
 RegistryServer::RegistryServer(Mode mode) : mode_(mode), dir_({}, "cbuild-registry-") {
   fs::create_directories(storage_dir());
   port_ = free_loopback_port();
@@ -97,6 +319,12 @@ RegistryServer::RegistryServer(Mode mode) : mode_(mode), dir_({}, "cbuild-regist
     cfg += "auth:\n  htpasswd:\n    realm: cbuild-test\n    path: " + (dir_.path() / "htpasswd").string() + "\n";
     fs::create_directories(certs_dir() / host());
     fs::copy_file(ca_cert(), certs_dir() / host() / "ca.crt");
+  }
+  if (mode_ == Mode::Token) {
+    issuer_ = std::make_unique<Issuer>(*this, dir_.path() / "token");
+    cfg += "auth:\n  token:\n    realm: http://127.0.0.1:" + std::to_string(issuer_->port) +
+           "/token\n    service: cbuild-test-registry\n    issuer: cbuild-test-issuer\n    rootcertbundle: " +
+           (dir_.path() / "token/token.crt").string() + "\n";
   }
   write_text(dir_.path() / "config.yml", cfg);
   start();

@@ -6,6 +6,12 @@
 //   TlsHtpasswd  HTTPS with a certificate from a throw-away CA, Basic auth against an htpasswd
 //                (bcrypt) file holding user()/password(). certs_dir() is a certs.d-style folder
 //                ("127.0.0.1:PORT/ca.crt") for TransportOptions::certs_dirs / CBUILD_CERTS_DIRS.
+//   Token        plain HTTP with Docker-Hub-style token auth: a token issuer (a thread of this
+//                fixture on its own loopback port) hands out RS256 JWTs signed by a throw-away
+//                key whose certificate the registry trusts. GET with Basic user()/password()
+//                grants pull,push; anonymous GET grants pull only; POST grant_type=refresh_token
+//                with refresh_token() (docker's identity token) grants pull,push. Wrong
+//                credentials get 401. token_requests() counts the issuer's requests.
 // Storage lives in a TempDir owned by the server. Throws std::runtime_error when the registry
 // does not come up (its log is in the message).
 #pragma once
@@ -22,7 +28,7 @@ namespace cbuild::test {
 
 class RegistryServer {
  public:
-  enum class Mode { Plain, TlsHtpasswd };
+  enum class Mode { Plain, TlsHtpasswd, Token };
   explicit RegistryServer(Mode mode = Mode::Plain);
   ~RegistryServer();
   RegistryServer(const RegistryServer&) = delete;
@@ -38,6 +44,10 @@ class RegistryServer {
   std::filesystem::path ca_cert() const { return dir_.path() / "tls" / "ca.crt"; }
   std::filesystem::path storage_dir() const { return dir_.path() / "storage"; }
   std::string log() const;
+  const std::string& refresh_token() const { return refresh_token_; }
+  int token_requests() const;
+  // Token mode: stops the token issuer only (the registry keeps running).
+  void stop_token_issuer();
 
   // Stops the registry now (idempotent); the storage stays.
   void stop();
@@ -51,6 +61,9 @@ class RegistryServer {
   pid_t pid_ = -1;
   std::string user_ = "tester";
   std::string password_ = "s3cret-pass";
+  std::string refresh_token_ = "refresh-0123456789";
+  struct Issuer;
+  std::unique_ptr<Issuer> issuer_;
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
