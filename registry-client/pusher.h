@@ -27,7 +27,9 @@ namespace cbuild::registry {
 
 struct PushOptions {
   int jobs = 4;
-  std::int64_t chunk_size = 256ll << 20;  // blobs above this are uploaded in chunks this big
+  // Blobs above this are uploaded in chunks this big. Monolithic PUTs are cheaper for the
+  // registry (no per-chunk hash state), so only really big blobs are chunked.
+  std::int64_t chunk_size = 512ll << 20;
   int max_chunk_retries = 5;
   const BlobOrigins* origins = nullptr;  // mount sources; pushed blobs are recorded too
   std::function<void(const std::string&)> log;

@@ -121,3 +121,23 @@ TEST_CASE("a registry that stops gives one error naming it") {
   CHECK(dst->tags().empty());
   CHECK(count_files(dst->root() / "tmp") == 0);
 }
+
+TEST_CASE("a chunked upload survives failed chunks") {
+  Fixture f;
+  FaultProxy proxy(f.srv.port());
+  proxy.add_rule({FaultProxy::Fault::Status500, "PATCH", "/blobs/uploads/", 2});
+  Transport t(proxy.host(), quick_opts());
+  PushOptions po;
+  po.chunk_size = 64 * 1024;
+  auto ref = Reference::parse(proxy.host() + "/f/chunked:1");
+  auto r = Pusher(t, *f.src, po).push(f.img, ref);
+  CHECK(r.digest == f.img.digest);
+  CHECK(proxy.faults_injected() == 2);
+  int patches = 0;
+  for (const auto& s : proxy.seen()) patches += s.method == "PATCH";
+  CHECK(patches >= 7 + 2);  // 400000 bytes in 64 KiB chunks, plus the two refused ones
+  auto dst = oci::LayoutStore::open(f.dir.path() / "dst");
+  auto res = Puller(t, *dst).pull(ref);
+  CHECK(dst->read_blob(f.manifest.layers[0].digest) == f.src->read_blob(f.manifest.layers[0].digest));
+  CHECK(res.tagged.digest == f.img.digest);
+}
