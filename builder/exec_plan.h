@@ -60,7 +60,11 @@ struct RunMount {
 };
 
 struct RunOp {
-  std::vector<std::string> argv;  // shell form already wrapped in SHELL
+  // JSON form: the argv. Shell form (shell_form): one script, run as SHELL + [script], with
+  // the SHELL in the config at that point (docker's "Shell", default /bin/sh -c).
+  std::vector<std::string> argv;
+  bool shell_form = false;
+  std::string history_args;  // BuildKit's "|N K=V … " prefix of created_by for ARGs in scope
   std::vector<std::string> env;   // ARG and ENV in scope, "K=V" (ARGs only here, never in config)
   std::optional<bool> network_none;  // RUN --network; nullopt: the build's --network
   std::vector<RunMount> mounts;

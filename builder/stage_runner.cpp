@@ -57,11 +57,10 @@ void add_layer(ImageState& st, const oci::LayerResult& layer) {
   st.config["rootfs"]["diff_ids"].push_back(layer.diff_id.str());
 }
 
+// An absolute, cleaned image path: `p` as is when absolute, else joined to WORKDIR.
 std::string join_image_path(const std::string& workdir, const std::string& p) {
-  if (!p.empty() && p[0] == '/') return p;
-  std::string base = workdir.empty() ? "/" : workdir;
-  if (base.back() != '/') base += '/';
-  return base + p;
+  if (!p.empty() && p[0] == '/') return "/" + overlay::clean_path(p);
+  return "/" + overlay::clean_path((workdir.empty() ? std::string("/") : workdir) + "/" + p);
 }
 
 // mkdir -p inside the root; directories it creates belong to uid:gid (docker's WORKDIR and
@@ -86,6 +85,21 @@ void mkdir_owned(int root_fd, const std::string& path, uid_t uid, gid_t gid) {
     i = j + 1;
   }
 }
+
+}  // namespace
+
+std::vector<std::string> shell_of(const ConfigDoc& c) {
+  if (c.contains("config") && c["config"].is_object() && c["config"].contains("Shell") &&
+      c["config"]["Shell"].is_array() && !c["config"]["Shell"].empty()) {
+    std::vector<std::string> out;
+    for (const auto& w : c["config"]["Shell"])
+      if (w.is_string()) out.push_back(w.get<std::string>());
+    if (!out.empty()) return out;
+  }
+  return {"/bin/sh", "-c"};
+}
+
+namespace {
 
 struct Stepper {
   StageEnv& env;
@@ -138,20 +152,27 @@ struct Stepper {
     oci::Digest key = BuildCache::key(st.cache_key, "workdir\n" + step.cache_inputs);
     if (auto hit = lookup(key)) return take(key, *hit);
     std::string user = config_string(st.config, "User");
+    std::string path = join_image_path(config_string(st.config, "WorkingDir"), op.path);
     FsStepResult r = run_fs_step(env.fs, st.stack, [&](const fs::path& merged) {
       overlay::ExecUser u = user.empty() ? overlay::ExecUser{} : overlay::resolve_user_in_rootfs(user, merged);
       UniqueFd root = open_file(merged, O_RDONLY | O_DIRECTORY);
-      mkdir_owned(root.get(), op.path, u.uid, u.gid);
+      mkdir_owned(root.get(), path, u.uid, u.gid);
     });
-    cfg(st.config)["WorkingDir"] = op.path;
+    cfg(st.config)["WorkingDir"] = path;
     add_layer(st, r.layer);
-    add_history(st.config, step, env.created, false);
+    ExecStep h = step;
+    h.created_by = "WORKDIR " + path;
+    add_history(st.config, h, env.created, false);
     remember(key, r.layer);
     return fs_result(r);
   }
 
   StepResult copy_from_root(const CopyOp& op, int src_fd, bool keep_owner) {
     std::string dest = join_image_path(config_string(st.config, "WorkingDir"), op.dest);
+    // The trailing "/" (or a final ".") says "into this directory": keep it through cleaning.
+    bool into_dir = op.dest.empty() || op.dest.back() == '/' || op.dest == "." ||
+                    (op.dest.size() >= 2 && op.dest.compare(op.dest.size() - 2, 2, "/.") == 0);
+    if (into_dir && dest.back() != '/') dest += '/';
     CopySpec spec{.sources = op.sources, .dest = dest, .chmod = op.chmod, .keep_owner = keep_owner};
     if (op.from == CopyOp::From::Context) spec.excluded = env.context_excluded;
     // The key: what the sources hold (content, modes, links — not mtimes) and the instruction.
@@ -252,7 +273,10 @@ struct Stepper {
     overlay::NetworkMode net = none ? overlay::NetworkMode::None : overlay::NetworkMode::Host;
     overlay::write_init_files(init.path(), overlay::InitFilesOptions{.hostname = "cbuild", .network = net});
     overlay::RunSpec spec;
-    spec.argv = op.argv;
+    spec.argv = op.shell_form ? shell_of(st.config) : std::vector<std::string>{};
+    spec.argv.insert(spec.argv.end(), op.argv.begin(), op.argv.end());
+    std::string shown;
+    for (const auto& a : spec.argv) shown += (shown.empty() ? "" : " ") + a;
     spec.env = op.env;
     std::string wd = config_string(st.config, "WorkingDir");
     spec.cwd = wd.empty() ? "/" : wd;
@@ -269,9 +293,7 @@ struct Stepper {
           spec.rootfs = merged;
           RunOutcome out = run_with_output(spec, env.progress, ref);
           if (!out.status.ok()) {
-            std::string cmd;
-            for (const auto& a : op.argv) cmd += (cmd.empty() ? "" : " ") + a;
-            std::string msg = "process \"" + cmd + "\" did not complete successfully: exit code: " +
+            std::string msg = "process \"" + shown + "\" did not complete successfully: exit code: " +
                               std::to_string(out.status.code);
             if (!out.tail.empty()) {
               msg += "\n------ last lines of output ------";
@@ -283,7 +305,9 @@ struct Stepper {
         },
         exclude);
     add_layer(st, r.layer);
-    add_history(st.config, step, env.created, false);
+    ExecStep h = step;
+    if (h.created_by.empty()) h.created_by = "RUN " + op.history_args + shown + " # buildkit";
+    add_history(st.config, h, env.created, false);
     remember(key, r.layer);
     return fs_result(r);
   }

@@ -52,6 +52,9 @@ ConfigDoc scratch_config(const std::string& platform);
 // Applies docker's FROM defaults to a base config: PATH in Env when the image has none.
 void apply_from_defaults(ConfigDoc& config);
 
+// The SHELL in effect: the config's docker "Shell", else ["/bin/sh", "-c"].
+std::vector<std::string> shell_of(const ConfigDoc& config);
+
 ImageState run_stage(const ExecStage& stage, ImageState base, StageEnv& env);
 
 }  // namespace cbuild::builder

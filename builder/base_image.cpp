@@ -1,0 +1,71 @@
+#include "builder/base_image.h"
+
+#include "oci/base/error.h"
+#include "oci/manifest.h"
+#include "oci/media_types.h"
+#include "registry-client/reference.h"
+
+namespace cbuild::builder {
+
+using nlohmann::json;
+
+namespace {
+// An index entry satisfies `want` on os and architecture, and on variant when `want` names one.
+bool platform_matches(const oci::Platform& want, const std::optional<oci::Platform>& have) {
+  if (!have) return false;
+  return have->os == want.os && have->architecture == want.architecture &&
+         (want.variant.empty() || have->variant == want.variant || (want.variant == "v8" && have->variant.empty()));
+}
+}  // namespace
+
+std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform) {
+  registry::Reference r = registry::Reference::parse(ref);
+  std::optional<oci::Descriptor> top = store.resolve(r.str());
+  if (!top && r.digest()) {
+    // "name@sha256:…" also names a manifest the store holds without that exact tag.
+    if (store.stat(*r.digest())) top = oci::Descriptor{.media_type = "", .digest = *r.digest(), .size = *store.stat(*r.digest())};
+  }
+  if (!top) return std::nullopt;
+  std::string what = "image " + r.familiar();
+  std::string bytes = store.read_blob(top->digest);
+  std::string mt = top->media_type.empty() ? oci::sniff_media_type(bytes, what) : top->media_type;
+  oci::Descriptor manifest_desc = *top;
+  if (oci::media_types::is_index(mt)) {
+    oci::Index index = oci::Index::parse(bytes, what + " index", mt);
+    oci::Platform want = platform.empty() ? oci::Platform::host() : oci::Platform::parse(platform);
+    const oci::Descriptor* pick = nullptr;
+    for (const auto& m : index.manifests)
+      if (platform_matches(want, m.platform)) {
+        pick = &m;
+        break;
+      }
+    if (!pick) throw Error(ErrorKind::NotFound, what + ": no manifest for platform " + want.str());
+    manifest_desc = *pick;
+    bytes = store.read_blob(pick->digest);
+    mt = pick->media_type;
+  }
+  oci::Manifest m = oci::Manifest::parse(bytes, what + " manifest", mt);
+  std::string config_bytes = store.read_blob(m.config.digest);
+  ImageState st;
+  st.config = json::parse(config_bytes, nullptr, false);
+  if (!st.config.is_object()) throw Error(ErrorKind::InvalidArgument, what + ": the image config is not a JSON object");
+  const json& ids = st.config["rootfs"]["diff_ids"];
+  if (!ids.is_array() || ids.size() != m.layers.size())
+    throw Error(ErrorKind::InvalidArgument, what + ": the config lists " + std::to_string(ids.is_array() ? ids.size() : 0) +
+                                                " diff_ids for " + std::to_string(m.layers.size()) + " layers");
+  st.stack.layers = m.layers;
+  for (const auto& d : ids) st.stack.diff_ids.push_back(oci::Digest::parse(d.get<std::string>()));
+  st.cache_key = "image:" + manifest_desc.digest.str();
+  return st;
+}
+
+ImageState load_image(oci::Store& store, const std::string& ref, const std::string& platform, const BuildOptions& options,
+                      Progress& progress) {
+  (void)progress;
+  if (options.pull) throw Error(ErrorKind::InvalidArgument, "--pull is not supported yet (the registry client is not wired in)");
+  if (auto st = load_local_image(store, ref, platform)) return *st;
+  registry::Reference r = registry::Reference::parse(ref);
+  throw Error(ErrorKind::NotFound, "image " + quote(r.familiar()) + " is not in the local store (pulling during a build is not wired in yet)");
+}
+
+}  // namespace cbuild::builder

@@ -1,0 +1,203 @@
+#include "builder/executor.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <map>
+
+#include "builder/base_image.h"
+#include "builder/cache.h"
+#include "builder/dockerignore.h"
+#include "builder/frame_cache.h"
+#include "builder/fs_step.h"
+#include "builder/image_writer.h"
+#include "builder/plan_adapter.h"
+#include "builder/planner.h"
+#include "builder/stage_runner.h"
+#include "oci/base/error.h"
+#include "oci/base/fs.h"
+#include "oci/compression.h"
+#include "oci/image_config.h"
+#include "oci/layout_store.h"
+#include "oci/sinks.h"
+#include "oci/tar_reader.h"
+#include "overlay/applier.h"
+#include "overlay/snapshot_store.h"
+#include "registry-client/reference.h"
+
+namespace cbuild::builder {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string read_stdin() {
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(0, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("read", "stdin");
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+// Keys only Docker's image config format knows; an OCI image drops them at the end (they
+// still steer the build: SHELL shapes later RUN/CMD, ONBUILD triggers are recorded).
+void strip_docker_only(ConfigDoc& c) {
+  if (!c.contains("config") || !c["config"].is_object()) return;
+  for (const char* k : {"Healthcheck", "OnBuild", "Shell"}) c["config"].erase(k);
+}
+
+}  // namespace
+
+BuildResult build(const BuildOptions& o, Progress& progress) {
+  auto t0 = std::chrono::steady_clock::now();
+
+  // The context: a directory, or a tar on stdin unpacked into a temporary one.
+  std::optional<TempDir> stdin_context;
+  fs::path context = o.context;
+  if (o.context == "-") {
+    if (o.dockerfile == "-") throw Error(ErrorKind::InvalidArgument, "the context and the Dockerfile cannot both come from stdin");
+    stdin_context.emplace();
+    oci::TarReader reader(std::make_unique<oci::FdSource>(UniqueFd(::dup(0)), "stdin"), "build context on stdin");
+    overlay::apply_layer(reader, stdin_context->path(), overlay::ApplyOptions{.mode = overlay::ApplyMode::Flatten});
+    context = stdin_context->path();
+  } else if (!fs::is_directory(context)) {
+    throw Error(ErrorKind::NotFound, "build context " + quote(o.context) + " is not a directory");
+  }
+
+  std::string dockerfile_text, dockerfile_name;
+  fs::path dockerfile_path;
+  if (o.dockerfile == "-") {
+    dockerfile_text = read_stdin();
+    dockerfile_name = "Dockerfile";
+  } else {
+    dockerfile_path = o.dockerfile.empty() ? context / "Dockerfile" : fs::path(o.dockerfile);
+    auto text = read_file_if_exists(dockerfile_path, 64u << 20);
+    if (!text) throw Error(ErrorKind::NotFound, "cannot read the Dockerfile " + quote(dockerfile_path.string()) + ": no such file");
+    dockerfile_text = std::move(*text);
+    dockerfile_name = o.dockerfile.empty() ? "Dockerfile" : o.dockerfile;
+  }
+
+  std::unique_ptr<oci::LayoutStore> store = oci::LayoutStore::open(o.root);
+  store->set_default_lease(store->acquire_lease("build"));
+  overlay::SnapshotStore snapshots(o.root);
+  BuildCache cache(o.root);
+  oci::Codec codec = o.compression == Compression::Zstd ? oci::Codec::Zstd : oci::Codec::Gzip;
+  int level = oci::resolve_level(codec, o.compression_level);
+  StoreFrameCache frames(o.root, oci::encoder_id(codec, level));
+  oci::LayerWriterOptions lo{.codec = codec, .level = level};
+  // Without RUN nothing in the build depends on the clock, so docker's default of "now" only
+  // breaks reproducibility; SOURCE_DATE_EPOCH pins layer times and history either way.
+  if (o.source_date_epoch) lo.clamp_mtime = o.source_date_epoch;
+  FsContext fsc{.store = *store, .snapshots = snapshots, .layer_options = lo, .frame_cache = &frames};
+
+  PlanOptions po;
+  po.build_args = o.build_args;
+  po.target = o.target;
+  po.target_platform = o.platform;
+  po.image_env = [&](const std::string& image, const std::string& platform) -> std::optional<EnvList> {
+    std::optional<ImageState> st;
+    try {
+      st = load_local_image(*store, image, platform);
+    } catch (const Error&) {
+      return std::nullopt;  // reported when the stage runs
+    }
+    if (!st) return std::nullopt;
+    EnvList env;
+    if (st->config.contains("config") && st->config["config"].contains("Env") && st->config["config"]["Env"].is_array())
+      for (const auto& e : st->config["config"]["Env"]) {
+        if (!e.is_string()) continue;
+        std::string s = e.get<std::string>();
+        auto eq = s.find('=');
+        env.emplace_back(s.substr(0, eq), eq == std::string::npos ? "" : s.substr(eq + 1));
+      }
+    return env;
+  };
+  Plan plan = plan_dockerfile(dockerfile_text, dockerfile_name, po);
+  for (const auto& w : plan.warnings) progress.warning(w.to_string());
+  ExecPlan ep = to_exec_plan(plan);
+
+  DockerIgnore ignore = DockerIgnore::load(context, dockerfile_path.empty() ? context / "Dockerfile" : dockerfile_path);
+  std::atomic<int> vertex{0};
+  std::map<int, ImageState> done;
+  std::int64_t created = o.source_date_epoch.value_or(static_cast<std::int64_t>(std::time(nullptr)));
+
+  std::function<const ImageState&(int)> stage_result;
+  auto image = [&](const std::string& ref) { return load_image(*store, ref, o.platform, o, progress); };
+  StageEnv env{.fs = fsc,
+               .cache = cache,
+               .progress = progress,
+               .options = o,
+               .context = context,
+               .context_excluded = [&ignore](const std::string& p) { return ignore.excluded(p); },
+               .dockerfile = dockerfile_name,
+               .stage_result = [&](int i) -> const ImageState& { return stage_result(i); },
+               .image = image,
+               .next_vertex = [&vertex] { return ++vertex; },
+               .created = created};
+  stage_result = [&](int i) -> const ImageState& {
+    if (auto it = done.find(i); it != done.end()) return it->second;
+    const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
+    ImageState base;
+    switch (s.base) {
+      case ExecStage::Base::Scratch:
+        base.config = scratch_config(s.platform.empty() ? o.platform : s.platform);
+        base.cache_key = "scratch:" + base.config["os"].get<std::string>() + "/" + base.config["architecture"].get<std::string>();
+        break;
+      case ExecStage::Base::Stage:
+        base = stage_result(s.base_stage);
+        break;
+      case ExecStage::Base::Image: {
+        StepRef ref{.vertex = ++vertex, .stage = s.name, .text = "FROM " + s.base_image};
+        progress.step_started(ref);
+        try {
+          base = load_image(*store, s.base_image, s.platform.empty() ? o.platform : s.platform, o, progress);
+        } catch (const Error& e) {
+          progress.step_failed(ref, e.what());
+          const Stage& ps = plan.stages.at(static_cast<std::size_t>(i));
+          throw Error(e.kind(), dockerfile_name + ":" + std::to_string(ps.range.start_line) + ": " + ps.from_original +
+                                    ": " + e.what());
+        }
+        progress.step_done(ref, StepResult{});
+        // The new image starts its own history time; the base's entries are kept.
+        base.config.erase("created");
+        break;
+      }
+    }
+    apply_from_defaults(base.config);
+    ImageState result = run_stage(s, std::move(base), env);
+    return done.emplace(i, std::move(result)).first->second;
+  };
+
+  for (int i : plan.order) stage_result(i);
+  ImageState final_state = stage_result(plan.target);
+
+  if (!o.labels.empty()) {
+    json& labels = final_state.config["config"]["Labels"];
+    if (!labels.is_object()) labels = json::object();
+    for (const auto& [k, v] : o.labels) labels[k] = v;
+  }
+  if (!final_state.config.contains("created")) final_state.config["created"] = oci::rfc3339_utc(created);
+  if (o.format == ImageFormat::Oci) strip_docker_only(final_state.config);
+  if (!o.outputs.empty()) throw Error(ErrorKind::InvalidArgument, "--output is not supported yet");
+  if (o.push) throw Error(ErrorKind::InvalidArgument, "--push is not supported yet");
+
+  // Normalize every name before writing anything, so a bad -t fails before the store changes.
+  std::vector<std::string> names;
+  for (const auto& t : o.tags) names.push_back(registry::Reference::parse(t).str());
+  WrittenImage w = write_image(*store, final_state, o.format);
+  for (const auto& n : names) store->set_tag(n, w.manifest);
+
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  progress.finished(w.manifest.digest.str(), w.config.str(), seconds);
+  return BuildResult{.image_id = w.config.str(), .manifest_digest = w.manifest.digest.str()};
+}
+
+}  // namespace cbuild::builder

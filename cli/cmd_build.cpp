@@ -1,0 +1,111 @@
+// `cbuild build [OPTIONS] CONTEXT` (also the default command: `cbuild -f Dockerfile -t x .`).
+// Flags follow `docker build` / buildah; everything is turned into builder::BuildOptions and
+// handed to builder::build(). Prints the image ID on stdout (like `docker build -q`, and as the
+// last line otherwise), progress on stderr.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "builder/build_options.h"
+#include "builder/executor.h"
+#include "cli/command.h"
+#include "cli/progress.h"
+#include "oci/base/error.h"
+#include "oci/base/fs.h"
+
+namespace cbuild::cli {
+
+namespace {
+
+struct BuildFlags {
+  std::string context;
+  std::string file;
+  std::vector<std::string> tags, build_args, labels, secrets, outputs;
+  std::string target, platform, network = "host", format = "oci", compression = "gzip", iidfile;
+  std::string progress = "auto";
+  int compression_level = -1;
+  bool no_cache = false, pull = false, quiet = false, push = false;
+};
+
+builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
+  builder::BuildOptions o;
+  o.context = f.context;
+  o.dockerfile = f.file;
+  o.tags = f.tags;
+  for (const auto& a : f.build_args)
+    if (auto kv = builder::parse_key_value(a, "--build-arg", true)) o.build_args[kv->first] = kv->second;
+  for (const auto& l : f.labels)
+    if (auto kv = builder::parse_key_value(l, "--label", false)) o.labels[kv->first] = kv->second;
+  o.target = f.target;
+  o.no_cache = f.no_cache;
+  o.pull = f.pull;
+  o.platform = f.platform;
+  if (f.network == "host" || f.network == "default") o.network = builder::NetworkMode::Host;
+  else if (f.network == "none") o.network = builder::NetworkMode::None;
+  else throw Error(ErrorKind::InvalidArgument, "--network: unsupported mode " + quote(f.network) + " (expected host or none)");
+  for (const auto& s : f.secrets) o.secrets.push_back(builder::parse_secret(s));
+  o.format = f.format == "docker" ? builder::ImageFormat::Docker : builder::ImageFormat::Oci;
+  o.compression = f.compression == "zstd" ? builder::Compression::Zstd : builder::Compression::Gzip;
+  o.compression_level = f.compression_level;
+  o.iidfile = f.iidfile;
+  o.quiet = f.quiet;
+  if (f.quiet || f.progress == "quiet") o.progress = builder::ProgressMode::Quiet;
+  else if (f.progress == "plain") o.progress = builder::ProgressMode::Plain;
+  else if (f.progress == "tty") o.progress = builder::ProgressMode::Tty;
+  o.push = f.push;
+  for (const auto& out : f.outputs) o.outputs.push_back(builder::parse_output(out));
+  if (const char* e = std::getenv("SOURCE_DATE_EPOCH"); e && *e) {
+    char* end = nullptr;
+    long long v = std::strtoll(e, &end, 10);
+    if (*end != '\0' || v < 0) throw Error(ErrorKind::InvalidArgument, "SOURCE_DATE_EPOCH: not a number of seconds: " + quote(e));
+    o.source_date_epoch = v;
+  }
+  o.tls_verify = g.tls_verify;
+  o.tls_verify_set = g.tls_verify_set;
+  o.root = g.resolved_root();
+  return o;
+}
+
+int run_build(const BuildFlags& f, const GlobalOptions& g) {
+  builder::BuildOptions o = to_options(f, g);
+  auto progress = make_progress(o.progress);
+  builder::BuildResult r = builder::build(o, *progress);
+  progress.reset();  // the TTY renderer clears its live lines before the ID is printed
+  if (!o.iidfile.empty()) write_file_atomic(o.iidfile, r.image_id);
+  std::cout << r.image_id << "\n";
+  return 0;
+}
+
+CommandRegistration reg{{
+    .name = "build",
+    .help = "Build an image from a Dockerfile (the default command)",
+    .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
+      auto f = std::make_shared<BuildFlags>();
+      app.add_option("context", f->context, "Build context: a directory, or - for a tar on stdin")->required();
+      app.add_option("-f,--file", f->file, "Dockerfile (default CONTEXT/Dockerfile; - reads stdin)");
+      app.add_option("-t,--tag", f->tags, "Name and tag for the image (repeatable)");
+      app.add_option("--build-arg", f->build_args, "Set a build-time variable KEY=VALUE (repeatable)");
+      app.add_option("--target", f->target, "Build this stage and what it needs, not the last one");
+      app.add_flag("--no-cache", f->no_cache, "Do not use the build cache");
+      app.add_flag("--pull", f->pull, "Always fetch the base images, even if present");
+      app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)");
+      app.add_option("--platform", f->platform, "Target platform os/arch[/variant] (metadata; runs on the host)");
+      app.add_option("--network", f->network, "Network for RUN: host (default) or none");
+      app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR");
+      app.add_option("--format", f->format, "Image format: oci (default) or docker")->check(CLI::IsMember({"oci", "docker"}));
+      app.add_option("--compression", f->compression, "Layer compression: gzip (default) or zstd")
+          ->check(CLI::IsMember({"gzip", "zstd"}));
+      app.add_option("--compression-level", f->compression_level, "Compression level (default: the codec's)");
+      app.add_option("--iidfile", f->iidfile, "Write the image ID to this file");
+      app.add_flag("-q,--quiet", f->quiet, "Print only the image ID");
+      app.add_option("--progress", f->progress, "Progress output: auto, tty, plain or quiet")
+          ->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}));
+      app.add_flag("--push", f->push, "Push the image to its registry after building");
+      app.add_option("-o,--output", f->outputs,
+                     "Also export: type=oci|docker,dest=FILE; type=local,dest=DIR; type=registry");
+      return [f, &g] { return run_build(*f, g); };
+    }}};
+
+}  // namespace
+}  // namespace cbuild::cli

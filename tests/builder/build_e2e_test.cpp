@@ -1,0 +1,242 @@
+// `cbuild -f Dockerfile -t name:tag CONTEXT` end to end through the real binary, compared with
+// docker build (the semantics reference) where docker can show it.
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "oci/base/fs.h"
+#include "oci/image_config.h"
+#include "oci/layout_store.h"
+#include "oci/manifest.h"
+#include "tests/overlay/overlay_test_util.h"
+#include "tests/support/busybox_rootfs.h"
+#include "tests/support/docker_peer.h"
+#include "tests/support/image_tree.h"
+#include "tests/support/root.h"
+#include "tests/support/run_command.h"
+#include "tests/support/store_image.h"
+
+namespace fs = std::filesystem;
+using namespace cbuild;
+using nlohmann::json;
+
+namespace {
+
+// A store with the busybox base, a context folder, and helpers to build and inspect.
+struct Project {
+  TempDir dir;
+  fs::path root = dir.path() / "store";
+  fs::path ctx = dir.path() / "ctx";
+  std::string base;  // the FROM name both builders know
+
+  explicit Project(const std::string& base_name) : base(base_name) {
+    fs::create_directories(ctx);
+    TempDir tree;
+    test::make_busybox_rootfs(tree.path() / "rootfs");
+    auto store = oci::LayoutStore::open(root);
+    test::put_rootfs_image(*store, tree.path() / "rootfs", "docker.io/library/" + base);
+  }
+  void file(const std::string& rel, const std::string& text) {
+    fs::create_directories((ctx / rel).parent_path());
+    std::ofstream(ctx / rel, std::ios::binary) << text;
+  }
+  test::CommandResult build(std::vector<std::string> extra = {}, const std::vector<std::string>& env = {}) {
+    std::vector<std::string> args{"--root", root.string(), "--progress=plain"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back(ctx.string());
+    return test::run_cbuild(args, {}, env);
+  }
+  // The image a tag names: its config and its flattened file tree.
+  std::pair<json, fs::path> image(const std::string& name, const fs::path& where) {
+    auto store = oci::LayoutStore::open(root);
+    auto desc = store->resolve(name);
+    REQUIRE_MESSAGE(desc, "no tag " << name);
+    auto m = oci::Manifest::parse(store->read_blob(desc->digest));
+    json config = json::parse(store->read_blob(m.config.digest));
+    std::vector<fs::path> layers;
+    int i = 0;
+    fs::create_directories(where.parent_path());
+    for (const auto& l : m.layers) {
+      fs::path f = where.parent_path() / ("layer" + std::to_string(i++));
+      write_file_atomic(f, read_all(*store->open(l.digest)));
+      layers.push_back(f);
+    }
+    test::flatten_layers(layers, where);
+    return {config, where};
+  }
+};
+
+std::string base_name_for_test() {
+  // Without docker the name is arbitrary; with it, the peer's hashed tag is used so both
+  // builders read FROM the same line.
+  if (::geteuid() == 0)
+    if (auto* d = test::DockerPeer::get()) return d->base();
+  return "cbuild-test-busybox:1";
+}
+
+std::vector<std::string> created_by(const json& config) {
+  std::vector<std::string> out;
+  for (const auto& h : config["history"]) out.push_back(h.value("created_by", ""));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("build: every common instruction, compared with docker build") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("a.txt", "hello\n");
+  p.file("sub/b", "x\n");
+  p.file("script.sh", "#!/bin/sh\necho from script\n");
+  p.file("ignored.log", "never copied\n");
+  p.file(".dockerignore", "*.log\n");
+  p.file("Dockerfile",
+         "# syntax=docker/dockerfile:1\n"
+         "FROM " + p.base + "\n"
+         "ARG VERSION=1.0\n"
+         "ENV APP_HOME=/app GREETING=\"hello world\"\n"
+         "LABEL org.example.version=$VERSION maintainer=\"someone\"\n"
+         "WORKDIR $APP_HOME\n"
+         "COPY a.txt sub ./\n"
+         "COPY --chmod=0755 script.sh /usr/local/bin/\n"
+         "COPY --chown=app:extra a.txt /home/app/\n"
+         "COPY . /ctx/\n"
+         "RUN echo \"$GREETING $VERSION\" > greeting && script.sh > out && rm /etc/group && mkdir -p rel/dir\n"
+         "WORKDIR rel\n"
+         "EXPOSE 8080 53/udp\n"
+         "VOLUME /data\n"
+         "USER app\n"
+         "ENTRYPOINT [\"/bin/sh\", \"-c\"]\n"
+         "CMD echo hi\n"
+         "STOPSIGNAL SIGTERM\n");
+  auto r = p.build({"-t", "app:1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out.rfind("sha256:", 0) == 0);
+  TempDir work;
+  auto [config, mine] = p.image("docker.io/library/app:1", work.path() / "mine/rootfs");
+  CHECK(test::read_text(mine / "app/greeting") == "hello world 1.0\n");
+  CHECK(test::read_text(mine / "app/out") == "from script\n");
+  CHECK_FALSE(fs::exists(mine / "ctx/ignored.log"));
+  CHECK(config["config"]["WorkingDir"] == "/app/rel");
+  CHECK(config["config"]["Labels"]["org.example.version"] == "1.0");
+
+  test::DockerPeer* docker = test::DockerPeer::get();
+  if (!docker) return;
+  // Without the syntax line: docker would fetch that frontend image (no network here).
+  std::string text = read_file(p.ctx / "Dockerfile");
+  write_file_atomic(work.path() / "Dockerfile.docker", text.substr(text.find('\n') + 1));
+  auto b = docker->build(p.ctx, work.path() / "Dockerfile.docker", work.path() / "docker");
+  REQUIRE_MESSAGE(b.result.exit_code == 0, b.result.err);
+  std::string diff = test::listing_diff(test::tree_listing(b.rootfs), test::tree_listing(mine));
+  CHECK_MESSAGE(diff.empty(), "docker (-) vs cbuild (+):\n" << diff);
+  for (const char* k : {"Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes", "StopSignal"})
+    CHECK_MESSAGE(b.config["config"].value(k, json()) == config["config"].value(k, json()), k);
+  auto hd = created_by(b.config), hm = created_by(config);
+  CHECK_MESSAGE(hd == hm, "docker: " << json(hd).dump(1) << "\ncbuild: " << json(hm).dump(1));
+}
+
+TEST_CASE("build: a warm rebuild reuses every step and gives the same image; --no-cache rebuilds") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("a.txt", "hello\n");
+  p.file("Dockerfile", "FROM " + p.base + "\nCOPY a.txt /\nRUN cat /a.txt > /b.txt\nENV X=1\n");
+  auto first = p.build({"-t", "app:1"});
+  REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+  auto second = p.build({"-t", "app:2"});
+  REQUIRE_MESSAGE(second.exit_code == 0, second.err);
+  CHECK(second.out == first.out);
+  CHECK(second.err.find("CACHED") != std::string::npos);
+  auto store = oci::LayoutStore::open(p.root);
+  CHECK(store->resolve("docker.io/library/app:1")->digest == store->resolve("docker.io/library/app:2")->digest);
+
+  p.file("a.txt", "changed\n");
+  auto third = p.build({"-t", "app:3"});
+  REQUIRE(third.exit_code == 0);
+  CHECK(third.out != first.out);
+  TempDir work;
+  auto [config, fsroot] = p.image("docker.io/library/app:3", work.path() / "r/rootfs");
+  CHECK(test::read_text(fsroot / "b.txt") == "changed\n");
+
+  auto nocache = p.build({"--no-cache", "-t", "app:4"});
+  REQUIRE(nocache.exit_code == 0);
+  CHECK(nocache.err.find("CACHED") == std::string::npos);
+}
+
+TEST_CASE("build: SOURCE_DATE_EPOCH makes two --no-cache builds identical") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("a.txt", "hello\n");
+  p.file("Dockerfile", "FROM " + p.base + "\nCOPY a.txt /x/\nRUN mkdir /y && echo 1 > /y/z\n");
+  auto a = p.build({"--no-cache", "-t", "r:1"}, {"SOURCE_DATE_EPOCH=1700000000"});
+  auto b = p.build({"--no-cache", "-t", "r:2"}, {"SOURCE_DATE_EPOCH=1700000000"});
+  REQUIRE_MESSAGE(a.exit_code == 0, a.err);
+  REQUIRE_MESSAGE(b.exit_code == 0, b.err);
+  CHECK(a.out == b.out);
+}
+
+TEST_CASE("build: multi-stage with COPY --from a named stage, and --target") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("Dockerfile",
+         "FROM " + p.base + " AS builder\n"
+         "RUN mkdir /out && echo built > /out/artifact\n"
+         "FROM scratch AS unused\n"
+         "COPY --from=builder /nonexistent /\n"
+         "FROM " + p.base + "\n"
+         "COPY --from=builder /out/artifact /artifact\n");
+  auto r = p.build({"-t", "ms:1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  TempDir work;
+  auto [config, fsroot] = p.image("docker.io/library/ms:1", work.path() / "ms/rootfs");
+  CHECK(test::read_text(fsroot / "artifact") == "built\n");
+  CHECK_FALSE(fs::exists(fsroot / "out"));
+
+  auto t = p.build({"--target", "builder", "-t", "ms:builder"});
+  REQUIRE_MESSAGE(t.exit_code == 0, t.err);
+  auto [c2, f2] = p.image("docker.io/library/ms:builder", work.path() / "b/rootfs");
+  CHECK(test::read_text(f2 / "out/artifact") == "built\n");
+}
+
+TEST_CASE("build: bad inputs give one clear message, exit 1, and leave no tag and no mount") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  auto store_tags = [&] { return oci::LayoutStore::open(p.root)->tags().size(); };
+  std::size_t tags = store_tags();
+
+  SUBCASE("no Dockerfile") {
+    auto r = p.build({"-t", "x:1"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("cbuild: error: cannot read the Dockerfile") != std::string::npos);
+  }
+  SUBCASE("unknown instruction") {
+    p.file("Dockerfile", "FROM " + p.base + "\nCOPPY a b\n");
+    auto r = p.build({"-t", "x:1"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("Dockerfile:2:") != std::string::npos);
+    CHECK(r.err.find("did you mean COPY?") != std::string::npos);
+  }
+  SUBCASE("a failing RUN") {
+    p.file("Dockerfile", "FROM " + p.base + "\n\nRUN echo doomed && exit 3\n");
+    auto r = p.build({"-t", "x:1"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("Dockerfile:3: RUN echo doomed && exit 3:") != std::string::npos);
+    CHECK(r.err.find("exit code: 3") != std::string::npos);
+  }
+  SUBCASE("a missing COPY source") {
+    p.file("Dockerfile", "FROM " + p.base + "\nCOPY missing.txt /\n");
+    auto r = p.build({"-t", "x:1"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("Dockerfile:2: COPY missing.txt /: source \"missing.txt\" not found") != std::string::npos);
+  }
+  SUBCASE("an unknown base image") {
+    p.file("Dockerfile", "FROM cbuild-no-such-image:1\n");
+    auto r = p.build({"-t", "x:1"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("Dockerfile:1:") != std::string::npos);
+    CHECK(r.err.find("cbuild-no-such-image:1") != std::string::npos);
+  }
+  CHECK(store_tags() == tags);
+  CHECK_FALSE(test::has_mounts_under(p.root));
+}
