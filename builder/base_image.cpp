@@ -3,20 +3,14 @@
 #include "oci/base/error.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
+#include "registry-client/connect.h"
+#include "registry-client/puller.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::builder {
 
 using nlohmann::json;
 
-namespace {
-// An index entry satisfies `want` on os and architecture, and on variant when `want` names one.
-bool platform_matches(const oci::Platform& want, const std::optional<oci::Platform>& have) {
-  if (!have) return false;
-  return have->os == want.os && have->architecture == want.architecture &&
-         (want.variant.empty() || have->variant == want.variant || (want.variant == "v8" && have->variant.empty()));
-}
-}  // namespace
 
 std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform) {
   registry::Reference r = registry::Reference::parse(ref);
@@ -35,7 +29,7 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
     oci::Platform want = platform.empty() ? oci::Platform::host() : oci::Platform::parse(platform);
     const oci::Descriptor* pick = nullptr;
     for (const auto& m : index.manifests)
-      if (platform_matches(want, m.platform)) {
+      if (registry::platform_matches(want, m.platform)) {
         pick = &m;
         break;
       }
@@ -61,11 +55,22 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
 
 ImageState load_image(oci::Store& store, const std::string& ref, const std::string& platform, const BuildOptions& options,
                       Progress& progress) {
-  (void)progress;
-  if (options.pull) throw Error(ErrorKind::InvalidArgument, "--pull is not supported yet (the registry client is not wired in)");
-  if (auto st = load_local_image(store, ref, platform)) return *st;
+  if (!options.pull)
+    if (auto st = load_local_image(store, ref, platform)) return *st;
   registry::Reference r = registry::Reference::parse(ref);
-  throw Error(ErrorKind::NotFound, "image " + quote(r.familiar()) + " is not in the local store (pulling during a build is not wired in yet)");
+  progress.note("pulling " + r.familiar());
+  try {
+    auto transport = registry::connect(r, options.tls_verify);
+    registry::PullOptions po;
+    if (!platform.empty()) po.platform = oci::Platform::parse(platform);
+    po.log = [&progress](const std::string& line) { progress.note(line); };
+    registry::Puller(*transport, store, po).pull(r);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::Cancelled) throw;
+    throw Error(e.kind(), "image " + quote(r.familiar()) + " is not in the local store, and pulling it failed: " + e.what());
+  }
+  if (auto st = load_local_image(store, ref, platform)) return *st;
+  throw Error(ErrorKind::NotFound, "image " + quote(r.familiar()) + " not found after pulling it");
 }
 
 }  // namespace cbuild::builder

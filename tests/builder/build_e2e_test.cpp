@@ -14,6 +14,7 @@
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/docker_peer.h"
 #include "tests/support/image_tree.h"
+#include "tests/support/registry_server.h"
 #include "tests/support/root.h"
 #include "tests/support/run_command.h"
 #include "tests/support/store_image.h"
@@ -239,4 +240,29 @@ TEST_CASE("build: bad inputs give one clear message, exit 1, and leave no tag an
   }
   CHECK(store_tags() == tags);
   CHECK_FALSE(test::has_mounts_under(p.root));
+}
+
+TEST_CASE("build: a base image missing from the store is pulled from its registry") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  test::RegistryServer registry;
+  std::string remote = registry.host() + "/test/busybox:1";
+  auto push = test::run_cbuild({"--root", p.root.string(), "push", "docker.io/library/" + p.base, remote});
+  REQUIRE_MESSAGE(push.exit_code == 0, push.err);
+
+  Project fresh(base_name_for_test());
+  fresh.file("Dockerfile", "FROM " + remote + "\nRUN echo pulled > /p\n");
+  auto r = fresh.build({"-t", "pulled:1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.err.find("pulling") != std::string::npos);
+  TempDir work;
+  auto [config, fsroot] = fresh.image("docker.io/library/pulled:1", work.path() / "p/rootfs");
+  CHECK(test::read_text(fsroot / "p") == "pulled\n");
+
+  registry.stop();
+  fresh.file("Dockerfile", "FROM " + registry.host() + "/test/other:1\n");
+  auto down = fresh.build({"-t", "x:1"});
+  CHECK(down.exit_code == 1);
+  CHECK(down.err.find("Dockerfile:1:") != std::string::npos);
+  CHECK(down.err.find("test/other:1") != std::string::npos);
 }
