@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Build benchmarks (issue: build executor, Speed): cbuild, buildah and docker build on the same
+# inputs, in one run, from the same busybox base (made by cbuild FROM scratch and handed to the
+# peers with `cbuild save`). Prints per-scenario medians, ratios to the best peer, and cbuild's
+# peak memory.
+#   S1 small busybox build with RUN/ENV/CMD (cold: --no-cache)
+#   S2 warm no-op rebuild of S1
+#   S3 COPY of a 1 GiB context (cold)
+#   S4 COPY of 100,000 × 1 KiB files (cold)
+#   S5 RUN writing 512 MiB (cold)
+#   S6 rebuild of S3 after one file changed (warm)
+# usage: bench/build.sh [BUILD_DIR] [SCENARIOS…]   (default: all; RUNS=3; WORK=/var/tmp/cbuild-bench-build)
+# Needs root, docker.io and buildah (scripts/install-deps.sh); starts a private dockerd.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$here/build}; shift || true
+scenarios=${*:-S1 S2 S3 S4 S5 S6}
+runs=${RUNS:-3}
+work=${WORK:-/var/tmp/cbuild-bench-build}
+cbuild="$build/cbuild"
+[ -x "$cbuild" ] || { echo "build cbuild first ($cbuild)" >&2; exit 1; }
+mkdir -p "$work"
+root="$work/cbuild-root"
+
+# --- peers -------------------------------------------------------------------------------
+dockerd_dir="$work/dockerd"
+export DOCKER_HOST="unix://$dockerd_dir/docker.sock" DOCKER_BUILDKIT=1
+if ! /usr/bin/docker version >/dev/null 2>&1; then
+  mkdir -p "$dockerd_dir"
+  echo '{"features":{"buildkit":true},"storage-driver":"overlay2","iptables":false,"ip6tables":false,"ip-masq":false,"bridge":"none","log-level":"warn"}' > "$dockerd_dir/daemon.json"
+  setsid /usr/sbin/dockerd --config-file "$dockerd_dir/daemon.json" --data-root "$dockerd_dir/data" \
+    --exec-root "$dockerd_dir/exec" --pidfile "$dockerd_dir/pid" -H "$DOCKER_HOST" >"$dockerd_dir/log" 2>&1 &
+  for _ in $(seq 100); do /usr/bin/docker version >/dev/null 2>&1 && break; sleep 0.3; done
+  trap 'kill "$(cat "$dockerd_dir/pid")" 2>/dev/null || true' EXIT
+fi
+export BUILDAH_ISOLATION=chroot
+buildah_root="$work/buildah"
+BUILDAH=(buildah --root "$buildah_root/root" --runroot "$buildah_root/run" --storage-driver overlay)
+
+# --- the shared base ---------------------------------------------------------------------
+base_ctx="$work/base"
+if [ ! -f "$work/base.ready" ]; then
+  rm -rf "$base_ctx" "$root"; mkdir -p "$base_ctx/rootfs/bin" "$base_ctx/rootfs/etc" "$base_ctx/rootfs/tmp"
+  cp /bin/busybox "$base_ctx/rootfs/bin/"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$base_ctx/rootfs/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' > "$base_ctx/rootfs/etc/passwd"
+  printf 'root:x:0:\n' > "$base_ctx/rootfs/etc/group"
+  chmod 1777 "$base_ctx/rootfs/tmp"
+  printf 'FROM scratch\nCOPY rootfs/ /\n' > "$base_ctx/Dockerfile"
+  SOURCE_DATE_EPOCH=0 "$cbuild" --root "$root" -q -t bench-base:1 "$base_ctx" >/dev/null
+  "$cbuild" --root "$root" save --format docker -o "$work/base-docker.tar" bench-base:1
+  "$cbuild" --root "$root" save --format oci -o "$work/base-oci.tar" bench-base:1
+  /usr/bin/docker load -i "$work/base-docker.tar" >/dev/null
+  "${BUILDAH[@]}" pull -q "oci-archive:$work/base-oci.tar" >/dev/null
+  "${BUILDAH[@]}" tag "$("${BUILDAH[@]}" images -q | head -1)" localhost/bench-base:1 docker.io/library/bench-base:1
+  touch "$work/base.ready"
+fi
+
+# --- inputs ------------------------------------------------------------------------------
+ctx() {  # scenario → context dir (made once)
+  local d="$work/ctx-$1"
+  [ -f "$d/.ready" ] && { echo "$d"; return; }
+  rm -rf "$d"; mkdir -p "$d"
+  case $1 in
+    S1|S2) printf 'FROM bench-base:1\nRUN echo hello > /hello && mkdir -p /app\nENV APP=/app\nCMD ["sh"]\n' > "$d/Dockerfile" ;;
+    S3|S6) mkdir -p "$d/data"
+           for i in $(seq 1 64); do head -c 16777216 /dev/urandom > "$d/data/f$i"; done
+           printf 'FROM bench-base:1\nCOPY data /data\n' > "$d/Dockerfile" ;;
+    S4) python3 - "$d/files" <<'PY'
+import os, sys
+root = sys.argv[1]
+for i in range(100000):
+    d = os.path.join(root, "d%03d" % (i // 1000))
+    if i % 1000 == 0: os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f: f.write(os.urandom(1024))
+PY
+        printf 'FROM bench-base:1\nCOPY files /files\n' > "$d/Dockerfile" ;;
+    S5) printf 'FROM bench-base:1\nRUN dd if=/dev/zero of=/big bs=1M count=512 2>/dev/null && sync\n' > "$d/Dockerfile" ;;
+  esac
+  touch "$d/.ready"; echo "$d"
+}
+
+settle() { sync; echo 3 > /proc/sys/vm/drop_caches; sleep "${SETTLE:-3}"; [ -n "${1:-}" ] && tar -cf - -C "$1" . >/dev/null; true; }
+now() { date +%s.%N; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+run_tool() {  # tool scenario ctx → seconds
+  local tool=$1 s=$2 c=$3 cold=$4 t0 t1 flags=()
+  [ "$cold" = 1 ] && flags+=(--no-cache)
+  t0=$(now)
+  case $tool in
+    cbuild) /usr/bin/time -f "%M" -o "$work/rss" "$cbuild" --root "$root" -q "${flags[@]}" -t "bench-${s,,}:1" "$c" >/dev/null ;;
+    docker) /usr/bin/docker build -q --network=none "${flags[@]}" -t "bench-${s,,}:1" "$c" >/dev/null ;;
+    buildah) "${BUILDAH[@]}" bud -q --layers --network=none "${flags[@]}" -t "bench-${s,,}:1" "$c" >/dev/null ;;
+  esac
+  t1=$(now)
+  echo "$t1 - $t0" | bc -l
+}
+
+declare -A med
+for s in $scenarios; do
+  c=$(ctx "$s")
+  cold=1; [ "$s" = S2 ] && cold=0; [ "$s" = S6 ] && cold=0
+  for tool in cbuild docker buildah; do
+    times=()
+    for r in $(seq "$runs"); do
+      if [ "$s" = S2 ]; then run_tool "$tool" "$s" "$c" 0 >/dev/null; fi   # warm up the cache
+      if [ "$s" = S6 ]; then
+        run_tool "$tool" "$s" "$c" 0 >/dev/null
+        head -c 16777216 /dev/urandom > "$c/data/f7"   # one file changes
+      fi
+      [ "$cold" = 1 ] && settle "$c"
+      times+=("$(run_tool "$tool" "$s" "$c" "$cold")")
+    done
+    med[$s,$tool]=$(printf '%s\n' "${times[@]}" | median)
+    extra=""; [ "$tool" = cbuild ] && extra="  peak RSS $(( $(cat "$work/rss") / 1024 )) MiB"
+    printf '%-3s %-8s median %7.3fs  (runs: %s)%s\n' "$s" "$tool" "${med[$s,$tool]}" "${times[*]}" "$extra"
+  done
+  best=$(printf '%s\n' "${med[$s,docker]}" "${med[$s,buildah]}" | sort -g | head -1)
+  printf '%-3s cbuild / best peer = %.2f\n' "$s" "$(echo "${med[$s,cbuild]} / $best" | bc -l)"
+done
