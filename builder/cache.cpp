@@ -83,6 +83,25 @@ std::vector<oci::Digest> BuildCache::referenced_blobs() const {
   return out;
 }
 
+std::vector<std::vector<oci::Digest>> BuildCache::layer_stacks() const {
+  std::vector<std::vector<oci::Digest>> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    auto text = read_file_if_exists(it->path(), 16u << 20);
+    if (!text) continue;
+    auto r = parse_record(*text);
+    if (!r) continue;
+    auto config = nlohmann::json::parse(r->config_json, nullptr, false);
+    if (!config.is_object() || !config.contains("rootfs") || !config["rootfs"].contains("diff_ids")) continue;
+    std::vector<oci::Digest> stack;
+    for (const auto& d : config["rootfs"]["diff_ids"])
+      if (d.is_string())
+        if (auto dg = oci::Digest::try_parse(d.get<std::string>())) stack.push_back(*dg);
+    out.push_back(std::move(stack));
+  }
+  return out;
+}
+
 std::size_t BuildCache::clear() {
   std::size_t n = 0;
   std::error_code ec;

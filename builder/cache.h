@@ -48,6 +48,9 @@ class BuildCache {
 
   // Every blob the records hold (layers), so prune keeps them. Unreadable records are skipped.
   std::vector<oci::Digest> referenced_blobs() const;
+  // The layer stacks (rootfs.diff_ids of the config after each step) the records describe, so
+  // prune keeps the snapshots a cache hit would stack on. Unreadable records are skipped.
+  std::vector<std::vector<oci::Digest>> layer_stacks() const;
   // Removes every record (prune --all); returns how many.
   std::size_t clear();
 

@@ -1,11 +1,14 @@
 // `cbuild prune [--all]` — removes blobs no tag reaches and no build-cache record holds (with
-// --all the build cache is cleared first). Blobs a running build, pull or mount holds a lease
+// --all the build cache is cleared first), and the snapshots neither needs. Blobs a running build, pull or mount holds a lease
 // on are never removed, nor blobs younger than a minute (a writer may be about to tag them).
 #include <iostream>
+#include <set>
 
 #include "builder/cache.h"
 #include "cli/command.h"
 #include "cli/store_open.h"
+#include "oci/base/error.h"
+#include "overlay/snapshot_store.h"
 
 namespace cbuild::cli {
 namespace {
@@ -23,6 +26,22 @@ int run_prune(const PruneOptions& o, const GlobalOptions& g) {
   opts.extra_roots = cache.referenced_blobs();
   auto res = store->gc(opts);
   for (auto& d : res.removed) std::cout << "Deleted: " << d.str() << "\n";
+  // Snapshots stay for every tagged image and every cache record (they are what the next
+  // build stacks on); the rest go, unless a build or mount holds them.
+  std::set<oci::Digest> keep;
+  auto keep_stack = [&keep](const std::vector<oci::Digest>& diff_ids) {
+    for (const auto& c : overlay::chain_ids(diff_ids)) keep.insert(c);
+  };
+  for (const auto& entry : store->index_entries()) {
+    try {
+      keep_stack(load_store_image(*store, entry).config.rootfs.diff_ids);
+    } catch (const Error&) {
+      // an entry that is not a loadable image (another tool's artifact) keeps nothing
+    }
+  }
+  for (const auto& stack : cache.layer_stacks()) keep_stack(stack);
+  std::size_t snapshots = overlay::SnapshotStore(g.resolved_root()).prune(keep);
+  if (snapshots) std::cout << "Deleted snapshots: " << snapshots << "\n";
   if (records) std::cout << "Deleted build cache records: " << records << "\n";
   std::cout << "Total reclaimed space: " << human_size(static_cast<std::int64_t>(res.bytes_freed)) << "\n";
   return 0;

@@ -266,3 +266,28 @@ TEST_CASE("build: a base image missing from the store is pulled from its registr
   CHECK(down.err.find("Dockerfile:1:") != std::string::npos);
   CHECK(down.err.find("test/other:1") != std::string::npos);
 }
+
+TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, and removes the rest") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("Dockerfile", "FROM " + p.base + "\nRUN echo 1 > /one\n");
+  REQUIRE(p.build({"-t", "keep:1"}).exit_code == 0);
+  auto snapshot_count = [&] {
+    std::size_t n = 0;
+    for (const auto& e : fs::directory_iterator(p.root / "snapshots"))
+      if (e.path().filename().string()[0] != '.') ++n;
+    return n;
+  };
+  std::size_t built = snapshot_count();
+  CHECK(built == 2);  // the base layer and the RUN layer
+  auto prune = test::run_cbuild({"--root", p.root.string(), "prune"});
+  REQUIRE_MESSAGE(prune.exit_code == 0, prune.err);
+  CHECK(snapshot_count() == built);
+
+  REQUIRE(test::run_cbuild({"--root", p.root.string(), "rmi", "keep:1"}).exit_code == 0);
+  REQUIRE(test::run_cbuild({"--root", p.root.string(), "rmi", "docker.io/library/" + p.base}).exit_code == 0);
+  auto all = test::run_cbuild({"--root", p.root.string(), "prune", "--all"});
+  REQUIRE_MESSAGE(all.exit_code == 0, all.err);
+  CHECK(all.out.find("Deleted snapshots: 2") != std::string::npos);
+  CHECK(snapshot_count() == 0);
+}
