@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -31,6 +32,30 @@
 namespace cbuild::builder {
 
 using EnvList = std::vector<std::pair<std::string, std::string>>;  // ordered NAME, VALUE
+
+// An immutable EnvList shared between steps: the steps of a stage see the same scope until an
+// ENV or ARG changes it, so they share one copy instead of each holding its own (a 10 MB
+// Dockerfile would otherwise hold hundreds of MB of identical lists). Reads like a const EnvList.
+class EnvSnapshot {
+ public:
+  EnvSnapshot() : list_(empty_list()) {}
+  explicit EnvSnapshot(std::shared_ptr<const EnvList> list) : list_(list ? std::move(list) : empty_list()) {}
+  const EnvList& get() const noexcept { return *list_; }
+  operator const EnvList&() const noexcept { return *list_; }  // NOLINT: reads as the list
+  EnvList::const_iterator begin() const noexcept { return list_->begin(); }
+  EnvList::const_iterator end() const noexcept { return list_->end(); }
+  std::size_t size() const noexcept { return list_->size(); }
+  bool empty() const noexcept { return list_->empty(); }
+  friend bool operator==(const EnvSnapshot& a, const EnvList& b) { return *a.list_ == b; }
+  friend bool operator==(const EnvSnapshot& a, const EnvSnapshot& b) { return *a.list_ == *b.list_; }
+
+ private:
+  static std::shared_ptr<const EnvList> empty_list() {
+    static const auto e = std::make_shared<const EnvList>();
+    return e;
+  }
+  std::shared_ptr<const EnvList> list_;
+};
 
 struct PlanOptions {
   std::map<std::string, std::string> build_args;  // --build-arg NAME=VALUE
@@ -52,8 +77,8 @@ struct Step {
   std::string original;       // as written, for progress ("RUN make")
   dockerfile::SourceRange range;
   std::string expanded_text;  // canonical "KEYWORD [flags] args" after expansion
-  EnvList env;                // ENV in effect before this step (base image's Env first)
-  EnvList args;               // ARGs in scope with a value, before this step (for RUN's env)
+  EnvSnapshot env;            // ENV in effect before this step (base image's Env first)
+  EnvSnapshot args;           // ARGs in scope with a value, before this step (for RUN's env)
   // Everything this step's result depends on besides its parent layer and files read:
   // expanded_text, env and args (proxy args excluded), as one deterministic string.
   std::string cache_inputs;

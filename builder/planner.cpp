@@ -212,6 +212,16 @@ class Planner {
   struct Scope {
     EnvList env;   // ENV (base image's Env first)
     EnvList args;  // declared ARGs with a value
+    // The snapshots steps share; reset whenever env or args change.
+    std::shared_ptr<const EnvList> env_snapshot, args_snapshot;
+    EnvSnapshot env_now() {
+      if (!env_snapshot) env_snapshot = std::make_shared<const EnvList>(env);
+      return EnvSnapshot(env_snapshot);
+    }
+    EnvSnapshot args_now() {
+      if (!args_snapshot) args_snapshot = std::make_shared<const EnvList>(args);
+      return EnvSnapshot(args_snapshot);
+    }
   };
 
   void begin_stage(const df::TypedInstruction& t, const df::FromInstr& f) {
@@ -234,6 +244,7 @@ class Planner {
           st.base = Stage::Base::Stage;
           st.stage_deps.push_back(st.base_stage);
           scope.env = scopes_[st.base_stage].env;
+          scope.env_snapshot.reset();
         } else if (image == "scratch") {
           st.base = Stage::Base::Scratch;
         } else {
@@ -241,7 +252,10 @@ class Planner {
           st.base_image = image;
           if (opt_.image_env) {
             std::string platform = st.platform.empty() ? *get_var(predefined_, "TARGETPLATFORM") : st.platform;
-            if (auto env = opt_.image_env(image, platform)) scope.env = *env;
+            if (auto env = opt_.image_env(image, platform)) {
+              scope.env = *env;
+              scope.env_snapshot.reset();
+            }
           }
         }
         for (int k = 0; k < st.index; ++k)
@@ -284,17 +298,17 @@ class Planner {
     s.keyword = t.keyword;
     s.original = t.original;
     s.range = t.range;
-    // Every step carries its own copy of the scope; bound the total so that a hostile
+    // Every step's cache key spells out its scope; bound the total so that a hostile
     // Dockerfile (100,000 ENV lines) fails cleanly instead of using gigabytes.
     scope_budget_ += scope.env.size() + scope.args.size() + 1;
     if (scope_budget_ > kMaxScopeEntries)
       throw Fail{t.keyword + ": Dockerfile too large to plan (the ENV/ARG scopes of its steps exceed " +
                  std::to_string(kMaxScopeEntries) + " entries in total)"};
-    s.env = scope.env;
-    s.args = scope.args;
-    // ENV beats ARG: look in env first.
-    const EnvList env_before = scope.env;
-    const EnvList args_before = scope.args;
+    s.env = scope.env_now();
+    s.args = scope.args_now();
+    // ENV beats ARG: look in env first. The snapshots stay as they were before this step.
+    const EnvList& env_before = s.env.get();
+    const EnvList& args_before = s.args.get();
     df::EnvLookup lookup = [&](std::string_view n) -> std::optional<std::string> {
       if (const std::string* v = get_var(env_before, n)) return *v;
       if (const std::string* v = get_var(args_before, n)) return *v;
@@ -336,6 +350,7 @@ class Planner {
             }
             if constexpr (std::is_same_v<T, df::EnvInstr>)
               for (const auto& kv : i.pairs) set_var(scope.env, kv.key, kv.value);
+            if constexpr (std::is_same_v<T, df::EnvInstr>) scope.env_snapshot.reset();
           } else if constexpr (std::is_same_v<T, df::ArgInstr>) {
             for (auto& a : i.args) {
               a.name = word(a.name);
@@ -350,7 +365,10 @@ class Planner {
               } else if (const std::string* g = get_var(plan_.global_args, a.name)) {
                 value = *g;  // a redeclared global (or predefined) ARG
               }
-              if (value) set_var(scope.args, a.name, *value);
+              if (value) {
+                set_var(scope.args, a.name, *value);
+                scope.args_snapshot.reset();
+              }
               add(a.name + (a.default_value ? "=" + q(*a.default_value) : std::string()));
             }
           } else if constexpr (std::is_same_v<T, df::CopyInstr>) {
@@ -446,10 +464,16 @@ class Planner {
     for (const auto& [k, v] : s.env) key += "env " + q(k) + "=" + q(v) + "\n";
     for (const auto& [k, v] : s.args)
       if (!is_proxy_arg(k)) key += "arg " + q(k) + "=" + q(v) + "\n";
+    key.shrink_to_fit();
     s.cache_inputs = std::move(key);
     // Proxy build-args reach RUN without a declaration (never in the cache key).
+    std::optional<EnvList> with_proxies;
     for (const auto& [k, v] : opt_.build_args)
-      if (is_proxy_arg(k) && !get_var(s.args, k)) s.args.emplace_back(k, v);
+      if (is_proxy_arg(k) && !get_var(s.args, k)) {
+        if (!with_proxies) with_proxies = s.args.get();
+        with_proxies->emplace_back(k, v);
+      }
+    if (with_proxies) s.args = EnvSnapshot(std::make_shared<const EnvList>(std::move(*with_proxies)));
     st.steps.push_back(std::move(s));
   }
 
