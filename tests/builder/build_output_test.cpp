@@ -126,7 +126,7 @@ struct SmallDisk {
 
 TEST_CASE("build --output type=oci: an OCI archive skopeo inspects and cbuild load reads; no store tag") {
   REQUIRE_ROOT();
-  OutputProject p("ENV X=1\nRUN echo hi > /hi\n");
+  OutputProject p("ENV X=1\nRUN echo run-output-line && echo hi > /hi\n");
   fs::path archive = p.dir.path() / "exports/app.tar";  // the parent is created
   auto r = p.build({"-t", "app:1", "-o", "type=oci,dest=" + archive.string()});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
@@ -160,9 +160,13 @@ TEST_CASE("build --output type=oci: an OCI archive skopeo inspects and cbuild lo
     CHECK(p.tag("docker.io/library/app:2")->digest.str() == p.manifest_digest());
   }
   {  // without -t the archive holds one unnamed image; dest=- streams it and prints no ID
-    auto s = p.build({"-o", "type=oci,dest=-"});
+    // --no-cache: the RUN prints while the build's stdout is the archive; it must go to stderr.
+    auto s = p.build({"--no-cache", "-o", "type=oci,dest=-"});
     REQUIRE_MESSAGE(s.exit_code == 0, s.err);
     CHECK(s.out.find("sha256:") != 0);
+    // (The config's history holds the command text, so look for the printed line itself.)
+    CHECK(s.out.find("run-output-line\n") == std::string::npos);
+    CHECK(s.err.find("run-output-line\n") != std::string::npos);
     fs::path streamed = p.dir.path() / "streamed.tar";
     write_file_atomic(streamed, s.out);
     auto si = test::run_command({"skopeo", "inspect", "oci-archive:" + streamed.string()});
