@@ -57,12 +57,14 @@ OutputSpec parse_output(std::string_view value) {
     } else if (k == "name") {
       out.name = v;
     } else if (k == "push") {
-      if (truthy(v)) out.type = OutputSpec::Type::Registry;
+      out.push = truthy(v);
     } else {
       throw Error(ErrorKind::InvalidArgument, "--output: unknown key " + quote(k) + " in " + quote(value));
     }
   }
   if (!have_type) throw Error(ErrorKind::InvalidArgument, "--output: missing type= in " + quote(value));
+  // BuildKit's registry exporter is its image exporter with push=true.
+  if (out.type == OutputSpec::Type::Registry) out.push = true;
   bool needs_dest = out.type == OutputSpec::Type::Oci || out.type == OutputSpec::Type::Docker ||
                     out.type == OutputSpec::Type::Local;
   if (needs_dest && out.dest.empty())

@@ -17,12 +17,14 @@ enum class Compression { Gzip, Zstd };
 enum class NetworkMode { Host, None };
 enum class ProgressMode { Auto, Tty, Plain, Quiet };
 
-// --output / -o: where the result goes besides the local store.
+// --output / -o: one exporter of the built image, as BuildKit names them (what each one does,
+// and how they combine with -t and --push, is in builder/outputs.h).
 struct OutputSpec {
   enum class Type { Image, Oci, Docker, Local, Registry } type = Type::Image;
   std::string dest;  // file or directory; "-" is stdout for tar outputs
   bool tar = true;   // type=oci: false writes a layout directory instead of an archive
-  std::string name;  // type=registry / image: reference to push or tag
+  std::string name;  // type=registry / image / oci / docker: the name (default: the -t tags)
+  bool push = false; // type=image,push=true; always true for type=registry
 };
 
 // --secret id=ID,src=PATH (or env=VAR): made available to RUN --mount=type=secret.

@@ -13,6 +13,7 @@
 #include "builder/frame_cache.h"
 #include "builder/fs_step.h"
 #include "builder/image_writer.h"
+#include "builder/outputs.h"
 #include "builder/plan_adapter.h"
 #include "builder/planner.h"
 #include "builder/stage_runner.h"
@@ -25,7 +26,6 @@
 #include "oci/tar_reader.h"
 #include "overlay/applier.h"
 #include "overlay/snapshot_store.h"
-#include "registry-client/reference.h"
 
 namespace cbuild::builder {
 
@@ -58,6 +58,8 @@ void strip_docker_only(ConfigDoc& c) {
 
 BuildResult build(const BuildOptions& o, Progress& progress) {
   auto t0 = std::chrono::steady_clock::now();
+  // Every -t, --output and --push problem fails here, before any work (and any store change).
+  OutputPlan outputs = plan_outputs(o);
 
   // The context: a directory, or a tar on stdin unpacked into a temporary one.
   std::optional<TempDir> stdin_context;
@@ -186,18 +188,16 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   }
   if (!final_state.config.contains("created")) final_state.config["created"] = oci::rfc3339_utc(created);
   if (o.format == ImageFormat::Oci) strip_docker_only(final_state.config);
-  if (!o.outputs.empty()) throw Error(ErrorKind::InvalidArgument, "--output is not supported yet");
-  if (o.push) throw Error(ErrorKind::InvalidArgument, "--push is not supported yet");
 
-  // Normalize every name before writing anything, so a bad -t fails before the store changes.
-  std::vector<std::string> names;
-  for (const auto& t : o.tags) names.push_back(registry::Reference::parse(t).str());
   WrittenImage w = write_image(*store, final_state, o.format);
-  for (const auto& n : names) store->set_tag(n, w.manifest);
+  std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
 
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.finished(w.manifest.digest.str(), w.config.str(), seconds);
-  return BuildResult{.image_id = w.config.str(), .manifest_digest = w.manifest.digest.str()};
+  return BuildResult{.image_id = w.config.str(),
+                     .manifest_digest = w.manifest.digest.str(),
+                     .pushed = std::move(pushed),
+                     .wrote_stdout = outputs.writes_stdout};
 }
 
 }  // namespace cbuild::builder

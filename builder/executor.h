@@ -5,14 +5,17 @@
 // (scratch, a stage, a local image, or a pull), config steps edit a copy of the config, COPY/
 // ADD/RUN/WORKDIR produce a layer from an overlay upper dir that then becomes the next
 // snapshot. Each step consults the BuildCache first. At the end the manifest and config are
-// written, the tags set, and outputs exported. On any failure nothing stays mounted, no
-// process survives, temp dirs are removed and the store keeps only complete blobs (no tag
-// changes). Throws cbuild::Error; Dockerfile problems name FILE:LINE.
+// written and handed to the outputs (outputs.h: store tags, archives, directories, pushes).
+// On a failure of the build nothing stays mounted, no process survives, temp dirs are removed
+// and the store keeps only complete blobs (no tag changes); a failed output is reported as
+// outputs.h says. Throws cbuild::Error; Dockerfile problems name FILE:LINE.
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "builder/build_options.h"
+#include "builder/outputs.h"
 #include "builder/progress.h"
 
 namespace cbuild::builder {
@@ -20,6 +23,8 @@ namespace cbuild::builder {
 struct BuildResult {
   std::string image_id;         // "sha256:…" of the config, as docker prints it
   std::string manifest_digest;  // "sha256:…"
+  std::vector<PushedImage> pushed;  // --push / type=registry: where the image went
+  bool wrote_stdout = false;    // an output (dest=-) used stdout: print nothing else there
 };
 
 BuildResult build(const BuildOptions& options, Progress& progress);

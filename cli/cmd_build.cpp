@@ -1,11 +1,13 @@
 // `cbuild build [OPTIONS] CONTEXT` (also the default command: `cbuild -f Dockerfile -t x .`).
 // Flags follow `docker build` / buildah; everything is turned into builder::BuildOptions and
 // handed to builder::build(). Prints the image ID on stdout (like `docker build -q`, and as the
-// last line otherwise), progress on stderr.
+// last line otherwise) unless an --output writes its tar there; progress always on stderr.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+
+#include <nlohmann/json.hpp>
 
 #include "builder/build_options.h"
 #include "builder/executor.h"
@@ -22,7 +24,7 @@ struct BuildFlags {
   std::string context;
   std::string file;
   std::vector<std::string> tags, build_args, labels, secrets, outputs;
-  std::string target, platform, network = "host", format = "oci", compression = "gzip", iidfile;
+  std::string target, platform, network = "host", format = "oci", compression = "gzip", iidfile, metadata_file;
   std::string progress = "auto";
   int compression_level = -1;
   bool no_cache = false, pull = false, quiet = false, push = false;
@@ -67,13 +69,27 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   return o;
 }
 
+// buildx's --metadata-file keys, so CI scripts that read the pushed digest keep working.
+std::string metadata_json(const builder::BuildResult& r) {
+  nlohmann::json j{{"containerimage.config.digest", r.image_id}, {"containerimage.digest", r.manifest_digest}};
+  std::string names;
+  for (const auto& p : r.pushed) names += (names.empty() ? "" : ",") + p.reference;
+  if (!names.empty()) j["image.name"] = names;
+  nlohmann::json pushed = nlohmann::json::array();
+  for (const auto& p : r.pushed) pushed.push_back({{"name", p.reference}, {"digest", p.digest}});
+  if (!r.pushed.empty()) j["cbuild.pushed"] = pushed;
+  return j.dump(2) + "\n";
+}
+
 int run_build(const BuildFlags& f, const GlobalOptions& g) {
   builder::BuildOptions o = to_options(f, g);
   auto progress = make_progress(o.progress);
   builder::BuildResult r = builder::build(o, *progress);
   progress.reset();  // the TTY renderer clears its live lines before the ID is printed
   if (!o.iidfile.empty()) write_file_atomic(o.iidfile, r.image_id);
-  std::cout << r.image_id << "\n";
+  if (!f.metadata_file.empty()) write_file_atomic(f.metadata_file, metadata_json(r));
+  // With dest=- stdout carries the tar and nothing else (docker prints no ID there either).
+  if (!r.wrote_stdout) std::cout << r.image_id << "\n";
   return 0;
 }
 
@@ -98,12 +114,16 @@ CommandRegistration reg{{
           ->check(CLI::IsMember({"gzip", "zstd"}));
       app.add_option("--compression-level", f->compression_level, "Compression level (default: the codec's)");
       app.add_option("--iidfile", f->iidfile, "Write the image ID to this file");
+      app.add_option("--metadata-file", f->metadata_file,
+                     "Write the image ID, manifest digest and pushed names/digests to this file (JSON, buildx keys)");
       app.add_flag("-q,--quiet", f->quiet, "Print only the image ID");
       app.add_option("--progress", f->progress, "Progress output: auto, tty, plain or quiet")
           ->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}));
-      app.add_flag("--push", f->push, "Push the image to its registry after building");
+      app.add_flag("--push", f->push, "Also push the image to the registry of each -t name (type=image,push=true)");
       app.add_option("-o,--output", f->outputs,
-                     "Also export: type=oci|docker,dest=FILE; type=local,dest=DIR; type=registry");
+                     "Export instead of tagging in the store (repeatable): type=oci|docker,dest=FILE|- ; "
+                     "type=oci,dest=DIR,tar=false ; type=local,dest=DIR (or -o DIR, -o - for a tar) ; "
+                     "type=registry[,name=REF] ; type=image[,name=REF][,push=true]");
       return [f, &g] { return run_build(*f, g); };
     }}};
 

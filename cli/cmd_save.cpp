@@ -1,9 +1,6 @@
 // `cbuild save [-o FILE] [--format docker|oci] IMAGE...` — writes images to a tar archive
 // (stdout without -o, refused on a terminal). With -o the file appears only when complete.
-#include <fcntl.h>
 #include <unistd.h>
-
-#include <filesystem>
 
 #include "cli/command.h"
 #include "cli/store_open.h"
@@ -48,18 +45,9 @@ int run_save(const SaveOptions& o, const GlobalOptions& g) {
     oci::save_archive(*store, images, format, STDOUT_FILENO);
     return 0;
   }
-  std::filesystem::path out = o.output;
-  std::filesystem::path tmp = out.parent_path() / ("." + out.filename().string() + ".cbuild-tmp");
-  UniqueFd fd = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  try {
-    oci::save_archive(*store, images, format, fd.get());
-    fsync_fd(fd.get(), tmp.string());
-    fd.reset();
-    if (::rename(tmp.c_str(), out.c_str()) != 0) throw_errno("save: rename", out.string());
-  } catch (...) {
-    ::unlink(tmp.c_str());
-    throw;
-  }
+  AtomicFile out(o.output);
+  oci::save_archive(*store, images, format, out.fd());
+  out.commit();
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "oci/base/error.h"
 #include "oci/compression.h"
 #include "oci/image_config.h"
+#include "oci/internal/export_writer.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 
@@ -38,20 +39,20 @@ using ArchivePtr = std::unique_ptr<archive, ArchiveFree>;
   throw Error(kind, op + ": " + (msg ? msg : "libarchive error"), err > 0 ? err : 0);
 }
 
-class Writer {
+class TarExportWriter final : public internal::ExportWriter {
  public:
-  explicit Writer(int fd) : a_(archive_write_new()) {
+  explicit TarExportWriter(int fd) : a_(archive_write_new()) {
     if (!a_) throw Error(ErrorKind::ResourceExhausted, "save: cannot allocate libarchive handle");
     archive_write_set_format_pax_restricted(a_.get());
     archive_write_set_bytes_per_block(a_.get(), 10240);
     if (archive_write_open_fd(a_.get(), fd) != ARCHIVE_OK) archive_fail(a_.get(), "save: open output");
   }
-  void dir(const std::string& name) { header(name, AE_IFDIR, 0755, 0); }
-  void file(const std::string& name, std::string_view data) {
+  void dir(const std::string& name) override { header(name, AE_IFDIR, 0755, 0); }
+  void file(const std::string& name, std::string_view data) override {
     header(name, AE_IFREG, 0644, static_cast<std::int64_t>(data.size()));
     put(data.data(), data.size());
   }
-  void blob(const LayoutStore& store, const Descriptor& d) {
+  void blob(const LayoutStore& store, const Descriptor& d) override {
     std::string name = "blobs/" + d.digest.algorithm() + "/" + d.digest.hex();
     if (!written_.insert(name).second) return;
     auto size = store.stat(d.digest);
@@ -106,7 +107,13 @@ std::string familiar(const std::string& full) {
 }  // namespace
 
 void save_archive(const LayoutStore& store, const std::vector<ArchiveImage>& images, ArchiveFormat format, int fd) {
-  Writer w(fd);
+  TarExportWriter w(fd);
+  internal::write_images(w, store, images, format);
+  w.close();
+}
+
+void internal::write_images(ExportWriter& w, const LayoutStore& store, const std::vector<ArchiveImage>& images,
+                            ArchiveFormat format) {
   w.dir("blobs/");
   w.dir("blobs/sha256/");
   json manifest_json = json::array();
@@ -161,7 +168,6 @@ void save_archive(const LayoutStore& store, const std::vector<ArchiveImage>& ima
     w.file("manifest.json", manifest_json.dump());
     if (!repositories.empty()) w.file("repositories", repositories.dump());
   }
-  w.close();
 }
 
 namespace {

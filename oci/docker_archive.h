@@ -16,6 +16,7 @@
 // NotFound (a manifest names a blob the archive lacks). A failed load tags nothing.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,13 @@ struct ArchiveImage {
 
 // Writes the archive to `fd` (not closed). Throws on a missing or corrupt blob.
 void save_archive(const LayoutStore& store, const std::vector<ArchiveImage>& images, ArchiveFormat format, int fd);
+
+// Writes the OCI format's entries as an image layout directory under `dir` (what skopeo's
+// oci:DIR and umoci read; BuildKit's `type=oci,tar=false`): oci-layout, index.json and
+// blobs/sha256/<hex>, each blob copied through the store's verified reads. `dir` must exist;
+// entries already there are overwritten. Nothing is fsynced and a failure leaves `dir`
+// partly written: callers write into a staging directory and rename it into place.
+void save_layout(const LayoutStore& store, const std::vector<ArchiveImage>& images, const std::filesystem::path& dir);
 
 struct LoadedImage {
   std::vector<std::string> names;

@@ -128,6 +128,30 @@ void write_file_atomic(const fs::path& path, std::string_view data, int mode) {
   fsync_dir(dir);
 }
 
+AtomicFile::AtomicFile(const fs::path& path, int mode) : path_(path) {
+  fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  tmp_ = dir / ("." + path.filename().string() + ".tmp-" + random_suffix());
+  int fd;
+  do fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  while (fd < 0 && errno == EINTR);
+  // The temp name is an implementation detail: the message names the file the caller asked for.
+  if (fd < 0) throw_errno("create", path.string());
+  fd_.reset(fd);
+}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void AtomicFile::commit() {
+  if (committed_) return;
+  fsync_fd(fd_.get(), path_.string());
+  fd_.reset();
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) throw_errno("rename", path_.string());
+  committed_ = true;
+  fsync_dir(path_.has_parent_path() ? path_.parent_path() : fs::path("."));
+}
+
 void make_dirs(const fs::path& dir, int mode) {
   if (dir.empty()) return;
   if (::mkdir(dir.c_str(), static_cast<mode_t>(mode)) == 0) return;

@@ -27,6 +27,28 @@ void write_all(int fd, const void* data, std::size_t size, std::string_view what
 // Reads up to size bytes (fewer only at EOF). Returns the count.
 std::size_t read_full(int fd, void* data, std::size_t size, std::string_view what);
 
+// A file that appears at `path` only when complete: bytes go to a temp file in the same
+// directory (".NAME.tmp-XXXX", created O_EXCL), commit() fsyncs it and renames it over `path`
+// (then fsyncs the directory). Destroying an uncommitted AtomicFile removes the temp file, so
+// a failed writer leaves neither a torn `path` nor a stray temp file. Errors name `path`
+// (NotFound when its directory is missing, PermissionDenied…). Not thread-safe.
+class AtomicFile {
+ public:
+  explicit AtomicFile(const std::filesystem::path& path, int mode = 0644);
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile();
+  int fd() const noexcept { return fd_.get(); }
+  const std::filesystem::path& path() const noexcept { return path_; }
+  void commit();
+
+ private:
+  std::filesystem::path path_;
+  std::filesystem::path tmp_;
+  UniqueFd fd_;
+  bool committed_ = false;
+};
+
 // Writes `data` to path via a temp file in the same directory, fsync, rename, fsync(dir).
 // A crash leaves either the old file or the new one, never a torn one.
 void write_file_atomic(const std::filesystem::path& path, std::string_view data, int mode = 0644);

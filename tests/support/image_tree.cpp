@@ -33,7 +33,8 @@ std::string tree_listing(const fs::path& root, const std::vector<std::string>& i
     return false;
   };
   for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
-    std::string rel = fs::relative(it->path(), root).string();
+    // lexically: fs::relative() resolves symlinks, which names a link by where it points on the host.
+    std::string rel = it->path().lexically_relative(root).string();
     if (skipped(rel)) {
       std::error_code ec;
       if (it->is_directory(ec) && !it->is_symlink(ec)) it.disable_recursion_pending();

@@ -1,0 +1,40 @@
+#include "builder/local_export.h"
+
+#include "builder/staged_dir.h"
+#include "oci/base/fs.h"
+#include "oci/sinks.h"
+#include "oci/tar_reader.h"
+#include "oci/tar_writer.h"
+#include "overlay/applier.h"
+
+namespace cbuild::builder {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void flatten(const oci::LayoutStore& store, const std::vector<oci::Descriptor>& layers, const fs::path& root) {
+  for (const auto& l : layers) {
+    oci::TarReader reader(store.open(l.digest), "layer " + l.digest.str());
+    overlay::apply_layer(reader, root, overlay::ApplyOptions{.mode = overlay::ApplyMode::Flatten});
+  }
+}
+
+}  // namespace
+
+void export_local_dir(const oci::LayoutStore& store, const std::vector<oci::Descriptor>& layers, const fs::path& dest) {
+  StagedDir staged(dest);
+  flatten(store, layers, staged.path());
+  staged.commit();
+}
+
+void export_local_tar(const oci::LayoutStore& store, const std::vector<oci::Descriptor>& layers, int fd) {
+  TempDir scratch(store.root() / "tmp", "export-");
+  flatten(store, layers, scratch.path());
+  oci::FdSink sink(fd, "stdout");
+  oci::TarWriter tar(sink, oci::TarWriterOptions{.chunk_bytes = 0});
+  tar.add_tree(scratch.path());
+  tar.finish();
+}
+
+}  // namespace cbuild::builder
