@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
+
 #include "builder/add_archive.h"
 #include "oci/base/error.h"
 #include "overlay/safe_path.h"
@@ -29,9 +31,25 @@ CopyStep::CopyStep(const CopyOp& op, std::string dest, int src_root, CopyStepOpt
     urls_.push_back(Url{.url = op.urls[i], .rel = std::to_string(i) + "/" + url_file_name(op.urls[i]), .fetched = {}});
 }
 
+bool CopyStep::owner_is_numeric(const std::string& chown) {
+  auto colon = chown.find(':');
+  std::string user = chown.substr(0, colon);
+  std::string group = colon == std::string::npos ? "" : chown.substr(colon + 1);
+  auto digits = [](const std::string& x) { return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos; };
+  return digits(user) && (colon == std::string::npos || digits(group));
+}
+
 void CopyStep::resolve_owner(const std::filesystem::path& rootfs) {
   owner_resolved_ = true;
   if (op_.chown.empty()) return;
+  if (op_.chown.find(':') == std::string::npos && owner_is_numeric(op_.chown)) {
+    // BuildKit's file op: a numeric user without a group is also the group (not passwd's).
+    unsigned long long id = std::strtoull(op_.chown.c_str(), nullptr, 10);
+    if (op_.chown.size() > 10 || id > 0xFFFFFFFFull)
+      throw Error(ErrorKind::InvalidArgument, "--chown: user id " + op_.chown + " is out of range");
+    spec_.uid = spec_.gid = static_cast<std::uint32_t>(id);
+    return;
+  }
   overlay::ExecUser u = overlay::resolve_user_in_rootfs(op_.chown, rootfs);
   spec_.uid = u.uid;
   spec_.gid = u.gid;

@@ -44,7 +44,11 @@ class CopyStep {
   // `dest` is absolute in the image, WORKDIR applied, a trailing "/" kept when it means "into".
   CopyStep(const CopyOp& op, std::string dest, int src_root, CopyStepOptions options);
 
+  // Resolves --chown: names against `rootfs`'s /etc/passwd and /etc/group; a numeric user
+  // without a group is uid:uid, as BuildKit does. Throws Error{NotFound} for an unknown name.
   void resolve_owner(const std::filesystem::path& rootfs);
+  // True when `chown` ("uid" or "uid:gid") needs no passwd or group file.
+  static bool owner_is_numeric(const std::string& chown);
   // The owner --chown resolved to ("" before resolve_owner, or without --chown), "uid:gid".
   std::string owner() const;
 

@@ -200,7 +200,7 @@ struct Stepper {
     const CopyOp& op = std::get<CopyOp>(step.op);
     if (!op.chown.empty()) {
       // Names are looked up in the image the layer lands on (an empty tree knows none).
-      if (op.chown.find_first_not_of("0123456789:") == std::string::npos) {
+      if (CopyStep::owner_is_numeric(op.chown)) {
         TempDir none;
         copy.resolve_owner(none.path());
       } else {

@@ -240,6 +240,8 @@ TEST_CASE("build: COPY --link writes into an empty tree and its layer is reused 
            "COPY --link b.txt /target\n"
            // ...and /tmp (01777 in the base) is replaced by the 0755 directory the copy made.
            "COPY --link b.txt /tmp/\n"
+           // A numeric user alone is also the group (BuildKit), with or without --link.
+           "COPY --link --chown=4242 b.txt /n/\n"
            // With --chmod BuildKit does a plain copy, onto the image.
            "RUN mkdir /target2\n"
            "COPY --link --chmod=0640 b.txt /target2\n"
@@ -259,10 +261,11 @@ TEST_CASE("build: COPY --link writes into an empty tree and its layer is reused 
   REQUIRE(::stat((t / "tmp").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0755);
   check_tree(t / "target2", file_line("b.txt", "b\n", "0640"));
+  check_tree(t / "n", file_line("b.txt", "b\n", "0644", "4242:4242"));
 
   // The first --link layer alone: the copied file and the directories it needed, nothing else.
   auto m1 = p.manifest("docker.io/library/link:1");
-  REQUIRE(m1.layers.size() == 9);  // base, RUN, 4 × COPY --link, RUN, COPY --chmod, COPY
+  REQUIRE(m1.layers.size() == 10);  // base, RUN, 5 × COPY --link, RUN, COPY --chmod, COPY
   fs::path only = p.tree("docker.io/library/link:1", work.path() / "only/rootfs", 2, 3);
   CHECK(test::tree_listing(only) == sorted(dir_line("opt") + dir_line("opt/app") + file_line("opt/app/a.txt", "a\n")));
 
@@ -273,7 +276,7 @@ TEST_CASE("build: COPY --link writes into an empty tree and its layer is reused 
   auto m2 = p.manifest("docker.io/library/link:2");
   REQUIRE(m2.layers.size() == m1.layers.size());
   CHECK(m2.layers[1].digest != m1.layers[1].digest);
-  for (std::size_t i : {2, 3, 4, 5}) CHECK_MESSAGE(m2.layers[i].digest == m1.layers[i].digest, "layer " << i);
+  for (std::size_t i : {2, 3, 4, 5, 6}) CHECK_MESSAGE(m2.layers[i].digest == m1.layers[i].digest, "layer " << i);
   CHECK(second.err.find("#4 CACHED") != std::string::npos);
   fs::path t2 = p.tree("docker.io/library/link:2", work.path() / "t2/rootfs");
   CHECK(test::read_text(t2 / "two") == "two\n");
