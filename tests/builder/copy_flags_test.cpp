@@ -123,7 +123,11 @@ TEST_CASE("build: COPY --parents keeps parent directories, below a /./ pivot, wi
   p.dir_mode("x", 0750);
   p.dir_mode("x/y", 0711);
   p.file("Dockerfile",
+         "FROM " + p.base + " AS build\n"
+         "RUN mkdir -p /app/dist/js /app/src && echo m > /app/dist/js/m.js && echo s > /app/src/s.js\n"
          "FROM " + p.base + "\n"
+         // From another stage sources are absolute; the pivot drops /app.
+         "COPY --from=build --parents /app/./**/*.js /from/\n"
          "COPY ./x/a.txt ./y/a.txt /no_parents/\n"
          "COPY --parents ./x/a.txt ./y/a.txt /parents/\n"
          "COPY --parents ./x/./y/*.txt /pivot/\n"
@@ -137,6 +141,8 @@ TEST_CASE("build: COPY --parents keeps parent directories, below a /./ pivot, wi
   TempDir work;
   fs::path t = p.tree("docker.io/library/parents:1", work.path() / "t/rootfs");
 
+  check_tree(t / "from", dir_line("dist") + dir_line("dist/js") + file_line("dist/js/m.js", "m\n") +
+                             dir_line("src") + file_line("src/s.js", "s\n"));
   // Without --parents both land on /no_parents/a.txt: the later source wins (BuildKit).
   check_tree(t / "no_parents", file_line("a.txt", "ya\n"));
   // The directories on the way are the context's (x is 0750), created where a file needs them.
