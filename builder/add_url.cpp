@@ -67,6 +67,23 @@ void sleep_cancellable(std::chrono::milliseconds d) {
   check_cancelled();
 }
 
+// " (Not Found)" for the statuses a file server commonly answers (curl keeps no reason phrase).
+std::string status_text(int s) {
+  switch (s) {
+    case 400: return " (Bad Request)";
+    case 401: return " (Unauthorized)";
+    case 403: return " (Forbidden)";
+    case 404: return " (Not Found)";
+    case 410: return " (Gone)";
+    case 429: return " (Too Many Requests)";
+    case 500: return " (Internal Server Error)";
+    case 502: return " (Bad Gateway)";
+    case 503: return " (Service Unavailable)";
+    case 504: return " (Gateway Timeout)";
+    default: return "";
+  }
+}
+
 bool retryable_status(int s) { return s == 408 || s == 429 || s >= 500; }
 
 ErrorKind kind_of_status(int s) {
@@ -128,6 +145,19 @@ std::string url_file_name(std::string_view url) {
   return base;
 }
 
+std::string redact_url(std::string_view url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  std::size_t start = scheme + 3;
+  auto end = url.find_first_of("/?#", start);
+  std::string_view authority = url.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+  auto at = authority.rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  auto colon = authority.substr(0, at).find(':');
+  if (colon == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, start + colon + 1)) + "xxxxx" + std::string(url.substr(start + at));
+}
+
 std::optional<std::int64_t> parse_http_date(std::string_view text) {
   std::string s(text);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
@@ -142,7 +172,7 @@ std::optional<std::int64_t> parse_http_date(std::string_view text) {
 
 FetchedUrl fetch_url(registry::HttpClient& http, const std::string& url, const std::filesystem::path& file,
                      const UrlFetchOptions& options) {
-  const std::string shown = quote(url);
+  const std::string shown = quote(redact_url(url));
   DownloadFile download(file);
   std::string current = url;
   int redirects = 0;
@@ -167,7 +197,7 @@ FetchedUrl fetch_url(registry::HttpClient& http, const std::string& url, const s
       // CurlHttp says "GET URL: why"; the URL is named once, in front.
       std::string why = e.what();
       if (auto p = "GET " + current + ": "; starts_with(why, p)) why = why.substr(p.size());
-      throw Error(e.kind(), "cannot fetch " + shown + ": " + why);
+      throw Error(e.kind(), "cannot fetch " + shown + ": " + redact_url(why));
     }
     if (resp.status >= 300 && resp.status < 400 && resp.status != 304) {
       std::string location = resp.header("location");
@@ -185,8 +215,8 @@ FetchedUrl fetch_url(registry::HttpClient& http, const std::string& url, const s
       sleep_cancellable(std::chrono::milliseconds(250 << attempt));
       continue;
     }
-    std::string msg = "cannot fetch " + shown + ": HTTP status " + std::to_string(resp.status);
-    if (current != url) msg += " from " + quote(current);
+    std::string msg = "cannot fetch " + shown + ": HTTP status " + std::to_string(resp.status) + status_text(resp.status);
+    if (current != url) msg += " from " + quote(redact_url(current));
     throw Error(kind_of_status(resp.status), msg);
   }
   oci::HashingSink& sink = download.sink();

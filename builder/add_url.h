@@ -37,6 +37,9 @@ bool is_git_source(std::string_view src);
 
 // The file name ADD gives what `url` returns (see above).
 std::string url_file_name(std::string_view url);
+// `url` with the password of its user info replaced by "xxxxx", for messages (BuildKit's
+// urlutil.RedactCredentials).
+std::string redact_url(std::string_view url);
 
 // An HTTP-date (RFC 9110 §5.6.7: IMF-fixdate, RFC 850 or asctime form) as unix seconds, or
 // nullopt when the text is none of them.
@@ -57,9 +60,10 @@ struct FetchedUrl {
 };
 
 // GETs `url` into `file` (created or truncated, mode 0600, mtime set as above) and returns
-// what it holds. On failure `file` is removed and Error is thrown naming the URL: NotFound for
-// 404/410, PermissionDenied for 401/403, Unavailable for other statuses and unreachable hosts,
-// Timeout, DataLoss for a checksum mismatch, Cancelled on Ctrl-C.
+// what it holds. On failure `file` is removed and Error is thrown naming the URL (a password
+// in it shown as "xxxxx"): NotFound for 404/410, Unauthenticated for 401, PermissionDenied for
+// 403, Unavailable for other statuses and unreachable hosts, Timeout, DataLoss for a checksum
+// mismatch, Cancelled on Ctrl-C.
 FetchedUrl fetch_url(registry::HttpClient& http, const std::string& url, const std::filesystem::path& file,
                      const UrlFetchOptions& options = {});
 

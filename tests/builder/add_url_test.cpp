@@ -120,6 +120,9 @@ TEST_CASE("url_file_name and is_url_source follow BuildKit") {
   CHECK(builder::is_git_source("https://github.com/o/r.git#main"));
   CHECK(builder::is_git_source("git@github.com:o/r.git"));
   CHECK_FALSE(builder::is_url_source("./http://x"));
+  CHECK(builder::redact_url("https://me:s3cret@h/x?a=b@c") == "https://me:xxxxx@h/x?a=b@c");
+  CHECK(builder::redact_url("https://me@h/x") == "https://me@h/x");
+  CHECK(builder::redact_url("http://h/x@y") == "http://h/x@y");
 }
 
 TEST_CASE("parse_http_date reads the three HTTP-date forms") {
@@ -247,7 +250,7 @@ TEST_CASE("build: a URL that fails (404, refused, wrong checksum) ends in one me
   SUBCASE("404") {
     p.dockerfile("FROM " + p.base + "\n\nADD " + server.url("/missing") + " /x\n");
     expected = "Dockerfile:3: ADD " + server.url("/missing") + " /x: cannot fetch \"" + server.url("/missing") +
-               "\": HTTP status 404";
+               "\": HTTP status 404 (Not Found)";
   }
   SUBCASE("connection refused") {
     std::string url = "http://127.0.0.1:" + std::to_string(test::free_loopback_port()) + "/f";
