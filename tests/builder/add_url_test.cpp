@@ -246,6 +246,12 @@ TEST_CASE("build: a URL that fails (404, refused, wrong checksum) ends in one me
   server.route("/f", test::HttpServer::Reply{.status = 200, .body = "real content\n", .headers = {}});
   Project p(base_for_test());
   std::size_t tags = p.tags();
+  auto blobs = [&] {
+    std::size_t n = 0;
+    for (const auto& e : fs::directory_iterator(p.root / "blobs/sha256")) n += e.is_regular_file() ? 1 : 0;
+    return n;
+  };
+  std::size_t blobs_before = blobs();
   std::string expected;
   SUBCASE("404") {
     p.dockerfile("FROM " + p.base + "\n\nADD " + server.url("/missing") + " /x\n");
@@ -280,6 +286,7 @@ TEST_CASE("build: a URL that fails (404, refused, wrong checksum) ends in one me
   CHECK_MESSAGE(r.err.find(expected) != std::string::npos, "expected: " << expected << "\ngot: " << r.err);
   CHECK(r.err.find("cbuild: error:") != std::string::npos);
   CHECK(p.tags() == tags);
+  CHECK(blobs() == blobs_before);  // the fetch fails before any layer is written
   CHECK_FALSE(test::has_mounts_under(p.root));
 }
 
