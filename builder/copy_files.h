@@ -13,6 +13,17 @@
 //  - Entries keep their mode and mtime; owners are 0:0 unless `chown` is given, which also
 //    owns the directories the copy creates; `chmod` replaces the permission bits of every
 //    copied entry. Paths `excluded` (.dockerignore) are skipped, with their subtrees.
+//  - `exclude` (COPY --exclude) holds .dockerignore-style patterns matched against the path
+//    of each entry *relative to the source it came from* (for a wildcard source, to each
+//    match), so `--exclude=*.txt dir` skips dir/a.txt but not dir/sub/b.txt (use
+//    `**/*.txt`). The source itself is never excluded (BuildKit/fsutil). With `!` exceptions,
+//    excluded directories are still searched, and created only when something inside is kept.
+//  - `parents` (COPY --parents) keeps each source's path below the source root, or below a
+//    "/./" pivot in it: `x/./y/*.txt` copies x/y/a.txt to DEST/y/a.txt. The part after the
+//    pivot (the whole source without one) is a .dockerignore-style pattern (`**` spans
+//    directories); directories on the way are recreated from the source directories (mode,
+//    owner, mtime) only where something below them is copied. The destination is always a
+//    directory. A pattern without wildcards must name an existing path.
 //
 // plan_copy() resolves everything without writing; apply_copy() writes the plan into the
 // destination root (every path resolved inside it: a symlink in the image cannot redirect a
@@ -42,6 +53,8 @@ struct CopySpec {
   bool keep_owner = false;
   // True for paths (relative to the source root, "/"-separated) to leave out.
   std::function<bool(const std::string&)> excluded;
+  std::vector<std::string> exclude;  // --exclude patterns (see above)
+  bool parents = false;              // --parents
 };
 
 struct CopyItem {
@@ -49,6 +62,10 @@ struct CopyItem {
   std::string dest;  // path inside the destination root, cleaned, never ""
   struct stat st {};  // of the source (followed for a top-level symlink); for created dirs: zeroed
   std::string link_target;  // symlinks
+  // A directory recreated only because something below it is copied (--parents, or a kept
+  // entry under an excluded directory): when the destination already has it, only its
+  // permission bits are set (owner and times stay), as fsutil does.
+  bool lazy_parent = false;
 };
 
 struct CopyPlan {
@@ -57,7 +74,8 @@ struct CopyPlan {
 };
 
 // `dest_is_dir(path)` says whether `path` (cleaned, inside the destination) is already a
-// directory in the image; may be null (then only the trailing "/" rule applies).
+// directory in the image; may be null (then only the trailing "/" rule applies). Throws
+// Error{InvalidArgument} for a malformed --exclude or --parents pattern.
 CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(const std::string&)>& dest_is_dir);
 
 struct CopyStats {

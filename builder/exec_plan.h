@@ -44,6 +44,14 @@ struct CopyOp {
   bool add = false;                  // ADD: extract local tar archives
   // Heredoc files (COPY <<EOF): name → content, written instead of context files.
   std::vector<std::pair<std::string, std::string>> inline_files;
+  bool parents = false;              // COPY --parents: keep each source's parent directories
+  std::vector<std::string> excludes; // --exclude patterns, matched below each source
+  // --link: the layer is made in an empty tree (it never reads the image below), and its cache
+  // key leaves the parent layers out, so it is reused whatever the base is.
+  bool link = false;
+  // ADD http(s) sources, fetched at build time (never extracted); `sources` holds the others.
+  std::vector<std::string> urls;
+  std::string checksum;              // ADD --checksum=sha256:… for the one URL source
 };
 
 struct RunMount {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "builder/add_url.h"
 #include "builder/dockerfile/dockerfile_error.h"
 #include "builder/dockerfile/instructions.h"
 #include "builder/stage_runner.h"
@@ -227,8 +228,11 @@ struct StageAdapter {
       }
       op.chmod = mode;
     }
-    if (c.parents) fail(plan, s, "--parents is not supported yet");
-    if (!c.excludes.empty()) fail(plan, s, "--exclude is not supported yet");
+    op.parents = c.parents;
+    op.excludes = c.excludes;
+    // BuildKit merges a --link copy only without --chmod (dockerfile2llb: `cfg.link &&
+    // cfg.chmod == ""`); with --chmod it is an ordinary copy onto the image.
+    op.link = c.link && c.chmod.empty();
     for (const auto& src : c.sources) {
       if (src.rfind("<<", 0) == 0) {
         std::string name = src.substr(src.rfind('<') + 1);
@@ -239,10 +243,31 @@ struct StageAdapter {
         op.sources.push_back(name);
         continue;
       }
-      if (src.rfind("http://", 0) == 0 || src.rfind("https://", 0) == 0 || src.rfind("git@", 0) == 0)
-        fail(plan, s, "remote sources (" + src + ") are not supported yet");
+      if (is_git_source(src)) {
+        if (!c.add) fail(plan, s, "source can't be a git ref for COPY: " + src);
+        fail(plan, s, "Git sources (" + src + ") are not supported yet");
+      }
+      if (is_url_source(src)) {
+        if (!c.add) fail(plan, s, "source can't be a URL for COPY: " + src);
+        op.urls.push_back(src);
+        continue;
+      }
       op.sources.push_back(src);
     }
+    if (!c.checksum.empty()) {
+      if (c.sources.size() != 1) fail(plan, s, "--checksum can't be specified for multiple sources");
+      if (op.urls.empty()) fail(plan, s, "--checksum requires an HTTP(S) source");
+      auto d = oci::Digest::try_parse(c.checksum);
+      if (!d || d->algorithm() != "sha256")
+        fail(plan, s, "invalid --checksum " + quote(c.checksum) + " (expected sha256:<64 hex digits>)");
+      op.checksum = d->str();
+    }
+    const std::size_t count = c.sources.size();
+    const std::string& dst = c.dest;
+    bool into_dir = dst.empty() || dst.back() == '/' || dst == "." ||
+                    (dst.size() >= 2 && dst.compare(dst.size() - 2, 2, "/.") == 0);
+    if (!op.urls.empty() && count > 1 && !into_dir)
+      fail(plan, s, "when copying several sources the destination must be a directory and end with a /: " + quote(dst));
     if (!c.from.empty()) {
       if (auto idx = find_stage(plan, c.from)) {
         op.from = CopyOp::From::Stage;
@@ -254,6 +279,7 @@ struct StageAdapter {
     }
     // BuildKit's history names the sources and the destination, not the flags.
     e.created_by = c.add ? "ADD" : "COPY";
+    if (c.parents) e.created_by += " --parents";  // newer BuildKit records it too
     for (const auto& src : c.sources) e.created_by += " " + src;
     e.created_by += " " + c.dest + " # buildkit";
     e.op = std::move(op);

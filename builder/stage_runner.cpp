@@ -7,8 +7,7 @@
 #include <chrono>
 #include <ctime>
 
-#include "builder/add_archive.h"
-#include "builder/copy_files.h"
+#include "builder/copy_step.h"
 #include "builder/run_command.h"
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
@@ -19,6 +18,7 @@
 #include "overlay/safe_path.h"
 #include "overlay/sandbox.h"
 #include "overlay/user_db.h"
+#include "registry-client/curl_http.h"
 
 namespace cbuild::builder {
 
@@ -173,59 +173,68 @@ struct Stepper {
     bool into_dir = op.dest.empty() || op.dest.back() == '/' || op.dest == "." ||
                     (op.dest.size() >= 2 && op.dest.compare(op.dest.size() - 2, 2, "/.") == 0);
     if (into_dir && dest.back() != '/') dest += '/';
-    CopySpec spec{.sources = op.sources, .dest = dest, .chmod = op.chmod, .keep_owner = keep_owner};
-    if (op.from == CopyOp::From::Context) spec.excluded = env.context_excluded;
+    std::optional<registry::CurlHttp> http;
+    if (!op.urls.empty()) http.emplace();
+    CopyStep copy(op, dest, src_fd,
+                  CopyStepOptions{.keep_owner = keep_owner,
+                                  .excluded = op.from == CopyOp::From::Context ? env.context_excluded : nullptr,
+                                  .fetch = UrlFetchOptions{.tls_verify = env.options.tls_verify},
+                                  .http = http ? &*http : nullptr});
+    if (op.link) return copy_link(copy);
     // The key: what the sources hold (content, modes, links — not mtimes) and the instruction.
-    CopyPlan key_plan = plan_copy(src_fd, spec, nullptr);
-    std::string inputs = "copy\n" + step.cache_inputs + "\nchown=" + op.chown + "\ndest=" + dest + "\ncontent=" +
-                         content_key(src_fd, key_plan, spec).str();
+    std::string inputs = "copy\n" + step.cache_inputs + "\nchown=" + op.chown + "\n" + copy.key_inputs();
     oci::Digest key = BuildCache::key(st.cache_key, inputs);
     if (auto hit = lookup(key)) return take(key, *hit);
-    FsStepResult r = run_fs_step(env.fs, st.stack, [&](const fs::path& merged) {
-      CopySpec s = spec;
-      if (!op.chown.empty()) {
-        overlay::ExecUser u = overlay::resolve_user_in_rootfs(op.chown, merged);
-        s.uid = u.uid;
-        s.gid = u.gid;
-      }
-      UniqueFd dst = open_file(merged, O_RDONLY | O_DIRECTORY);
-      auto is_dir = [&](const std::string& p) {
-        try {
-          UniqueFd d = overlay::open_in_root(dst.get(), p, O_RDONLY | O_DIRECTORY);
-          return true;
-        } catch (const Error&) {
-          return false;
-        }
-      };
-      if (op.add) {
-        // ADD extracts local tar archives into the destination directory; other sources copy.
-        std::vector<std::string> plain;
-        for (const auto& src : s.sources) {
-          UniqueFd f;
-          try {
-            f = overlay::open_in_root(src_fd, src, O_RDONLY);
-          } catch (const Error&) {
-            plain.push_back(src);  // wildcards and directories go through the copy rules
-            continue;
-          }
-          struct stat sst {};
-          if (::fstat(f.get(), &sst) == 0 && S_ISREG(sst.st_mode) && is_tar_archive(f.get())) {
-            UniqueFd d = overlay::mkdir_in_root(dst.get(), dest);
-            extract_tar_archive(f.get(), "/proc/self/fd/" + std::to_string(d.get()), src);
-          } else {
-            plain.push_back(src);
-          }
-        }
-        s.sources = plain;
-        if (s.sources.empty()) return;
-      }
-      CopyPlan plan = plan_copy(src_fd, s, is_dir);
-      apply_copy(src_fd, dst.get(), plan, s);
-    });
+    copy.fetch();
+    FsStepResult r = run_fs_step(env.fs, st.stack, [&](const fs::path& merged) { copy.write(merged); });
     add_layer(st, r.layer);
     add_history(st.config, step, env.created, false);
     remember(key, r.layer);
     return fs_result(r);
+  }
+
+  // COPY --link (BuildKit's copy into scratch, merged onto the image): the layer is written
+  // into an empty tree and keyed by what it holds alone — sources, destination, the owner
+  // --chown resolves to — never by the layers below, so any base reuses it.
+  StepResult copy_link(CopyStep& copy) {
+    const CopyOp& op = std::get<CopyOp>(step.op);
+    if (!op.chown.empty()) {
+      // Names are looked up in the image the layer lands on (an empty tree knows none).
+      if (CopyStep::owner_is_numeric(op.chown)) {
+        TempDir none;
+        copy.resolve_owner(none.path());
+      } else {
+        with_view(env.fs, st.stack, [&](const fs::path& root) { copy.resolve_owner(root); });
+      }
+    }
+    std::string inputs = "copy-link v1\nadd=" + std::string(op.add ? "1" : "0") + "\n" + copy.key_inputs();
+    oci::Digest layer_key = BuildCache::key("link", inputs);
+    // On the same parent, the whole step (config and history too) is a plain cache hit.
+    oci::Digest key = BuildCache::key(st.cache_key, "link\n" + step.cache_inputs + "\n" + layer_key.str());
+    if (auto hit = lookup(key)) return take(key, *hit);
+    std::optional<oci::LayerResult> layer;
+    StepResult res;
+    if (auto hit = lookup(layer_key); hit && hit->layer && hit->diff_id) {
+      layer = oci::LayerResult{};
+      layer->descriptor = *hit->layer;
+      layer->diff_id = *hit->diff_id;
+      res.cached = true;
+    } else {
+      copy.fetch();
+      FsStepResult r = run_fs_step(env.fs, LayerStack{}, [&](const fs::path& empty) { copy.write(empty); });
+      layer = r.layer;
+      res = fs_result(r);
+      // The record's config only names the layer, so prune keeps its stand-alone snapshot.
+      CacheRecord rec{.layer = r.layer.descriptor,
+                      .diff_id = r.layer.diff_id,
+                      .config_json = json{{"rootfs", {{"type", "layers"}, {"diff_ids", {r.layer.diff_id.str()}}}}}.dump(),
+                      .created = static_cast<std::int64_t>(std::time(nullptr))};
+      env.cache.put(layer_key, rec);
+    }
+    add_layer(st, *layer);
+    add_history(st.config, step, env.created, false);
+    remember(key, layer);
+    return res;
   }
 
   StepResult operator()(const CopyOp& op) {

@@ -216,3 +216,69 @@ TEST_CASE("content_key covers content, mode, owner and link targets, not mtime")
   spec.uid = 5;
   CHECK(key() != k3);
 }
+
+TEST_CASE("plan_copy: --parents keeps paths below the root or a /./ pivot; --exclude is anchored at each source") {
+  Roots r;
+  write(r.src / "x/y/a.txt", "a");
+  write(r.src / "x/y/b.md", "b");
+  write(r.src / "x/z/c.txt", "c");
+  write(r.src / "w/d.txt", "d");
+  auto lazy = [](const CopyPlan& p) {
+    std::vector<std::string> out;
+    for (auto& i : p.items)
+      if (i.lazy_parent) out.push_back(i.dest);
+    return out;
+  };
+  SUBCASE("a literal path: its directories come first, only as parents") {
+    auto plan = plan_copy(r.src_fd.get(), {.sources = {"x/y/a.txt"}, .dest = "/d", .parents = true}, nullptr);
+    CHECK(dests(plan) == std::vector<std::string>{"d/x", "d/x/y", "d/x/y/a.txt"});
+    CHECK(lazy(plan) == std::vector<std::string>{"d/x", "d/x/y"});
+    CHECK(plan.parents == std::vector<std::string>{"d"});
+  }
+  SUBCASE("a pivot and a wildcard: only what follows the pivot, parents only where a match is") {
+    auto plan = plan_copy(r.src_fd.get(), {.sources = {"x/./*/*.txt"}, .dest = "/d/", .parents = true}, nullptr);
+    CHECK(dests(plan) == std::vector<std::string>{"d/y", "d/y/a.txt", "d/z", "d/z/c.txt"});
+    auto md = plan_copy(r.src_fd.get(), {.sources = {"**/*.md"}, .dest = "/d/", .parents = true}, nullptr);
+    CHECK(dests(md) == std::vector<std::string>{"d/x", "d/x/y", "d/x/y/b.md"});
+  }
+  SUBCASE("--exclude below each source, and with --parents below the pivot") {
+    auto plan = plan_copy(r.src_fd.get(), {.sources = {"x"}, .dest = "/d/", .exclude = {"y/*.md", "z"}}, nullptr);
+    CHECK(dests(plan) == std::vector<std::string>{"d", "d/y", "d/y/a.txt"});
+    // "*" matches w and x, each a source of its own: *.txt drops w/d.txt, not x/z/c.txt.
+    auto wild = plan_copy(r.src_fd.get(), {.sources = {"*"}, .dest = "/d/", .exclude = {"*.txt"}}, nullptr);
+    CHECK(dests(wild) == std::vector<std::string>{"d", "d", "d/y", "d/y/a.txt", "d/y/b.md", "d/z", "d/z/c.txt"});
+    auto par = plan_copy(r.src_fd.get(), {.sources = {"x", "w"}, .dest = "/d/", .exclude = {"x/z", "**/*.md"}, .parents = true},
+                         nullptr);
+    CHECK(dests(par) == std::vector<std::string>{"d/x", "d/x/y", "d/x/y/a.txt", "d/w", "d/w/d.txt"});
+  }
+  SUBCASE("! exceptions bring back an entry inside an excluded directory, which becomes a parent") {
+    auto plan = plan_copy(r.src_fd.get(), {.sources = {"x"}, .dest = "/d/", .exclude = {"y", "!y/b.md", "z"}}, nullptr);
+    CHECK(dests(plan) == std::vector<std::string>{"d", "d/y", "d/y/b.md"});
+    CHECK(lazy(plan) == std::vector<std::string>{"d/y"});
+  }
+  SUBCASE("a bad pattern names the flag") {
+    try {
+      plan_copy(r.src_fd.get(), {.sources = {"x"}, .dest = "/d/", .exclude = {"[x"}}, nullptr);
+      FAIL("expected an error");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::InvalidArgument);
+      CHECK(std::string(e.what()).find("--exclude") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("apply_copy: a parent that already exists only takes the source's mode") {
+  REQUIRE_ROOT();
+  Roots r;
+  write(r.src / "x/a.txt", "a");
+  ::chmod((r.src / "x").c_str(), 0750);
+  fs::create_directories(r.dst / "d/x");
+  REQUIRE(::chown((r.dst / "d/x").c_str(), 7, 8) == 0);
+  r.copy({.sources = {"x/a.txt"}, .dest = "/d/", .uid = 1000, .gid = 1000, .parents = true});
+  struct stat st {};
+  REQUIRE(::stat((r.dst / "d/x").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0750);
+  CHECK(st.st_uid == 7);  // fsutil's createParentDirs leaves an existing directory's owner
+  REQUIRE(::stat((r.dst / "d/x/a.txt").c_str(), &st) == 0);
+  CHECK(st.st_uid == 1000);
+}

@@ -1,0 +1,149 @@
+#include "builder/copy_step.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+
+#include "builder/add_archive.h"
+#include "oci/base/error.h"
+#include "overlay/safe_path.h"
+#include "overlay/user_db.h"
+
+namespace cbuild::builder {
+
+namespace {
+
+std::string q(const std::string& s) { return std::to_string(s.size()) + ":" + s; }
+
+}  // namespace
+
+CopyStep::CopyStep(const CopyOp& op, std::string dest, int src_root, CopyStepOptions options)
+    : op_(op), dest_(std::move(dest)), src_root_(src_root), options_(std::move(options)) {
+  spec_ = CopySpec{.sources = op.sources,
+                   .dest = dest_,
+                   .chmod = op.chmod,
+                   .keep_owner = options_.keep_owner,
+                   .excluded = options_.excluded,
+                   .exclude = op.excludes,
+                   .parents = op.parents};
+  for (std::size_t i = 0; i < op.urls.size(); ++i)
+    urls_.push_back(Url{.url = op.urls[i], .rel = std::to_string(i) + "/" + url_file_name(op.urls[i]), .fetched = {}});
+}
+
+bool CopyStep::owner_is_numeric(const std::string& chown) {
+  auto colon = chown.find(':');
+  std::string user = chown.substr(0, colon);
+  std::string group = colon == std::string::npos ? "" : chown.substr(colon + 1);
+  auto digits = [](const std::string& x) { return !x.empty() && x.find_first_not_of("0123456789") == std::string::npos; };
+  return digits(user) && (colon == std::string::npos || digits(group));
+}
+
+void CopyStep::resolve_owner(const std::filesystem::path& rootfs) {
+  owner_resolved_ = true;
+  if (op_.chown.empty()) return;
+  if (op_.chown.find(':') == std::string::npos && owner_is_numeric(op_.chown)) {
+    // BuildKit's file op: a numeric user without a group is also the group (not passwd's).
+    unsigned long long id = std::strtoull(op_.chown.c_str(), nullptr, 10);
+    if (op_.chown.size() > 10 || id > 0xFFFFFFFFull)
+      throw Error(ErrorKind::InvalidArgument, "--chown: user id " + op_.chown + " is out of range");
+    spec_.uid = spec_.gid = static_cast<std::uint32_t>(id);
+    return;
+  }
+  overlay::ExecUser u = overlay::resolve_user_in_rootfs(op_.chown, rootfs);
+  spec_.uid = u.uid;
+  spec_.gid = u.gid;
+}
+
+std::string CopyStep::owner() const {
+  if (!spec_.uid) return "";
+  return std::to_string(*spec_.uid) + ":" + std::to_string(spec_.gid.value_or(*spec_.uid));
+}
+
+void CopyStep::fetch_one(Url& u) {
+  if (u.fetched) return;
+  if (!options_.http) throw Error(ErrorKind::Internal, "ADD: no HTTP client for " + quote(u.url));
+  if (!downloads_) downloads_.emplace();
+  std::filesystem::path file = downloads_->path() / u.rel;
+  std::filesystem::create_directories(file.parent_path());
+  UrlFetchOptions o = options_.fetch;
+  if (!op_.checksum.empty()) o.expected = oci::Digest::parse(op_.checksum, "--checksum");
+  u.fetched = fetch_url(*options_.http, u.url, file, o);
+}
+
+std::string CopyStep::key_inputs() {
+  std::string out = "dest " + q(dest_) + "\nowner " + q(owner()) + "\n";
+  if (!spec_.sources.empty()) {
+    // dest_is_dir is unknown here (it depends on the image); the chained key covers that.
+    CopyPlan plan = plan_copy(src_root_, spec_, nullptr);
+    out += "content " + content_key(src_root_, plan, spec_).str() + "\n";
+  }
+  for (auto& u : urls_) {
+    out += "url " + q(u.url) + " name " + q(u.rel);
+    if (!op_.checksum.empty()) {
+      // Pinned: the key is the checksum, so a cache hit needs no network (BuildKit too).
+      out += " checksum " + op_.checksum + "\n";
+      continue;
+    }
+    // Unpinned: docker fetches again and keys on what came back (content and mtime).
+    fetch_one(u);
+    out += " content " + u.fetched->digest.str() + " mtime " +
+           (u.fetched->last_modified ? std::to_string(*u.fetched->last_modified) : "-") + "\n";
+  }
+  return out;
+}
+
+void CopyStep::fetch() {
+  for (auto& u : urls_) fetch_one(u);
+}
+
+void CopyStep::write(const std::filesystem::path& rootfs) {
+  if (!owner_resolved_) resolve_owner(rootfs);
+  UniqueFd dst = open_file(rootfs, O_RDONLY | O_DIRECTORY);
+  auto is_dir = [&](const std::string& p) {
+    try {
+      UniqueFd d = overlay::open_in_root(dst.get(), p, O_RDONLY | O_DIRECTORY);
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  };
+  CopySpec s = spec_;
+  if (op_.add && !op_.parents) {
+    // ADD extracts local tar archives into the destination directory; other sources copy.
+    // (With --parents BuildKit copies from the source root, a directory, so nothing unpacks.)
+    std::vector<std::string> plain;
+    for (const auto& src : s.sources) {
+      UniqueFd f;
+      try {
+        f = overlay::open_in_root(src_root_, src, O_RDONLY);
+      } catch (const Error&) {
+        plain.push_back(src);  // wildcards and directories go through the copy rules
+        continue;
+      }
+      struct stat sst {};
+      if (::fstat(f.get(), &sst) == 0 && S_ISREG(sst.st_mode) && is_tar_archive(f.get())) {
+        UniqueFd d = overlay::mkdir_in_root(dst.get(), dest_);
+        extract_tar_archive(f.get(), "/proc/self/fd/" + std::to_string(d.get()), src);
+      } else {
+        plain.push_back(src);
+      }
+    }
+    s.sources = plain;
+  }
+  if (!s.sources.empty()) {
+    CopyPlan plan = plan_copy(src_root_, s, is_dir);
+    apply_copy(src_root_, dst.get(), plan, s);
+  }
+  if (urls_.empty()) return;
+  fetch();
+  // Downloaded files are copied like context files (owner 0:0 unless --chown, their 0600 mode
+  // unless --chmod, their mtime) and never extracted.
+  CopySpec u{.sources = {}, .dest = dest_, .uid = spec_.uid, .gid = spec_.gid, .chmod = op_.chmod};
+  for (const auto& url : urls_) u.sources.push_back(url.rel);
+  UniqueFd src = open_file(downloads_->path(), O_RDONLY | O_DIRECTORY);
+  CopyPlan plan = plan_copy(src.get(), u, is_dir);
+  apply_copy(src.get(), dst.get(), plan, u);
+}
+
+}  // namespace cbuild::builder
