@@ -197,7 +197,7 @@ TEST_CASE("sandbox: init files and bind mounts; edits never reach the rootfs [ro
   spec.hostname = "box7";
   spec.init_files = tmp.path() / "init";
   spec.binds = {{tmp.path() / "data", "/mnt/data", true}};
-  spec.tmpfs = {"/scratch"};
+  spec.tmpfs = {{"/scratch"}};
   auto c = run_sh(spec, "grep -c box7 /etc/hosts; cat /etc/hostname; cat /mnt/data/in; "
                         "echo more >> /etc/hosts; touch /mnt/data/x 2>/dev/null || echo ro; "
                         "echo t > /scratch/t && grep -c ' /scratch tmpfs' /proc/mounts");
