@@ -77,7 +77,7 @@ std::string docker_base_or_local() {
 
 }  // namespace
 
-TEST_CASE("RUN --mount: bind, cache, tmpfs and secret show what docker shows, and the layer keeps docker's mount points") {
+TEST_CASE("RUN --mount: bind + cache + tmpfs + secret show what docker shows; the layer keeps docker's mount points") {
   REQUIRE_ROOT();
   test::BuildProject p(docker_base_or_local());
   TempDir work;
@@ -144,7 +144,7 @@ TEST_CASE("RUN --mount: bind, cache, tmpfs and secret show what docker shows, an
   same_as_docker(p, mine, work.path() / "docker", secrets);
 }
 
-TEST_CASE("RUN --mount=type=cache: kept between builds (as docker does), shaped by uid/gid/mode, seeded by from=; prune --all clears it") {
+TEST_CASE("RUN --mount=type=cache: kept between builds as docker does; shaped by uid/gid/mode; seeded by from=; prune --all clears it") {
   REQUIRE_ROOT();
   test::BuildProject p(docker_base_or_local());
   TempDir work;
@@ -187,7 +187,7 @@ TEST_CASE("RUN --mount=type=cache: kept between builds (as docker does), shaped 
   CHECK(test::read_text(three / "seed") == "/seeded:\nx\n\n/seeded/x:\nf\n");
 }
 
-TEST_CASE("RUN --mount=type=bind: from a stage and an image, rw writes thrown away, relative targets, symlinks kept inside") {
+TEST_CASE("RUN --mount=type=bind: from a stage and an image; rw writes thrown away; relative targets; symlinks kept inside") {
   REQUIRE_ROOT();
   test::BuildProject p(docker_base_or_local());
   TempDir work;
@@ -226,7 +226,7 @@ TEST_CASE("RUN --mount=type=bind: from a stage and an image, rw writes thrown aw
   same_as_docker(p, mine, work.path() / "docker", {});
 }
 
-TEST_CASE("RUN --mount: the cache key follows what a bind shows, a from= stage's result, and a secret's id, never its value") {
+TEST_CASE("RUN --mount: the cache key follows what a bind shows and a from= stage's result; a secret's id, never its value") {
   REQUIRE_ROOT();
   test::BuildProject p(kLocalBase);
   TempDir work;
@@ -294,7 +294,7 @@ TEST_CASE("RUN --mount: secret env= and tmpfs size= (newer BuildKit options dock
   CHECK(files_containing(p.root, value).empty());
 }
 
-TEST_CASE("RUN --mount: a missing source, an unknown from=, a missing required secret give one clear message and leave nothing mounted") {
+TEST_CASE("RUN --mount: a missing source or secret and an unknown from= give one clear message and leave nothing mounted") {
   REQUIRE_ROOT();
   test::BuildProject p(kLocalBase);
   p.file("ignored.log", "x\n");
