@@ -138,8 +138,8 @@ TEST_CASE("RUN --mount: bind + cache + tmpfs + secret show what docker shows; th
     CHECK(files_containing(p.root, s).empty());
     CHECK(config.dump().find(s) == std::string::npos);
   }
-  CHECK_FALSE(test::has_mounts_under(p.root));
-  CHECK_FALSE(test::has_mounts_under("/tmp/cbuild-secrets-"));
+  CHECK_FALSE(test::has_mounts_under(p.dir.path()));
+  CHECK(fs::is_empty(p.tmp));  // no secret staging dir (nor anything else) left behind
 
   same_as_docker(p, mine, work.path() / "docker", secrets);
 }
@@ -222,7 +222,8 @@ TEST_CASE("RUN --mount=type=bind: from a stage and an image; rw writes thrown aw
   for (const char* d : {"m", "s", "s2", "w/rel", "u", "sl"}) CHECK_MESSAGE(fs::is_directory(mine / d), d);
   CHECK_FALSE(fs::exists(mine / "p"));
   CHECK_FALSE(fs::exists(mine / "f"));
-  CHECK_FALSE(test::has_mounts_under(p.root));
+  CHECK_FALSE(test::has_mounts_under(p.dir.path()));
+  CHECK(fs::is_empty(p.tmp));
   same_as_docker(p, mine, work.path() / "docker", {});
 }
 
@@ -346,6 +347,6 @@ TEST_CASE("RUN --mount: a missing source or secret and an unknown from= give one
     CHECK(r.err.find("cbuild: error:") != std::string::npos);
   }
   CHECK(tags() == before);
-  CHECK_FALSE(test::has_mounts_under(p.root));
-  CHECK_FALSE(test::has_mounts_under("/tmp/cbuild-"));
+  CHECK_FALSE(test::has_mounts_under(p.dir.path()));
+  CHECK(fs::is_empty(p.tmp));
 }

@@ -1,7 +1,8 @@
 // A build project for end-to-end tests through the real `cbuild` binary: a store holding the
 // busybox base (busybox_rootfs.h) under a name both cbuild and the docker peer can say FROM
 // with, a context folder, and helpers to build and to read back an image (config + the
-// flattened file tree).
+// flattened file tree). The binary runs with TMPDIR inside the project, so a test can tell
+// the mounts its own build left (has_mounts_under(dir)) from anybody else's.
 #pragma once
 
 #include <filesystem>
@@ -28,10 +29,12 @@ struct BuildProject {
   TempDir dir;
   std::filesystem::path root = dir.path() / "store";
   std::filesystem::path ctx = dir.path() / "ctx";
+  std::filesystem::path tmp = dir.path() / "tmp";  // the build's TMPDIR
   std::string base;  // the FROM name ("cbuild-test-busybox:1", or the docker peer's)
 
   explicit BuildProject(const std::string& base_name) : base(base_name) {
     std::filesystem::create_directories(ctx);
+    std::filesystem::create_directories(tmp);
     TempDir tree;
     make_busybox_rootfs(tree.path() / "rootfs");
     auto store = oci::LayoutStore::open(root);
@@ -41,10 +44,11 @@ struct BuildProject {
     std::filesystem::create_directories((ctx / rel).parent_path());
     std::ofstream(ctx / rel, std::ios::binary | std::ios::trunc) << text;
   }
-  CommandResult build(std::vector<std::string> extra = {}, const std::vector<std::string>& env = {}) const {
+  CommandResult build(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
     std::vector<std::string> args{"--root", root.string(), "--progress=plain"};
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(ctx.string());
+    env.push_back("TMPDIR=" + tmp.string());
     return run_cbuild(args, {}, env);
   }
   // The image `name` (a full reference) names: its config and its file tree flattened at
