@@ -56,9 +56,15 @@ std::string md5_of(const std::string& text) {
   return r.out.substr(0, 32);
 }
 
-// Builds `dockerfile` (already in the context) with docker too, and checks that both images
-// hold the same file tree. Returns false when no docker peer is available.
-bool same_as_docker(const test::BuildProject& p, const fs::path& mine, const fs::path& work,
+std::vector<std::string> created_by(const json& config) {
+  std::vector<std::string> out;
+  for (const auto& h : config["history"]) out.push_back(h.value("created_by", ""));
+  return out;
+}
+
+// Builds the context's Dockerfile with docker too, and checks that both images hold the same
+// file tree and history (RUN's created_by names no mount). Returns false without a docker peer.
+bool same_as_docker(const test::BuildProject& p, const json& config, const fs::path& mine, const fs::path& work,
                     const std::vector<std::string>& flags) {
   test::DockerPeer* docker = test::DockerPeer::get();
   if (!docker) return false;
@@ -66,6 +72,8 @@ bool same_as_docker(const test::BuildProject& p, const fs::path& mine, const fs:
   REQUIRE_MESSAGE(b.result.exit_code == 0, b.result.err);
   std::string diff = test::listing_diff(test::tree_listing(b.rootfs), test::tree_listing(mine));
   CHECK_MESSAGE(diff.empty(), "docker (-) vs cbuild (+):\n" << diff);
+  auto hd = created_by(b.config), hm = created_by(config);
+  CHECK_MESSAGE(hd == hm, "docker: " << json(hd).dump(1) << "\ncbuild: " << json(hm).dump(1));
   return true;
 }
 
@@ -141,7 +149,7 @@ TEST_CASE("RUN --mount: bind + cache + tmpfs + secret show what docker shows; th
   CHECK_FALSE(test::has_mounts_under(p.dir.path()));
   CHECK(fs::is_empty(p.tmp));  // no secret staging dir (nor anything else) left behind
 
-  same_as_docker(p, mine, work.path() / "docker", secrets);
+  same_as_docker(p, config, mine, work.path() / "docker", secrets);
 }
 
 TEST_CASE("RUN --mount=type=cache: kept between builds as docker does; shaped by uid/gid/mode; seeded by from=; prune --all clears it") {
@@ -166,7 +174,7 @@ TEST_CASE("RUN --mount=type=cache: kept between builds as docker does; shaped by
   CHECK(test::read_text(one / "seen") == "first\n");
   CHECK(test::read_text(one / "shape") == "700 1000 1000\n755 0 0\n");
   CHECK(test::read_text(one / "seed") == "/seeded:\nx\n\n/seeded/x:\nf\n");
-  bool docker = same_as_docker(p, one, work.path() / "d1", {});
+  bool docker = same_as_docker(p, c1, one, work.path() / "d1", {});
 
   dockerfile("second");  // another RUN (no cache hit), the same cache ids
   auto b = p.build({"-t", "c:2"});
@@ -175,7 +183,7 @@ TEST_CASE("RUN --mount=type=cache: kept between builds as docker does; shaped by
   CHECK(test::read_text(two / "seen") == "first\nsecond\n");
   CHECK(test::read_text(two / "seed") == "/seeded:\nx\n\n/seeded/x:\nf\ng\n");  // the seed is not re-applied
   CHECK_FALSE(fs::exists(two / "cache/second/log"));  // cache content never goes in a layer
-  if (docker) same_as_docker(p, two, work.path() / "d2", {});
+  if (docker) same_as_docker(p, c2, two, work.path() / "d2", {});
 
   auto prune = test::run_cbuild({"--root", p.root.string(), "prune", "--all"});
   REQUIRE_MESSAGE(prune.exit_code == 0, prune.err);
@@ -224,7 +232,7 @@ TEST_CASE("RUN --mount=type=bind: from a stage and an image; rw writes thrown aw
   CHECK_FALSE(fs::exists(mine / "f"));
   CHECK_FALSE(test::has_mounts_under(p.dir.path()));
   CHECK(fs::is_empty(p.tmp));
-  same_as_docker(p, mine, work.path() / "docker", {});
+  same_as_docker(p, config, mine, work.path() / "docker", {});
 }
 
 TEST_CASE("RUN --mount: the cache key follows what a bind shows and a from= stage's result; a secret's id, never its value") {
