@@ -54,17 +54,22 @@ struct CopyOp {
   std::string checksum;              // ADD --checksum=sha256:… for the one URL source
 };
 
+// One RUN --mount, expanded (builder/run_mounts.h gives the semantics).
 struct RunMount {
   enum class Type { Bind, Cache, Tmpfs, Secret } type = Type::Bind;
-  std::string target;
-  std::string source;       // bind: path in the context or `from` stage; secret: id
-  int from_stage = -1;      // bind/cache from a stage (-1: the context for bind)
-  std::string from_image;   // bind/cache from an image reference
+  std::string target;       // as written (relative: joined with WORKDIR); secret: may be empty (env only)
+  std::string source;       // bind/cache: path in the context or the `from` root ("": its root)
+  int from_stage = -1;      // bind/cache from a stage (-1: none)
+  std::string from_image;   // bind/cache from an image reference ("" with from_stage -1: the
+                            // context for bind, an empty directory for cache)
   bool readonly = true;     // bind defaults to read-only
-  std::string id;           // cache id (default: target)
+  std::string id;           // cache id (default: target) / secret id
   std::string sharing = "shared";
   bool required = false;    // secret
+  std::string env;          // secret: also expose as this environment variable
   std::optional<std::uint32_t> mode, uid, gid;
+  std::optional<std::uint64_t> size;  // tmpfs size in bytes
+  std::string text;         // the --mount value as rendered for messages ("type=bind,source=x,target=/x")
 };
 
 struct RunOp {

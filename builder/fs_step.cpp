@@ -55,16 +55,19 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
 }
 
 void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void(const fs::path& root)>& fn) {
+  StackView view(ctx, stack);
+  fn(view.root());
+}
+
+StackView::StackView(FsContext& ctx, const LayerStack& stack) {
   std::optional<oci::Digest> top = ensure_snapshots(ctx, stack);
   if (!top) {
-    TempDir empty;
-    fn(empty.path());
+    root_ = dir_.path();
     return;
   }
-  overlay::PreparedSnapshot view = ctx.snapshots.view(*top);
-  TempDir mnt;
-  overlay::ActiveMount mount(view.mount_spec(), mnt.path() / "view");
-  fn(mount.target());
+  view_.emplace(ctx.snapshots.view(*top));
+  mount_.emplace(view_->mount_spec(), dir_.path() / "view");
+  root_ = mount_->target();
 }
 
 }  // namespace cbuild::builder

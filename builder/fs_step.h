@@ -14,9 +14,11 @@
 #include <vector>
 
 #include "builder/frame_cache.h"
+#include "oci/base/fs.h"
 #include "oci/descriptor.h"
 #include "oci/layer_writer.h"
 #include "oci/store.h"
+#include "overlay/active_mount.h"
 #include "overlay/snapshot_store.h"
 
 namespace cbuild::builder {
@@ -50,8 +52,25 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const std::filesystem::path& merged)>& mutate,
                          const std::vector<std::string>& exclude = {});
 
-// A read-only merged view of `stack` for the lifetime of the call (COPY --from, RUN
-// --mount=from). An empty stack shows an empty directory.
+// A read-only merged view of `stack` for the lifetime of the call (COPY --from). An empty
+// stack shows an empty directory.
 void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void(const std::filesystem::path& root)>& fn);
+
+// The same view as an owner, for as long as the object lives (RUN --mount from=, where
+// several views stay open around one RUN). The destructor unmounts and releases the
+// snapshot locks; it never throws. Not movable (the mount's directory is its member).
+class StackView {
+ public:
+  StackView(FsContext& ctx, const LayerStack& stack);
+  StackView(const StackView&) = delete;
+  StackView& operator=(const StackView&) = delete;
+  const std::filesystem::path& root() const noexcept { return root_; }
+
+ private:
+  std::optional<overlay::PreparedSnapshot> view_;
+  TempDir dir_;
+  std::optional<overlay::ActiveMount> mount_;
+  std::filesystem::path root_;
+};
 
 }  // namespace cbuild::builder

@@ -118,12 +118,42 @@ struct StageAdapter {
 
   std::optional<ExecStep> one(const Step& s, ExecStep, const df::FromInstr&) { fail(plan, s, "unexpected FROM step"); }
 
+  RunMount convert_mount(const df::RunMount& m) {
+    static const char* types[] = {"bind", "cache", "tmpfs", "secret"};
+    RunMount out;
+    out.type = static_cast<RunMount::Type>(static_cast<int>(m.type));
+    out.target = m.target;
+    out.source = m.source;
+    out.readonly = m.readonly;
+    out.id = m.id;
+    out.sharing = m.sharing;
+    out.required = m.required;
+    out.env = m.env;
+    out.mode = m.mode;
+    out.uid = m.uid;
+    out.gid = m.gid;
+    out.size = m.size;
+    if (!m.from.empty()) {
+      if (auto idx = find_stage(plan, m.from)) out.from_stage = *idx;
+      else out.from_image = m.from;
+    }
+    // What the user wrote, in the order BuildKit documents the keys; shown in messages.
+    out.text = std::string("type=") + types[static_cast<int>(m.type)];
+    if (m.type == df::RunMount::Type::Secret || (m.type == df::RunMount::Type::Cache && m.id != m.target))
+      out.text += ",id=" + m.id;
+    if (!m.from.empty()) out.text += ",from=" + m.from;
+    if (!m.source.empty()) out.text += ",source=" + m.source;
+    if (!m.target.empty()) out.text += ",target=" + m.target;
+    if (!m.env.empty()) out.text += ",env=" + m.env;
+    return out;
+  }
+
   std::optional<ExecStep> one(const Step& s, ExecStep e, const df::RunInstr& r) {
     RunOp op;
     if (!r.security.empty() && r.security != "sandbox") fail(plan, s, "--security=" + r.security + " is not supported");
     if (r.network == "none") op.network_none = true;
     else if (r.network == "host") op.network_none = false;
-    if (!r.mounts.empty()) fail(plan, s, "RUN --mount is not supported yet");
+    for (const auto& m : r.mounts) op.mounts.push_back(convert_mount(m));
     if (r.json) {
       op.argv = r.command;
     } else {

@@ -9,6 +9,7 @@
 
 #include "builder/copy_step.h"
 #include "builder/run_command.h"
+#include "builder/run_mounts.h"
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
@@ -273,11 +274,11 @@ struct Stepper {
 
   StepResult operator()(const RunOp& op) {
     bool none = op.network_none.value_or(env.options.network == NetworkMode::None);
-    std::string inputs = "run\n" + step.cache_inputs + "\nnetwork=" + (none ? "none" : "host");
+    std::string wd = config_string(st.config, "WorkingDir");
+    RunMounts mounts(op.mounts, env, wd.empty() ? "/" : wd);
+    std::string inputs = "run\n" + step.cache_inputs + "\nnetwork=" + (none ? "none" : "host") + mounts.key_inputs();
     oci::Digest key = BuildCache::key(st.cache_key, inputs);
     if (auto hit = lookup(key)) return take(key, *hit);
-    if (!op.mounts.empty())
-      throw Error(ErrorKind::InvalidArgument, "RUN --mount is not supported yet");
     TempDir init;
     overlay::NetworkMode net = none ? overlay::NetworkMode::None : overlay::NetworkMode::Host;
     overlay::write_init_files(init.path(), overlay::InitFilesOptions{.hostname = "cbuild", .network = net});
@@ -287,12 +288,14 @@ struct Stepper {
     std::string shown;
     for (const auto& a : spec.argv) shown += (shown.empty() ? "" : " ") + a;
     spec.env = op.env;
-    std::string wd = config_string(st.config, "WorkingDir");
     spec.cwd = wd.empty() ? "/" : wd;
     spec.user = config_string(st.config, "User");
     spec.hostname = "cbuild";
     spec.network = net;
     spec.init_files = init.path();
+    mounts.attach(spec);
+    // docker 20.10 commits the directories it created as mount points (see sandbox.h).
+    spec.keep_directory_stubs = true;
     std::vector<std::string> exclude = overlay::Sandbox::stub_paths(spec);
     for (auto& p : overlay::init_file_paths()) exclude.push_back(p);
     StepRef ref{.vertex = current_vertex, .text = step.text, .line = step.line};

@@ -1,10 +1,12 @@
 // `cbuild prune [--all]` — removes blobs no tag reaches and no build-cache record holds (with
-// --all the build cache is cleared first), and the snapshots neither needs. Blobs a running build, pull or mount holds a lease
+// --all the build cache and the RUN --mount=type=cache directories no build holds are
+// cleared first), and the snapshots neither needs. Blobs a running build, pull or mount holds a lease
 // on are never removed, nor blobs younger than a minute (a writer may be about to tag them).
 #include <iostream>
 #include <set>
 
 #include "builder/cache.h"
+#include "builder/cache_mounts.h"
 #include "cli/command.h"
 #include "cli/store_open.h"
 #include "oci/base/error.h"
@@ -22,6 +24,7 @@ int run_prune(const PruneOptions& o, const GlobalOptions& g) {
   auto store = open_store(g);
   builder::BuildCache cache(g.resolved_root());
   std::size_t records = o.all ? cache.clear() : 0;
+  std::size_t cache_mounts = o.all ? builder::CacheMountStore(g.resolved_root()).clear() : 0;
   oci::GcOptions opts;
   opts.extra_roots = cache.referenced_blobs();
   auto res = store->gc(opts);
@@ -43,6 +46,7 @@ int run_prune(const PruneOptions& o, const GlobalOptions& g) {
   std::size_t snapshots = overlay::SnapshotStore(g.resolved_root()).prune(keep);
   if (snapshots) std::cout << "Deleted snapshots: " << snapshots << "\n";
   if (records) std::cout << "Deleted build cache records: " << records << "\n";
+  if (cache_mounts) std::cout << "Deleted cache mounts: " << cache_mounts << "\n";
   std::cout << "Total reclaimed space: " << human_size(static_cast<std::int64_t>(res.bytes_freed)) << "\n";
   return 0;
 }
@@ -52,7 +56,7 @@ CommandRegistration reg{{
     .help = "Remove unused blobs (and, with --all, the build cache)",
     .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<PruneOptions>();
-      app.add_flag("-a,--all", o->all, "Also remove the build cache and the blobs only it holds");
+      app.add_flag("-a,--all", o->all, "Also remove the build cache, RUN cache mounts and the blobs only they hold");
       app.add_flag("-f,--force", o->force, "Do not prompt for confirmation (there is no prompt)");
       return [o, &g] { return run_prune(*o, g); };
     }}};

@@ -14,8 +14,9 @@
 //  - the rootfs as "/" (pivot_root), /proc, /sys read-only, /dev a tmpfs with null zero full
 //    random urandom tty, ptmx → pts/ptmx (a private devpts), shm (tmpfs), fd/stdin/stdout/stderr
 //    links; the files of `init_files` (hosts, resolv.conf, hostname — see init_layer.h) and
-//    `binds` bind-mounted at their targets, a fresh tmpfs (mode 1777) at each of `tmpfs`
-//    (RUN --mount=type=tmpfs);
+//    `binds` bind-mounted at their targets, a fresh tmpfs (mode 1777, nosuid, nodev) at each
+//    of `tmpfs` (RUN --mount=type=tmpfs), then each of `secrets` as a read-only file from a
+//    tmpfs private to the run (RUN --mount=type=secret), in that order;
 //  - hostname `hostname`; uid/gid from `user` looked up in the rootfs' /etc/passwd and
 //    /etc/group (parsed by cbuild, never NSS), supplementary groups from /etc/group
 //    memberships; umask 022; `cwd` as working directory (created when missing, as docker does
@@ -27,10 +28,14 @@
 //    SIGUSR1/SIGUSR2 to the command. The command's exit ends the run; leftover processes die
 //    with the PID namespace.
 //
-// Mount-point stubs: when /proc, /sys, /dev, a bind target or an init file is missing in the
+// Mount-point stubs: when /proc, /sys, /dev, a mount target or an init file is missing in the
 // rootfs, an empty directory or file is created there first (inside the root, through
-// safe_path.h) — so in an overlay they land in the upper dir. stub_paths(spec) lists every path
-// the sandbox may have created that way; pass them to DiffOptions::exclude.
+// safe_path.h, with missing parents 0755) — so in an overlay they land in the upper dir.
+// stub_paths(spec) lists every path the sandbox may have created that way; pass them to
+// DiffOptions::exclude. Parent directories created for a stub are not listed: they stay in a
+// layer, as they do with docker. With keep_directory_stubs, directory mount points of `binds`
+// and `tmpfs` are not listed either (docker 20.10's BuildKit commits those and drops only the
+// empty file stubs).
 //
 // Failure model: the parent prepares everything that allocates; after clone the child only
 // makes system calls. A failure before exec comes back as a fixed record (step, errno) and is
@@ -44,6 +49,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -65,7 +71,29 @@ struct BindMount {
   std::filesystem::path source;  // on the host
   std::string target;            // inside the rootfs (resolved inside it)
   bool readonly = false;
+  // When >= 0, the mount binds what this open fd (O_PATH is enough) refers to — its mount
+  // tree cloned with open_tree(2) and attached in the run's namespace — and `source` only
+  // names it in messages. A caller that resolved the source inside an untrusted tree
+  // (safe_path.h) passes the fd, so a symlink swapped in after resolving cannot redirect the
+  // mount. The caller keeps the fd open during run(); the command never inherits it.
+  int source_fd = -1;
 };
+
+struct TmpfsMount {
+  std::string target;                       // inside the rootfs
+  std::optional<std::uint64_t> size_bytes;  // nullopt: the kernel's default (half of RAM)
+};
+
+// A file mounted read-only at `target`, written by the sandbox into a tmpfs that only the
+// run's mount namespace ever sees (mounted nosuid, nodev, noexec), so its content never
+// touches a disk nor the host's mount table.
+struct SecretFile {
+  std::string target;   // inside the rootfs
+  std::string content;  // at most kMaxSecretBytes
+  std::uint32_t mode = 0400;
+  std::uint32_t uid = 0, gid = 0;
+};
+inline constexpr std::size_t kMaxSecretBytes = 500 * 1024;  // BuildKit's limit
 
 struct RunSpec {
   std::filesystem::path rootfs;
@@ -79,7 +107,10 @@ struct RunSpec {
   // bind-mounted over the rootfs' (init_layer.h makes it). Empty: none.
   std::filesystem::path init_files;
   std::vector<BindMount> binds;
-  std::vector<std::string> tmpfs;  // targets inside the rootfs
+  std::vector<TmpfsMount> tmpfs;
+  std::vector<SecretFile> secrets;
+  // stub_paths() leaves out directory mount points of binds and tmpfs (see above).
+  bool keep_directory_stubs = false;
   int stdin_fd = -1;   // -1: /dev/null
   int stdout_fd = 1;
   int stderr_fd = 2;
@@ -98,7 +129,8 @@ class Sandbox {
   // Runs spec.argv to completion. Throws cbuild::Error as described above.
   static ExitStatus run(const RunSpec& spec);
   // Paths (relative to the rootfs, e.g. "proc", "etc/hosts") that run() creates as mount-point
-  // stubs when missing. Pure; usable before or after run().
+  // stubs when missing. Usable before or after run(); only stats bind sources (to tell a
+  // directory mount point from a file one under keep_directory_stubs).
   static std::vector<std::string> stub_paths(const RunSpec& spec);
 };
 

@@ -47,12 +47,16 @@ void check(bool ok, Step step, int index = -1) noexcept {
 
 // PID 1 inherited every fd of cbuild (clone copies the table): keep only the ones the run
 // needs, so neither PID 1 nor the command holds a host directory, a store lock or a socket.
+// The bind-source fds survive until bind_mounts() has used them.
 void close_other_fds(const ChildPlan& p, int sock, int status_fd) noexcept {
   int keep[5] = {sock, status_fd, p.stdin_fd, p.stdout_fd, p.stderr_fd};
   for (int i = 1; i < 5; ++i)
     for (int j = i; j > 0 && keep[j - 1] > keep[j]; --j) std::swap(keep[j - 1], keep[j]);
+  // Merge the two sorted lists without allocating; close every gap between kept fds.
   unsigned next = 0;
-  for (int k : keep) {
+  std::size_t a = 0, b = 0;
+  while (a < 5 || b < p.bind_fds.size()) {
+    int k = (b >= p.bind_fds.size() || (a < 5 && keep[a] < p.bind_fds[b])) ? keep[a++] : p.bind_fds[b++];
     if (k < 0 || static_cast<unsigned>(k) < next) continue;
     if (static_cast<unsigned>(k) > next) ::syscall(SYS_close_range, next, static_cast<unsigned>(k) - 1, 0u);
     next = static_cast<unsigned>(k) + 1;
@@ -127,13 +131,47 @@ void mount_dev(const ChildPlan& p) noexcept {
 void bind_mounts(const ChildPlan& p) noexcept {
   int i = 0;
   for (const ChildBind& b : p.binds) {
-    if (b.source.empty())
-      check(::mount("tmpfs", b.target.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") == 0, Step::BindMounts, i);
+    if (b.tree_fd >= 0)
+      check(::syscall(SYS_move_mount, b.tree_fd, "", AT_FDCWD, b.target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) == 0,
+            Step::BindMounts, i);
+    else if (b.source.empty())
+      check(::mount("tmpfs", b.target.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, b.tmpfs_options.c_str()) == 0,
+            Step::BindMounts, i);
     else
       check(::mount(b.source.c_str(), b.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::BindMounts, i);
     if (b.readonly)
       check(::mount(nullptr, b.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) == 0,
             Step::BindMounts, i);
+    ++i;
+  }
+  for (int fd : p.bind_fds) ::close(fd);
+}
+
+void mount_secrets(const ChildPlan& p) noexcept {
+  if (p.secrets.empty()) return;
+  // The staging tmpfs lives only in this mount namespace (mounts are private by now) and is
+  // detached with the old root by pivot(); only the bound files stay reachable.
+  check(::mount("tmpfs", p.secret_dir.c_str(), "tmpfs", kNoSuidDevExec, p.secret_tmpfs_options.c_str()) == 0,
+        Step::MountSecrets, -1);
+  int i = 0;
+  for (const ChildSecret& s : p.secrets) {
+    int fd = ::open(s.staged.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    check(fd >= 0, Step::MountSecrets, i);
+    std::size_t done = 0;
+    while (done < s.content.size()) {
+      ssize_t n = ::write(fd, s.content.data() + done, s.content.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      check(n > 0, Step::MountSecrets, i);
+      done += static_cast<std::size_t>(n);
+    }
+    // chmod after chown: chown clears set-id bits.
+    check(::fchown(fd, s.uid, s.gid) == 0, Step::MountSecrets, i);
+    check(::fchmod(fd, s.mode) == 0, Step::MountSecrets, i);
+    ::close(fd);
+    check(::mount(s.staged.c_str(), s.target.c_str(), nullptr, MS_BIND, nullptr) == 0, Step::MountSecrets, i);
+    // A bind remount sets the per-mount flags to exactly these, so repeat the tmpfs's.
+    check(::mount(nullptr, s.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kNoSuidDevExec, nullptr) == 0,
+          Step::MountSecrets, i);
     ++i;
   }
 }
@@ -235,6 +273,7 @@ void child_main(const ChildPlan& p, int sock, int status_fd) noexcept {
   mount_filesystems(p);
   mount_dev(p);
   bind_mounts(p);
+  mount_secrets(p);
   set_hostname(p);
   loopback_up(p);
   pivot(p);

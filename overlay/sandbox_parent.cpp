@@ -13,8 +13,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
@@ -118,7 +120,16 @@ std::string stub_target(int root_fd, const std::string& root_canon, const std::s
   return canon;
 }
 
-ChildPlan make_plan(const RunSpec& spec) {
+// The tmpfs data for a RUN --mount=type=tmpfs: docker's mode, and size= when given.
+std::string tmpfs_options(const TmpfsMount& t) {
+  std::string o = "mode=1777";
+  if (t.size_bytes) o += ",size=" + std::to_string(*t.size_bytes);
+  return o;
+}
+
+// `secret_dir` is an empty host directory the child mounts its private tmpfs on ("" when
+// the spec has no secrets).
+ChildPlan make_plan(const RunSpec& spec, const std::string& secret_dir) {
   if (spec.argv.empty() || spec.argv[0].empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: empty command");
   ChildPlan p;
   std::error_code ec;
@@ -134,20 +145,52 @@ ChildPlan make_plan(const RunSpec& spec) {
     for (const char* f : kInitFiles) {
       auto src = spec.init_files / f;
       if (!std::filesystem::exists(src)) continue;
-      p.binds.push_back({src.string(), stub_target(root.get(), p.rootfs, f, false), false});
+      p.binds.push_back({src.string(), -1, stub_target(root.get(), p.rootfs, f, false), false, {}});
     }
   }
   for (const auto& b : spec.binds) {
     struct stat st {};
-    if (::stat(b.source.c_str(), &st) != 0) throw_errno("sandbox: bind mount source", b.source.string());
+    std::string source = b.source.string();
+    int tree = -1;
+    if (b.source_fd >= 0) {
+      if (::fstat(b.source_fd, &st) != 0) throw_errno("sandbox: bind mount source", source);
+      p.tree_owners.push_back(sys::open_tree_clone(b.source_fd, "sandbox: bind mount source " + quote(source)));
+      tree = p.tree_owners.back().get();
+      p.bind_fds.push_back(tree);
+    } else if (::stat(b.source.c_str(), &st) != 0) {
+      throw_errno("sandbox: bind mount source", source);
+    }
     std::string t = clean_path(b.target);
     if (t.empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: cannot bind mount over the root directory");
-    p.binds.push_back({b.source.string(), stub_target(root.get(), p.rootfs, t, S_ISDIR(st.st_mode)), b.readonly});
+    p.binds.push_back({source, tree, stub_target(root.get(), p.rootfs, t, S_ISDIR(st.st_mode)), b.readonly, {}});
   }
-  for (const auto& target : spec.tmpfs) {
-    std::string t = clean_path(target);
+  std::sort(p.bind_fds.begin(), p.bind_fds.end());
+  for (const auto& tm : spec.tmpfs) {
+    std::string t = clean_path(tm.target);
     if (t.empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: cannot mount a tmpfs over the root directory");
-    p.binds.push_back({"", stub_target(root.get(), p.rootfs, t, true), false});
+    p.binds.push_back({"", -1, stub_target(root.get(), p.rootfs, t, true), false, tmpfs_options(tm)});
+  }
+  std::size_t secret_bytes = 0;
+  for (const auto& sf : spec.secrets) {
+    std::string t = clean_path(sf.target);
+    if (t.empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: cannot mount a secret over the root directory");
+    if (sf.content.size() > kMaxSecretBytes)
+      throw Error(ErrorKind::InvalidArgument, "sandbox: the secret for " + quote("/" + t) + " is larger than " +
+                                                  std::to_string(kMaxSecretBytes / 1024) + " KiB");
+    secret_bytes += sf.content.size();
+    internal::ChildSecret cs;
+    cs.staged = secret_dir + "/" + std::to_string(p.secrets.size());
+    cs.target = stub_target(root.get(), p.rootfs, t, false);
+    cs.content = sf.content;
+    cs.mode = static_cast<mode_t>(sf.mode & 07777);
+    cs.uid = sf.uid;
+    cs.gid = sf.gid;
+    p.secrets.push_back(std::move(cs));
+  }
+  if (!p.secrets.empty()) {
+    p.secret_dir = secret_dir;
+    // Room for every file plus a page each (tmpfs rounds up), never the default half of RAM.
+    p.secret_tmpfs_options = "mode=0700,size=" + std::to_string(secret_bytes + 4096 * (p.secrets.size() + 1));
   }
 
   ExecUser user = resolve_user_in_rootfs(spec.user, p.rootfs);
@@ -197,6 +240,8 @@ Error child_error(const ChildReport& r, const RunSpec& spec, const ChildPlan& pl
   std::string what = internal::step_name(r.step);
   if (r.step == Step::BindMounts && r.index >= 0 && static_cast<std::size_t>(r.index) < plan.binds.size())
     what += " " + quote(plan.binds[r.index].target.substr(plan.rootfs.size()));
+  if (r.step == Step::MountSecrets && r.index >= 0 && static_cast<std::size_t>(r.index) < plan.secrets.size())
+    what += " " + quote(plan.secrets[r.index].target.substr(plan.rootfs.size()));
   if (r.step == Step::Chdir) what += " " + quote(plan.cwd);
   if (r.step == Step::Exec) {
     if (r.err == ENOENT) {
@@ -250,6 +295,7 @@ const char* internal::step_name(Step s) noexcept {
     case Step::MountDevpts: return "mount /dev/pts";
     case Step::MountShm: return "mount /dev/shm";
     case Step::BindMounts: return "bind mount";
+    case Step::MountSecrets: return "mount secret";
     case Step::Hostname: return "set hostname";
     case Step::LoopbackUp: return "bring up lo";
     case Step::PivotRoot: return "pivot_root";
@@ -272,10 +318,21 @@ std::vector<std::string> Sandbox::stub_paths(const RunSpec& spec) {
     for (const char* f : kInitFiles) out.push_back(f);
   for (const auto& b : spec.binds) {
     std::string t = clean_path(b.target);
-    if (!t.empty()) out.push_back(t);
+    if (t.empty()) continue;
+    if (spec.keep_directory_stubs) {
+      struct stat st {};
+      int r = b.source_fd >= 0 ? ::fstat(b.source_fd, &st) : ::stat(b.source.c_str(), &st);
+      if (r == 0 && S_ISDIR(st.st_mode)) continue;
+    }
+    out.push_back(t);
   }
-  for (const auto& target : spec.tmpfs) {
-    std::string t = clean_path(target);
+  if (!spec.keep_directory_stubs)
+    for (const auto& tm : spec.tmpfs) {
+      std::string t = clean_path(tm.target);
+      if (!t.empty()) out.push_back(t);
+    }
+  for (const auto& sf : spec.secrets) {
+    std::string t = clean_path(sf.target);
     if (!t.empty()) out.push_back(t);
   }
   return out;
@@ -283,7 +340,10 @@ std::vector<std::string> Sandbox::stub_paths(const RunSpec& spec) {
 
 ExitStatus Sandbox::run(const RunSpec& spec) {
   check_cancelled();
-  ChildPlan plan = make_plan(spec);
+  // Stays empty on the host: the child mounts its own tmpfs over it (see mount_secrets).
+  std::optional<TempDir> secret_dir;
+  if (!spec.secrets.empty()) secret_dir.emplace(std::filesystem::path{}, "cbuild-secrets-");
+  ChildPlan plan = make_plan(spec, secret_dir ? std::filesystem::canonical(secret_dir->path()).string() : "");
   Cgroup cg(spec.limits);
 
   int sv[2];

@@ -9,18 +9,40 @@
 #include <string>
 #include <vector>
 
+#include "oci/base/unique_fd.h"
+
 namespace cbuild::overlay::internal {
 
 struct ChildBind {
-  std::string source;  // host path; empty: mount a fresh tmpfs instead
+  std::string source;  // host path; empty (and tree_fd < 0): a fresh tmpfs
+  int tree_fd = -1;    // >= 0: attach this detached mount tree (open_tree) instead of `source`
   std::string target;  // canonical absolute host path of the stub inside the rootfs
   bool readonly = false;
+  std::string tmpfs_options;  // tmpfs: the mount data ("mode=1777[,size=N]")
+};
+
+struct ChildSecret {
+  std::string staged;   // the file to write, inside secret_dir
+  std::string target;   // canonical absolute host path of the stub inside the rootfs
+  std::string content;
+  mode_t mode = 0400;
+  uid_t uid = 0;
+  gid_t gid = 0;
 };
 
 struct ChildPlan {
   // Canonical absolute host paths (no symlinks), all inside `rootfs`.
   std::string rootfs, proc, sys, dev;
   std::vector<ChildBind> binds;
+  // The tree_fds of binds (sorted): kept open through close_other_fds, closed right after
+  // the bind mounts so neither PID 1 nor the command holds them. The parent owns them
+  // (tree_owners) and closes its copies when the run is over.
+  std::vector<int> bind_fds;
+  std::vector<UniqueFd> tree_owners;
+  // Secrets: a private tmpfs mounted on secret_dir (an empty host directory) in the child's
+  // namespace only; each file written there, then bound read-only at its target.
+  std::string secret_dir, secret_tmpfs_options;
+  std::vector<ChildSecret> secrets;
   std::string hostname;
   bool net_none = false;
 

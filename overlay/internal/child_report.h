@@ -18,6 +18,7 @@ enum class Step : std::int32_t {
   MountDevpts,
   MountShm,
   BindMounts,
+  MountSecrets,
   Hostname,
   LoopbackUp,
   PivotRoot,

@@ -306,4 +306,12 @@ void move_mount_to(int mnt_fd, const std::string& target) {
     throw_errno("move_mount", target);
 }
 
+UniqueFd open_tree_clone(int fd, std::string_view shown) {
+  long t = retry([&] {
+    return ::syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+  });
+  if (t < 0) throw_errno("open_tree", shown);
+  return UniqueFd(static_cast<int>(t));
+}
+
 }  // namespace cbuild::overlay::sys

@@ -89,5 +89,9 @@ void fsconfig_set(int fs_fd, const char* key, const char* value);
 void fsconfig_create(int fs_fd, std::string_view shown);
 UniqueFd fsmount(int fs_fd, unsigned int attr_flags);
 void move_mount_to(int mnt_fd, const std::string& target);
+// open_tree(fd, "", OPEN_TREE_CLONE | AT_RECURSIVE): a detached copy of the mount tree at
+// `fd` (any fd, O_PATH included), which move_mount can attach in another mount namespace —
+// unlike a "/proc/self/fd/N" path, whose mount belongs to the namespace that opened it.
+UniqueFd open_tree_clone(int fd, std::string_view shown);
 
 }  // namespace cbuild::overlay::sys

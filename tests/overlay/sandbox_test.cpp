@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <string>
@@ -197,7 +198,7 @@ TEST_CASE("sandbox: init files and bind mounts; edits never reach the rootfs [ro
   spec.hostname = "box7";
   spec.init_files = tmp.path() / "init";
   spec.binds = {{tmp.path() / "data", "/mnt/data", true}};
-  spec.tmpfs = {"/scratch"};
+  spec.tmpfs = {{"/scratch"}};
   auto c = run_sh(spec, "grep -c box7 /etc/hosts; cat /etc/hostname; cat /mnt/data/in; "
                         "echo more >> /etc/hosts; touch /mnt/data/x 2>/dev/null || echo ro; "
                         "echo t > /scratch/t && grep -c ' /scratch tmpfs' /proc/mounts");
@@ -386,4 +387,42 @@ TEST_CASE("sandbox: bind targets and stubs behind hostile symlinks stay inside t
   CHECK(fs::is_directory(tmp.path() / "r" / host.relative_path() / "mnt"));  // the stub, inside
   CHECK(fs::is_directory(tmp.path() / "r/other"));
   CHECK_FALSE(has_mounts_under(tmp.path()));
+}
+
+TEST_CASE("sandbox: an fd bind keeps what was resolved; secrets are read-only files of a private tmpfs; tmpfs size [root]") {
+  REQUIRE_ROOT();
+  TempDir tmp;
+  write_text(tmp.path() / "src/f", "resolved");
+  UniqueFd src(::open((tmp.path() / "src").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  REQUIRE(src.get() >= 0);
+  // The path is swapped for a symlink after resolving: the bind must not follow it.
+  fs::rename(tmp.path() / "src", tmp.path() / "moved");
+  fs::create_symlink("/etc", tmp.path() / "src");
+  fs::path rootfs = tmp.path() / "rootfs";
+  fs::create_directories(rootfs);
+  fs::copy(busybox(), rootfs, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  RunSpec spec;
+  spec.rootfs = rootfs;
+  spec.binds = {{.source = tmp.path() / "src", .target = "/fdbind", .readonly = true, .source_fd = src.get()}};
+  spec.secrets = {{.target = "/run/secrets/tok", .content = "s3cret-value", .mode = 0440, .uid = 1000, .gid = 1000}};
+  spec.tmpfs = {{.target = "/small", .size_bytes = 1u << 20}};
+  auto c = run_sh(spec, "cat /fdbind/f; echo; stat -c '%a %u %g' /run/secrets/tok; cat /run/secrets/tok; echo; "
+                        "(echo x > /run/secrets/tok) 2>/dev/null || echo ro; "
+                        "grep ' /run/secrets/tok ' /proc/mounts | grep -c 'tmpfs ro,nosuid,nodev,noexec'; "
+                        "grep ' /small ' /proc/mounts | grep -o 'size=[0-9a-z]*'");
+  CHECK(c.err == "");
+  CHECK(c.out == "resolved\n440 1000 1000\ns3cret-value\nro\n1\nsize=1024k\n");
+  CHECK(read_text(rootfs / "run/secrets/tok") == "");  // only the empty stub is on disk
+  CHECK_FALSE(has_mounts_under(tmp.path()));
+
+  auto listed = [](const std::vector<std::string>& v, const char* p) { return std::find(v.begin(), v.end(), p) != v.end(); };
+  auto stubs = Sandbox::stub_paths(spec);
+  CHECK(listed(stubs, "fdbind"));
+  CHECK(listed(stubs, "small"));
+  CHECK(listed(stubs, "run/secrets/tok"));
+  spec.keep_directory_stubs = true;  // docker 20.10: directory mount points stay in the layer
+  stubs = Sandbox::stub_paths(spec);
+  CHECK_FALSE(listed(stubs, "fdbind"));
+  CHECK_FALSE(listed(stubs, "small"));
+  CHECK(listed(stubs, "run/secrets/tok"));
 }
