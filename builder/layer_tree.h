@@ -24,7 +24,11 @@
 // The parent filesystem is read through `lower_root`, an fd of a read-only merged view of the
 // parent (fs_step.h with_view: its snapshots, materialized from the blobs when missing) or -1
 // for an empty parent. Chosen over resolving against the parent's layer entries because a
-// view answers symlinks, whiteouts and opaque dirs of any stack exactly, and costs one mount;
+// view answers symlinks, whiteouts and opaque dirs of any stack exactly, and costs one mount.
+// The price: when the parent's top layer is itself streamed (COPY after COPY), the view
+// materializes it first (ensure_snapshots applies its blob) — one step's files written once,
+// where the on-disk path wrote every step's. A later change can give the tree a lower made of
+// the previous step's tree instead;
 // the lower is only consulted below directories that exist in it, so a COPY into a new
 // directory makes no lookups at all. Paths are resolved inside the root like
 // overlay/safe_path.h: ".." stops at the root, absolute symlinks restart at it, and a walk
