@@ -75,8 +75,8 @@ std::string CopyStep::key_inputs() {
   std::string out = "dest " + q(dest_) + "\nowner " + q(owner()) + "\n";
   if (!spec_.sources.empty()) {
     // dest_is_dir is unknown here (it depends on the image); the chained key covers that.
-    CopyPlan plan = plan_copy(src_root_, spec_, nullptr);
-    out += "content " + content_key(src_root_, plan, spec_).str() + "\n";
+    key_plan_ = plan_copy(src_root_, spec_, nullptr);
+    out += "content " + content_key(src_root_, *key_plan_, spec_).str() + "\n";
   }
   for (auto& u : urls_) {
     out += "url " + q(u.url) + " name " + q(u.rel);
@@ -170,8 +170,14 @@ void CopyStep::write(LayerTree& tree, const std::filesystem::path& view) {
   if (!owner_resolved_) resolve_owner(view);
   auto is_dir = [&](const std::string& p) { return tree.is_dir(p); };
   if (!spec_.sources.empty()) {
-    CopyPlan plan = plan_copy(src_root_, spec_, is_dir);
-    tree.copy(src_root_, plan, spec_);
+    // The plan the key was made from, unless the destination turned out to be a directory
+    // (which plan_copy was not asked then): walking the sources twice costs a stat per entry.
+    if (key_plan_ && (key_plan_->dest_probe.empty() || !is_dir(key_plan_->dest_probe))) {
+      tree.copy(src_root_, *key_plan_, spec_);
+    } else {
+      CopyPlan plan = plan_copy(src_root_, spec_, is_dir);
+      tree.copy(src_root_, plan, spec_);
+    }
   }
   if (urls_.empty()) return;
   fetch();

@@ -78,6 +78,7 @@ class CopyStep {
   int src_root_;
   CopyStepOptions options_;
   CopySpec spec_;
+  std::optional<CopyPlan> key_plan_;  // made by key_inputs(), reused by write(tree) when valid
   bool owner_resolved_ = false;
   std::vector<Url> urls_;
   std::optional<TempDir> downloads_;

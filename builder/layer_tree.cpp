@@ -441,7 +441,11 @@ void LayerTree::emit(Node& n, const std::string& name, oci::TarWriter& tar, std:
     return;
   }
   if (e.type == oci::TarType::File) {
-    UniqueFd in = overlay::open_in_root(n.src_root, n.src, O_RDONLY | O_NOFOLLOW);
+    if (!files_ || files_root_ != n.src_root) {
+      files_ = std::make_unique<SourceFiles>(n.src_root);
+      files_root_ = n.src_root;
+    }
+    UniqueFd in = files_->open(n.src);
     tar.add_file(e, in.get());
   } else {
     tar.add(e);

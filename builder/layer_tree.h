@@ -95,6 +95,8 @@ class LayerTree {
   int lower_;
   std::unique_ptr<Node> root_;
   std::vector<UniqueFd> fds_;
+  std::unique_ptr<SourceFiles> files_;  // while writing: opens the files of one source root
+  int files_root_ = -1;
   std::int64_t now_sec_ = 0;
   std::uint32_t now_nsec_ = 0;
   mode_t umask_ = 022;

@@ -108,6 +108,7 @@ struct Fixture {
     CopyStep old_step(op, dest, src.get(), CopyStepOptions{.keep_owner = keep_owner});
     FsStepResult old_r = run_fs_step(ctx, base, [&](const fs::path& merged) { old_step.write(merged); });
     CopyStep new_step(op, dest, src.get(), CopyStepOptions{.keep_owner = keep_owner});
+    new_step.key_inputs();  // as the stage runner does: write(tree) may reuse the key's plan
     std::size_t snapshots = snaps.list().size();
     FsStepResult new_r =
         run_streamed_step(ctx, base, [&](LayerTree& tree, const fs::path& view) { new_step.write(tree, view); });
