@@ -126,6 +126,20 @@ CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const Co
   return stats;
 }
 
+UniqueFd SourceFiles::open(const std::string& src) {
+  auto slash = src.rfind('/');
+  std::string dir = slash == std::string::npos ? "" : src.substr(0, slash);
+  std::string leaf = slash == std::string::npos ? src : src.substr(slash + 1);
+  if (!dir_fd_ || dir != dir_) {
+    dir_fd_ = overlay::open_in_root(root_, dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
+    dir_ = dir;
+  }
+  if (leaf.empty() || leaf == "." || leaf == "..") return overlay::open_in_root(root_, src, O_RDONLY | O_NOFOLLOW);
+  int fd = ::openat(dir_fd_.get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw_errno("open", src);
+  return UniqueFd(fd);
+}
+
 oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec) {
   oci::Sha256 h;
   std::vector<char> buf(1 << 20);
@@ -133,6 +147,7 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
     h.update(std::to_string(s.size()) + ":");
     h.update(s);
   };
+  SourceFiles files(src_root);
   for (const auto& p : plan.parents) field("parent " + p);
   for (const auto& it : plan.items) {
     check_cancelled();
@@ -145,7 +160,7 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
     if (S_ISLNK(it.st.st_mode)) field(it.link_target);
     if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) field(std::to_string(it.st.st_rdev));
     if (S_ISREG(it.st.st_mode)) {
-      UniqueFd in = overlay::open_in_root(src_root, it.src, O_RDONLY | O_NOFOLLOW);
+      UniqueFd in = files.open(it.src);
       oci::Sha256 fh;
       for (;;) {
         std::size_t n = read_full(in.get(), buf.data(), buf.size(), it.src);

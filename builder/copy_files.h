@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "oci/base/unique_fd.h"
 #include "oci/digest.h"
 
 namespace cbuild::builder {
@@ -71,6 +72,24 @@ struct CopyItem {
 struct CopyPlan {
   std::vector<CopyItem> items;  // parents before children, in source walk order
   std::vector<std::string> parents;  // destination parent dirs that may need creating
+  // The destination whose being a directory decided the plan ("" when only the spelling did):
+  // a plan made without dest_is_dir stays valid where this path is not a directory.
+  std::string dest_probe;
+};
+
+// Opens the regular files a plan reads, in plan order: each through its parent directory,
+// opened inside the root once for all its entries (a plan lists a directory's entries
+// together), so a file costs one openat of a single name (O_NOFOLLOW) instead of a walk of its
+// whole path. Not thread-safe.
+class SourceFiles {
+ public:
+  explicit SourceFiles(int src_root) : root_(src_root) {}
+  UniqueFd open(const std::string& src);
+
+ private:
+  int root_;
+  std::string dir_;  // of dir_fd_, root-relative
+  UniqueFd dir_fd_;
 };
 
 // `dest_is_dir(path)` says whether `path` (cleaned, inside the destination) is already a

@@ -407,7 +407,10 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
       throw Error(ErrorKind::InvalidArgument,
                   "when copying several sources the destination must be a directory and end with a /: " +
                       quote(spec.dest));
-    if (!dest_dir && !dest.empty() && dest_is_dir && dest_is_dir(dest)) dest_dir = true;
+    if (!dest_dir && !dest.empty()) {
+      plan.dest_probe = dest;
+      if (dest_is_dir && dest_is_dir(dest)) dest_dir = true;
+    }
 
     for (const auto& r : srcs) {
       if (S_ISDIR(r.st.st_mode)) {

@@ -75,8 +75,8 @@ std::string CopyStep::key_inputs() {
   std::string out = "dest " + q(dest_) + "\nowner " + q(owner()) + "\n";
   if (!spec_.sources.empty()) {
     // dest_is_dir is unknown here (it depends on the image); the chained key covers that.
-    CopyPlan plan = plan_copy(src_root_, spec_, nullptr);
-    out += "content " + content_key(src_root_, plan, spec_).str() + "\n";
+    key_plan_ = plan_copy(src_root_, spec_, nullptr);
+    out += "content " + content_key(src_root_, *key_plan_, spec_).str() + "\n";
   }
   for (auto& u : urls_) {
     out += "url " + q(u.url) + " name " + q(u.rel);
@@ -144,6 +144,49 @@ void CopyStep::write(const std::filesystem::path& rootfs) {
   UniqueFd src = open_file(downloads_->path(), O_RDONLY | O_DIRECTORY);
   CopyPlan plan = plan_copy(src.get(), u, is_dir);
   apply_copy(src.get(), dst.get(), plan, u);
+}
+
+}  // namespace cbuild::builder
+
+namespace cbuild::builder {
+
+bool CopyStep::extracts_archives() const {
+  if (!op_.add || op_.parents) return false;
+  for (const auto& src : spec_.sources) {
+    UniqueFd f;
+    try {
+      f = overlay::open_in_root(src_root_, src, O_RDONLY);
+    } catch (const Error&) {
+      continue;
+    }
+    struct stat sst {};
+    if (::fstat(f.get(), &sst) == 0 && S_ISREG(sst.st_mode) && is_tar_archive(f.get())) return true;
+  }
+  return false;
+}
+
+void CopyStep::write(LayerTree& tree, const std::filesystem::path& view) {
+  if (extracts_archives()) throw Error(ErrorKind::Internal, "COPY: archive extraction needs a mounted rootfs");
+  if (!owner_resolved_) resolve_owner(view);
+  auto is_dir = [&](const std::string& p) { return tree.is_dir(p); };
+  if (!spec_.sources.empty()) {
+    // The plan the key was made from, unless the destination turned out to be a directory
+    // (which plan_copy was not asked then): walking the sources twice costs a stat per entry.
+    if (key_plan_ && (key_plan_->dest_probe.empty() || !is_dir(key_plan_->dest_probe))) {
+      tree.copy(src_root_, *key_plan_, spec_);
+    } else {
+      CopyPlan plan = plan_copy(src_root_, spec_, is_dir);
+      tree.copy(src_root_, plan, spec_);
+    }
+  }
+  if (urls_.empty()) return;
+  fetch();
+  CopySpec u{.sources = {}, .dest = dest_, .uid = spec_.uid, .gid = spec_.gid, .chmod = op_.chmod};
+  for (const auto& url : urls_) u.sources.push_back(url.rel);
+  UniqueFd src = open_file(downloads_->path(), O_RDONLY | O_DIRECTORY);
+  CopyPlan plan = plan_copy(src.get(), u, is_dir);
+  tree.copy(src.get(), plan, u);
+  tree.keep_fd(std::move(src));  // the tree reads the downloads when it is written
 }
 
 }  // namespace cbuild::builder

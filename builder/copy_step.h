@@ -12,6 +12,9 @@
 //   c.fetch()                 on a cache miss: fetches the pinned URLs, verifying them, so a
 //                             failed download never starts a layer
 //   c.write(rootfs)           copies (and for ADD, extracts local archives; URLs never are)
+//   or, when !c.extracts_archives():
+//   c.write(tree, view)       records the same copy in a LayerTree over a read-only view of
+//                             the parent (fs_step.h run_streamed_step): no file is written
 //
 // Sources are read through `src_root` (an fd the caller keeps open: the build context, a
 // stage's rootfs, or a folder of heredoc files). Downloads live in a TempDir owned by the
@@ -27,6 +30,7 @@
 #include "builder/add_url.h"
 #include "builder/copy_files.h"
 #include "builder/exec_plan.h"
+#include "builder/layer_tree.h"
 #include "oci/base/fs.h"
 #include "registry-client/http.h"
 
@@ -55,6 +59,11 @@ class CopyStep {
   std::string key_inputs();
   void fetch();
   void write(const std::filesystem::path& rootfs);
+  // True when an ADD source is a local tar archive: extraction needs the on-disk write().
+  bool extracts_archives() const;
+  // write(rootfs) recorded into `tree`, whose lower is `view` (names for --chown are looked
+  // up there). Not for steps that extract archives.
+  void write(LayerTree& tree, const std::filesystem::path& view);
 
  private:
   struct Url {
@@ -69,6 +78,7 @@ class CopyStep {
   int src_root_;
   CopyStepOptions options_;
   CopySpec spec_;
+  std::optional<CopyPlan> key_plan_;  // made by key_inputs(), reused by write(tree) when valid
   bool owner_resolved_ = false;
   std::vector<Url> urls_;
   std::optional<TempDir> downloads_;

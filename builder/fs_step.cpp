@@ -1,5 +1,7 @@
 #include "builder/fs_step.h"
 
+#include <fcntl.h>
+
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 #include "oci/tar_reader.h"
@@ -26,6 +28,27 @@ std::optional<oci::Digest> ensure_snapshots(FsContext& ctx, const LayerStack& st
   return parent;
 }
 
+namespace {
+
+// One streaming layer write (tar → DiffID → framed compression → digest → store), reusing
+// and recording compressed frames through the frame cache.
+oci::LayerResult write_layer(FsContext& ctx, const std::function<void(oci::TarWriter&)>& fill) {
+  auto ingest = ctx.store.begin_ingest();
+  oci::LayerWriterOptions lo = ctx.layer_options;
+  std::vector<oci::FrameRecord> frames;
+  if (ctx.frame_cache) {
+    lo.cache = ctx.frame_cache;
+    lo.on_frame = [&frames](const oci::FrameRecord& f) { frames.push_back(f); };
+  }
+  oci::LayerWriter writer(*ingest, lo);
+  fill(writer.tar());
+  oci::LayerResult r = writer.finish();
+  if (ctx.frame_cache) ctx.frame_cache->record_layer(r.descriptor.digest, frames);
+  return r;
+}
+
+}  // namespace
+
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const fs::path& merged)>& mutate,
                          const std::vector<std::string>& exclude) {
@@ -38,20 +61,33 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
     mount.unmount();
   }
   overlay::DiffOptions diff{.exclude = exclude};
-  auto ingest = ctx.store.begin_ingest();
-  oci::LayerWriterOptions lo = ctx.layer_options;
-  std::vector<oci::FrameRecord> frames;
-  if (ctx.frame_cache) {
-    lo.cache = ctx.frame_cache;
-    lo.on_frame = [&frames](const oci::FrameRecord& f) { frames.push_back(f); };
-  }
-  oci::LayerWriter writer(*ingest, lo);
-  overlay::write_diff(prepared.upper(), writer.tar(), diff);
-  FsStepResult r{.layer = writer.finish(), .chain = {}};
-  if (ctx.frame_cache) ctx.frame_cache->record_layer(r.layer.descriptor.digest, frames);
+  FsStepResult r{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { overlay::write_diff(prepared.upper(), tar, diff); }),
+                 .chain = {}};
   r.chain = overlay::chain_id(parent_chain, r.layer.diff_id);
   ctx.snapshots.commit(prepared, r.chain, diff);
   return r;
+}
+
+FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
+                               const std::function<void(LayerTree& tree, const fs::path& view)>& build) {
+  std::optional<FsStepResult> r;
+  auto run = [&](const fs::path& view, int view_fd) {
+    LayerTree tree(view_fd);
+    build(tree, view);
+    r = FsStepResult{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { tree.write(tar); }), .chain = {}};
+  };
+  if (parent.layers.empty()) {
+    TempDir empty;
+    run(empty.path(), -1);
+  } else {
+    with_view(ctx, parent, [&](const fs::path& view) {
+      UniqueFd fd = open_file(view, O_RDONLY | O_DIRECTORY);
+      run(view, fd.get());
+    });
+  }
+  std::vector<oci::Digest> chains = overlay::chain_ids(parent.diff_ids);
+  r->chain = overlay::chain_id(chains.empty() ? std::nullopt : std::optional<oci::Digest>(chains.back()), r->layer.diff_id);
+  return std::move(*r);
 }
 
 void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void(const fs::path& root)>& fn) {

@@ -3,7 +3,8 @@
 // writable overlay stack is mounted, `mutate` changes the merged view (writes files, or runs
 // the sandbox), the mount goes away, the upper dir is diffed into one streaming layer write
 // (tar → DiffID → framed compression → digest → store), and the upper then *becomes* the new
-// snapshot by rename. On any failure nothing stays mounted and the upper is discarded; the
+// snapshot by rename (run_streamed_step skips the mount, the upper and the snapshot for steps
+// that only add files: see layer_tree.h). On any failure nothing stays mounted and the upper is discarded; the
 // store only ever holds complete, verified blobs.
 #pragma once
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "builder/frame_cache.h"
+#include "builder/layer_tree.h"
 #include "oci/base/fs.h"
 #include "oci/descriptor.h"
 #include "oci/layer_writer.h"
@@ -52,8 +54,16 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const std::filesystem::path& merged)>& mutate,
                          const std::vector<std::string>& exclude = {});
 
-// A read-only merged view of `stack` for the lifetime of the call (COPY --from). An empty
-// stack shows an empty directory.
+// COPY/ADD/WORKDIR without a mount or a file on disk: `build(tree, view)` records the change
+// in a LayerTree (layer_tree.h) over a read-only view of `parent` (`view` is its root; an
+// empty directory for an empty parent), and the tree is streamed as the layer, giving the
+// digest run_fs_step would give for the same change. NO snapshot is recorded for the new
+// chain: ensure_snapshots() applies the blob when a later step first needs the files.
+FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
+                               const std::function<void(LayerTree& tree, const std::filesystem::path& view)>& build);
+
+// A read-only merged view of `stack` for the lifetime of the call (COPY --from, RUN
+// --mount=from). An empty stack shows an empty directory.
 void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void(const std::filesystem::path& root)>& fn);
 
 // The same view as an owner, for as long as the object lives (RUN --mount from=, where

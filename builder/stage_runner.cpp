@@ -64,29 +64,6 @@ std::string join_image_path(const std::string& workdir, const std::string& p) {
   return "/" + overlay::clean_path((workdir.empty() ? std::string("/") : workdir) + "/" + p);
 }
 
-// mkdir -p inside the root; directories it creates belong to uid:gid (docker's WORKDIR and
-// COPY parent semantics). Existing directories are left as they are.
-void mkdir_owned(int root_fd, const std::string& path, uid_t uid, gid_t gid) {
-  std::string cleaned = overlay::clean_path(path);
-  if (cleaned.empty()) return;
-  std::string prefix;
-  std::size_t i = 0;
-  while (i <= cleaned.size()) {
-    std::size_t j = cleaned.find('/', i);
-    if (j == std::string::npos) j = cleaned.size();
-    prefix = cleaned.substr(0, j);
-    auto pl = overlay::open_parent_in_root(root_fd, prefix, false);
-    struct stat st {};
-    if (::fstatat(pl.dir.get(), pl.leaf.c_str(), &st, 0) != 0) {
-      if (::mkdirat(pl.dir.get(), pl.leaf.c_str(), 0755) != 0 && errno != EEXIST) throw_errno("mkdir", "/" + prefix);
-      if (::fchownat(pl.dir.get(), pl.leaf.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("chown", "/" + prefix);
-    } else if (!S_ISDIR(st.st_mode)) {
-      throw Error(ErrorKind::FailedPrecondition, "/" + prefix + " exists and is not a directory");
-    }
-    i = j + 1;
-  }
-}
-
 }  // namespace
 
 std::vector<std::string> shell_of(const ConfigDoc& c) {
@@ -154,10 +131,10 @@ struct Stepper {
     if (auto hit = lookup(key)) return take(key, *hit);
     std::string user = config_string(st.config, "User");
     std::string path = join_image_path(config_string(st.config, "WorkingDir"), op.path);
-    FsStepResult r = run_fs_step(env.fs, st.stack, [&](const fs::path& merged) {
-      overlay::ExecUser u = user.empty() ? overlay::ExecUser{} : overlay::resolve_user_in_rootfs(user, merged);
-      UniqueFd root = open_file(merged, O_RDONLY | O_DIRECTORY);
-      mkdir_owned(root.get(), path, u.uid, u.gid);
+    // Streamed (layer_tree.h): the directories exist on disk only once a later step needs them.
+    FsStepResult r = run_streamed_step(env.fs, st.stack, [&](LayerTree& tree, const fs::path& view) {
+      overlay::ExecUser u = user.empty() ? overlay::ExecUser{} : overlay::resolve_user_in_rootfs(user, view);
+      tree.mkdir_owned(path, u.uid, u.gid);
     });
     cfg(st.config)["WorkingDir"] = path;
     add_layer(st, r.layer);
@@ -166,6 +143,14 @@ struct Stepper {
     add_history(st.config, h, env.created, false);
     remember(key, r.layer);
     return fs_result(r);
+  }
+
+  // COPY/ADD streams its layer from the sources (no mount, no snapshot: layer_tree.h); only
+  // extracting a local archive still writes into a mounted upper.
+  FsStepResult run_copy(CopyStep& copy, const LayerStack& parent) {
+    if (copy.extracts_archives())
+      return run_fs_step(env.fs, parent, [&](const fs::path& merged) { copy.write(merged); });
+    return run_streamed_step(env.fs, parent, [&](LayerTree& tree, const fs::path& view) { copy.write(tree, view); });
   }
 
   StepResult copy_from_root(const CopyOp& op, int src_fd, bool keep_owner) {
@@ -187,7 +172,7 @@ struct Stepper {
     oci::Digest key = BuildCache::key(st.cache_key, inputs);
     if (auto hit = lookup(key)) return take(key, *hit);
     copy.fetch();
-    FsStepResult r = run_fs_step(env.fs, st.stack, [&](const fs::path& merged) { copy.write(merged); });
+    FsStepResult r = run_copy(copy, st.stack);
     add_layer(st, r.layer);
     add_history(st.config, step, env.created, false);
     remember(key, r.layer);
@@ -222,7 +207,7 @@ struct Stepper {
       res.cached = true;
     } else {
       copy.fetch();
-      FsStepResult r = run_fs_step(env.fs, LayerStack{}, [&](const fs::path& empty) { copy.write(empty); });
+      FsStepResult r = run_copy(copy, LayerStack{});
       layer = r.layer;
       res = fs_result(r);
       // The record's config only names the layer, so prune keeps its stand-alone snapshot.

@@ -315,7 +315,8 @@ struct TarWriter::Impl {
 
   void add_file(const TarEntry& e, int fd) {
     header(e);
-    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    // Read-ahead only pays for large files; for small ones it is one more syscall each.
+    if (e.size >= (1 << 20)) ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     data(e, [&](char* p, std::size_t n) { return read_full(fd, p, n, e.path); });
     end_entry(e);
   }

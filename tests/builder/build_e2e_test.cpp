@@ -10,6 +10,7 @@
 #include "oci/image_config.h"
 #include "oci/layout_store.h"
 #include "oci/manifest.h"
+#include "overlay/snapshot_store.h"
 #include "tests/overlay/overlay_test_util.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/docker_peer.h"
@@ -290,4 +291,67 @@ TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, 
   REQUIRE_MESSAGE(all.exit_code == 0, all.err);
   CHECK(all.out.find("Deleted snapshots: 2") != std::string::npos);
   CHECK(snapshot_count() == 0);
+}
+
+TEST_CASE("build: a COPY layer gets no snapshot; run, mount, unpack, RUN on top, outputs and cache hits apply it") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("data/a.txt", "alpha\n");
+  p.file("data/sub/b.txt", "beta\n");
+  p.file("Dockerfile", "FROM " + p.base + "\nWORKDIR /w\nCOPY data /data\n");
+  auto b = p.build({"-t", "lazy:1"});
+  REQUIRE_MESSAGE(b.exit_code == 0, b.err);
+  auto chains = [&] {
+    auto store = oci::LayoutStore::open(p.root);
+    auto m = oci::Manifest::parse(store->read_blob(store->resolve("docker.io/library/lazy:1")->digest));
+    json config = json::parse(store->read_blob(m.config.digest));
+    std::vector<oci::Digest> diff_ids;
+    for (const auto& d : config["rootfs"]["diff_ids"]) diff_ids.push_back(oci::Digest::parse(d.get<std::string>()));
+    return overlay::chain_ids(diff_ids);
+  };
+  auto has_snapshot = [&](const oci::Digest& c) { return fs::exists(p.root / "snapshots" / c.hex()); };
+  std::vector<oci::Digest> c = chains();
+  REQUIRE(c.size() == 3);
+  CHECK(has_snapshot(c[0]));        // the base: WORKDIR resolved its path against it
+  CHECK(has_snapshot(c[1]));        // WORKDIR's layer: applied for COPY's view of its parent
+  CHECK_FALSE(has_snapshot(c[2]));  // COPY: streamed, never written to disk
+
+  // A warm rebuild is all cache hits and still writes nothing; prune copes with the gap.
+  auto warm = p.build({"-t", "lazy:1"});
+  REQUIRE_MESSAGE(warm.exit_code == 0, warm.err);
+  CHECK(warm.err.find("CACHED") != std::string::npos);
+  CHECK_FALSE(has_snapshot(c[2]));
+  auto prune = test::run_cbuild({"--root", p.root.string(), "prune"});
+  REQUIRE_MESSAGE(prune.exit_code == 0, prune.err);
+
+  // --output type=local reads the blobs.
+  fs::path out = p.dir.path() / "out";
+  auto local = p.build({"-o", "type=local,dest=" + out.string()});
+  REQUIRE_MESSAGE(local.exit_code == 0, local.err);
+  CHECK(test::read_text(out / "data/sub/b.txt") == "beta\n");
+  CHECK(fs::is_directory(out / "w"));
+
+  // cbuild run / mount / unpack materialize the missing snapshots from the blobs.
+  auto r = test::run_cbuild({"--root", p.root.string(), "run", "--rm", "lazy:1", "sh", "-c", "cat /data/a.txt; pwd"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.out == "alpha\n/w\n");
+  CHECK(has_snapshot(c[2]));
+  auto m = test::run_cbuild({"--root", p.root.string(), "mount", "lazy:1"});
+  REQUIRE_MESSAGE(m.exit_code == 0, m.err);
+  std::string target = m.out.substr(0, m.out.size() - 1);
+  CHECK(test::read_text(fs::path(target) / "data/sub/b.txt") == "beta\n");
+  CHECK(test::run_cbuild({"--root", p.root.string(), "umount", target}).exit_code == 0);
+  fs::path bundle = p.dir.path() / "bundle";
+  auto u = test::run_cbuild({"--root", p.root.string(), "unpack", "lazy:1", bundle.string(), "sh"});
+  REQUIRE_MESSAGE(u.exit_code == 0, u.err);
+  CHECK(test::read_text(bundle / "rootfs/data/a.txt") == "alpha\n");
+
+  // RUN on top of a COPY-only image whose snapshots are gone (as on another machine).
+  fs::remove_all(p.root / "snapshots");
+  p.file("Dockerfile", "FROM lazy:1\nRUN cat /data/a.txt /data/sub/b.txt > /both\nCOPY data/a.txt /data/sub/\n"
+                       "RUN cat /data/sub/a.txt >> /both\n");
+  auto on_top = p.build({"-t", "lazy:2"});
+  REQUIRE_MESSAGE(on_top.exit_code == 0, on_top.err);
+  auto rr = test::run_cbuild({"--root", p.root.string(), "run", "--rm", "lazy:2", "cat", "/both"});
+  CHECK(rr.out == "alpha\nbeta\nalpha\n");
 }

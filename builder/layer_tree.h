@@ -1,0 +1,105 @@
+// LayerTree — the changeset of a COPY/ADD/WORKDIR step, built in memory instead of on disk,
+// then streamed as one layer (tar → DiffID → framed compression → digest → store).
+//
+// Why: writing 100,000 files into an overlay upper only to diff them straight back into a tar
+// costs 100,000 slow file creations (plus chown, chmod, utimens each). A COPY needs none of
+// them when no later step reads the files from disk; when one does (RUN, COPY --from, cbuild
+// run/mount), ensure_snapshots() applies the blob, i.e. the snapshot is written lazily.
+//
+// Contract: after the same sequence of calls, write() emits exactly the entries that
+// overlay::write_diff() emits for the upper dir the on-disk path (apply_copy() /
+// mkdir_owned on an overlay merged dir) produces, in the same order, so the layer digest is
+// the same. The model follows what overlayfs does to the upper:
+//  - a directory an entry is created in (or removed from) is copied up with the lower's
+//    owner, mode and xattrs, and its mtime becomes "now"; its ancestors are copied up with
+//    their lower mtime (overlayfs restores the parent's times after a copy-up);
+//  - chown/chmod/utimens of a lower entry copies it up with the change;
+//  - a directory made where an entry of the lower was just removed is opaque (overlayfs
+//    creates it over the whiteout the removal left), and gets the ".wh..wh..opq" marker;
+//  - new files, symlinks and directories carry no xattrs; fifos and devices are created with
+//    the process umask applied and mtime "now", as mknodat does.
+// "now" is one timestamp per tree (the on-disk path gives per-entry times of the same moment;
+// with SOURCE_DATE_EPOCH both are clamped to the same value).
+//
+// The parent filesystem is read through `lower_root`, an fd of a read-only merged view of the
+// parent (fs_step.h with_view: its snapshots, materialized from the blobs when missing) or -1
+// for an empty parent. Chosen over resolving against the parent's layer entries because a
+// view answers symlinks, whiteouts and opaque dirs of any stack exactly, and costs one mount.
+// The price: when the parent's top layer is itself streamed (COPY after COPY), the view
+// materializes it first (ensure_snapshots applies its blob) — one step's files written once,
+// where the on-disk path wrote every step's. A later change can give the tree a lower made of
+// the previous step's tree instead;
+// the lower is only consulted below directories that exist in it, so a COPY into a new
+// directory makes no lookups at all. Paths are resolved inside the root like
+// overlay/safe_path.h: ".." stops at the root, absolute symlinks restart at it, and a walk
+// that meets more than 40 symlinks fails with ELOOP.
+//
+// Regular files keep (src_root fd, path) and are opened only when written; the caller keeps
+// those fds open until write() returns (keep_fd() holds one for it). Not thread-safe. Throws
+// cbuild::Error naming the path, with the errno the on-disk path would have met.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "builder/copy_files.h"
+#include "oci/base/unique_fd.h"
+#include "oci/tar_entry.h"
+#include "oci/tar_writer.h"
+
+namespace cbuild::builder {
+
+class LayerTree {
+ public:
+  explicit LayerTree(int lower_root);
+  ~LayerTree();
+  LayerTree(const LayerTree&) = delete;
+  LayerTree& operator=(const LayerTree&) = delete;
+
+  // Whether `path` (inside the image) is a directory in the merged view, symlinks followed.
+  bool is_dir(const std::string& path);
+  // apply_copy() of `plan` (copy_files.h), recorded instead of written.
+  void copy(int src_root, const CopyPlan& plan, const CopySpec& spec);
+  // WORKDIR's mkdir -p: missing directories are created 0755 (less the umask), owned uid:gid;
+  // an existing non-directory on the way is FailedPrecondition.
+  void mkdir_owned(const std::string& path, std::uint32_t uid, std::uint32_t gid);
+  // Keeps `fd` open for as long as the tree (a source root its files are read from).
+  void keep_fd(UniqueFd fd);
+
+  // Streams the changeset into `tar` in the differ's order. Returns the entry count.
+  std::uint64_t write(oci::TarWriter& tar);
+
+  struct Node;
+
+ private:
+  struct Found;
+  struct Walked;
+  Node* root();
+  std::optional<struct stat> lower_stat(const std::string& path);
+  Found lookup(Node* dir, const std::string& name);
+  Walked walk(const std::string& path, bool create, bool follow);
+  Node* copy_up(Node* dir, const std::string& name, const struct stat& st);
+  Node* add_node(Node* dir, const std::string& name, std::unique_ptr<Node> n);
+  Node* new_dir(Node* dir, const std::string& name, std::uint32_t uid, std::uint32_t gid);
+  void remove(Node* dir, const std::string& name);
+  void ensure_dir(const std::string& path, std::uint32_t uid, std::uint32_t gid, bool strict);
+  void emit(Node& n, const std::string& name, oci::TarWriter& tar, std::uint64_t& count);
+  void emit_children(Node& dir, oci::TarWriter& tar, std::uint64_t& count);
+
+  int lower_;
+  std::unique_ptr<Node> root_;
+  std::vector<UniqueFd> fds_;
+  std::unique_ptr<SourceFiles> files_;  // while writing: opens the files of one source root
+  int files_root_ = -1;
+  std::int64_t now_sec_ = 0;
+  std::uint32_t now_nsec_ = 0;
+  mode_t umask_ = 022;
+};
+
+}  // namespace cbuild::builder
