@@ -141,6 +141,7 @@ struct Stepper {
 
   StepResult operator()(const ConfigOp& op) {
     oci::Digest key = BuildCache::key(st.cache_key, "config\n" + step.cache_inputs);
+    KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     op.apply(st.config);
     add_history(st.config, step, env.created, true);
@@ -150,6 +151,7 @@ struct Stepper {
 
   StepResult operator()(const WorkdirOp& op) {
     oci::Digest key = BuildCache::key(st.cache_key, "workdir\n" + step.cache_inputs);
+    KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     std::string user = config_string(st.config, "User");
     std::string path = join_image_path(config_string(st.config, "WorkingDir"), op.path);
@@ -180,6 +182,7 @@ struct Stepper {
     std::string inputs = "copy\n" + step.cache_inputs + "\nchown=" + op.chown + "\ndest=" + dest + "\ncontent=" +
                          content_key(src_fd, key_plan, spec).str();
     oci::Digest key = BuildCache::key(st.cache_key, inputs);
+    KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     FsStepResult r = run_fs_step(env.fs, st.stack, [&](const fs::path& merged) {
       CopySpec s = spec;
@@ -266,6 +269,7 @@ struct Stepper {
     bool none = op.network_none.value_or(env.options.network == NetworkMode::None);
     std::string inputs = "run\n" + step.cache_inputs + "\nnetwork=" + (none ? "none" : "host");
     oci::Digest key = BuildCache::key(st.cache_key, inputs);
+    KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     if (!op.mounts.empty())
       throw Error(ErrorKind::InvalidArgument, "RUN --mount is not supported yet");
@@ -353,8 +357,13 @@ ImageState run_stage(const ExecStage& stage, ImageState st, StageEnv& env) {
       res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       env.progress.step_done(ref, res);
     } catch (const Error& e) {
+      // A step that ends while the build is being stopped was cancelled, whatever its own
+      // error says (a RUN whose command got the terminal's SIGINT exits 130 on its own).
+      if (e.kind() == ErrorKind::Cancelled || cancel_requested()) {
+        env.progress.step_cancelled(ref);
+        throw Error(ErrorKind::Cancelled, interrupted() ? "interrupted" : "cancelled");
+      }
       env.progress.step_failed(ref, e.what());
-      if (e.kind() == ErrorKind::Cancelled) throw;
       throw Error(e.kind(), env.dockerfile + ":" + std::to_string(step.line) + ": " + step.text + ": " + e.what());
     }
   }

@@ -143,10 +143,17 @@ int main(int argc, char** argv) {
   }
   try {
     return action();
-  } catch (const Error& e) {
-    std::fprintf(stderr, "cbuild: error: %s\n", e.what());
-    return exit_code_for(e.kind());
   } catch (const std::exception& e) {
+    // After Ctrl-C whatever failed on the way out is a consequence of the interrupt: report
+    // that, once, with the shell's status for SIGINT (docker build also exits 130).
+    if (interrupted()) {
+      std::fprintf(stderr, "cbuild: error: interrupted\n");
+      return kExitInterrupted;
+    }
+    if (const auto* err = dynamic_cast<const Error*>(&e)) {
+      std::fprintf(stderr, "cbuild: error: %s\n", err->what());
+      return exit_code_for(err->kind());
+    }
     std::fprintf(stderr, "cbuild: error: internal: %s\n", e.what());
     return kExitFailure;
   }
