@@ -23,8 +23,9 @@ std::vector<CommandDef>& registry() {
 }
 
 extern "C" void on_signal(int signo) {
-  // A second Ctrl-C while cleaning up falls back to the default action.
-  if (cancel_requested()) {
+  // A second Ctrl-C while cleaning up falls back to the default action. (Only the signal
+  // flag counts: a build cancelling its own stages after a failure is no first Ctrl-C.)
+  if (interrupted()) {
     ::signal(signo, SIG_DFL);
     ::raise(signo);
   }
