@@ -47,7 +47,7 @@ void interrupt_and_check(test::BuildProject& p, test::BackgroundCommand& build, 
   CHECK_MESSAGE(images.exit_code == 0, images.err);
   CHECK(images.out.find("cbuild-test-busybox") != std::string::npos);
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY Dockerfile /\nRUN echo after > /after\n");
-  auto next = p.build({"-t", "after:1"});
+  auto next = p.build_within(std::chrono::seconds(120), {"-t", "after:1"});
   CHECK_MESSAGE(next.exit_code == 0, next.err);
   CHECK(p.has_tag("docker.io/library/after:1"));
   CHECK(p.leftovers(token).empty());

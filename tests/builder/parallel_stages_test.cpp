@@ -14,6 +14,9 @@ using namespace cbuild;
 
 namespace {
 
+// Far more than any build here needs; a scheduling bug that deadlocks fails at this point.
+constexpr std::chrono::seconds kLimit{120};
+
 // Seconds since boot from /proc/uptime as a RUN wrote it ("12345.67 …").
 double uptime_in(const fs::path& file) {
   std::istringstream in(read_file(file));
@@ -39,7 +42,7 @@ TEST_CASE("parallel stages: the RUNs of two independent stages overlap in time")
   p.file("Dockerfile", "FROM " + p.base + " AS a\n" + run + "FROM " + p.base + " AS b\nENV WHICH=b\n" + run +
                            "FROM scratch\nCOPY --from=a /start /a-start\nCOPY --from=a /end /a-end\n"
                            "COPY --from=b /start /b-start\nCOPY --from=b /end /b-end\nCMD [\"/none\"]\n");
-  auto r = p.build({"-t", "par:1", "--jobs", "2"});
+  auto r = p.build_within(kLimit, {"-t", "par:1", "--jobs", "2"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   TempDir out;
   std::string unpack_err = stage_image(p.root.string(), "par:1", out.path() / "bundle");
@@ -79,9 +82,9 @@ TEST_CASE("parallel stages: the image is the same as a serial build's") {
          "COPY --from=c /c /out/c\n"
          "RUN ls /out > /listing\n");
   std::vector<std::string> env{"SOURCE_DATE_EPOCH=1700000000"};
-  auto par = p.build({"-t", "det:par", "--no-cache"}, env);
+  auto par = p.build_within(kLimit, {"-t", "det:par", "--no-cache"}, env);
   REQUIRE_MESSAGE(par.exit_code == 0, par.err);
-  auto ser = p.build({"-t", "det:ser", "--no-cache", "--jobs", "1"}, env);
+  auto ser = p.build_within(kLimit, {"-t", "det:ser", "--no-cache", "--jobs", "1"}, env);
   REQUIRE_MESSAGE(ser.exit_code == 0, ser.err);
   CHECK(par.out == ser.out);  // the image ID (config digest)
   auto store = oci::LayoutStore::open(p.root);
@@ -90,7 +93,7 @@ TEST_CASE("parallel stages: the image is the same as a serial build's") {
   REQUIRE(ds);
   CHECK(dp->digest == ds->digest);
   // And a warm parallel rebuild takes everything from the cache, giving the same image again.
-  auto warm = p.build({"-t", "det:warm"}, env);
+  auto warm = p.build_within(kLimit, {"-t", "det:warm"}, env);
   REQUIRE_MESSAGE(warm.exit_code == 0, warm.err);
   CHECK(warm.out == par.out);
   CHECK(p.leftovers("").empty());
@@ -109,7 +112,7 @@ TEST_CASE("parallel stages: the first failure stops the running stages, one erro
          "COPY --from=slow /etc/passwd /a\n"
          "COPY --from=bad /etc/passwd /b\n");
   auto t0 = std::chrono::steady_clock::now();
-  auto r = p.build({"-t", "fail:1", "--jobs", "2"});
+  auto r = p.build_within(kLimit, {"-t", "fail:1", "--jobs", "2"});
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   INFO(r.err);
   CHECK(r.exit_code == 1);
@@ -124,6 +127,6 @@ TEST_CASE("parallel stages: the first failure stops the running stages, one erro
   CHECK_MESSAGE(left.empty(), test::lines(left));
   // The store still works.
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo ok > /ok\n");
-  auto next = p.build({"-t", "ok:1"});
+  auto next = p.build_within(kLimit, {"-t", "ok:1"});
   CHECK_MESSAGE(next.exit_code == 0, next.err);
 }

@@ -3,6 +3,7 @@
 // cbuild, and the checks that a build — finished, failed or interrupted — left nothing behind.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -48,6 +49,16 @@ struct BuildProject {
   }
   CommandResult build(const std::vector<std::string>& extra = {}, const std::vector<std::string>& extra_env = {}) const {
     return run_cbuild(args(extra), {}, env(extra_env));
+  }
+  // build(), but a build still running after `timeout` is killed (its group) and reported as
+  // exit code -1 with what it printed, so a hang fails the test instead of hanging it.
+  CommandResult build_within(std::chrono::seconds timeout, const std::vector<std::string>& extra = {},
+                             const std::vector<std::string>& extra_env = {}) const {
+    BackgroundCommand cmd = start(extra, extra_env);
+    std::optional<int> status = cmd.wait(timeout);
+    CommandResult r{.exit_code = status.value_or(-1), .out = cmd.out(), .err = cmd.err()};
+    if (!status) r.err += "\n[test: killed after " + std::to_string(timeout.count()) + " s]\n";
+    return r;
   }
   BackgroundCommand start(const std::vector<std::string>& extra = {}, const std::vector<std::string>& extra_env = {}) const {
     return BackgroundCommand::cbuild(args(extra), env(extra_env));
