@@ -59,6 +59,9 @@ struct BuildOptions {
   bool tls_verify = true;
   bool tls_verify_set = false;
   std::string root;              // store root (resolved by the CLI)
+  // --jobs: independent stages built at the same time; 0: default_jobs() (stage_graph.h),
+  // 1: one stage after another.
+  int jobs = 0;
 };
 
 // Parses one --output value ("type=oci,dest=out.tar", "type=local,dest=dir", "out.tar").

@@ -11,7 +11,8 @@
 // is valid only while its layer blob is in the store; find() checks that.
 //
 // Records are written atomically (tmp + rename), so concurrent builds and a killed process
-// never leave a torn record; a corrupt record is treated as a miss. Thread-safe.
+// never leave a torn record; a corrupt record is treated as a miss. Thread-safe. Within one
+// process, claim() lets parallel stages that reach the same step compute it once.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "oci/base/keyed_mutex.h"
 #include "oci/descriptor.h"
 #include "oci/digest.h"
 #include "oci/store.h"
@@ -45,6 +47,10 @@ class BuildCache {
   // The record under `key`, if present, parseable and its layer blob is in `blobs`.
   std::optional<CacheRecord> find(const oci::Digest& key, const oci::BlobProvider& blobs) const;
   void put(const oci::Digest& key, const CacheRecord& record);
+  // Held while a step with this key is looked up, computed and put(): another thread of this
+  // process reaching the same key waits, then finds the record instead of repeating the step
+  // (BuildKit merges identical vertices the same way).
+  KeyedMutex::Guard claim(const oci::Digest& key) { return claims_.lock(key.hex()); }
 
   // Every blob the records hold (layers), so prune keeps them. Unreadable records are skipped.
   std::vector<oci::Digest> referenced_blobs() const;
@@ -56,6 +62,7 @@ class BuildCache {
 
  private:
   std::filesystem::path dir_;
+  KeyedMutex claims_;
 };
 
 }  // namespace cbuild::builder

@@ -22,12 +22,14 @@ namespace cbuild::builder {
 namespace {
 
 void copy_content(int in, int out, std::int64_t size, const std::string& shown) {
+  // Pieces of 64 MiB keep a cancel check between kernel copies of a huge file.
+  constexpr std::int64_t kPiece = 64 << 20;
   std::int64_t left = size;
   while (left > 0) {
     check_cancelled();
-    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, static_cast<std::size_t>(std::min<std::int64_t>(left, 1 << 30)), 0);
+    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, static_cast<std::size_t>(std::min(left, kPiece)), 0);
     if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
-      n = ::sendfile(out, in, nullptr, static_cast<std::size_t>(std::min<std::int64_t>(left, 1 << 30)));
+      n = ::sendfile(out, in, nullptr, static_cast<std::size_t>(std::min(left, kPiece)));
     }
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -163,6 +165,7 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
       UniqueFd in = files.open(it.src);
       oci::Sha256 fh;
       for (;;) {
+        check_cancelled();  // per MiB: hashing a large file must not delay Ctrl-C
         std::size_t n = read_full(in.get(), buf.data(), buf.size(), it.src);
         if (n == 0) break;
         fh.update(buf.data(), n);

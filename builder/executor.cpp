@@ -6,6 +6,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <mutex>
 
 #include "builder/base_image.h"
 #include "builder/cache.h"
@@ -16,9 +17,12 @@
 #include "builder/outputs.h"
 #include "builder/plan_adapter.h"
 #include "builder/planner.h"
+#include "builder/stage_graph.h"
 #include "builder/stage_runner.h"
+#include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/base/keyed_mutex.h"
 #include "oci/compression.h"
 #include "oci/image_config.h"
 #include "oci/layout_store.h"
@@ -26,6 +30,7 @@
 #include "oci/tar_reader.h"
 #include "overlay/applier.h"
 #include "overlay/snapshot_store.h"
+#include "registry-client/reference.h"
 
 namespace cbuild::builder {
 
@@ -52,6 +57,16 @@ std::string read_stdin() {
 void strip_docker_only(ConfigDoc& c) {
   if (!c.contains("config") || !c["config"].is_object()) return;
   for (const char* k : {"Healthcheck", "OnBuild", "Shell"}) c["config"].erase(k);
+}
+
+// The key that makes "busybox" and "docker.io/library/busybox:latest" one image; a reference
+// that does not parse is kept as written (loading it reports the error).
+std::string normalized_or_as_is(const std::string& ref) {
+  try {
+    return registry::Reference::parse(ref).str();
+  } catch (const Error&) {
+    return ref;
+  }
 }
 
 }  // namespace
@@ -128,11 +143,33 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
 
   DockerIgnore ignore = DockerIgnore::load(context, dockerfile_path.empty() ? context / "Dockerfile" : dockerfile_path);
   std::atomic<int> vertex{0};
-  std::map<int, ImageState> done;
   std::int64_t created = o.source_date_epoch.value_or(static_cast<std::int64_t>(std::time(nullptr)));
 
-  std::function<const ImageState&(int)> stage_result;
-  auto image = [&](const std::string& ref) { return load_image(*store, ref, o.platform, o, progress); };
+  // Stage results, written once by the stage's own thread before any stage that needs it
+  // starts (run_graph orders that), so readers need no lock.
+  std::vector<std::optional<ImageState>> done(ep.stages.size());
+  auto finished_stage = [&](int i) -> const ImageState& {
+    const auto& r = done.at(static_cast<std::size_t>(i));
+    if (!r) throw Error(ErrorKind::Internal, "stage " + std::to_string(i) + " is used before it has run");
+    return *r;
+  };
+
+  // Base images, loaded (and pulled) once per build even when parallel stages name the same one.
+  KeyedMutex image_loading;
+  std::mutex images_mu;
+  std::map<std::string, ImageState> images;
+  auto image_once = [&](const std::string& ref, const std::string& platform) -> ImageState {
+    std::string key = platform + "\n" + normalized_or_as_is(ref);
+    KeyedMutex::Guard loading = image_loading.lock(key);
+    {
+      std::lock_guard lock(images_mu);
+      if (auto it = images.find(key); it != images.end()) return it->second;
+    }
+    ImageState st = load_image(*store, ref, platform, o, progress);
+    std::lock_guard lock(images_mu);
+    return images.emplace(key, std::move(st)).first->second;
+  };
+
   StageEnv env{.fs = fsc,
                .cache = cache,
                .progress = progress,
@@ -140,12 +177,11 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                .context = context,
                .context_excluded = [&ignore](const std::string& p) { return ignore.excluded(p); },
                .dockerfile = dockerfile_name,
-               .stage_result = [&](int i) -> const ImageState& { return stage_result(i); },
-               .image = image,
+               .stage_result = finished_stage,
+               .image = [&](const std::string& ref) { return image_once(ref, o.platform); },
                .next_vertex = [&vertex] { return ++vertex; },
                .created = created};
-  stage_result = [&](int i) -> const ImageState& {
-    if (auto it = done.find(i); it != done.end()) return it->second;
+  auto run_one = [&](int i) {
     const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
     ImageState base;
     switch (s.base) {
@@ -154,14 +190,19 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
         base.cache_key = "scratch:" + base.config["os"].get<std::string>() + "/" + base.config["architecture"].get<std::string>();
         break;
       case ExecStage::Base::Stage:
-        base = stage_result(s.base_stage);
+        base = finished_stage(s.base_stage);
         break;
       case ExecStage::Base::Image: {
         StepRef ref{.vertex = ++vertex, .stage = s.name, .text = "FROM " + s.base_image};
         progress.step_started(ref);
         try {
-          base = load_image(*store, s.base_image, s.platform.empty() ? o.platform : s.platform, o, progress);
+          check_cancelled();
+          base = image_once(s.base_image, s.platform.empty() ? o.platform : s.platform);
         } catch (const Error& e) {
+          if (e.kind() == ErrorKind::Cancelled || cancel_requested()) {
+            progress.step_cancelled(ref);
+            throw Error(ErrorKind::Cancelled, interrupted() ? "interrupted" : "cancelled");
+          }
           progress.step_failed(ref, e.what());
           const Stage& ps = plan.stages.at(static_cast<std::size_t>(i));
           throw Error(e.kind(), dockerfile_name + ":" + std::to_string(ps.range.start_line) + ": " + ps.from_original +
@@ -174,12 +215,27 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
       }
     }
     apply_from_defaults(base.config);
-    ImageState result = run_stage(s, std::move(base), env);
-    return done.emplace(i, std::move(result)).first->second;
+    done.at(static_cast<std::size_t>(i)) = run_stage(s, std::move(base), env);
   };
 
-  for (int i : plan.order) stage_result(i);
-  ImageState final_state = stage_result(plan.target);
+  // Every stage the plan needs plus whatever those name (the planner lists them all; this
+  // only guards against a plan that forgot one), dependencies before dependents by preference.
+  std::vector<std::vector<int>> needs(ep.stages.size());
+  for (std::size_t i = 0; i < ep.stages.size(); ++i) needs[i] = stage_needs(ep.stages[i]);
+  std::vector<int> order;
+  std::vector<bool> listed(ep.stages.size(), false);
+  std::function<void(int)> add = [&](int i) {
+    if (i < 0 || static_cast<std::size_t>(i) >= ep.stages.size())
+      throw Error(ErrorKind::Internal, "the plan names stage " + std::to_string(i) + ", which does not exist");
+    if (listed[static_cast<std::size_t>(i)]) return;
+    listed[static_cast<std::size_t>(i)] = true;
+    order.push_back(i);
+    for (int d : needs[static_cast<std::size_t>(i)]) add(d);
+  };
+  for (int i : plan.order) add(i);
+  add(plan.target);
+  run_graph(order, needs, o.jobs > 0 ? o.jobs : default_jobs(), run_one);
+  ImageState final_state = finished_stage(plan.target);
 
   if (!o.labels.empty()) {
     json& labels = final_state.config["config"]["Labels"];
@@ -189,7 +245,9 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   if (!final_state.config.contains("created")) final_state.config["created"] = oci::rfc3339_utc(created);
   if (o.format == ImageFormat::Oci) strip_docker_only(final_state.config);
 
+  check_cancelled();  // a build stopped now must not tag or export anything
   WrittenImage w = write_image(*store, final_state, o.format);
+  check_cancelled();
   std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
 
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -4,7 +4,10 @@
 // build() parses the Dockerfile, plans it, and runs each needed stage: FROM resolves the base
 // (scratch, a stage, a local image, or a pull), config steps edit a copy of the config, COPY/
 // ADD/RUN/WORKDIR produce a layer from an overlay upper dir that then becomes the next
-// snapshot. Each step consults the BuildCache first. At the end the manifest and config are
+// snapshot. Each step consults the BuildCache first. Stages that do not need each other run
+// at the same time (up to options.jobs; stage_graph.h), with the same image as a serial build;
+// the first failing stage cancels the others and is the error reported. Base images named by
+// several stages are loaded (pulled) once. At the end the manifest and config are
 // written and handed to the outputs (outputs.h: store tags, archives, directories, pushes).
 // On a failure of the build nothing stays mounted, no process survives, temp dirs are removed
 // and the store keeps only complete blobs (no tag changes); a failed output is reported as

@@ -37,6 +37,9 @@ class Progress {
   virtual void step_output(const StepRef& step, std::string_view line) = 0;
   virtual void step_done(const StepRef& step, const StepResult& result) = 0;
   virtual void step_failed(const StepRef& step, std::string_view message) = 0;
+  // The step was stopped before it finished: Ctrl-C, or another stage of the build failed.
+  // BuildKit shows "CANCELED"; by default it is reported as a failure saying so.
+  virtual void step_cancelled(const StepRef& step) { step_failed(step, "cancelled"); }
   // Informational notes and warnings not tied to a step ("pulling docker.io/library/x").
   virtual void note(std::string_view message) = 0;
   virtual void warning(std::string_view message) = 0;
@@ -51,6 +54,7 @@ class NullProgress : public Progress {
   void step_output(const StepRef&, std::string_view) override {}
   void step_done(const StepRef&, const StepResult&) override {}
   void step_failed(const StepRef&, std::string_view) override {}
+  void step_cancelled(const StepRef&) override {}
   void note(std::string_view) override {}
   void warning(std::string_view) override {}
   void finished(std::string_view, std::string_view, double) override {}

@@ -119,6 +119,7 @@ struct Stepper {
 
   StepResult operator()(const ConfigOp& op) {
     oci::Digest key = BuildCache::key(st.cache_key, "config\n" + step.cache_inputs);
+    KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     op.apply(st.config);
     add_history(st.config, step, env.created, true);
@@ -128,6 +129,7 @@ struct Stepper {
 
   StepResult operator()(const WorkdirOp& op) {
     oci::Digest key = BuildCache::key(st.cache_key, "workdir\n" + step.cache_inputs);
+    KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     std::string user = config_string(st.config, "User");
     std::string path = join_image_path(config_string(st.config, "WorkingDir"), op.path);
@@ -170,6 +172,7 @@ struct Stepper {
     // The key: what the sources hold (content, modes, links — not mtimes) and the instruction.
     std::string inputs = "copy\n" + step.cache_inputs + "\nchown=" + op.chown + "\n" + copy.key_inputs();
     oci::Digest key = BuildCache::key(st.cache_key, inputs);
+    KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     copy.fetch();
     FsStepResult r = run_copy(copy, st.stack);
@@ -263,6 +266,7 @@ struct Stepper {
     RunMounts mounts(op.mounts, env, wd.empty() ? "/" : wd);
     std::string inputs = "run\n" + step.cache_inputs + "\nnetwork=" + (none ? "none" : "host") + mounts.key_inputs();
     oci::Digest key = BuildCache::key(st.cache_key, inputs);
+    KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     TempDir init;
     overlay::NetworkMode net = none ? overlay::NetworkMode::None : overlay::NetworkMode::Host;
@@ -350,8 +354,13 @@ ImageState run_stage(const ExecStage& stage, ImageState st, StageEnv& env) {
       res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       env.progress.step_done(ref, res);
     } catch (const Error& e) {
+      // A step that ends while the build is being stopped was cancelled, whatever its own
+      // error says (a RUN whose command got the terminal's SIGINT exits 130 on its own).
+      if (e.kind() == ErrorKind::Cancelled || cancel_requested()) {
+        env.progress.step_cancelled(ref);
+        throw Error(ErrorKind::Cancelled, interrupted() ? "interrupted" : "cancelled");
+      }
       env.progress.step_failed(ref, e.what());
-      if (e.kind() == ErrorKind::Cancelled) throw;
       throw Error(e.kind(), env.dockerfile + ":" + std::to_string(step.line) + ": " + step.text + ": " + e.what());
     }
   }

@@ -4,7 +4,10 @@
 //
 // Steps report to Progress (started / CACHED / done with layer and frame counts / failed).
 // Failures throw cbuild::Error whose message starts with "FILE:LINE:" and names the
-// instruction; RUN failures carry the exit code and the last lines of output. Nothing stays
+// instruction; RUN failures carry the exit code and the last lines of output. A step stopped
+// by cancellation (Ctrl-C, or the build cancelling this stage because another failed;
+// oci/base/cancel.h) reports step_cancelled and throws Error{Cancelled} ("interrupted" or
+// "cancelled"), whatever the step's own error was. Nothing stays
 // mounted and no partial blob or snapshot is left (see fs_step.h).
 #pragma once
 
@@ -39,11 +42,15 @@ struct StageEnv {
   std::filesystem::path context;   // the build context directory
   std::function<bool(const std::string&)> context_excluded;  // .dockerignore
   std::string dockerfile;          // shown in messages
-  // The finished state of stage `index` (runs it first when needed).
+  // The finished state of stage `index`. The executor runs every stage a stage needs (FROM,
+  // COPY --from, RUN --mount from; stage_graph.h) before it, so this never waits; a stage
+  // not run yet is Error{Internal}.
   std::function<const ImageState&(int index)> stage_result;
   // The state of an image by reference (from the store, pulled when missing).
   std::function<ImageState(const std::string& ref)> image;
   std::function<int()> next_vertex;  // progress step numbers, unique in the build
+  // All of the above are shared by stages running on different threads: the callbacks and
+  // the stores they reach are thread-safe.
   std::int64_t created = 0;          // unix seconds for history/created (SOURCE_DATE_EPOCH)
 };
 

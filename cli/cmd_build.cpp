@@ -27,6 +27,7 @@ struct BuildFlags {
   std::string target, platform, network = "host", format = "oci", compression = "gzip", iidfile, metadata_file;
   std::string progress = "auto";
   int compression_level = -1;
+  int jobs = 0;
   bool no_cache = false, pull = false, quiet = false, push = false;
 };
 
@@ -66,6 +67,7 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   o.tls_verify = g.tls_verify;
   o.tls_verify_set = g.tls_verify_set;
   o.root = g.resolved_root();
+  o.jobs = f.jobs;
   return o;
 }
 
@@ -113,6 +115,8 @@ CommandRegistration reg{{
       app.add_option("--compression", f->compression, "Layer compression: gzip (default) or zstd")
           ->check(CLI::IsMember({"gzip", "zstd"}));
       app.add_option("--compression-level", f->compression_level, "Compression level (default: the codec's)");
+      app.add_option("--jobs", f->jobs, "Stages built at the same time (default: the number of cores, at least 2; 1: serial)")
+          ->check(CLI::NonNegativeNumber);
       app.add_option("--iidfile", f->iidfile, "Write the image ID to this file");
       app.add_option("--metadata-file", f->metadata_file,
                      "Write the image ID, manifest digest and pushed names/digests to this file (JSON, buildx keys)");

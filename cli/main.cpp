@@ -23,8 +23,9 @@ std::vector<CommandDef>& registry() {
 }
 
 extern "C" void on_signal(int signo) {
-  // A second Ctrl-C while cleaning up falls back to the default action.
-  if (cancel_requested()) {
+  // A second Ctrl-C while cleaning up falls back to the default action. (Only the signal
+  // flag counts: a build cancelling its own stages after a failure is no first Ctrl-C.)
+  if (interrupted()) {
     ::signal(signo, SIG_DFL);
     ::raise(signo);
   }
@@ -143,10 +144,17 @@ int main(int argc, char** argv) {
   }
   try {
     return action();
-  } catch (const Error& e) {
-    std::fprintf(stderr, "cbuild: error: %s\n", e.what());
-    return exit_code_for(e.kind());
   } catch (const std::exception& e) {
+    // After Ctrl-C whatever failed on the way out is a consequence of the interrupt: report
+    // that, once, with the shell's status for SIGINT (docker build also exits 130).
+    if (interrupted()) {
+      std::fprintf(stderr, "cbuild: error: interrupted\n");
+      return kExitInterrupted;
+    }
+    if (const auto* err = dynamic_cast<const Error*>(&e)) {
+      std::fprintf(stderr, "cbuild: error: %s\n", err->what());
+      return exit_code_for(err->kind());
+    }
     std::fprintf(stderr, "cbuild: error: internal: %s\n", e.what());
     return kExitFailure;
   }

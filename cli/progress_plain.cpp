@@ -45,6 +45,11 @@ class PlainProgress final : public builder::Progress {
     std::fprintf(out_, "#%d ERROR: %.*s\n", s.vertex, static_cast<int>(message.size()), message.data());
     std::fflush(out_);
   }
+  void step_cancelled(const builder::StepRef& s) override {
+    std::lock_guard lock(mu_);
+    std::fprintf(out_, "#%d CANCELED\n", s.vertex);
+    std::fflush(out_);
+  }
   void note(std::string_view message) override {
     std::lock_guard lock(mu_);
     std::fprintf(out_, "%.*s\n", static_cast<int>(message.size()), message.data());

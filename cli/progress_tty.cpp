@@ -67,6 +67,15 @@ class TtyProgress final : public builder::Progress {
                  message.data());
     draw_live();
   }
+  void step_cancelled(const builder::StepRef& s) override {
+    std::lock_guard lock(mu_);
+    clear_live();
+    auto it = running_.find(s.vertex);
+    std::string t = it != running_.end() ? it->second.title : title(s);
+    if (it != running_.end()) running_.erase(it);
+    std::fprintf(out_, "\033[33m=> CANCELED %s\033[0m\n", t.c_str());
+    draw_live();
+  }
   void note(std::string_view message) override {
     std::lock_guard lock(mu_);
     clear_live();

@@ -17,6 +17,7 @@
 #include <map>
 #include <vector>
 
+#include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 #include "oci/internal/handles.h"
@@ -163,6 +164,7 @@ struct TarWriter::Impl {
     std::uint64_t done = 0, chunk = options.chunk_bytes;
     std::uint64_t fp = path_fingerprint(e.path);
     while (remaining > 0) {
+      check_cancelled();  // per buffer: a layer holding one huge file still stops on Ctrl-C
       std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, buf.size()));
       if (chunk) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, chunk - done % chunk));
       std::size_t n = next(buf.data(), want);

@@ -3,6 +3,15 @@
 // Runs after clone in a copy of a possibly multi-threaded process, so it only makes system
 // calls on data the parent prepared (internal/child_plan.h): no allocation, no exceptions, no
 // locks. A failing step sends (step, errno, index) to the parent and exits.
+//
+// "No locks" includes the ones glibc takes on our behalf. fork() runs the atfork handlers,
+// which lock malloc's arenas and the stdio list: if another thread of cbuild (a parallel
+// stage, a RUN output reader, a compression worker) held one at clone time, that lock is
+// copied held and fork() waits forever. And setgroups()/setresuid()/setresgid() broadcast to
+// every thread glibc believes exists (the copied thread list) — taking its stack-list lock
+// and signalling thread IDs that mean nothing here. So the command is started with the raw
+// clone system call and credentials are set with raw system calls: this process has exactly
+// one thread, which is all the kernel calls change.
 
 #include <fcntl.h>
 #include <grp.h>
@@ -227,10 +236,10 @@ void drop_privileges(const ChildPlan& p) noexcept {
     if (!(p.keep_caps >> c & 1) && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
       fail(Step::Capabilities, c);
   ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-  check(::setgroups(p.groups.size(), p.groups.data()) == 0, Step::Groups);
-  check(::setresgid(p.gid, p.gid, p.gid) == 0, Step::SetGid);
+  check(::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) == 0, Step::Groups);
+  check(::syscall(SYS_setresgid, p.gid, p.gid, p.gid) == 0, Step::SetGid);
   // A non-zero uid loses every capability here (no SECBIT_KEEP_CAPS).
-  check(::setresuid(p.uid, p.uid, p.uid) == 0, Step::SetUid);
+  check(::syscall(SYS_setresuid, p.uid, p.uid, p.uid) == 0, Step::SetUid);
   if (p.uid == 0) {
     __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2];
@@ -281,7 +290,9 @@ void child_main(const ChildPlan& p, int sock, int status_fd) noexcept {
   sigset_t set, old;
   pid1_signal_set(&set);
   ::sigprocmask(SIG_BLOCK, &set, &old);
-  pid_t pid = ::fork();
+  // fork() without glibc's atfork locking (see the top of the file); with no new stack the
+  // child runs on a copy of this one, as after fork.
+  auto pid = static_cast<pid_t>(::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr));
   check(pid >= 0, Step::Fork);
   if (pid == 0) {
     ::close(status_fd);

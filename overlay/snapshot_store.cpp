@@ -126,6 +126,8 @@ void SnapshotStore::install(const fs::path& staging, const oci::Digest& chain,
 bool SnapshotStore::ensure_with(const oci::Digest& chain, const std::optional<oci::Digest>& parent,
                                 const std::function<void(const fs::path&)>& fill) {
   if (has(chain)) return false;
+  KeyedMutex::Guard creating = creating_.lock(chain.hex());
+  if (has(chain)) return false;  // another thread made it while this one waited
   if (parent && !has(*parent))
     throw Error(ErrorKind::NotFound, "snapshot " + chain.str() + ": parent " + parent->str() + " does not exist");
   fs::path staging = new_scratch("new");
@@ -191,7 +193,8 @@ PreparedSnapshot SnapshotStore::view(const oci::Digest& chain) {
 bool SnapshotStore::commit(PreparedSnapshot& prepared, const oci::Digest& chain, const DiffOptions& strip) {
   if (prepared.spec_.upper.empty())
     throw Error(ErrorKind::InvalidArgument, "snapshot commit: " + chain.str() + " comes from a read-only view");
-  if (has(chain)) return false;
+  KeyedMutex::Guard creating = creating_.lock(chain.hex());
+  if (has(chain)) return false;  // the upper is discarded with `prepared`
   fs::path upper = prepared.spec_.upper;
   strip_for_commit(upper, strip);
   fs::path staging = new_scratch("commit");

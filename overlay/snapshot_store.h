@@ -13,7 +13,10 @@
 // description (MountSpec) plus the locks that keep the lowers from being pruned; ActiveMount
 // performs it (STYLE.md item 4). After a step the upper *becomes* the next snapshot by rename
 // (commit), stripped of overlay-private xattrs and mount-point stubs first.
-// Thread-safe for distinct chains; cross-process safety comes from rename and flock.
+// Thread-safe: threads creating the same chain at once (two build stages on one base, or two
+// steps that give the same layer) are serialised in-process, so the later one finds the
+// snapshot and reuses it (ensure/commit return false) instead of extracting it twice or
+// failing; cross-process safety comes from rename and flock.
 // Throws cbuild::Error naming the chain or path.
 #pragma once
 
@@ -24,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "oci/base/keyed_mutex.h"
 #include "oci/base/unique_fd.h"
 #include "oci/digest.h"
 #include "oci/tar_reader.h"
@@ -119,6 +123,7 @@ class SnapshotStore {
 
   std::filesystem::path root_;    // $ROOT/snapshots
   std::filesystem::path mounts_;  // $ROOT/mounts
+  KeyedMutex creating_;           // by chain hex: one creator per chain in this process
 };
 
 }  // namespace cbuild::overlay

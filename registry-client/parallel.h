@@ -1,7 +1,9 @@
 // run_parallel — runs fn(i) for every i in [0, n) on up to `jobs` threads (the calling thread
 // is one of them). When a call throws, no new item is started, `stop` (if given) is set so
 // running items can finish early, and after all threads are joined the first exception is
-// rethrown. Used to move the blobs of one pull or push concurrently.
+// rethrown. Workers see the caller's cancel scope (oci/base/cancel.h), so a build that cancels
+// the stage pulling also stops the blob transfers. Used to move the blobs of one pull or push
+// concurrently.
 #pragma once
 
 #include <atomic>
@@ -12,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "oci/base/cancel.h"
+
 namespace cbuild::registry {
 
 inline void run_parallel(std::size_t n, int jobs, const std::function<void(std::size_t)>& fn,
@@ -20,7 +24,9 @@ inline void run_parallel(std::size_t n, int jobs, const std::function<void(std::
   std::atomic<bool> failed{false};
   std::exception_ptr first;
   std::mutex mu;
+  const CancelScope* caller_scope = CancelScope::current();
   auto worker = [&] {
+    CancelScope inherited(nullptr, caller_scope);
     while (!failed.load()) {
       std::size_t i = next.fetch_add(1);
       if (i >= n) return;
