@@ -1,7 +1,7 @@
-// `cbuild prune [--all]` — removes blobs no tag reaches and no build-cache record holds (with
-// --all the build cache and the RUN --mount=type=cache directories no build holds are
-// cleared first), and the snapshots neither needs. Blobs a running build, pull or mount holds a lease
-// on are never removed, nor blobs younger than a minute (a writer may be about to tag them).
+// `cbuild prune [--all]` — removes blobs no tag reaches and no build-cache record holds, and
+// the snapshots neither stacks on (with --all the build cache and the RUN --mount=type=cache
+// directories no build holds are cleared first). Blobs a running build, pull or mount holds a
+// lease on are never removed, nor blobs younger than a minute (a writer may be about to tag them).
 #include <iostream>
 #include <set>
 
