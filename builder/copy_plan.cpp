@@ -1,6 +1,5 @@
 // plan_copy(): which source entries a COPY/ADD reads and where each lands (copy_files.h).
 // Nothing here writes; apply_copy() and content_key() in copy_files.cpp consume the plan.
-#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -17,6 +16,7 @@
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 #include "overlay/safe_path.h"
+#include "overlay/sys/syscalls.h"
 
 namespace cbuild::builder {
 
@@ -49,27 +49,6 @@ std::vector<std::string> split(const std::string& p) {
   return out;
 }
 
-// Sorted names of a directory (without "." and "..").
-std::vector<std::string> list_dir(int dir_fd, const std::string& shown) {
-  int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw_errno("open directory", shown);
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    ::close(fd);
-    throw_errno("read directory", shown, e);
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n == "." || n == "..") continue;
-    names.emplace_back(n);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 // The path of an fd opened inside the root, relative to the root (both via /proc/self/fd).
 std::string fd_path(int fd) {
@@ -108,7 +87,7 @@ void expand(int root, const std::vector<std::string>& comps, std::size_t i, cons
   } catch (const Error&) {
     return;  // not a directory (or missing): nothing matches below it
   }
-  for (const auto& name : list_dir(dir.get(), prefix)) {
+  for (const auto& name : overlay::sys::list_dir(dir.get(), prefix)) {
     if (!match_component(c, name)) continue;
     std::string p = join(prefix, name);
     if (spec.excluded && spec.excluded(p)) continue;
@@ -180,7 +159,7 @@ class Selector {
   // `rel` is `src` relative to where the --exclude patterns are anchored.
   void contents(const std::string& src, const std::string& rel, const std::string& dest) {
     UniqueFd dir = overlay::open_in_root(root_, src.empty() ? "." : src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    for (const auto& name : list_dir(dir.get(), src)) {
+    for (const auto& name : overlay::sys::list_dir(dir.get(), src)) {
       check_cancelled();
       std::string s = join(src, name), r = join(rel, name), d = join(dest, name);
       if (ignored(s)) continue;
@@ -207,7 +186,7 @@ class Selector {
                        const DockerIgnore& pattern, std::size_t depth) {
     std::size_t matched = 0;
     UniqueFd dir = overlay::open_in_root(root_, src.empty() ? "." : src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    for (const auto& name : list_dir(dir.get(), src)) {
+    for (const auto& name : overlay::sys::list_dir(dir.get(), src)) {
       check_cancelled();
       std::string s = join(src, name), r = join(rel, name), d = join(dest, name);
       if (ignored(s)) continue;
@@ -263,6 +242,22 @@ std::optional<std::pair<std::string, struct stat>> resolve(int root, const std::
   return std::pair{relative_to_root(root, fd.get()), st};
 }
 
+// The paths a source names: the wildcard matches of `cleaned` (none is an error), or `cleaned`
+// itself unless .dockerignore excludes it. `raw` is the source as written, for messages.
+std::vector<std::string> match_source(int root, const std::string& raw, const std::string& cleaned,
+                                      const CopySpec& spec, Selector& sel) {
+  std::vector<std::string> matches;
+  if (has_wildcard(cleaned)) {
+    expand(root, split(cleaned), 0, "", spec, matches);
+    if (matches.empty()) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " matches no file");
+  } else {
+    if (!cleaned.empty() && sel.ignored(cleaned))
+      throw Error(ErrorKind::NotFound, "source " + quote(raw) + " not found (it is excluded by .dockerignore)");
+    matches.push_back(cleaned);
+  }
+  return matches;
+}
+
 // COPY --parents of one source: BuildKit splits it at the first "/./" into the directory the
 // copy starts from (the pivot; the source root without one) and an include pattern below it.
 void plan_parents_source(int root, const std::string& raw, const std::string& dest, const CopySpec& spec,
@@ -270,15 +265,7 @@ void plan_parents_source(int root, const std::string& raw, const std::string& de
   auto cut = raw.find("/./");
   std::string base = overlay::clean_path(cut == std::string::npos ? std::string() : raw.substr(0, cut));
   std::string pattern = overlay::clean_path(cut == std::string::npos ? raw : raw.substr(cut + 3));
-  std::vector<std::string> pivots;
-  if (has_wildcard(base)) {
-    expand(root, split(base), 0, "", spec, pivots);
-    if (pivots.empty()) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " matches no file");
-  } else {
-    if (!base.empty() && sel.ignored(base))
-      throw Error(ErrorKind::NotFound, "source " + quote(raw) + " not found (it is excluded by .dockerignore)");
-    pivots.push_back(base);
-  }
+  std::vector<std::string> pivots = match_source(root, raw, base, spec, sel);
   std::vector<std::string> comps = split(pattern);
   std::size_t first_wild = 0;
   while (first_wild < comps.size() && !has_wildcard(comps[first_wild])) ++first_wild;
@@ -384,15 +371,7 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
     std::vector<Resolved> srcs;
     for (const auto& raw : spec.sources) {
       std::string cleaned = overlay::clean_path(raw);
-      std::vector<std::string> matches;
-      if (has_wildcard(cleaned)) {
-        expand(src_root, split(cleaned), 0, "", spec, matches);
-        if (matches.empty()) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " matches no file");
-      } else {
-        if (!cleaned.empty() && sel.ignored(cleaned))
-          throw Error(ErrorKind::NotFound, "source " + quote(raw) + " not found (it is excluded by .dockerignore)");
-        matches.push_back(cleaned);
-      }
+      std::vector<std::string> matches = match_source(src_root, raw, cleaned, spec, sel);
       for (auto& m : matches) {
         auto r = resolve(src_root, m);
         if (!r) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " not found");

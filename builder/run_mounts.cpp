@@ -1,6 +1,5 @@
 #include "builder/run_mounts.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -14,6 +13,7 @@
 #include "builder/copy_files.h"
 #include "oci/base/error.h"
 #include "overlay/safe_path.h"
+#include "overlay/sys/syscalls.h"
 
 namespace cbuild::builder {
 
@@ -94,30 +94,12 @@ Resolved resolve(const RunMounts::Root& root, const std::string& source) {
   return r;
 }
 
-std::vector<std::string> list_names(int dir_fd, const std::string& shown) {
-  int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw_errno("open directory", shown);
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    ::close(fd);
-    throw_errno("read directory", shown, e);
-  }
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 // The excluded entries below `dir_rel` (context-relative), as paths relative to `dir_rel`.
 // Like COPY, an excluded directory is not looked into.
 void find_excluded(int dir_fd, const std::string& dir_rel, const std::string& below,
                    const std::function<bool(const std::string&)>& excluded, std::vector<std::string>& out) {
-  for (const auto& name : list_names(dir_fd, dir_rel)) {
+  for (const auto& name : overlay::sys::list_dir(dir_fd, dir_rel)) {
     std::string rel = dir_rel.empty() ? name : dir_rel + "/" + name;
     std::string sub = below.empty() ? name : below + "/" + name;
     if (excluded(rel)) {

@@ -1,6 +1,5 @@
 #include "builder/staged_dir.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +8,7 @@
 #include <vector>
 
 #include "oci/base/error.h"
+#include "overlay/sys/syscalls.h"
 
 namespace cbuild::builder {
 
@@ -23,28 +23,11 @@ fs::path normalized(const fs::path& p) {
   return n;
 }
 
-std::vector<std::string> entries_of(int dir_fd, const std::string& shown) {
-  int fd = ::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throw_errno("open", shown);
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    ::close(fd);
-    throw_errno("opendir", shown);
-  }
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n != "." && n != "..") names.emplace_back(n);
-  }
-  ::closedir(d);
-  return names;
-}
-
 // Moves every entry of `src` into `dst` (see the header for the rules). Both are directory fds;
 // nothing in `dst` is resolved through a symlink, since every lookup is one name relative to
 // an fd opened with O_NOFOLLOW.
 void merge_into(int src, int dst, const std::string& shown) {
-  for (const std::string& name : entries_of(src, shown)) {
+  for (const std::string& name : overlay::sys::list_dir(src, shown)) {
     std::string here = shown + "/" + name;
     struct stat s {}, d {};
     if (::fstatat(src, name.c_str(), &s, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("stat", here);
