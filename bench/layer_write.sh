@@ -3,7 +3,8 @@
 # 1 GiB mixed tree (1/3 random, 2/3 text, ~2000 files):
 #   cbuild zstd-3 (framed, 2 workers)  vs  tar -cf - | zstd -3 -T2
 #   cbuild gzip (ISA-L, framed)         vs  tar -cf - | pigz -p2   (and the ratio of gzip -6)
-#   cbuild read (decompress + verify + walk every entry)
+#   cbuild read of both layers (decompress + verify + walk every entry), as the store reads
+#   and the limits: zstd's in-memory benchmark of the same tar on 1 and 2 threads, OpenSSL SHA-256
 # Each measurement is repeated RUNS times (default 3); medians and ratios are printed.
 # usage: bench/layer_write.sh [BUILD_DIR] [WORK_DIR]
 set -euo pipefail
@@ -39,6 +40,7 @@ run() {  # name, command...
 echo "tree: $tree ($((bytes / 1048576)) MiB of tar), runs: $runs, cores: $(nproc)"
 run cbuild-zstd3 "$bin" write "$tree" "$work/out" zstd --threads 2
 zstd_size=$(stat -c %s "$work/out")
+cp "$work/out" "$work/layer.zst"
 run cli-tar-zstd3-T2 sh -c "tar -cf - -C '$tree' . | zstd -q -3 -T2 > '$work/out'"
 cli_zstd_size=$(stat -c %s "$work/out")
 run cbuild-gzip "$bin" write "$tree" "$work/out" gzip --threads 2
@@ -47,6 +49,16 @@ cp "$work/out" "$work/layer.gz"
 run cli-tar-pigz-p2 sh -c "tar -cf - -C '$tree' . | pigz -p2 -6 > '$work/out'"
 pigz_size=$(stat -c %s "$work/out")
 run cbuild-read-gzip "$bin" read "$work/layer.gz"
+run cbuild-read-zstd "$bin" read "$work/layer.zst"
+# The machine's limits for the zstd goal, in the same run: zstd's own in-memory benchmark of the
+# same tar (no tar walk, no hashing, no file written) on one and two threads, and OpenSSL SHA-256.
+tar -cf "$work/tree.tar" -C "$tree" .
+for t in 1 2; do
+  printf 'limit: zstd -b3 -T%s in memory: ' "$t"
+  zstd -b3 -T"$t" "$work/tree.tar" 2>&1 | tr '\r' '\n' | grep -a 'MB/s' | tail -1 | sed 's/.*(x/(x/'
+done
+rm -f "$work/tree.tar"
+printf 'limit: openssl sha256 (1 MiB blocks): %s kB/s\n' "$(openssl speed -evp sha256 -bytes 1048576 -seconds 2 2>/dev/null | awk '/^sha256/ {print $2}')"
 echo "ratio: cbuild zstd $zstd_size vs zstd -3 $cli_zstd_size ($(echo "100*$zstd_size/$cli_zstd_size" | bc -l | cut -c1-6)%);" \
   "cbuild gzip $gzip_size vs gzip -6 (pigz) $pigz_size ($(echo "100*$gzip_size/$pigz_size" | bc -l | cut -c1-6)%)"
 echo "speed ratios (cbuild / cli, >1 is faster): zstd $(echo "${T[cli-tar-zstd3-T2]} / ${T[cbuild-zstd3]}" | bc -l | cut -c1-5)," \

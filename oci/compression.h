@@ -107,12 +107,15 @@ struct FramingOptions {
   std::size_t hard_max = 32u << 20;    // cut even without a boundary (input that offers none)
   unsigned cut_bits = 1;               // past min_frame, cut when (fingerprint & mask) == 0
   FrameCache* cache = nullptr;
-  // Called on the writing thread, in stream order, after a frame has been written downstream.
+  // Called in stream order, one call at a time, after a frame has been written downstream — on
+  // the sink's emitting thread (the writing thread when threads == 0); all calls have returned
+  // when finish() returns.
   std::function<void(const FrameRecord&)> on_frame;
 };
 
 // Compresses what is written into frames on worker threads and writes them to `out` (not
-// owned) in order. The output is the same whatever the thread count or timing. Use from one
+// owned) in order, from an emitting thread of its own (so `out` is used by that thread until
+// finish(), which then finishes `out` on the caller's thread). The output is the same whatever the thread count or timing. Use from one
 // thread; finish() flushes, waits and finishes `out`; errors of workers are rethrown there or
 // in a later write(). Destroying it unfinished stops the workers and drops pending frames.
 class FramedCompressSink final : public ByteSink, public BoundaryListener {

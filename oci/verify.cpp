@@ -1,6 +1,7 @@
 #include "oci/verify.h"
 
 #include "oci/base/error.h"
+#include "oci/read_ahead.h"
 
 namespace cbuild::oci {
 
@@ -43,6 +44,13 @@ std::size_t VerifyingSource::read(std::span<std::byte> out) {
   if (got != expected_) fail(what_ + ": digest mismatch: expected " + expected_.str() + ", got " + got.str());
   verified_ = true;
   return 0;
+}
+
+std::unique_ptr<ByteSource> open_verified(std::unique_ptr<ByteSource> inner, Digest expected, std::int64_t size,
+                                          std::string what) {
+  auto verified = std::make_unique<VerifyingSource>(std::move(inner), std::move(expected), size, std::move(what));
+  if (size < kReadAheadThreshold) return verified;
+  return std::make_unique<ReadAheadSource>(std::move(verified));
 }
 
 }  // namespace cbuild::oci

@@ -42,4 +42,11 @@ class VerifyingSource : public ByteSource {
   std::optional<std::string> failed_;
 };
 
+// A stored blob opened for reading: `inner` (a file) checked against `expected` and `size`.
+// Blobs of kReadAheadThreshold bytes or more are read and hashed on a background thread
+// (ReadAheadSource), so verifying costs the reader no time on a machine with a spare core.
+inline constexpr std::int64_t kReadAheadThreshold = 1 << 20;
+std::unique_ptr<ByteSource> open_verified(std::unique_ptr<ByteSource> inner, Digest expected, std::int64_t size,
+                                          std::string what);
+
 }  // namespace cbuild::oci

@@ -4,7 +4,11 @@
 // Ordering and determinism: frame boundaries are decided on the writing thread from the byte
 // counts and fingerprints alone; workers only turn one frame's bytes into one member/frame.
 // So the output does not depend on the number of workers or on their timing.
-// Memory: at most threads + 2 frames (input + output) are alive at once.
+// Three roles: the writing thread fills frames, workers compress them, and an emitting thread
+// writes finished frames downstream in order (there the compressed bytes are hashed and written
+// to the store, and write(2) may sleep on dirty-page throttling) — so the writing thread never
+// waits on the file system, and on two cores there is always a thread with work.
+// Memory: at most threads + 3 frames (input + output) are alive at once.
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -47,20 +51,23 @@ struct FramedCompressSink::Impl {
     need_digest = options.cache != nullptr || static_cast<bool>(options.on_frame);
     if (options.threads == 0) inline_encoder = make_frame_encoder(options.codec, options.level);
     for (unsigned i = 0; i < options.threads; ++i) workers.emplace_back([this] { work(); });
+    if (options.threads > 0) emitter = std::thread([this] { emit_loop(); });
     cur.reserve(options.max_frame + (1u << 20));
   }
 
-  ~Impl() { stop_workers(); }
+  ~Impl() { stop_threads(); }
 
-  void stop_workers() noexcept {
+  void stop_threads() noexcept {
     {
       std::lock_guard lock(m);
       stopping = true;
     }
     cv_work.notify_all();
+    cv_done.notify_all();
     for (auto& t : workers)
       if (t.joinable()) t.join();
     workers.clear();
+    if (emitter.joinable()) emitter.join();
   }
 
   // Turns one frame's bytes into compressed bytes (cache lookup first). Runs on a worker, or on
@@ -106,7 +113,7 @@ struct FramedCompressSink::Impl {
         std::lock_guard lock(m);
         job->done = true;
       }
-      cv_done.notify_all();
+      cv_done.notify_all();  // the emitter waits for the oldest frame
     }
   }
 
@@ -129,16 +136,18 @@ struct FramedCompressSink::Impl {
       return;
     }
     Job* raw = job.get();
-    {
-      std::lock_guard lock(m);
-      inflight.push_back(std::move(job));
-      queue.push_back(raw);
-    }
+    std::unique_lock lock(m);
+    inflight.push_back(std::move(job));
+    queue.push_back(raw);
     cv_work.notify_one();
-    drain(options.threads + 1);
+    // Back-pressure: the writing thread runs at most a few frames ahead of the emitter.
+    cv_space.wait(lock, [&] { return inflight.size() <= options.threads + 2 || emit_error; });
+    if (emit_error) std::rethrow_exception(emit_error);
   }
 
   std::unique_ptr<Job> take_job() {
+    std::lock_guard lock(m);
+    if (emit_error) std::rethrow_exception(emit_error);
     if (spare.empty()) return std::make_unique<Job>();
     std::unique_ptr<Job> j = std::move(spare.back());
     spare.pop_back();
@@ -155,21 +164,44 @@ struct FramedCompressSink::Impl {
     spare.push_back(std::move(j));
   }
 
-  // Writes finished frames in order until at most `keep` are in flight (waiting as needed).
-  void drain(std::size_t keep) {
+  // The emitting thread: writes finished frames downstream in stream order until close() has
+  // been called and nothing is left, or the sink is destroyed. The first error (a worker's,
+  // rethrown by emit(), or downstream's) stops it and is rethrown on the writing thread.
+  void emit_loop() {
     for (;;) {
       std::unique_ptr<Job> front;
       {
         std::unique_lock lock(m);
-        if (inflight.empty()) return;
-        if (inflight.size() > keep) cv_done.wait(lock, [&] { return inflight.front()->done; });
-        else if (!inflight.front()->done) return;
+        cv_done.wait(lock, [&] {
+          return stopping || (!inflight.empty() && inflight.front()->done) || (closing && inflight.empty());
+        });
+        if (stopping || inflight.empty()) return;
         front = std::move(inflight.front());
         inflight.pop_front();
       }
-      emit(*front);
+      cv_space.notify_one();
+      try {
+        emit(*front);
+      } catch (...) {
+        std::lock_guard lock(m);
+        emit_error = std::current_exception();
+        cv_space.notify_all();
+        return;
+      }
+      std::lock_guard lock(m);
       recycle(std::move(front));
     }
+  }
+
+  // Writing thread: lets the emitter finish what is in flight and waits for it.
+  void close() {
+    {
+      std::lock_guard lock(m);
+      closing = true;
+    }
+    cv_done.notify_all();
+    if (emitter.joinable()) emitter.join();
+    if (emit_error) std::rethrow_exception(emit_error);
   }
 
   void emit(Job& job) {
@@ -202,12 +234,14 @@ struct FramedCompressSink::Impl {
   bool finished = false;
 
   std::mutex m;
-  std::condition_variable cv_work, cv_done;
+  std::condition_variable cv_work, cv_done, cv_space;
   std::deque<std::unique_ptr<Job>> inflight;  // in stream order; owned here
   std::deque<Job*> queue;                     // not yet taken by a worker
-  std::vector<std::unique_ptr<Job>> spare;    // emitted jobs kept for their buffers (writer thread only)
-  bool stopping = false;
+  std::vector<std::unique_ptr<Job>> spare;    // emitted jobs kept for their buffers
+  bool stopping = false, closing = false;
+  std::exception_ptr emit_error;
   std::vector<std::thread> workers;
+  std::thread emitter;
 };
 
 FramedCompressSink::FramedCompressSink(ByteSink& out, FramingOptions options)
@@ -238,8 +272,8 @@ void FramedCompressSink::finish() {
   if (d.finished) return;
   d.finished = true;
   d.cut();  // the remainder; an empty stream still gets one (empty) frame
-  d.drain(0);
-  d.stop_workers();
+  d.close();
+  d.stop_threads();
   d.out.finish();
 }
 

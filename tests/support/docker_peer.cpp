@@ -1,6 +1,8 @@
 #include "tests/support/docker_peer.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +57,14 @@ DockerPeer* DockerPeer::get() {
   std::unique_ptr<DockerPeer> p(new DockerPeer());
   p->dir_ = "/var/tmp/cbuild-test-dockerd";
   fs::create_directories(p->dir_);
+  // One test process at a time owns the shared dockerd: a second one (another checkout's suite)
+  // would otherwise stop it below, in the middle of the first one's builds.
+  p->lock_fd_ = ::open((p->dir_.string() + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (p->lock_fd_ < 0) return unavailable("cannot open the dockerd lock file") ? nullptr : nullptr;
+  if (::flock(p->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    MESSAGE("docker peer: waiting for another test process to finish with " << p->dir_.string());
+    if (::flock(p->lock_fd_, LOCK_EX) != 0) return unavailable("cannot lock the dockerd lock file") ? nullptr : nullptr;
+  }
   // A dockerd left by a killed earlier run holds the socket and the data dir: stop it.
   if (auto old = read_file_if_exists(p->dir_ / "dockerd.pid")) stop_pid(std::atoi(old->c_str()));
   std::ofstream(p->dir_ / "daemon.json")
@@ -100,7 +110,10 @@ DockerPeer* DockerPeer::get() {
   return peer.get();
 }
 
-DockerPeer::~DockerPeer() { stop_pid(pid_); }
+DockerPeer::~DockerPeer() {
+  stop_pid(pid_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
 
 CommandResult DockerPeer::docker(const std::vector<std::string>& args, const std::string& input) {
   std::vector<std::string> argv{"/usr/bin/docker"};

@@ -1,7 +1,9 @@
 // A private dockerd for differential tests: `docker build` (BuildKit) is the semantics
 // reference cbuild is compared with. Started once per test process with its state under
 // /var/tmp/cbuild-test-dockerd (kept between runs as a cache), with no iptables and no bridge,
-// and stopped when the process exits. Builds run with --network=none.
+// and stopped when the process exits. Builds run with --network=none. The process holds an
+// flock on /var/tmp/cbuild-test-dockerd.lock meanwhile, so concurrent test runs (several
+// checkouts) take turns instead of stopping each other's dockerd.
 #pragma once
 
 #include <filesystem>
@@ -44,6 +46,7 @@ class DockerPeer {
   std::filesystem::path dir_;
   std::string base_;
   int pid_ = -1;
+  int lock_fd_ = -1;
 };
 
 }  // namespace cbuild::test
