@@ -11,7 +11,9 @@
 // is valid only while its layer blob is in the store; find() checks that.
 //
 // Records are written atomically (tmp + rename), so concurrent builds and a killed process
-// never leave a torn record; a corrupt record is treated as a miss. Thread-safe. Within one
+// never leave a torn record; they are not fsynced (a power loss can only lose or garble one,
+// and a corrupt record, one naming another key, or one whose layer blob is missing or of
+// another size is treated as a miss). Thread-safe. Within one
 // process, claim() lets parallel stages that reach the same step compute it once.
 #pragma once
 

@@ -93,7 +93,9 @@ void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oc
   }
   if (text.empty()) return;
   make_dirs(root_ / "cache" / "frames");
-  write_file_atomic(root_ / "cache" / "frames" / blob.hex(), text);
+  // No fsync (as for step records): the blob is durable already, and a lost or garbled record
+  // is a miss — find() checks every frame's compressed sha256 before reusing it.
+  write_file_atomic(root_ / "cache" / "frames" / blob.hex(), text, 0644, Durability::RenameOnly);
 }
 
 std::uint64_t StoreFrameCache::hits() const {

@@ -229,7 +229,7 @@ struct Stepper {
   StepResult operator()(const CopyOp& op) {
     if (!op.inline_files.empty()) {
       TempDir files;
-      for (const auto& [name, content] : op.inline_files) write_file_atomic(files.path() / name, content, 0644);
+      for (const auto& [name, content] : op.inline_files) write_file_atomic(files.path() / name, content, 0644, Durability::RenameOnly);
       UniqueFd fd = open_file(files.path(), O_RDONLY | O_DIRECTORY);
       return copy_from_root(op, fd.get(), false);
     }

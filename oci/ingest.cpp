@@ -42,7 +42,7 @@ LayoutIngest::LayoutIngest(const std::filesystem::path& tmp_dir, Publish publish
     abandon();
     throw_errno("begin ingest: lock", path_.string(), err);
   }
-  buf_.resize(kBufferSize);
+  buf_.reset(new std::byte[kBufferSize]);
 }
 
 LayoutIngest::~LayoutIngest() { abandon(); }
@@ -57,7 +57,7 @@ void LayoutIngest::abandon() noexcept {
 void LayoutIngest::flush() {
   if (used_ == 0) return;
   try {
-    write_all(fd_.get(), buf_.data(), used_, "ingest " + path_.string());
+    write_all(fd_.get(), buf_.get(), used_, "ingest " + path_.string());
   } catch (...) {
     abandon();
     throw;
@@ -69,7 +69,7 @@ void LayoutIngest::write(std::span<const std::byte> data) {
   if (done_ || finished_) throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": write after finish or commit");
   hash_.update(data.data(), data.size());
   written_ += data.size();
-  if (data.size() >= buf_.size()) {
+  if (data.size() >= kBufferSize) {
     flush();
     try {
       write_all(fd_.get(), data.data(), data.size(), "ingest " + path_.string());
@@ -79,8 +79,8 @@ void LayoutIngest::write(std::span<const std::byte> data) {
     }
     return;
   }
-  if (used_ + data.size() > buf_.size()) flush();
-  std::memcpy(buf_.data() + used_, data.data(), data.size());
+  if (used_ + data.size() > kBufferSize) flush();
+  std::memcpy(buf_.get() + used_, data.data(), data.size());
   used_ += data.size();
 }
 

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,7 +49,9 @@ class LayoutIngest final : public Ingest {
   UniqueFd fd_;
   Publish publish_;
   Sha256 hash_;
-  std::vector<std::byte> buf_;
+  // Allocated, never zero-filled: touching 1 MiB of fresh pages costs more than a small
+  // blob's whole write on this kind of VM (page faults), and most blobs are small.
+  std::unique_ptr<std::byte[]> buf_;
   std::size_t used_ = 0;
   std::uint64_t written_ = 0;
   bool finished_ = false;

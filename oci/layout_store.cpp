@@ -148,19 +148,26 @@ std::unique_ptr<Ingest> LayoutStore::begin_ingest() {
   });
 }
 
-void LayoutStore::publish_blob(int, const fs::path& tmp, const Digest& digest, std::int64_t) {
-  UniqueFd held = lock(false);
-  fs::path dst = blob_path(digest);
-  if (digest.algorithm() != "sha256") make_dirs(dst.parent_path());
-  struct stat st {};
-  if (::stat(dst.c_str(), &st) == 0) {
-    // Already stored: keep the existing file, but refresh its age so a concurrent gc's grace
-    // period protects it until the caller tags it.
-    ::utimensat(AT_FDCWD, dst.c_str(), nullptr, 0);
-  } else {
-    if (::rename(tmp.c_str(), dst.c_str()) != 0) throw_errno("store blob " + digest.str(), dst.string());
-    fsync_dir(dst.parent_path());
+Digest LayoutStore::put_blob(std::string_view bytes) {
+  Digest d = Digest::of(bytes);
+  {
+    UniqueFd held = lock(false);
+    if (adopt_existing(d, static_cast<std::int64_t>(bytes.size()))) return d;
   }
+  return Ingester::put_blob(bytes);
+}
+
+bool LayoutStore::adopt_existing(const Digest& digest, std::int64_t size) {
+  fs::path dst = blob_path(digest);
+  struct stat st {};
+  if (::stat(dst.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  if (size >= 0 && st.st_size != size) return false;
+  ::utimensat(AT_FDCWD, dst.c_str(), nullptr, 0);
+  record_in_default_lease(digest);
+  return true;
+}
+
+void LayoutStore::record_in_default_lease(const Digest& digest) {
   std::shared_ptr<Lease> lease;
   {
     std::lock_guard g(lease_mu_);
@@ -171,6 +178,17 @@ void LayoutStore::publish_blob(int, const fs::path& tmp, const Digest& digest, s
     std::string line = digest.str() + "\n";
     write_all(lease->fd_.get(), line.data(), line.size(), "lease " + lease->path_.string());
   }
+}
+
+void LayoutStore::publish_blob(int, const fs::path& tmp, const Digest& digest, std::int64_t size) {
+  UniqueFd held = lock(false);
+  fs::path dst = blob_path(digest);
+  if (digest.algorithm() != "sha256") make_dirs(dst.parent_path());
+  // Already stored: keep the existing file (one of another size is damaged: replace it).
+  if (adopt_existing(digest, size)) return;
+  if (::rename(tmp.c_str(), dst.c_str()) != 0) throw_errno("store blob " + digest.str(), dst.string());
+  fsync_dir(dst.parent_path());
+  record_in_default_lease(digest);
 }
 
 std::vector<Descriptor> LayoutStore::index_entries() const {
@@ -204,6 +222,8 @@ void LayoutStore::update_index(const std::function<void(std::vector<Descriptor>&
     entries.push_back(descriptor_from_json(arr[i], what + " manifests[" + std::to_string(i) + "]"));
   std::vector<Descriptor> before = entries;
   fn(entries);
+  // Nothing changed: no rewrite (a warm rebuild re-tags the same manifest and writes nothing).
+  if (entries == before && j.contains("schemaVersion")) return;
   json out = json::array();
   for (auto& e : entries) {
     auto same = std::find(before.begin(), before.end(), e);
@@ -228,9 +248,14 @@ void LayoutStore::set_tags(const std::vector<std::pair<std::string, Descriptor>>
   }
   update_index([&](std::vector<Descriptor>& entries) {
     for (auto& [name, desc] : tags) {
-      std::erase_if(entries, [&](const Descriptor& e) { return ref_name(e) == name; });
       Descriptor d = desc;
       d.annotations[kRefNameAnnotation] = name;
+      // A tag already naming exactly this descriptor stays where it is (no rewrite at all).
+      auto same = [&](const Descriptor& e) { return e == d; };
+      if (std::count_if(entries.begin(), entries.end(), same) == 1 &&
+          std::count_if(entries.begin(), entries.end(), [&](const Descriptor& e) { return ref_name(e) == name; }) == 1)
+        continue;
+      std::erase_if(entries, [&](const Descriptor& e) { return ref_name(e) == name; });
       entries.push_back(std::move(d));
     }
   });

@@ -12,7 +12,8 @@
 // Durability: a blob is fsynced and renamed into blobs/ (then the dir is fsynced) before
 // commit() returns, so it is durable before any tag can name it. index.json is rewritten to a
 // temp file, fsynced and renamed under the lock: readers see the old or the new file, never a
-// torn one, and concurrent taggers in other processes are serialised. No symlinks are created.
+// torn one, and concurrent taggers in other processes are serialised. An update that changes
+// no entry (re-tagging a name with the manifest it already names) leaves index.json untouched. No symlinks are created.
 // Entries of index.json this store did not write (other tools' tags, untagged entries, extra
 // fields) are kept as they are.
 //
@@ -94,6 +95,9 @@ class LayoutStore final : public Store {
   std::unique_ptr<ByteSource> open(const Digest& digest) const override;
   // Ingester
   std::unique_ptr<Ingest> begin_ingest() override;
+  // Bytes already stored (same digest and size) are not written again: a warm rebuild's
+  // config and manifest cost a stat, not a temp file, two fsyncs and a rename.
+  Digest put_blob(std::string_view bytes) override;
   // TagIndex
   std::optional<Descriptor> resolve(std::string_view name) const override;
   void set_tag(std::string_view name, const Descriptor& desc) override;
@@ -127,6 +131,12 @@ class LayoutStore final : public Store {
   // Opens $ROOT/.cbuild.lock and flocks it; the lock is held until the fd is closed.
   UniqueFd lock(bool exclusive) const;
   std::set<Digest> live_lease_digests(bool remove_stale, std::size_t* stale) const;
+  // Under the shared lock: when `digest` is stored with `size` bytes (any size if negative),
+  // refreshes its age (so a concurrent gc's grace period protects it until the caller tags
+  // it), records it in the default lease and returns true. A file of another size is damaged
+  // and is not adopted (the caller's verified bytes replace it).
+  bool adopt_existing(const Digest& digest, std::int64_t size);
+  void record_in_default_lease(const Digest& digest);
   void publish_blob(int fd, const std::filesystem::path& tmp, const Digest& digest, std::int64_t size);
   void update_index(const std::function<void(std::vector<Descriptor>&)>& fn);
 

@@ -48,8 +48,9 @@ class Ingester {
  public:
   virtual ~Ingester() = default;
   virtual std::unique_ptr<Ingest> begin_ingest() = 0;
-  // Stores small bytes (a manifest, a config) and returns their digest.
-  Digest put_blob(std::string_view bytes);
+  // Stores small bytes (a manifest, a config) and returns their digest. A store may skip the
+  // write when it already holds those bytes; the blob is durable when this returns either way.
+  virtual Digest put_blob(std::string_view bytes);
 };
 
 class TagIndex {

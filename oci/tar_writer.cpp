@@ -68,7 +68,7 @@ struct TarWriter::Impl {
   std::exception_ptr sink_error;
   std::uint64_t bytes = 0, entries = 0;
   bool finished = false;
-  std::vector<char> buf;
+  std::unique_ptr<char[]> buf;  // kReadBuf bytes once a file has data; not zero-filled (page faults)
 
   Impl(ByteSink& o, TarWriterOptions opt) : out(o), options(opt), a(archive_write_new()) {
     if (!a) throw Error(ErrorKind::ResourceExhausted, "tar writer: cannot allocate libarchive handle");
@@ -159,19 +159,19 @@ struct TarWriter::Impl {
   // boundaries every options.chunk_bytes of data.
   template <class ReadFn>
   void data(const TarEntry& e, ReadFn&& next) {
-    if (buf.empty()) buf.resize(kReadBuf);
+    if (!buf) buf.reset(new char[kReadBuf]);
     std::uint64_t remaining = static_cast<std::uint64_t>(e.size);
     std::uint64_t done = 0, chunk = options.chunk_bytes;
     std::uint64_t fp = path_fingerprint(e.path);
     while (remaining > 0) {
       check_cancelled();  // per buffer: a layer holding one huge file still stops on Ctrl-C
-      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, buf.size()));
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kReadBuf));
       if (chunk) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, chunk - done % chunk));
-      std::size_t n = next(buf.data(), want);
+      std::size_t n = next(buf.get(), want);
       if (n == 0)
         throw Error(ErrorKind::DataLoss, "tar writer: " + quote(e.path) + " has fewer bytes than its size " +
                                              std::to_string(e.size) + " (changed while being read?)");
-      la_ssize_t w = archive_write_data(a.get(), buf.data(), n);
+      la_ssize_t w = archive_write_data(a.get(), buf.get(), n);
       if (w < 0 || static_cast<std::size_t>(w) != n) check(ARCHIVE_FATAL, "write data", e.path);
       remaining -= n;
       done += n;

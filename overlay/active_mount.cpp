@@ -3,6 +3,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <iostream>
 
@@ -22,6 +23,7 @@ bool mount_new_api(const MountSpec& spec, const std::string& target) {
       sys::fsconfig_set(fs.get(), key.c_str(), value.empty() ? nullptr : value.c_str());
     } catch (const Error& e) {
       if (key == "lowerdir+" && e.sys_errno() == EINVAL && &key == &params.front().first) return false;
+      if (key == kVolatileOption && e.sys_errno() == EINVAL) continue;  // before Linux 5.10: sync at umount
       throw;
     }
   }
@@ -38,8 +40,17 @@ ActiveMount::ActiveMount(const MountSpec& spec, std::filesystem::path target) : 
   if (::mkdir(target_.c_str(), 0755) == 0) created_target_ = true;
   else if (errno != EEXIST) throw_errno("mkdir", target_.string());
   try {
-    if (!mount_new_api(spec, target_.string()))
-      sys::mount("overlay", target_.string(), "overlay", 0, spec.legacy_data().c_str());
+    if (!mount_new_api(spec, target_.string())) {
+      try {
+        sys::mount("overlay", target_.string(), "overlay", 0, spec.legacy_data().c_str());
+      } catch (const Error& e) {
+        auto& extra = spec.extra_options;
+        if (e.sys_errno() != EINVAL || std::find(extra.begin(), extra.end(), kVolatileOption) == extra.end()) throw;
+        MountSpec plain = spec;
+        std::erase(plain.extra_options, std::string(kVolatileOption));
+        sys::mount("overlay", target_.string(), "overlay", 0, plain.legacy_data().c_str());
+      }
+    }
     mounted_ = true;
   } catch (...) {
     if (created_target_) ::rmdir(target_.c_str());

@@ -50,9 +50,10 @@ std::string container_resolv_conf(std::string_view host_text, NetworkMode networ
 void write_init_files(const std::filesystem::path& dir, const InitFilesOptions& o) {
   make_dirs(dir / "etc");
   std::string host_resolv = read_file_if_exists(o.host_resolv_conf, 1 << 20).value_or("");
-  write_file_atomic(dir / "etc/hosts", hosts_file(o.hostname));
-  write_file_atomic(dir / "etc/resolv.conf", container_resolv_conf(host_resolv, o.network));
-  write_file_atomic(dir / "etc/hostname", o.hostname + "\n");
+  // The init files live in a build's private temp dir for one RUN: nothing to make durable.
+  write_new_file(dir / "etc/hosts", hosts_file(o.hostname));
+  write_new_file(dir / "etc/resolv.conf", container_resolv_conf(host_resolv, o.network));
+  write_new_file(dir / "etc/hostname", o.hostname + "\n");
 }
 
 }  // namespace cbuild::overlay

@@ -32,7 +32,8 @@ std::string hosts_file(std::string_view hostname);
 // The container's resolv.conf from the host's text (see above).
 std::string container_resolv_conf(std::string_view host_text, NetworkMode network);
 
-// Creates DIR/etc/{hosts,resolv.conf,hostname}. Throws cbuild::Error naming the file.
+// Creates DIR/etc/{hosts,resolv.conf,hostname} (new files, not fsynced: they serve one RUN from
+// a temp dir). Throws cbuild::Error naming the file (AlreadyExists-like errors if present).
 void write_init_files(const std::filesystem::path& dir, const InitFilesOptions& options);
 
 }  // namespace cbuild::overlay

@@ -42,6 +42,11 @@ struct MountSpec {
   std::vector<std::pair<std::string, std::string>> fsconfig_params() const;
 };
 
+// overlayfs' "volatile" (Linux 5.10+): no sync of the upper filesystem at umount or syncfs.
+// Writable build mounts carry it (SnapshotStore::prepare); ActiveMount drops it on kernels
+// that refuse it.
+inline constexpr const char* kVolatileOption = "volatile";
+
 // Linux's limit for the mount(2) data page.
 inline constexpr std::size_t kMountDataMax = 4095;
 

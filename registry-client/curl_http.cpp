@@ -1,6 +1,5 @@
 #include "registry-client/curl_http.h"
 
-#include <curl/curl.h>
 
 #include <algorithm>
 #include <cctype>
@@ -9,6 +8,7 @@
 
 #include "oci/base/cancel.h"
 #include "oci/base/fs.h"
+#include "registry-client/internal/curl_api.h"
 
 namespace cbuild::registry {
 
@@ -17,15 +17,15 @@ namespace {
 constexpr std::size_t kMaxErrorBody = 1u << 20;
 
 struct CurlDeleter {
-  void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
+  void operator()(CURL* c) const noexcept { curl::api().easy_cleanup(c); }
 };
 struct SlistDeleter {
-  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+  void operator()(curl_slist* l) const noexcept { curl::api().slist_free_all(l); }
 };
 using SlistPtr = std::unique_ptr<curl_slist, SlistDeleter>;
 
 void global_init_once() {
-  static const bool done = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  static const bool done = [] { return curl::api().global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
   if (!done) throw Error(ErrorKind::Internal, "curl_global_init failed");
 }
 
@@ -163,12 +163,12 @@ std::unique_ptr<CurlHttp::Handle> CurlHttp::acquire() {
     if (!idle_.empty()) {
       auto h = std::move(idle_.back());
       idle_.pop_back();
-      curl_easy_reset(h->curl.get());  // keeps the connection cache
+      curl::api().easy_reset(h->curl.get());  // keeps the connection cache
       return h;
     }
   }
   auto h = std::make_unique<Handle>();
-  h->curl.reset(curl_easy_init());
+  h->curl.reset(curl::api().easy_init());
   if (!h->curl) throw Error(ErrorKind::Internal, "curl_easy_init failed");
   return h;
 }
@@ -187,7 +187,7 @@ HttpResponse CurlHttp::send(const HttpRequest& req) {
 
   SlistPtr hdrs;
   auto add_header = [&](const std::string& line) {
-    curl_slist* n = curl_slist_append(hdrs.get(), line.c_str());
+    curl_slist* n = curl::api().slist_append(hdrs.get(), line.c_str());
     if (!n) throw Error(ErrorKind::ResourceExhausted, "curl_slist_append failed");
     (void)hdrs.release();
     hdrs.reset(n);
@@ -195,67 +195,67 @@ HttpResponse CurlHttp::send(const HttpRequest& req) {
   for (const auto& [k, v] : req.headers) add_header(k + ": " + v);
   add_header("Expect:");  // no 100-continue round trip for uploads
 
-  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "cbuild/" CBUILD_VERSION);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, req.connect_timeout_s);
+  curl::api().easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  curl::api().easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl::api().easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl::api().easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl::api().easy_setopt(c, CURLOPT_USERAGENT, "cbuild/" CBUILD_VERSION);
+  curl::api().easy_setopt(c, CURLOPT_CONNECTTIMEOUT, req.connect_timeout_s);
   if (req.stall_timeout_s > 0) {
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req.stall_timeout_s);
+    curl::api().easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl::api().easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req.stall_timeout_s);
   }
-  if (req.total_timeout_s > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT, req.total_timeout_s);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
-  curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
+  if (req.total_timeout_s > 0) curl::api().easy_setopt(c, CURLOPT_TIMEOUT, req.total_timeout_s);
+  curl::api().easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl::api().easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl::api().easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl::api().easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  curl::api().easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl::api().easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl::api().easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
+  curl::api().easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
 
   if (!req.tls.verify) {
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    curl::api().easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl::api().easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
   std::string ca_blob;
   if (!req.tls.extra_ca_files.empty()) {
     ca_blob = ca_bundle_with(req.tls.extra_ca_files);
     curl_blob b{ca_blob.data(), ca_blob.size(), CURL_BLOB_NOCOPY};
-    curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);  // copied? no: NOCOPY, ca_blob outlives perform
+    curl::api().easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);  // copied? no: NOCOPY, ca_blob outlives perform
   }
-  if (!req.tls.client_cert.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, req.tls.client_cert.c_str());
-  if (!req.tls.client_key.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, req.tls.client_key.c_str());
+  if (!req.tls.client_cert.empty()) curl::api().easy_setopt(c, CURLOPT_SSLCERT, req.tls.client_cert.c_str());
+  if (!req.tls.client_key.empty()) curl::api().easy_setopt(c, CURLOPT_SSLKEY, req.tls.client_key.c_str());
 
   const bool has_body = req.body_source != nullptr || !req.body.empty();
   if (req.method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl::api().easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (req.method == "GET") {
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl::api().easy_setopt(c, CURLOPT_HTTPGET, 1L);
   } else if (req.body_source) {
-    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-    curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-    curl_easy_setopt(c, CURLOPT_READDATA, &t);
-    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    curl::api().easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl::api().easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+    curl::api().easy_setopt(c, CURLOPT_READDATA, &t);
+    curl::api().easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
+    curl::api().easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   } else {
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, has_body ? req.body.data() : "");
-    if (req.method != "POST") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    curl::api().easy_setopt(c, CURLOPT_POST, 1L);
+    curl::api().easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+    curl::api().easy_setopt(c, CURLOPT_POSTFIELDS, has_body ? req.body.data() : "");
+    if (req.method != "POST") curl::api().easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     if (!has_body) add_header("Content-Type:");  // no form type on empty POST/PUT/PATCH
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs.get());
+  curl::api().easy_setopt(c, CURLOPT_HTTPHEADER, hdrs.get());
 
   char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-  const CURLcode rc = curl_easy_perform(c);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
+  curl::api().easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  const CURLcode rc = curl::api().easy_perform(c);
+  curl::api().easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+  curl::api().easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);
   if (rc == CURLE_OK) {
     long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl::api().easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     resp.status = static_cast<int>(code);
     release(std::move(h));
     return resp;
@@ -264,7 +264,7 @@ HttpResponse CurlHttp::send(const HttpRequest& req) {
   if (t.error) std::rethrow_exception(t.error);
   if (rc == CURLE_ABORTED_BY_CALLBACK || cancel_requested())
     throw Error(ErrorKind::Cancelled, "interrupted: " + req.method + " " + req.url);
-  std::string why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  std::string why = errbuf[0] ? errbuf : curl::api().easy_strerror(rc);
   const bool timeout = rc == CURLE_OPERATION_TIMEDOUT;
   throw ConnectionError(timeout ? ErrorKind::Timeout : ErrorKind::Unavailable,
                         req.method + " " + req.url + ": " + why, is_tls_failure(rc), resp.body_bytes > 0);

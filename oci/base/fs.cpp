@@ -107,14 +107,25 @@ static std::string random_suffix() {
   return s;
 }
 
-void write_file_atomic(const fs::path& path, std::string_view data, int mode) {
+void write_new_file(const fs::path& path, std::string_view data, int mode) {
+  UniqueFd fd = open_file(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+  try {
+    write_all(fd.get(), data.data(), data.size(), path.string());
+  } catch (...) {
+    ::unlink(path.c_str());
+    throw;
+  }
+}
+
+void write_file_atomic(const fs::path& path, std::string_view data, int mode, Durability durability) {
+  const bool sync = durability == Durability::Fsync;
   fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
   fs::path tmp = dir / ("." + path.filename().string() + ".tmp-" + random_suffix());
   {
     UniqueFd fd = open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
     try {
       write_all(fd.get(), data.data(), data.size(), tmp.string());
-      fsync_fd(fd.get(), tmp.string());
+      if (sync) fsync_fd(fd.get(), tmp.string());
     } catch (...) {
       ::unlink(tmp.c_str());
       throw;
@@ -125,7 +136,7 @@ void write_file_atomic(const fs::path& path, std::string_view data, int mode) {
     ::unlink(tmp.c_str());
     throw_errno("rename", path.string(), err);
   }
-  fsync_dir(dir);
+  if (sync) fsync_dir(dir);
 }
 
 AtomicFile::AtomicFile(const fs::path& path, int mode) : path_(path) {

@@ -49,9 +49,22 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// How write_file_atomic makes the new file durable.
+enum class Durability {
+  Fsync,       // fsync the file before the rename and the directory after: survives power loss
+  RenameOnly,  // rename only: a killed process leaves the old file or the new one, never a torn
+               // one, but after a power loss the file may be missing, empty or garbage — only
+               // for files whose reader treats a damaged file as absent (cache records)
+};
+
 // Writes `data` to path via a temp file in the same directory, fsync, rename, fsync(dir).
 // A crash leaves either the old file or the new one, never a torn one.
-void write_file_atomic(const std::filesystem::path& path, std::string_view data, int mode = 0644);
+void write_file_atomic(const std::filesystem::path& path, std::string_view data, int mode = 0644,
+                       Durability durability = Durability::Fsync);
+
+// Creates `path` (O_EXCL) holding `data`, with no fsync: for scratch files in a private temp
+// directory, which nothing reads after a crash, so durability would only cost a disk flush.
+void write_new_file(const std::filesystem::path& path, std::string_view data, int mode = 0644);
 
 void fsync_fd(int fd, std::string_view what);
 void fsync_dir(const std::filesystem::path& dir);

@@ -32,13 +32,15 @@ class IsalEncoder final : public Encoder {
     // at the same speed. Part of the encoder id (gzip_library_id), since it changes the bytes.
     static constexpr std::size_t kBuf[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_DEFAULT, ISAL_DEF_LVL2_SMALL,
                                            ISAL_DEF_LVL3_DEFAULT};
-    level_buf_.resize(kBuf[level_]);
+    // Scratch ISA-L initialises itself: not zero-filled (one page fault per page saved).
+    level_buf_size_ = kBuf[level_];
+    level_buf_.reset(new std::uint8_t[level_buf_size_]);
   }
   void begin(std::uint64_t) override {
     isal_deflate_init(&z_);
     z_.level = static_cast<std::uint32_t>(level_);
-    z_.level_buf = level_buf_.data();
-    z_.level_buf_size = static_cast<std::uint32_t>(level_buf_.size());
+    z_.level_buf = level_buf_.get();
+    z_.level_buf_size = static_cast<std::uint32_t>(level_buf_size_);
     z_.gzip_flag = IGZIP_GZIP_NO_HDR;  // ISA-L writes the trailer; the header is ours
     started_ = false;
   }
@@ -66,7 +68,8 @@ class IsalEncoder final : public Encoder {
 
  private:
   int level_;
-  std::vector<std::uint8_t> level_buf_;
+  std::unique_ptr<std::uint8_t[]> level_buf_;
+  std::size_t level_buf_size_ = 0;
   isal_zstream z_{};
   bool started_ = false;
 };

@@ -2,6 +2,9 @@
 // docker build (the semantics reference) where docker can show it.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -164,6 +167,35 @@ TEST_CASE("build: a warm rebuild reuses every step and gives the same image; --n
   auto nocache = p.build({"--no-cache", "-t", "app:4"});
   REQUIRE(nocache.exit_code == 0);
   CHECK(nocache.err.find("CACHED") == std::string::npos);
+}
+
+TEST_CASE("build: a warm rebuild under the same tag writes nothing to the store") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("Dockerfile", "FROM " + p.base + "\nRUN echo hello > /hello\nENV APP=/app\nCMD [\"sh\"]\n");
+  auto first = p.build({"-t", "app:1"});
+  REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+  auto other = p.build({"-t", "other:1"});  // app:1 is then not the index's last entry
+  REQUIRE_MESSAGE(other.exit_code == 0, other.err);
+  auto snapshot = [&] {
+    std::vector<std::string> out;
+    for (const char* d : {"blobs/sha256", "cache/steps", "tmp", "snapshots"})
+      for (auto& e : fs::directory_iterator(p.root / d)) out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  struct stat before {};
+  REQUIRE(::stat((p.root / "index.json").c_str(), &before) == 0);
+  auto files = snapshot();
+  auto again = p.build({"-t", "app:1"});
+  REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  CHECK(again.out == first.out);
+  struct stat after {};
+  REQUIRE(::stat((p.root / "index.json").c_str(), &after) == 0);
+  CHECK(after.st_ino == before.st_ino);
+  CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+  CHECK(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  CHECK(snapshot() == files);
 }
 
 TEST_CASE("build: SOURCE_DATE_EPOCH makes two --no-cache builds identical") {

@@ -193,6 +193,47 @@ TEST_CASE("tags are full references in index.json; foreign entries are kept") {
   for (auto& e : fs::recursive_directory_iterator(t.path() / "s")) CHECK(!e.is_symlink());
 }
 
+TEST_CASE("re-tagging the same manifest and re-putting stored bytes write nothing") {
+  TempDir t;
+  auto s = LayoutStore::open(t.path() / "s");
+  Descriptor one = make_image(*s, t.path() / "scratch1", "one");
+  Descriptor two = make_image(*s, t.path() / "scratch2", "two");
+  s->set_tag("docker.io/library/a:1", one);
+  s->set_tag("docker.io/library/b:1", two);
+  fs::path index = t.path() / "s" / "index.json";
+  struct stat before {};
+  REQUIRE(::stat(index.c_str(), &before) == 0);
+  std::string bytes = read_file(index);
+  // Not the last entry: a no-op must not reorder (and so rewrite) the index either.
+  s->set_tag("docker.io/library/a:1", one);
+  s->set_tags({{"docker.io/library/a:1", one}, {"docker.io/library/b:1", two}});
+  s->add_entry(one);
+  struct stat after {};
+  REQUIRE(::stat(index.c_str(), &after) == 0);
+  CHECK(after.st_ino == before.st_ino);
+  CHECK(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+  CHECK(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  CHECK(read_file(index) == bytes);
+  // A real change still rewrites it.
+  s->set_tag("docker.io/library/a:1", two);
+  CHECK(s->resolve("docker.io/library/a:1")->digest == two.digest);
+
+  // put_blob of bytes already stored keeps the blob file (same inode) and no temp file.
+  Digest d = s->put_blob("same bytes");
+  fs::path blob = s->blob_path(d);
+  struct stat b1 {};
+  REQUIRE(::stat(blob.c_str(), &b1) == 0);
+  CHECK(s->put_blob("same bytes") == d);
+  struct stat b2 {};
+  REQUIRE(::stat(blob.c_str(), &b2) == 0);
+  CHECK(b2.st_ino == b1.st_ino);
+  CHECK(count_files(t.path() / "s" / "tmp") == 0);
+  // A stored file of the wrong size (damaged) is replaced by the good bytes.
+  { std::ofstream(blob, std::ios::trunc) << "x"; }
+  CHECK(s->put_blob("same bytes") == d);
+  CHECK(s->read_blob(d) == "same bytes");
+}
+
 TEST_CASE("two processes tagging at once both win; a killed tagger never tears index.json") {
   TempDir t;
   auto s = LayoutStore::open(t.path());
