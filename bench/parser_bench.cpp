@@ -2,23 +2,31 @@
 // cost is linear in the input size. Cases: N mixed instructions, one instruction made of
 // many continuation lines, one big heredoc, ENV-heavy expansion, and oversized lines
 // (which must fail fast with BuildKit's 64 KiB line error). Prints medians of 5 runs and
-// ns per input byte; equal ns/byte across sizes means linear time. Times are CPU time of this
+// ns per input byte; equal ns/byte across sizes means linear time. "MB peak" is the growth of
+// the resident set over the case (each case runs in its own child process). Times are CPU time of this
 // (single-threaded) process, not wall time: on a shared 2-core machine wall time mostly
 // measures the neighbours, and the question here is how the work grows with the input.
-//   bench_parser_bench [max_mb=10]
+//   bench_parser_bench [max_mb=10] [only]   (only: run just the cases whose label contains it)
 #include <algorithm>
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "builder/dockerfile/parser.h"
 #include "builder/planner.h"
 #include "oci/base/error.h"
 
 namespace {
+
+const char* g_only = nullptr;
 
 double cpu_ms() {
   timespec ts{};
@@ -65,7 +73,30 @@ std::string heredoc(std::size_t n) {
   return s + "EOF\n";
 }
 
+long rss_kb() {
+  long pages = 0, resident = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// Each case runs in a child process, so that its peak RSS is its own (not an earlier case's)
+// and it starts from a fresh heap, as one cbuild invocation would.
 void row(const char* name, const std::string& text, bool plan) {
+  if (g_only && !std::strstr(name, g_only)) return;
+  pid_t pid = fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::exit(1);
+  }
+  if (pid > 0) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return;
+  }
+  long rss_before = rss_kb();
   bool failed = false;
   std::string err;
   double ms = median_ms([&] {
@@ -82,8 +113,14 @@ void row(const char* name, const std::string& text, bool plan) {
       err = e.what();
     }
   });
-  std::printf("%-34s %10zu B %10.2f ms cpu %8.1f ns/B %s\n", name, text.size(), ms, ms * 1e6 / static_cast<double>(text.size()),
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  double peak_mb = static_cast<double>(ru.ru_maxrss - rss_before) / 1024.0;
+  std::printf("%-34s %10zu B %10.2f ms cpu %8.1f ns/B %7.1f MB peak %s\n", name, text.size(), ms,
+              ms * 1e6 / static_cast<double>(text.size()), peak_mb,
               failed ? ("fails: " + err.substr(0, 60)).c_str() : "ok");
+  std::fflush(stdout);
+  _exit(0);
 }
 
 }  // namespace
@@ -91,6 +128,7 @@ void row(const char* name, const std::string& text, bool plan) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::size_t max_mb = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 10;
+  if (argc > 2) g_only = argv[2];
   for (std::size_t mb : {max_mb / 10, max_mb / 2, max_mb}) {
     if (mb == 0) continue;
     std::size_t n = mb << 20;
