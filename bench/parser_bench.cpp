@@ -2,8 +2,8 @@
 // cost is linear in the input size. Cases: N mixed instructions, one instruction made of
 // many continuation lines, one big heredoc, ENV-heavy expansion, and oversized lines
 // (which must fail fast with BuildKit's 64 KiB line error). Prints medians of 5 runs and
-// ns per input byte; equal ns/byte across sizes means linear time. "MB peak" is the growth of
-// the resident set over the case (each case runs in its own child process). Times are CPU time of this
+// ns per input byte; equal ns/byte across sizes means linear time. Every run is a fresh child
+// process (see run_once); "MB peak" is its resident-set growth. Times are CPU time of this
 // (single-threaded) process, not wall time: on a shared 2-core machine wall time mostly
 // measures the neighbours, and the question here is how the work grows with the input.
 //   bench_parser_bench [max_mb=10] [only]   (only: run just the cases whose label contains it)
@@ -12,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,17 +31,6 @@ double cpu_ms() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-double median_ms(const std::function<void()>& f) {
-  std::vector<double> t;
-  for (int i = 0; i < 5; ++i) {
-    double a = cpu_ms();
-    f();
-    t.push_back(cpu_ms() - a);
-  }
-  std::sort(t.begin(), t.end());
-  return t[2];
 }
 
 // distinct: every ENV adds new names (the scope grows with the file: quadratic to plan,
@@ -82,24 +70,34 @@ long rss_kb() {
   return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-// Each case runs in a child process, so that its peak RSS is its own (not an earlier case's)
-// and it starts from a fresh heap, as one cbuild invocation would.
-void row(const char* name, const std::string& text, bool plan) {
-  if (g_only && !std::strstr(name, g_only)) return;
+struct RunResult {
+  double ms = 0;
+  double peak_mb = 0;
+  bool failed = false;
+  char error[64] = {};
+};
+
+// One run in a fresh child process: a real cbuild invocation plans once, into memory it has
+// never touched, and first-touch page faults are a large part of the cost on this VM. Timing
+// repeated runs in one process would let small inputs reuse the heap of the run before while
+// big ones (whose blocks glibc returns to the kernel) cannot, which is not a like-for-like
+// comparison across sizes. Peak is the resident-set growth over the run.
+RunResult run_once(const std::string& text, bool plan) {
+  int fds[2];
+  if (pipe(fds) != 0) {
+    std::perror("pipe");
+    std::exit(1);
+  }
   pid_t pid = fork();
   if (pid < 0) {
     std::perror("fork");
     std::exit(1);
   }
-  if (pid > 0) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return;
-  }
-  long rss_before = rss_kb();
-  bool failed = false;
-  std::string err;
-  double ms = median_ms([&] {
+  if (pid == 0) {
+    close(fds[0]);
+    RunResult r;
+    long rss_before = rss_kb();
+    double a = cpu_ms();
     try {
       if (plan) {
         cbuild::builder::PlanOptions o;
@@ -109,18 +107,37 @@ void row(const char* name, const std::string& text, bool plan) {
         (void)cbuild::builder::dockerfile::parse(text);
       }
     } catch (const cbuild::Error& e) {
-      failed = true;
-      err = e.what();
+      r.failed = true;
+      std::snprintf(r.error, sizeof r.error, "%s", e.what());
     }
-  });
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  double peak_mb = static_cast<double>(ru.ru_maxrss - rss_before) / 1024.0;
-  std::printf("%-34s %10zu B %10.2f ms cpu %8.1f ns/B %7.1f MB peak %s\n", name, text.size(), ms,
-              ms * 1e6 / static_cast<double>(text.size()), peak_mb,
-              failed ? ("fails: " + err.substr(0, 60)).c_str() : "ok");
-  std::fflush(stdout);
-  _exit(0);
+    r.ms = cpu_ms() - a;
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    r.peak_mb = static_cast<double>(ru.ru_maxrss - rss_before) / 1024.0;
+    ssize_t w = write(fds[1], &r, sizeof r);
+    _exit(w == static_cast<ssize_t>(sizeof r) ? 0 : 1);
+  }
+  close(fds[1]);
+  RunResult r;
+  bool ok = read(fds[0], &r, sizeof r) == static_cast<ssize_t>(sizeof r);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!ok) {
+    std::fprintf(stderr, "a benchmark run died (status %d)\n", status);
+    std::exit(1);
+  }
+  return r;
+}
+
+void row(const char* name, const std::string& text, bool plan) {
+  if (g_only && !std::strstr(name, g_only)) return;
+  std::vector<RunResult> runs;
+  for (int i = 0; i < 5; ++i) runs.push_back(run_once(text, plan));
+  std::sort(runs.begin(), runs.end(), [](const RunResult& a, const RunResult& b) { return a.ms < b.ms; });
+  const RunResult& r = runs[2];
+  std::printf("%-34s %10zu B %10.2f ms cpu %8.1f ns/B %7.1f MB peak %s%s\n", name, text.size(), r.ms,
+              r.ms * 1e6 / static_cast<double>(text.size()), r.peak_mb, r.failed ? "fails: " : "ok", r.error);
 }
 
 }  // namespace
