@@ -316,8 +316,9 @@ class Planner {
     Scope& scope = scopes_.back();
     Step s;
     s.range = t.range;
-    // Every step's cache key (cache_inputs()) spells out its scope; bound the total so that a hostile
-    // Dockerfile (100,000 ENV lines) fails cleanly instead of using gigabytes.
+    // Every step's cache key (cache_inputs(), rendered for each step of an ExecPlan) spells
+    // out its scope; bound the total so that a hostile Dockerfile (100,000 ENV lines) fails
+    // cleanly instead of using gigabytes.
     scope_budget_ += scope.env.size() + scope.args.size() + 1;
     if (scope_budget_ > kMaxScopeEntries)
       throw Fail{t.keyword + ": Dockerfile too large to plan (the ENV/ARG scopes of its steps exceed " +
