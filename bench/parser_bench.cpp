@@ -2,17 +2,22 @@
 // cost is linear in the input size. Cases: N mixed instructions, one instruction made of
 // many continuation lines, one big heredoc, ENV-heavy expansion, and oversized lines
 // (which must fail fast with BuildKit's 64 KiB line error). Prints medians of 5 runs and
-// ns per input byte; equal ns/byte across sizes means linear time. Times are CPU time of this
+// ns per input byte; equal ns/byte across sizes means linear time. Every run is a fresh child
+// process (see run_once); "MB peak" is its resident-set growth. Times are CPU time of this
 // (single-threaded) process, not wall time: on a shared 2-core machine wall time mostly
 // measures the neighbours, and the question here is how the work grows with the input.
-//   bench_parser_bench [max_mb=10]
+//   bench_parser_bench [max_mb=10] [only]   (only: run just the cases whose label contains it)
 #include <algorithm>
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
-#include <functional>
+#include <cstring>
 #include <string>
 #include <vector>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "builder/dockerfile/parser.h"
 #include "builder/planner.h"
@@ -20,21 +25,12 @@
 
 namespace {
 
+const char* g_only = nullptr;
+
 double cpu_ms() {
   timespec ts{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-double median_ms(const std::function<void()>& f) {
-  std::vector<double> t;
-  for (int i = 0; i < 5; ++i) {
-    double a = cpu_ms();
-    f();
-    t.push_back(cpu_ms() - a);
-  }
-  std::sort(t.begin(), t.end());
-  return t[2];
 }
 
 // distinct: every ENV adds new names (the scope grows with the file: quadratic to plan,
@@ -65,10 +61,43 @@ std::string heredoc(std::size_t n) {
   return s + "EOF\n";
 }
 
-void row(const char* name, const std::string& text, bool plan) {
+long rss_kb() {
+  long pages = 0, resident = 0;
+  if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+struct RunResult {
+  double ms = 0;
+  double peak_mb = 0;
   bool failed = false;
-  std::string err;
-  double ms = median_ms([&] {
+  char error[64] = {};
+};
+
+// One run in a fresh child process: a real cbuild invocation plans once, into memory it has
+// never touched, and first-touch page faults are a large part of the cost on this VM. Timing
+// repeated runs in one process would let small inputs reuse the heap of the run before while
+// big ones (whose blocks glibc returns to the kernel) cannot, which is not a like-for-like
+// comparison across sizes. Peak is the resident-set growth over the run.
+RunResult run_once(const std::string& text, bool plan) {
+  int fds[2];
+  if (pipe(fds) != 0) {
+    std::perror("pipe");
+    std::exit(1);
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::exit(1);
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    RunResult r;
+    long rss_before = rss_kb();
+    double a = cpu_ms();
     try {
       if (plan) {
         cbuild::builder::PlanOptions o;
@@ -78,12 +107,37 @@ void row(const char* name, const std::string& text, bool plan) {
         (void)cbuild::builder::dockerfile::parse(text);
       }
     } catch (const cbuild::Error& e) {
-      failed = true;
-      err = e.what();
+      r.failed = true;
+      std::snprintf(r.error, sizeof r.error, "%s", e.what());
     }
-  });
-  std::printf("%-34s %10zu B %10.2f ms cpu %8.1f ns/B %s\n", name, text.size(), ms, ms * 1e6 / static_cast<double>(text.size()),
-              failed ? ("fails: " + err.substr(0, 60)).c_str() : "ok");
+    r.ms = cpu_ms() - a;
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    r.peak_mb = static_cast<double>(ru.ru_maxrss - rss_before) / 1024.0;
+    ssize_t w = write(fds[1], &r, sizeof r);
+    _exit(w == static_cast<ssize_t>(sizeof r) ? 0 : 1);
+  }
+  close(fds[1]);
+  RunResult r;
+  bool ok = read(fds[0], &r, sizeof r) == static_cast<ssize_t>(sizeof r);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!ok) {
+    std::fprintf(stderr, "a benchmark run died (status %d)\n", status);
+    std::exit(1);
+  }
+  return r;
+}
+
+void row(const char* name, const std::string& text, bool plan) {
+  if (g_only && !std::strstr(name, g_only)) return;
+  std::vector<RunResult> runs;
+  for (int i = 0; i < 5; ++i) runs.push_back(run_once(text, plan));
+  std::sort(runs.begin(), runs.end(), [](const RunResult& a, const RunResult& b) { return a.ms < b.ms; });
+  const RunResult& r = runs[2];
+  std::printf("%-34s %10zu B %10.2f ms cpu %8.1f ns/B %7.1f MB peak %s%s\n", name, text.size(), r.ms,
+              r.ms * 1e6 / static_cast<double>(text.size()), r.peak_mb, r.failed ? "fails: " : "ok", r.error);
 }
 
 }  // namespace
@@ -91,6 +145,7 @@ void row(const char* name, const std::string& text, bool plan) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   std::size_t max_mb = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 10;
+  if (argc > 2) g_only = argv[2];
   for (std::size_t mb : {max_mb / 10, max_mb / 2, max_mb}) {
     if (mb == 0) continue;
     std::size_t n = mb << 20;

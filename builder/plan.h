@@ -79,10 +79,13 @@ struct Step {
   std::string expanded_text;  // canonical "KEYWORD [flags] args" after expansion
   EnvSnapshot env;            // ENV in effect before this step (base image's Env first)
   EnvSnapshot args;           // ARGs in scope with a value, before this step (for RUN's env)
-  // Everything this step's result depends on besides its parent layer and files read:
-  // expanded_text, env and args (proxy args excluded), as one deterministic string.
-  std::string cache_inputs;
 };
+
+// Everything a step's result depends on besides its parent layer and files read: its
+// expanded_text, heredoc bodies, env and args (proxy args excluded), as one deterministic
+// string. Rendered on demand rather than kept in every Step: it spells out the whole scope, so
+// a big Dockerfile's steps would otherwise hold many copies of the same ENV/ARG lists.
+std::string cache_inputs(const Step& step);
 
 struct Stage {
   int index = 0;

@@ -96,7 +96,7 @@ ExecStep base_step(const Step& s) {
   if (e.text.size() > 200) e.text = e.text.substr(0, 197) + "...";
   e.line = s.range.start_line;
   e.created_by = s.expanded_text;
-  e.cache_inputs = s.cache_inputs;
+  e.cache_inputs = cache_inputs(s);
   return e;
 }
 

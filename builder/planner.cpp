@@ -115,14 +115,22 @@ bool valid_port(const std::string& p) {
 
 class Planner {
  public:
+  // Every instruction is typed before any is planned, so a typing error anywhere wins over
+  // planning errors and image_env is never called for a Dockerfile that does not type. Each
+  // syntax node is freed once typed, and run() consumes the typed instructions: what a big
+  // Dockerfile keeps alive is then mostly the Plan itself.
   Planner(std::string_view text, std::string_view file, const PlanOptions& o) : opt_(o) {
-    tree_ = df::parse(text, file);
-    plan_.file = tree_.file;
-    plan_.directives = tree_.directives;
-    plan_.warnings = tree_.warnings;
-    typed_ = df::type_instructions(tree_, plan_.warnings);
+    df::ParsedDockerfile tree = df::parse(text, file);
+    plan_.file = tree.file;
+    plan_.directives = tree.directives;
+    plan_.warnings = std::move(tree.warnings);
+    typed_.reserve(tree.instructions.size());
+    for (df::Node& n : tree.instructions) {
+      typed_.push_back(df::type_instruction(n, plan_.file, plan_.warnings));
+      n = df::Node{};
+    }
     df::ShellWordsOptions swo;
-    swo.escape = tree_.directives.escape;
+    swo.escape = plan_.directives.escape;
     sw_ = df::ShellWords(swo);
   }
 
@@ -139,14 +147,23 @@ class Planner {
       at(t, [&] { global_arg(*a); });
     }
     if (i == typed_.size()) throw df::DockerfileError(plan_.file, 0, "no build stage in the Dockerfile (FROM missing)");
-    // Stage names first, so COPY --from can name a later stage (a cycle is reported later).
-    for (std::size_t j = i; j < typed_.size(); ++j)
-      if (const auto* f = std::get_if<df::FromInstr>(&typed_[j].instr)) names_.push_back(f->name);
+    // Stage names first, so COPY --from can name a later stage (a cycle is reported later);
+    // and each stage's step count, so its steps are allocated once.
+    std::vector<std::size_t> step_counts;
+    for (std::size_t j = i; j < typed_.size(); ++j) {
+      if (const auto* f = std::get_if<df::FromInstr>(&typed_[j].instr)) {
+        names_.push_back(f->name);
+        step_counts.push_back(0);
+      } else {
+        ++step_counts.back();
+      }
+    }
     errors_.resize(names_.size());
     for (; i < typed_.size(); ++i) {
-      const auto& t = typed_[i];
+      auto& t = typed_[i];
       if (const auto* f = std::get_if<df::FromInstr>(&t.instr)) {
         begin_stage(t, *f);
+        plan_.stages.back().steps.reserve(step_counts[plan_.stages.size() - 1]);
         continue;
       }
       int s = static_cast<int>(plan_.stages.size()) - 1;
@@ -156,7 +173,9 @@ class Planner {
       } catch (const df::DockerfileError& e) {
         errors_[s] = e;
       }
+      t = df::TypedInstruction{};  // consumed: its strings now belong to the step (or are dropped)
     }
+    typed_ = {};
     finish();
     return std::move(plan_);
   }
@@ -291,15 +310,15 @@ class Planner {
     return *idx;
   }
 
-  void step(const df::TypedInstruction& t) {
+  // Takes t's instruction (t's keyword and original text are taken once nothing can throw).
+  void step(df::TypedInstruction& t) {
     Stage& st = plan_.stages.back();
     Scope& scope = scopes_.back();
     Step s;
-    s.keyword = t.keyword;
-    s.original = t.original;
     s.range = t.range;
-    // Every step's cache key spells out its scope; bound the total so that a hostile
-    // Dockerfile (100,000 ENV lines) fails cleanly instead of using gigabytes.
+    // Every step's cache key (cache_inputs(), rendered for each step of an ExecPlan) spells
+    // out its scope; bound the total so that a hostile Dockerfile (100,000 ENV lines) fails
+    // cleanly instead of using gigabytes.
     scope_budget_ += scope.env.size() + scope.args.size() + 1;
     if (scope_budget_ > kMaxScopeEntries)
       throw Fail{t.keyword + ": Dockerfile too large to plan (the ENV/ARG scopes of its steps exceed " +
@@ -316,10 +335,9 @@ class Planner {
     };
     auto word = [&](const std::string& w) { return sw_.process_word(w, lookup); };
     std::string text = t.keyword;
-    std::string extra;  // heredoc bodies etc. that belong in the cache key
     auto add = [&text](const std::string& piece) { text += " " + piece; };
 
-    df::Instruction in = t.instr;
+    df::Instruction in = std::move(t.instr);
     std::visit(
         [&](auto& i) {
           using T = std::decay_t<decltype(i)>;
@@ -336,7 +354,6 @@ class Planner {
             if (!i.network.empty()) add("--network=" + i.network);
             if (!i.security.empty()) add("--security=" + i.security);
             add(render_command(i.command, i.json));
-            for (const auto& h : i.heredocs) extra += "heredoc " + q(h.name) + " " + q(h.content) + "\n";
           } else if constexpr (std::is_same_v<T, df::CmdInstr> || std::is_same_v<T, df::EntrypointInstr>) {
             add(render_command(i.command, i.json));
           } else if constexpr (std::is_same_v<T, df::ShellInstr>) {
@@ -402,12 +419,11 @@ class Planner {
             for (auto& h : i.heredocs) {
               if (h.expand) {
                 df::ShellWordsOptions o;
-                o.escape = tree_.directives.escape;
+                o.escape = plan_.directives.escape;
                 o.skip_process_quotes = true;
                 o.raw_escapes = true;
                 h.content = df::ShellWords(o).process_word(h.content, lookup);
               }
-              extra += "heredoc " + q(h.name) + " " + q(h.content) + "\n";
             }
             std::vector<std::string> all = i.sources;
             all.push_back(i.dest);
@@ -452,20 +468,15 @@ class Planner {
             add(i.name);
           } else if constexpr (std::is_same_v<T, df::OnbuildInstr>) {
             add(i.expression);
-            for (const auto& h : i.heredocs) extra += "heredoc " + q(h.name) + " " + q(h.content) + "\n";
           } else if constexpr (std::is_same_v<T, df::FromInstr>) {
             // handled by begin_stage
           }
         },
         in);
     s.instruction = std::move(in);
-    s.expanded_text = text;
-    std::string key = "step " + q(text) + "\n" + extra;
-    for (const auto& [k, v] : s.env) key += "env " + q(k) + "=" + q(v) + "\n";
-    for (const auto& [k, v] : s.args)
-      if (!is_proxy_arg(k)) key += "arg " + q(k) + "=" + q(v) + "\n";
-    key.shrink_to_fit();
-    s.cache_inputs = std::move(key);
+    s.expanded_text = std::move(text);
+    s.keyword = std::move(t.keyword);
+    s.original = std::move(t.original);
     // Proxy build-args reach RUN without a declaration (never in the cache key).
     std::optional<EnvList> with_proxies;
     for (const auto& [k, v] : opt_.build_args)
@@ -530,7 +541,6 @@ class Planner {
   static constexpr std::size_t kMaxScopeEntries = 5'000'000;
   std::size_t scope_budget_ = 0;
   const PlanOptions& opt_;
-  df::ParsedDockerfile tree_;
   std::vector<df::TypedInstruction> typed_;
   df::ShellWords sw_;
   Plan plan_;
@@ -543,6 +553,23 @@ class Planner {
 };
 
 }  // namespace
+
+std::string cache_inputs(const Step& step) {
+  std::string key = "step " + q(step.expanded_text) + "\n";
+  // Heredoc bodies (COPY's as expanded) are part of what the step does.
+  std::visit(
+      [&](const auto& i) {
+        using T = std::decay_t<decltype(i)>;
+        if constexpr (std::is_same_v<T, df::RunInstr> || std::is_same_v<T, df::CopyInstr> ||
+                      std::is_same_v<T, df::OnbuildInstr>)
+          for (const auto& h : i.heredocs) key += "heredoc " + q(h.name) + " " + q(h.content) + "\n";
+      },
+      step.instruction);
+  for (const auto& [k, v] : step.env) key += "env " + q(k) + "=" + q(v) + "\n";
+  for (const auto& [k, v] : step.args)
+    if (!is_proxy_arg(k)) key += "arg " + q(k) + "=" + q(v) + "\n";
+  return key;
+}
 
 std::optional<int> find_stage(const Plan& plan, const std::string& name_or_index) {
   if (!name_or_index.empty() && name_or_index.size() < 7 &&
