@@ -142,7 +142,7 @@ UniqueFd SourceFiles::open(const std::string& src) {
   return UniqueFd(fd);
 }
 
-oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec) {
+oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec, ContentHashes* hashes) {
   oci::Sha256 h;
   std::vector<char> buf(1 << 20);
   auto field = [&h](std::string_view s) {
@@ -162,6 +162,11 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
     if (S_ISLNK(it.st.st_mode)) field(it.link_target);
     if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) field(std::to_string(it.st.st_rdev));
     if (S_ISREG(it.st.st_mode)) {
+      FileStamp stamp = FileStamp::of(it.st);
+      if (auto known = hashes ? hashes->find(stamp) : std::nullopt) {
+        field(known->str());
+        continue;
+      }
       UniqueFd in = files.open(it.src);
       oci::Sha256 fh;
       for (;;) {
@@ -171,7 +176,10 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
         fh.update(buf.data(), n);
         if (n < buf.size()) break;
       }
-      field(fh.finish().str());
+      oci::Digest d = fh.finish();
+      struct stat after {};
+      if (hashes && ::fstat(in.get(), &after) == 0 && FileStamp::of(after) == stamp) hashes->put(stamp, d);
+      field(d.str());
     }
   }
   return h.finish();
