@@ -169,12 +169,15 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
       }
       UniqueFd in = files.open(it.src);
       oci::Sha256 fh;
-      for (;;) {
+      // The planned size, as the layer's tar takes it: no read is spent finding EOF (a file
+      // that changed size meanwhile fails the stat check below, and the layer's own read).
+      auto left = static_cast<std::uint64_t>(it.st.st_size);
+      while (left > 0) {
         check_cancelled();  // per MiB: hashing a large file must not delay Ctrl-C
-        std::size_t n = read_full(in.get(), buf.data(), buf.size(), it.src);
+        std::size_t n = read_full(in.get(), buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size())), it.src);
         if (n == 0) break;
         fh.update(buf.data(), n);
-        if (n < buf.size()) break;
+        left -= n;
       }
       oci::Digest d = fh.finish();
       struct stat after {};
