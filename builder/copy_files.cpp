@@ -142,7 +142,7 @@ UniqueFd SourceFiles::open(const std::string& src) {
   return UniqueFd(fd);
 }
 
-oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec) {
+oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec, ContentHashes* hashes) {
   oci::Sha256 h;
   std::vector<char> buf(1 << 20);
   auto field = [&h](std::string_view s) {
@@ -162,16 +162,27 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
     if (S_ISLNK(it.st.st_mode)) field(it.link_target);
     if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) field(std::to_string(it.st.st_rdev));
     if (S_ISREG(it.st.st_mode)) {
+      FileStamp stamp = FileStamp::of(it.st);
+      if (auto known = hashes ? hashes->find(stamp) : std::nullopt) {
+        field(known->str());
+        continue;
+      }
       UniqueFd in = files.open(it.src);
       oci::Sha256 fh;
-      for (;;) {
+      // The planned size, as the layer's tar takes it: no read is spent finding EOF (a file
+      // that changed size meanwhile fails the stat check below, and the layer's own read).
+      auto left = static_cast<std::uint64_t>(it.st.st_size);
+      while (left > 0) {
         check_cancelled();  // per MiB: hashing a large file must not delay Ctrl-C
-        std::size_t n = read_full(in.get(), buf.data(), buf.size(), it.src);
+        std::size_t n = read_full(in.get(), buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(left, buf.size())), it.src);
         if (n == 0) break;
         fh.update(buf.data(), n);
-        if (n < buf.size()) break;
+        left -= n;
       }
-      field(fh.finish().str());
+      oci::Digest d = fh.finish();
+      struct stat after {};
+      if (hashes && ::fstat(in.get(), &after) == 0 && FileStamp::of(after) == stamp) hashes->put(stamp, d);
+      field(d.str());
     }
   }
   return h.finish();

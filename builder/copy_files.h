@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "builder/content_hashes.h"
 #include "oci/base/unique_fd.h"
 #include "oci/digest.h"
 
@@ -104,8 +105,10 @@ struct CopyStats {
 CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const CopySpec& spec);
 
 // sha256 over what the plan reads: per item its destination, type, mode (after chmod), owner
-// (after chown), link target, and file content hash.
-oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec);
+// (after chown), link target, and file content hash. With `hashes`, a file whose stat data
+// (the plan's) is recorded there is not read, and the hash of one that is read is recorded
+// when its stat data did not change while it was read.
+oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec, ContentHashes* hashes = nullptr);
 
 // Go filepath.Match over one path component pattern (no "/" inside). Exposed for tests.
 bool match_component(std::string_view pattern, std::string_view name);

@@ -76,7 +76,7 @@ std::string CopyStep::key_inputs() {
   if (!spec_.sources.empty()) {
     // dest_is_dir is unknown here (it depends on the image); the chained key covers that.
     key_plan_ = plan_copy(src_root_, spec_, nullptr);
-    out += "content " + content_key(src_root_, *key_plan_, spec_).str() + "\n";
+    out += "content " + content_key(src_root_, *key_plan_, spec_, options_.hashes).str() + "\n";
   }
   for (auto& u : urls_) {
     out += "url " + q(u.url) + " name " + q(u.rel);

@@ -41,6 +41,7 @@ struct CopyStepOptions {
   std::function<bool(const std::string&)> excluded;  // .dockerignore, for context sources
   UrlFetchOptions fetch;    // ADD URLs (expected digest is taken from the op)
   registry::HttpClient* http = nullptr;  // needed only when the op has URLs
+  ContentHashes* hashes = nullptr;       // build-context sources: their hashes by stat data
 };
 
 class CopyStep {

@@ -11,6 +11,7 @@
 #include "builder/base_image.h"
 #include "builder/cache.h"
 #include "builder/dockerignore.h"
+#include "builder/content_hashes.h"
 #include "builder/frame_cache.h"
 #include "builder/fs_step.h"
 #include "builder/image_writer.h"
@@ -103,7 +104,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   }
 
   std::unique_ptr<oci::LayoutStore> store = oci::LayoutStore::open(o.root);
-  store->set_default_lease(store->acquire_lease("build"));
+  std::shared_ptr<oci::Lease> lease = store->acquire_lease("build");
+  store->set_default_lease(lease);
   overlay::SnapshotStore snapshots(o.root);
   BuildCache cache(o.root);
   oci::Codec codec = o.compression == Compression::Zstd ? oci::Codec::Zstd : oci::Codec::Gzip;
@@ -113,7 +115,20 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   // Without RUN nothing in the build depends on the clock, so docker's default of "now" only
   // breaks reproducibility; SOURCE_DATE_EPOCH pins layer times and history either way.
   if (o.source_date_epoch) lo.clamp_mtime = o.source_date_epoch;
-  FsContext fsc{.store = *store, .snapshots = snapshots, .layer_options = lo, .frame_cache = &frames};
+  ContentHashes hashes(fs::path(o.root) / "cache" / "contenthash");
+  // Saved however the build ends: the hashes taken so far are right either way.
+  struct SaveHashes {
+    ContentHashes& h;
+    ~SaveHashes() { h.save(); }
+  } save_hashes{hashes};
+  LayerMemo memo(o.root);
+  FsContext fsc{.store = *store,
+                .snapshots = snapshots,
+                .layer_options = lo,
+                .frame_cache = &frames,
+                .content_hashes = &hashes,
+                .layer_memo = &memo,
+                .lease = lease.get()};
 
   PlanOptions po;
   po.build_args = o.build_args;

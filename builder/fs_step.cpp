@@ -74,7 +74,24 @@ FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
   auto run = [&](const fs::path& view, int view_fd) {
     LayerTree tree(view_fd);
     build(tree, view);
+    std::optional<oci::Digest> memo_key;
+    if (ctx.layer_memo && ctx.content_hashes) {
+      ContentHashes& hashes = *ctx.content_hashes;
+      auto described = tree.describe([&hashes](const FileStamp& s) -> std::optional<oci::Digest> {
+        if (!hashes.settled(s)) return std::nullopt;
+        return hashes.find(s);
+      });
+      if (described) memo_key = LayerMemo::key(*described, ctx.layer_options);
+    }
+    if (memo_key) {
+      // Leased before use, so a concurrent prune cannot take the blob before the image is tagged.
+      if (auto hit = ctx.layer_memo->find(*memo_key, ctx.store); hit && (!ctx.lease || ctx.lease->add(hit->descriptor.digest))) {
+        r = FsStepResult{.layer = std::move(*hit), .chain = {}};
+        return;
+      }
+    }
     r = FsStepResult{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { tree.write(tar); }), .chain = {}};
+    if (memo_key && tree.sources_unchanged()) ctx.layer_memo->put(*memo_key, r->layer);
   };
   if (parent.layers.empty()) {
     TempDir empty;

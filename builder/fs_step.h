@@ -14,11 +14,14 @@
 #include <string>
 #include <vector>
 
+#include "builder/content_hashes.h"
 #include "builder/frame_cache.h"
+#include "builder/layer_memo.h"
 #include "builder/layer_tree.h"
 #include "oci/base/fs.h"
 #include "oci/descriptor.h"
 #include "oci/layer_writer.h"
+#include "oci/layout_store.h"
 #include "oci/store.h"
 #include "overlay/active_mount.h"
 #include "overlay/snapshot_store.h"
@@ -36,6 +39,9 @@ struct FsContext {
   overlay::SnapshotStore& snapshots;
   oci::LayerWriterOptions layer_options;  // codec, level, SOURCE_DATE_EPOCH; cache set per write
   StoreFrameCache* frame_cache = nullptr;
+  ContentHashes* content_hashes = nullptr;  // build-context files' hashes by stat data
+  LayerMemo* layer_memo = nullptr;          // streamed layers the store already has
+  oci::Lease* lease = nullptr;              // the build's: a layer found in the memo joins it
 };
 
 // Makes sure every layer of `stack` has its snapshot; returns the top chain ID (nullopt for
@@ -58,7 +64,8 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
 // in a LayerTree (layer_tree.h) over a read-only view of `parent` (`view` is its root; an
 // empty directory for an empty parent), and the tree is streamed as the layer, giving the
 // digest run_fs_step would give for the same change. NO snapshot is recorded for the new
-// chain: ensure_snapshots() applies the blob when a later step first needs the files.
+// chain: ensure_snapshots() applies the blob when a later step first needs the files. With a
+// layer memo, a tree the store already holds as a layer is not written again (layer_memo.h).
 FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
                                const std::function<void(LayerTree& tree, const std::filesystem::path& view)>& build);
 

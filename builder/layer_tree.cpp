@@ -30,6 +30,7 @@ struct LayerTree::Node {
   bool has_whiteout_child = false;
   int src_root = -1;         // regular files: read from (src_root, src) when written
   std::string src;
+  FileStamp stamp;           // regular files: the source's stat data when it was planned
   std::map<std::string, std::unique_ptr<Node>> children;  // upper entries and lower dirs on the way
 };
 
@@ -373,6 +374,7 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
     } else if (S_ISREG(it.st.st_mode)) {
       n->e.type = oci::TarType::File;
       n->e.size = it.st.st_size;
+      n->stamp = FileStamp::of(it.st);
       n->src_root = src_root;
       n->src = it.src;
     } else {
@@ -402,7 +404,10 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
   }
 }
 
-void LayerTree::emit(Node& n, const std::string& name, oci::TarWriter& tar, std::uint64_t& count) {
+// One traversal for both writing and describing the layer, so the two cannot disagree on
+// order or content. `out.entry(e)` takes a non-file entry, `out.file(e, node)` a regular file.
+template <class Out>
+void LayerTree::visit(Node& n, const std::string& name, Out& out) {
   if (!n.in_upper) return;
   check_cancelled();
   oci::TarEntry& e = n.e;
@@ -416,8 +421,7 @@ void LayerTree::emit(Node& n, const std::string& name, oci::TarWriter& tar, std:
     w.mode = 0;
     w.uid = w.gid = 0;
     w.xattrs.clear();
-    tar.add(w);
-    ++count;
+    out.entry(w);
     return;
   }
   if (e.type == oci::TarType::Dir) {
@@ -425,8 +429,7 @@ void LayerTree::emit(Node& n, const std::string& name, oci::TarWriter& tar, std:
       e.mtime_sec = now_sec_;
       e.mtime_nsec = now_nsec_;
     }
-    tar.add(e);
-    ++count;
+    out.entry(e);
     if (n.opaque) {
       oci::TarEntry m;
       m.path = n.path + "/" + std::string(overlay::kOpaqueMarker);
@@ -434,28 +437,22 @@ void LayerTree::emit(Node& n, const std::string& name, oci::TarWriter& tar, std:
       m.mode = 0;
       m.mtime_sec = e.mtime_sec;
       m.mtime_nsec = e.mtime_nsec;
-      tar.add(m);
-      ++count;
+      out.entry(m);
     }
-    emit_children(n, tar, count);
+    visit_children(n, out);
     return;
   }
   if (e.type == oci::TarType::File) {
-    if (!files_ || files_root_ != n.src_root) {
-      files_ = std::make_unique<SourceFiles>(n.src_root);
-      files_root_ = n.src_root;
-    }
-    UniqueFd in = files_->open(n.src);
-    tar.add_file(e, in.get());
+    out.file(e, n);
   } else {
-    tar.add(e);
+    out.entry(e);
   }
-  ++count;
 }
 
-void LayerTree::emit_children(Node& dir, oci::TarWriter& tar, std::uint64_t& count) {
+template <class Out>
+void LayerTree::visit_children(Node& dir, Out& out) {
   if (!dir.has_whiteout_child) {
-    for (auto& [name, child] : dir.children) emit(*child, name, tar, count);
+    for (auto& [name, child] : dir.children) visit(*child, name, out);
     return;
   }
   // The differ sorts by the name in the layer: a whiteout's is ".wh.NAME".
@@ -465,13 +462,71 @@ void LayerTree::emit_children(Node& dir, oci::TarWriter& tar, std::uint64_t& cou
     order.push_back({wh ? overlay::whiteout_entry_name(name) : name, {&name, child.get()}});
   }
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& [oci_name, c] : order) emit(*c.second, *c.first, tar, count);
+  for (auto& [oci_name, c] : order) visit(*c.second, *c.first, out);
 }
 
 std::uint64_t LayerTree::write(oci::TarWriter& tar) {
-  std::uint64_t count = 0;
-  emit_children(*root_, tar, count);
-  return count;
+  struct Writer {
+    LayerTree& t;
+    oci::TarWriter& tar;
+    std::uint64_t count = 0;
+    void entry(const oci::TarEntry& e) {
+      tar.add(e);
+      ++count;
+    }
+    void file(const oci::TarEntry& e, Node& n) {
+      if (!t.files_ || t.files_root_ != n.src_root) {
+        t.files_ = std::make_unique<SourceFiles>(n.src_root);
+        t.files_root_ = n.src_root;
+      }
+      UniqueFd in = t.files_->open(n.src);
+      tar.add_file(e, in.get());
+      // What was read is what the plan saw only if the stat data still match afterwards.
+      struct stat after {};
+      if (::fstat(in.get(), &after) != 0 || !(FileStamp::of(after) == n.stamp)) t.sources_changed_ = true;
+      ++count;
+    }
+  } w{*this, tar};
+  visit_children(*root_, w);
+  return w.count;
+}
+
+std::optional<oci::Digest> LayerTree::describe(const std::function<std::optional<oci::Digest>(const FileStamp&)>& digest_of) {
+  struct Describer {
+    const std::function<std::optional<oci::Digest>(const FileStamp&)>& digest_of;
+    oci::Sha256 h;
+    bool complete = true;
+    void field(std::string_view s) {
+      h.update(std::to_string(s.size()) + ":");
+      h.update(s);
+    }
+    void entry(const oci::TarEntry& e) {
+      field(e.path);
+      field(std::to_string(static_cast<int>(e.type)) + " " + std::to_string(e.mode) + " " + std::to_string(e.uid) + " " +
+            std::to_string(e.gid) + " " + std::to_string(e.size) + " " + std::to_string(e.mtime_sec) + "." +
+            std::to_string(e.mtime_nsec) + " " + std::to_string(e.dev_major) + " " + std::to_string(e.dev_minor));
+      field(e.uname);
+      field(e.gname);
+      field(e.link_target);
+      field(std::to_string(e.xattrs.size()));
+      for (const auto& [k, v] : e.xattrs) {
+        field(k);
+        field(v);
+      }
+    }
+    void file(const oci::TarEntry& e, Node& n) {
+      entry(e);
+      std::optional<oci::Digest> d = n.src_root >= 0 ? digest_of(n.stamp) : std::nullopt;
+      if (!d) {
+        complete = false;
+        return;
+      }
+      field(d->str());
+    }
+  } d{digest_of, {}, true};
+  visit_children(*root_, d);
+  if (!d.complete) return std::nullopt;
+  return d.h.finish();
 }
 
 }  // namespace cbuild::builder

@@ -42,12 +42,14 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "builder/content_hashes.h"
 #include "builder/copy_files.h"
 #include "oci/base/unique_fd.h"
 #include "oci/tar_entry.h"
@@ -74,6 +76,15 @@ class LayerTree {
 
   // Streams the changeset into `tar` in the differ's order. Returns the entry count.
   std::uint64_t write(oci::TarWriter& tar);
+  // False when a source file's stat data after write() read it differ from when it was
+  // planned: the layer then holds bytes describe() could not have vouched for.
+  bool sources_unchanged() const noexcept { return !sources_changed_; }
+
+  // A digest of everything write() would emit: each entry's metadata in order and, for a
+  // regular file, `digest_of(its stat data)` — no file is read. The tar's bytes are a function
+  // of it (and of the tar writer's options), so it identifies the layer (layer_memo.h).
+  // nullopt when digest_of has no digest for some file.
+  std::optional<oci::Digest> describe(const std::function<std::optional<oci::Digest>(const FileStamp&)>& digest_of);
 
   struct Node;
 
@@ -89,8 +100,10 @@ class LayerTree {
   Node* new_dir(Node* dir, const std::string& name, std::uint32_t uid, std::uint32_t gid);
   void remove(Node* dir, const std::string& name);
   void ensure_dir(const std::string& path, std::uint32_t uid, std::uint32_t gid, bool strict);
-  void emit(Node& n, const std::string& name, oci::TarWriter& tar, std::uint64_t& count);
-  void emit_children(Node& dir, oci::TarWriter& tar, std::uint64_t& count);
+  template <class Out>
+  void visit(Node& n, const std::string& name, Out& out);
+  template <class Out>
+  void visit_children(Node& dir, Out& out);
 
   int lower_;
   std::unique_ptr<Node> root_;
@@ -100,6 +113,7 @@ class LayerTree {
   std::int64_t now_sec_ = 0;
   std::uint32_t now_nsec_ = 0;
   mode_t umask_ = 022;
+  bool sources_changed_ = false;
 };
 
 }  // namespace cbuild::builder

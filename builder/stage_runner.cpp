@@ -155,7 +155,8 @@ struct Stepper {
     return run_streamed_step(env.fs, parent, [&](LayerTree& tree, const fs::path& view) { copy.write(tree, view); });
   }
 
-  StepResult copy_from_root(const CopyOp& op, int src_fd, bool keep_owner) {
+  // `from_context`: the sources are build-context files, whose hashes are remembered by stat.
+  StepResult copy_from_root(const CopyOp& op, int src_fd, bool keep_owner, bool from_context = false) {
     std::string dest = join_image_path(config_string(st.config, "WorkingDir"), op.dest);
     // The trailing "/" (or a final ".") says "into this directory": keep it through cleaning.
     bool into_dir = op.dest.empty() || op.dest.back() == '/' || op.dest == "." ||
@@ -167,7 +168,8 @@ struct Stepper {
                   CopyStepOptions{.keep_owner = keep_owner,
                                   .excluded = op.from == CopyOp::From::Context ? env.context_excluded : nullptr,
                                   .fetch = UrlFetchOptions{.tls_verify = env.options.tls_verify},
-                                  .http = http ? &*http : nullptr});
+                                  .http = http ? &*http : nullptr,
+                                  .hashes = from_context ? env.fs.content_hashes : nullptr});
     if (op.link) return copy_link(copy);
     // The key: what the sources hold (content, modes, links — not mtimes) and the instruction.
     std::string inputs = "copy\n" + step.cache_inputs + "\nchown=" + op.chown + "\n" + copy.key_inputs();
@@ -236,7 +238,7 @@ struct Stepper {
     switch (op.from) {
       case CopyOp::From::Context: {
         UniqueFd fd = open_file(env.context, O_RDONLY | O_DIRECTORY);
-        return copy_from_root(op, fd.get(), false);
+        return copy_from_root(op, fd.get(), false, /*from_context=*/true);
       }
       case CopyOp::From::Stage: {
         const ImageState& src = env.stage_result(op.stage);

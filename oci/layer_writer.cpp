@@ -9,7 +9,9 @@ struct LayerWriter::Impl {
   Ingest& ingest;
   LayerWriterOptions options;
   std::string compressor;
-  HashingSink compressed;                      // digest + size of the blob → ingest
+  // Only counts: the ingest hashes what it stores, and its commit() returns that digest, so a
+  // second SHA-256 pass over the compressed bytes here would buy nothing.
+  CountingSink compressed;                     // size of the blob → ingest
   std::unique_ptr<FramedCompressSink> framed;  // when framed
   std::unique_ptr<ByteSink> stream;            // when single-stream (or Codec::None)
   HashingSink uncompressed;                    // DiffID → compressor
@@ -66,8 +68,7 @@ LayerResult LayerWriter::finish() {
     r.frames = d.framed->frames();
     r.frames_reused = d.framed->frames_reused();
   }
-  const Digest& digest = d.compressed.digest();
-  Digest committed = d.ingest.commit(digest, static_cast<std::int64_t>(d.compressed.bytes()));
+  Digest committed = d.ingest.commit(std::nullopt, static_cast<std::int64_t>(d.compressed.bytes()));
   r.descriptor.media_type = std::string(oci_layer_media_type(d.options.codec));
   r.descriptor.digest = committed;
   r.descriptor.size = static_cast<std::int64_t>(d.compressed.bytes());

@@ -1,7 +1,7 @@
 // LayerWriter — one streaming pass from tar entries to a stored, compressed layer blob:
 //
 //   TarWriter → HashingSink (DiffID) → FramedCompressSink (gzip/zstd, 2 workers)
-//             → HashingSink (digest + size) → Ingest (store transaction)
+//             → CountingSink (size) → Ingest (store transaction; its digest is the blob's)
 //
 // No temporary tar, nothing read twice. The result (descriptor + DiffID) exists only after
 // finish(), which also commits the ingest with the computed digest. Destroying an unfinished

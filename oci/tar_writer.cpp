@@ -50,6 +50,8 @@ std::uint64_t path_fingerprint(std::string_view path) {
 
 }  // namespace
 
+std::string tar_writer_id() { return std::string("pax-restricted-1 ") + archive_version_string(); }
+
 std::optional<std::int64_t> source_date_epoch_from_env() {
   const char* v = std::getenv("SOURCE_DATE_EPOCH");
   if (!v || !*v) return std::nullopt;

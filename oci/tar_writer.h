@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "oci/stream.h"
 #include "oci/tar_entry.h"
@@ -43,6 +44,10 @@ struct TarWriterOptions {
 // The SOURCE_DATE_EPOCH environment variable, when set to a valid non-negative integer.
 // Throws InvalidArgument when it is set but malformed.
 std::optional<std::int64_t> source_date_epoch_from_env();
+
+// Identifies the bytes TarWriter makes of given entries: the format and the libarchive version
+// that writes the headers (a cache of finished layers keys on it, builder/layer_memo.h).
+std::string tar_writer_id();
 
 class TarWriter {
  public:

@@ -1,11 +1,13 @@
 // `cbuild -f Dockerfile -t name:tag CONTEXT` end to end through the real binary, compared with
 // docker build (the semantics reference) where docker can show it.
 #include <doctest/doctest.h>
-
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -386,4 +388,50 @@ TEST_CASE("build: a COPY layer gets no snapshot; run, mount, unpack, RUN on top,
   REQUIRE_MESSAGE(on_top.exit_code == 0, on_top.err);
   auto rr = test::run_cbuild({"--root", p.root.string(), "run", "--rm", "lazy:2", "cat", "/both"});
   CHECK(rr.out == "alpha\nbeta\nalpha\n");
+}
+
+TEST_CASE("build: a --no-cache COPY of settled files reuses the layer the store has; a same-size, same-mtime rewrite is copied") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("data/x", std::string(300000, 'x'));
+  p.file("data/sub/y", "why\n");
+  p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\n");
+  // Files changed in the last two seconds are never vouched for by their stat data.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  auto top_layer = [&](const std::string& tag) {
+    auto store = oci::LayoutStore::open(p.root);
+    auto m = oci::Manifest::parse(store->read_blob(store->resolve("docker.io/library/" + tag)->digest));
+    return m.layers.back();
+  };
+  auto a = p.build({"--no-cache", "-t", "memo:1"});
+  REQUIRE_MESSAGE(a.exit_code == 0, a.err);
+  auto b = p.build({"--no-cache", "-t", "memo:2"});
+  REQUIRE_MESSAGE(b.exit_code == 0, b.err);
+  CHECK(b.err.find("CACHED") == std::string::npos);
+  CHECK(b.err.find("reused, 0 compressed") != std::string::npos);
+  CHECK(top_layer("memo:2") == top_layer("memo:1"));
+  // Without the remembered hashes and layers the same layer is made from the files.
+  fs::remove_all(p.root / "cache" / "layers");
+  fs::remove(p.root / "cache" / "contenthash");
+  auto c = p.build({"--no-cache", "-t", "memo:3"});
+  REQUIRE_MESSAGE(c.exit_code == 0, c.err);
+  CHECK(top_layer("memo:3") == top_layer("memo:1"));
+
+  // Same size, mtime set back: only ctime shows the change, and the new bytes are copied.
+  struct stat before {};
+  REQUIRE(::stat((p.ctx / "data/x").c_str(), &before) == 0);
+  p.file("data/x", std::string(300000, 'z'));
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(::utimensat(AT_FDCWD, (p.ctx / "data/x").c_str(), times, 0) == 0);
+  for (const char* tag : {"memo:4", "memo:5"}) {
+    auto d = p.build({"--no-cache", "-t", tag});
+    REQUIRE_MESSAGE(d.exit_code == 0, d.err);
+    TempDir work;
+    auto [config, fsroot] = p.image(std::string("docker.io/library/") + tag, work.path() / "r/rootfs");
+    CHECK(test::read_text(fsroot / "data/x") == std::string(300000, 'z'));
+  }
+  CHECK(top_layer("memo:4") != top_layer("memo:1"));
+  auto e = p.build({"-t", "memo:6"});  // and the step cache misses too
+  REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+  CHECK(top_layer("memo:6") == top_layer("memo:4"));
 }

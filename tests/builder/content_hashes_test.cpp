@@ -1,0 +1,132 @@
+// ContentHashes: file hashes remembered by stat data, and the COPY key that uses them.
+#include "builder/content_hashes.h"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "builder/copy_files.h"
+#include "oci/base/fs.h"
+
+namespace fs = std::filesystem;
+using namespace cbuild;
+using namespace cbuild::builder;
+
+namespace {
+
+std::int64_t far_future() { return std::int64_t{4102444800} * 1000000000; }  // 2100: every file is settled
+
+void write(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary | std::ios::trunc) << s; }
+
+FileStamp stamp_of(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::lstat(p.c_str(), &st) == 0);
+  return FileStamp::of(st);
+}
+
+oci::Digest key_of(const fs::path& ctx, ContentHashes* hashes) {
+  UniqueFd root = open_file(ctx, O_RDONLY | O_DIRECTORY);
+  CopySpec spec{.sources = {"src"}, .dest = "/app/"};
+  CopyPlan plan = plan_copy(root.get(), spec, nullptr);
+  return content_key(root.get(), plan, spec, hashes);
+}
+
+// Past the coarse clock tick the kernel stamps ctime with, so a rewrite gets a new ctime.
+void next_tick() { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }
+
+}  // namespace
+
+TEST_CASE("ContentHashes: found by the exact stamp, saved and loaded, fresh entries kept out of the file") {
+  TempDir d;
+  write(d.path() / "a", "alpha");
+  FileStamp s = stamp_of(d.path() / "a");
+  oci::Digest da = oci::Digest::of("alpha");
+  {
+    ContentHashes h(d.path() / "hashes", far_future());
+    CHECK_FALSE(h.find(s));
+    h.put(s, da);
+    CHECK(h.find(s) == da);
+    FileStamp other = s;
+    other.size += 1;
+    CHECK_FALSE(h.find(other));
+    h.save();
+  }
+  ContentHashes loaded(d.path() / "hashes", far_future());
+  CHECK(loaded.find(s) == da);
+
+  // A file changed within the last two seconds is not settled: it serves this process only.
+  ContentHashes strict(d.path() / "hashes2");
+  CHECK_FALSE(strict.settled(s));
+  strict.put(s, da);
+  CHECK(strict.find(s) == da);
+  strict.save();
+  CHECK_FALSE(fs::exists(d.path() / "hashes2"));
+
+  // A damaged file is an empty cache.
+  write(d.path() / "hashes3", "cbuild contenthash 1\nshort");
+  ContentHashes damaged(d.path() / "hashes3", far_future());
+  CHECK_FALSE(damaged.find(s));
+}
+
+TEST_CASE("ContentHashes: a rewrite with the same size and mtime (touch -d back) is still seen, by ctime") {
+  TempDir d;
+  fs::create_directories(d.path() / "ctx" / "src");
+  fs::path f = d.path() / "ctx" / "src" / "f";
+  write(f, "one content");
+  struct stat before {};
+  REQUIRE(::stat(f.c_str(), &before) == 0);
+  ContentHashes h(d.path() / "hashes", far_future());
+  oci::Digest k1 = key_of(d.path() / "ctx", &h);
+  CHECK(h.find(stamp_of(f)));  // recorded while the key was made
+  CHECK(key_of(d.path() / "ctx", &h) == k1);
+
+  next_tick();
+  write(f, "two content");  // same size
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  REQUIRE(::utimensat(AT_FDCWD, f.c_str(), times, 0) == 0);
+  struct stat after {};
+  REQUIRE(::stat(f.c_str(), &after) == 0);
+  REQUIRE(after.st_size == before.st_size);
+  REQUIRE(after.st_mtim.tv_sec == before.st_mtim.tv_sec);
+  REQUIRE(after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+  // Only ctime (which utimensat sets to now, and nothing can set back) tells the two apart.
+  CHECK_FALSE(h.find(stamp_of(f)));
+  oci::Digest k2 = key_of(d.path() / "ctx", &h);
+  CHECK(k2 != k1);
+  CHECK(k2 == key_of(d.path() / "ctx", nullptr));  // what a full reread gives
+
+  // A mode change and a replacement by another file (a new inode) miss as well.
+  next_tick();
+  REQUIRE(::chmod(f.c_str(), 0600) == 0);
+  CHECK_FALSE(h.find(stamp_of(f)));
+  oci::Digest k3 = key_of(d.path() / "ctx", &h);
+  CHECK(k3 != k2);
+  next_tick();
+  write(d.path() / "ctx" / "g", "two content");
+  REQUIRE(::chmod((d.path() / "ctx" / "g").c_str(), 0600) == 0);
+  REQUIRE(::utimensat(AT_FDCWD, (d.path() / "ctx" / "g").c_str(), times, 0) == 0);
+  fs::rename(d.path() / "ctx" / "g", f);
+  CHECK_FALSE(h.find(stamp_of(f)));
+  CHECK(key_of(d.path() / "ctx", &h) == k3);  // same content, mode, name: same key, hashed again
+}
+
+TEST_CASE("content_key: with a ContentHashes hit the file is not read") {
+  TempDir d;
+  fs::create_directories(d.path() / "ctx" / "src");
+  fs::path f = d.path() / "ctx" / "src" / "f";
+  write(f, "real");
+  oci::Digest real = key_of(d.path() / "ctx", nullptr);
+  // A recorded digest that is not the file's: the key follows the record, so nothing was read.
+  ContentHashes h(d.path() / "hashes", far_future());
+  h.put(stamp_of(f), oci::Digest::of("recorded"));
+  oci::Digest from_record = key_of(d.path() / "ctx", &h);
+  CHECK(from_record != real);
+  write(d.path() / "ctx" / "src" / "f", "recorded");
+  CHECK(key_of(d.path() / "ctx", nullptr) == from_record);
+}
