@@ -7,7 +7,7 @@
 #   S2 warm no-op rebuild of S1
 #   S3 COPY of a 1 GiB context (cold)
 #   S4 COPY of 100,000 × 1 KiB files (cold)
-#   S5 RUN writing 512 MiB (cold)
+#   S5 RUN writing 512 MiB (cold), and the same command bare in a chroot (for the overhead ratio)
 #   S6 rebuild of S3 after one file changed (warm)
 # usage: bench/build.sh [BUILD_DIR] [SCENARIOS…]   (default: all; RUNS=3; WORK=/var/tmp/cbuild-bench-build)
 # Needs root, docker.io and buildah (scripts/install-deps.sh); starts a private dockerd.
@@ -116,6 +116,25 @@ for s in $scenarios; do
     extra=""; [ "$tool" = cbuild ] && extra="  peak RSS $(( $(cat "$work/rss") / 1024 )) MiB"
     printf '%-3s %-8s median %7.3fs  (runs: %s)%s\n' "$s" "$tool" "${med[$s,$tool]}" "${times[*]}" "$extra"
   done
+  if [ "$s" = S5 ]; then
+    # The command itself, bare in a chroot of the same base, in the same run: S5's goal is about
+    # each builder's overhead beyond it.
+    bare_root="$work/bare-rootfs"
+    [ -d "$bare_root/bin" ] || cp -a "$base_ctx/rootfs" "$bare_root"   # the files of bench-base:1
+    [ -c "$bare_root/dev/null" ] || { mkdir -p "$bare_root/dev"; mknod -m 666 "$bare_root/dev/null" c 1 3; mknod -m 666 "$bare_root/dev/zero" c 1 5; }
+    times=()
+    for r in $(seq "$runs"); do
+      rm -f "$bare_root/big"; settle
+      t0=$(now); chroot "$bare_root" /bin/sh -c 'dd if=/dev/zero of=/big bs=1M count=512 2>/dev/null && sync'; t1=$(now)
+      times+=("$(echo "$t1 - $t0" | bc -l)")
+    done
+    rm -f "$bare_root/big"
+    bare=$(printf '%s\n' "${times[@]}" | median)
+    printf '%-3s bare     median %7.3fs  (runs: %s)\n' "$s" "$bare" "${times[*]}"
+    printf '%-3s overhead beyond the bare command: cbuild %.3fs, docker %.3fs, ratio %.2f (goal <= 0.3)\n' "$s" \
+      "$(echo "${med[$s,cbuild]} - $bare" | bc -l)" "$(echo "${med[$s,docker]} - $bare" | bc -l)" \
+      "$(echo "(${med[$s,cbuild]} - $bare) / (${med[$s,docker]} - $bare)" | bc -l)"
+  fi
   best=$(printf '%s\n' "${med[$s,docker]}" "${med[$s,buildah]}" | sort -g | head -1)
   printf '%-3s cbuild / best peer = %.2f\n' "$s" "$(echo "${med[$s,cbuild]} / $best" | bc -l)"
 done
