@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -62,8 +63,11 @@ CommandRegistration::CommandRegistration(CommandDef def) { registry().push_back(
 const std::vector<CommandDef>& registered_commands() { return registry(); }
 
 std::string GlobalOptions::resolved_root() const {
-  if (!root.empty()) return root;
-  if (const char* e = std::getenv("CBUILD_ROOT"); e && *e) return e;
+  // Absolute, because the store's paths end up in overlay mount options (which refuse relative
+  // lower dirs) and in sandbox children that run elsewhere.
+  auto absolute = [](const std::string& p) { return std::filesystem::absolute(p).lexically_normal().string(); };
+  if (!root.empty()) return absolute(root);
+  if (const char* e = std::getenv("CBUILD_ROOT"); e && *e) return absolute(e);
   if (::geteuid() == 0) return "/var/lib/cbuild";
   if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/cbuild";
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/share/cbuild";

@@ -144,6 +144,19 @@ TEST_CASE("build: every common instruction, compared with docker build") {
   CHECK_MESSAGE(hd == hm, "docker: " << json(hd).dump(1) << "\ncbuild: " << json(hm).dump(1));
 }
 
+TEST_CASE("build: a relative --root works for RUN steps (overlay needs absolute paths)") {
+  REQUIRE_ROOT();
+  Project p("busybox:rel-root");
+  p.file("a.txt", "a\n");
+  // The COPY's snapshot is written lazily for the RUN: that path came from the store root.
+  p.file("Dockerfile", "FROM busybox:rel-root\nCOPY a.txt /\nRUN cat /a.txt > /hi\n");
+  std::string cmd = "cd " + p.dir.path().string() + " && exec " CBUILD_BINARY " --root store --progress=plain -t rel:1 ctx";
+  auto r = test::run_command({"/bin/sh", "-c", cmd});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  auto [config, tree] = p.image("docker.io/library/rel:1", p.dir.path() / "out" / "rootfs");
+  CHECK(read_file(tree / "hi") == "a\n");
+}
+
 TEST_CASE("build: a warm rebuild reuses every step and gives the same image; --no-cache rebuilds") {
   REQUIRE_ROOT();
   Project p(base_name_for_test());
