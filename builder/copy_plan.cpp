@@ -50,25 +50,6 @@ std::vector<std::string> split(const std::string& p) {
 }
 
 
-// The path of an fd opened inside the root, relative to the root (both via /proc/self/fd).
-std::string fd_path(int fd) {
-  std::array<char, 4096> buf{};
-  std::string link = "/proc/self/fd/" + std::to_string(fd);
-  ssize_t n = ::readlink(link.c_str(), buf.data(), buf.size() - 1);
-  if (n < 0) throw_errno("readlink", link);
-  return std::string(buf.data(), static_cast<std::size_t>(n));
-}
-
-std::string relative_to_root(int root_fd, int fd) {
-  std::string root = fd_path(root_fd);
-  std::string p = fd_path(fd);
-  if (p == root) return "";
-  if (root == "/") return p.substr(1);
-  if (p.size() > root.size() && p.compare(0, root.size(), root) == 0 && p[root.size()] == '/')
-    return p.substr(root.size() + 1);
-  throw Error(ErrorKind::Internal, "resolved source " + quote(p) + " is outside its root " + quote(root));
-}
-
 // Expands a cleaned pattern into matching paths (sorted), component by component.
 void expand(int root, const std::vector<std::string>& comps, std::size_t i, const std::string& prefix,
             const CopySpec& spec, std::vector<std::string>& out) {
@@ -239,7 +220,7 @@ std::optional<std::pair<std::string, struct stat>> resolve(int root, const std::
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw_errno("stat", path);
-  return std::pair{relative_to_root(root, fd.get()), st};
+  return std::pair{overlay::path_in_root(root, fd.get(), "resolved source"), st};
 }
 
 // The paths a source names: the wildcard matches of `cleaned` (none is an error), or `cleaned`

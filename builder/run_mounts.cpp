@@ -28,24 +28,6 @@ struct RunMounts::Root {
 
 namespace {
 
-std::string fd_path(int fd) {
-  std::array<char, 4096> buf{};
-  std::string link = "/proc/self/fd/" + std::to_string(fd);
-  ssize_t n = ::readlink(link.c_str(), buf.data(), buf.size() - 1);
-  if (n < 0) throw_errno("readlink", link);
-  return std::string(buf.data(), static_cast<std::size_t>(n));
-}
-
-// `fd`'s path relative to `root_fd` ("" for the root itself).
-std::string relative_to(int root_fd, int fd) {
-  std::string root = fd_path(root_fd), p = fd_path(fd);
-  if (p == root) return "";
-  if (root == "/") return p.substr(1);
-  if (p.size() > root.size() && p.compare(0, root.size(), root) == 0 && p[root.size()] == '/')
-    return p.substr(root.size() + 1);
-  throw Error(ErrorKind::Internal, "resolved mount source " + quote(p) + " is outside its root " + quote(root));
-}
-
 // plan_copy() reads wildcards; a bind source is a literal path.
 std::string literal(const std::string& rel) {
   if (rel.empty()) return ".";
@@ -88,7 +70,7 @@ Resolved resolve(const RunMounts::Root& root, const std::string& source) {
     if (e.kind() == ErrorKind::NotFound || e.sys_errno() == ENOTDIR) throw not_found("");
     throw;
   }
-  r.rel = relative_to(root.fd.get(), r.fd.get());
+  r.rel = overlay::path_in_root(root.fd.get(), r.fd.get(), "resolved mount source");
   if (root.excluded && !r.rel.empty() && root.excluded(r.rel)) throw not_found(" (it is excluded by .dockerignore)");
   if (::fstat(r.fd.get(), &r.st) != 0) throw_errno("stat", "/" + cleaned);
   return r;

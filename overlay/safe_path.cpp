@@ -4,6 +4,9 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <array>
 #include <cerrno>
 #include <deque>
 #include <vector>
@@ -200,6 +203,27 @@ ParentAndLeaf open_parent_in_root(int root_fd, std::string_view path, bool creat
   UniqueFd dir = create_parents ? mkdir_in_root(root_fd, parent)
                                 : open_in_root(root_fd, parent, O_RDONLY | O_DIRECTORY);
   return {std::move(dir), std::move(leaf), std::move(cleaned)};
+}
+
+namespace {
+
+std::string fd_path(int fd) {
+  std::array<char, 4096> buf{};
+  std::string link = "/proc/self/fd/" + std::to_string(fd);
+  ssize_t n = ::readlink(link.c_str(), buf.data(), buf.size() - 1);
+  if (n < 0) throw_errno("readlink", link);
+  return std::string(buf.data(), static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+std::string path_in_root(int root_fd, int fd, std::string_view what) {
+  std::string root = fd_path(root_fd), p = fd_path(fd);
+  if (p == root) return "";
+  if (root == "/") return p.substr(1);
+  if (p.size() > root.size() && p.compare(0, root.size(), root) == 0 && p[root.size()] == '/')
+    return p.substr(root.size() + 1);
+  throw Error(ErrorKind::Internal, std::string(what) + " " + quote(p) + " is outside its root " + quote(root));
 }
 
 }  // namespace cbuild::overlay

@@ -46,4 +46,9 @@ struct ParentAndLeaf {
 // cleaned path is the root itself.
 ParentAndLeaf open_parent_in_root(int root_fd, std::string_view path, bool create_parents);
 
+// The path of `fd` (opened inside the root, e.g. by open_in_root) relative to `root_fd`, ""
+// for the root itself, read from the kernel (/proc/self/fd) after every symlink was resolved.
+// `what` names the path in the Internal error thrown if it is outside the root.
+std::string path_in_root(int root_fd, int fd, std::string_view what);
+
 }  // namespace cbuild::overlay
