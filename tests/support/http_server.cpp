@@ -8,6 +8,8 @@
 
 #include <stdexcept>
 
+#include "tests/support/loopback.h"
+
 namespace cbuild::test {
 
 namespace {
@@ -36,15 +38,7 @@ const char* reason(int status) {
 }  // namespace
 
 HttpServer::HttpServer() {
-  listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::listen(listen_fd_, 64) != 0 || ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    throw std::runtime_error("http server: cannot listen on 127.0.0.1");
-  port_ = ntohs(a.sin_port);
+  listen_fd_ = listen_on_loopback(port_, "http server");
   thread_ = std::thread([this] { loop(); });
 }
 
