@@ -9,11 +9,10 @@
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/internal/blob_file_writer.h"
 
 namespace cbuild::oci {
 namespace {
-
-constexpr std::size_t kBufferSize = 1u << 20;
 
 std::string random_suffix() {
   static thread_local std::mt19937_64 rng{std::random_device{}() ^ static_cast<unsigned long>(::getpid())};
@@ -42,7 +41,7 @@ LayoutIngest::LayoutIngest(const std::filesystem::path& tmp_dir, Publish publish
     abandon();
     throw_errno("begin ingest: lock", path_.string(), err);
   }
-  buf_.reset(new std::byte[kBufferSize]);
+  file_ = std::make_unique<internal::BlobFileWriter>(fd_.get(), "ingest " + path_.string());
 }
 
 LayoutIngest::~LayoutIngest() { abandon(); }
@@ -50,43 +49,33 @@ LayoutIngest::~LayoutIngest() { abandon(); }
 void LayoutIngest::abandon() noexcept {
   if (done_) return;
   done_ = true;
+  file_.reset();  // stops its writer thread before the fd closes
   if (!path_.empty()) ::unlink(path_.c_str());
   fd_.reset();
 }
 
-void LayoutIngest::flush() {
-  if (used_ == 0) return;
-  try {
-    write_all(fd_.get(), buf_.get(), used_, "ingest " + path_.string());
-  } catch (...) {
-    abandon();
-    throw;
-  }
-  used_ = 0;
-}
+bool LayoutIngest::direct_io() const noexcept { return file_ && file_->direct(); }
 
 void LayoutIngest::write(std::span<const std::byte> data) {
   if (done_ || finished_) throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": write after finish or commit");
   hash_.update(data.data(), data.size());
   written_ += data.size();
-  if (data.size() >= kBufferSize) {
-    flush();
-    try {
-      write_all(fd_.get(), data.data(), data.size(), "ingest " + path_.string());
-    } catch (...) {
-      abandon();
-      throw;
-    }
-    return;
+  try {
+    file_->write(data.data(), data.size());
+  } catch (...) {
+    abandon();
+    throw;
   }
-  if (used_ + data.size() > kBufferSize) flush();
-  std::memcpy(buf_.get() + used_, data.data(), data.size());
-  used_ += data.size();
 }
 
 void LayoutIngest::finish() {
   if (finished_ || done_) return;
-  flush();
+  try {
+    file_->finish();
+  } catch (...) {
+    abandon();
+    throw;
+  }
   finished_ = true;
 }
 

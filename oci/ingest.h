@@ -2,7 +2,8 @@
 //
 // Bytes go to a temp file `$ROOT/tmp/ingest-*` (held with flock LOCK_EX for the ingest's life so
 // gc can tell a live ingest from one a killed process left behind) while SHA-256 and the size are
-// computed. commit() checks them against what the caller expects (DataLoss on mismatch), fsyncs
+// computed; a blob larger than 1 MiB is written with direct I/O from a thread of its own
+// (internal/blob_file_writer.h), so hashing and writing overlap and the page cache is bypassed. commit() checks them against what the caller expects (DataLoss on mismatch), fsyncs
 // the file and hands it to `publish` (LayoutStore renames it into blobs/ and fsyncs the dir).
 // Destroying an uncommitted ingest removes the temp file. A full disk surfaces as
 // Error{ResourceExhausted} from write()/commit() and the temp file is removed: nothing torn is
@@ -21,6 +22,9 @@
 #include "oci/store.h"
 
 namespace cbuild::oci {
+namespace internal {
+class BlobFileWriter;
+}
 
 class LayoutIngest final : public Ingest {
  public:
@@ -40,19 +44,17 @@ class LayoutIngest final : public Ingest {
   std::int64_t bytes_written() const override { return static_cast<std::int64_t>(written_); }
 
   const std::filesystem::path& temp_path() const noexcept { return path_; }
+  // Whether the bytes went to disk with direct I/O (large blobs, where the filesystem allows).
+  bool direct_io() const noexcept;
 
  private:
-  void flush();
   void abandon() noexcept;
 
   std::filesystem::path path_;
   UniqueFd fd_;
   Publish publish_;
   Sha256 hash_;
-  // Allocated, never zero-filled: touching 1 MiB of fresh pages costs more than a small
-  // blob's whole write on this kind of VM (page faults), and most blobs are small.
-  std::unique_ptr<std::byte[]> buf_;
-  std::size_t used_ = 0;
+  std::unique_ptr<internal::BlobFileWriter> file_;
   std::uint64_t written_ = 0;
   bool finished_ = false;
   bool done_ = false;  // committed or abandoned
