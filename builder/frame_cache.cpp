@@ -3,10 +3,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include "oci/base/error.h"
+#include "oci/base/cold_read.h"
 #include "oci/base/fs.h"
+#include "oci/checksum.h"
 
 namespace cbuild::builder {
 
@@ -25,51 +29,58 @@ void StoreFrameCache::load_locked() {
     std::string blob_hex = it->path().filename().string();
     std::istringstream in(*text);
     std::string line;
-    // Each line: "<key>\t<offset> <size> <sha256 hex>"; the key itself contains one space.
+    // Each line: "<key>\t<offset> <size> crc32:<8 hex>"; the key itself contains one space.
+    // Lines of other forms (older cbuild versions checked frames by sha256) are skipped: a miss.
     while (std::getline(in, line)) {
       auto tab = line.find('\t');
       if (tab == std::string::npos) continue;
       Location loc;
       loc.blob_hex = blob_hex;
       std::istringstream f(line.substr(tab + 1));
-      if (!(f >> loc.offset >> loc.size >> loc.sha256_hex) || loc.sha256_hex.size() != 64) continue;
+      std::string check;
+      if (!(f >> loc.offset >> loc.size >> check) || check.size() != 14 || check.compare(0, 6, "crc32:") != 0) continue;
+      char* end = nullptr;
+      unsigned long v = std::strtoul(check.c_str() + 6, &end, 16);
+      if (end != check.c_str() + check.size()) continue;
+      loc.crc32 = static_cast<std::uint32_t>(v);
       index_.emplace(line.substr(0, tab), std::move(loc));
     }
   }
 }
 
-std::optional<std::string> StoreFrameCache::find(const std::string& key) {
+bool StoreFrameCache::find(const std::string& key, std::string& out) {
   Location loc;
   {
     std::lock_guard lock(mu_);
     load_locked();
     auto it = index_.find(key);
-    if (it == index_.end()) return std::nullopt;
+    if (it == index_.end()) return false;
     loc = it->second;
   }
   // Read outside the lock: workers fetch frames in parallel.
   fs::path blob = root_ / "blobs" / "sha256" / loc.blob_hex;
   int fd = ::open(blob.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
+  if (fd < 0) return false;
   UniqueFd owner(fd);
-  std::string bytes(loc.size, '\0');
-  std::size_t got = 0;
-  while (got < bytes.size()) {
-    ssize_t n = ::pread(fd, bytes.data() + got, bytes.size() - got, static_cast<off_t>(loc.offset + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return std::nullopt;
-    got += static_cast<std::size_t>(n);
+  out.resize(loc.size);
+  try {
+    // Blobs are written with O_DIRECT (oci/ingest.h), so the one a frame comes from is often
+    // not in the page cache: read it at disk speed rather than through it.
+    ColdAwareReader reader(fd, blob.string());
+    if (reader.pread(reinterpret_cast<std::byte*>(out.data()), out.size(), loc.offset) != out.size()) return false;
+  } catch (const Error&) {
+    return false;
   }
-  if (oci::Digest::of(bytes).hex() != loc.sha256_hex) return std::nullopt;
+  if (oci::crc32(std::as_bytes(std::span(out.data(), out.size()))) != loc.crc32) return false;
   std::lock_guard lock(mu_);
   ++hits_;
-  return bytes;
+  return true;
 }
 
 void StoreFrameCache::put(const std::string& key, std::string_view compressed) {
-  std::string sha = oci::Digest::of(compressed).hex();
+  std::uint32_t crc = oci::crc32(std::as_bytes(std::span(compressed.data(), compressed.size())));
   std::lock_guard lock(mu_);
-  pending_[key] = {compressed.size(), std::move(sha)};
+  pending_[key] = {compressed.size(), crc};
 }
 
 void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oci::FrameRecord>& frames) {
@@ -78,17 +89,19 @@ void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oc
   load_locked();
   for (const auto& f : frames) {
     std::string key = oci::frame_cache_key(encoder_id_, f.uncompressed_digest);
-    std::string sha;
+    std::uint32_t crc = 0;
     if (auto p = pending_.find(key); p != pending_.end() && p->second.first == f.compressed_size) {
-      sha = p->second.second;
+      crc = p->second.second;
       pending_.erase(p);
     } else if (auto i = index_.find(key); i != index_.end() && i->second.size == f.compressed_size) {
-      sha = i->second.sha256_hex;  // a reused frame: same bytes, now also in this blob
+      crc = i->second.crc32;  // a reused frame: same bytes, now also in this blob
     } else {
       continue;
     }
-    Location loc{blob.hex(), f.compressed_offset, f.compressed_size, sha};
-    text += key + "\t" + std::to_string(loc.offset) + " " + std::to_string(loc.size) + " " + sha + "\n";
+    Location loc{blob.hex(), f.compressed_offset, f.compressed_size, crc};
+    char check[16];
+    std::snprintf(check, sizeof check, "crc32:%08x", crc);
+    text += key + "\t" + std::to_string(loc.offset) + " " + std::to_string(loc.size) + " " + check + "\n";
     index_[key] = std::move(loc);  // the newest layer is the likeliest to survive a prune
   }
   if (text.empty()) return;

@@ -3,8 +3,11 @@
 // oci::frame_cache_key: encoder id + sha256 of the frame's input).
 //
 // It keeps no second copy of compressed bytes. A record points into a layer blob (blob digest,
-// offset, size) and carries the sha256 of the frame's compressed bytes, which find() checks
-// after reading them, so a damaged or pruned blob is a miss and never a corrupt new layer.
+// offset, size) and carries the CRC-32 of the frame's compressed bytes, which find() checks
+// after reading them, so a damaged, truncated or pruned blob is a miss and never a corrupt new
+// layer. A CRC, not a SHA-256: the check is against damage (a torn copy of $ROOT, a bad
+// sector); whoever can change a blob can change the record as well (oci/checksum.h), and a
+// SHA-256 pass over every reused frame was a quarter of a warm 1 GiB rebuild's CPU time.
 // Records live in $ROOT/cache/frames/<blob hex>, one small text file per layer.
 //
 // Use: pass the cache to LayerWriterOptions::cache and collect on_frame records; after the
@@ -30,7 +33,7 @@ class StoreFrameCache final : public oci::FrameCache {
   // oci::encoder_id() of the codec and level the layers of this build use.
   StoreFrameCache(std::filesystem::path root, std::string encoder_id);
 
-  std::optional<std::string> find(const std::string& key) override;
+  bool find(const std::string& key, std::string& out) override;
   void put(const std::string& key, std::string_view compressed) override;
 
   // Ties the frames of a committed layer to its blob and persists the records.
@@ -42,7 +45,7 @@ class StoreFrameCache final : public oci::FrameCache {
   struct Location {
     std::string blob_hex;
     std::uint64_t offset = 0, size = 0;
-    std::string sha256_hex;  // of the compressed frame
+    std::uint32_t crc32 = 0;  // of the compressed frame
   };
   void load_locked();
 
@@ -51,7 +54,7 @@ class StoreFrameCache final : public oci::FrameCache {
   mutable std::mutex mu_;
   bool loaded_ = false;
   std::unordered_map<std::string, Location> index_;
-  std::unordered_map<std::string, std::pair<std::uint64_t, std::string>> pending_;  // key → (size, sha)
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint32_t>> pending_;  // key → (size, crc32)
   std::uint64_t hits_ = 0;
 };
 

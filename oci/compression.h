@@ -81,7 +81,9 @@ std::unique_ptr<ByteSource> open_decompressed(std::unique_ptr<ByteSource> src, C
 class FrameCache {
  public:
   virtual ~FrameCache() = default;
-  virtual std::optional<std::string> find(const std::string& key) = 0;
+  // On a hit, replaces `out` with the compressed frame and returns true (out's capacity is
+  // reused: workers recycle their buffers). On a miss returns false; `out` is then unspecified.
+  virtual bool find(const std::string& key, std::string& out) = 0;
   virtual void put(const std::string& key, std::string_view compressed) = 0;
 };
 

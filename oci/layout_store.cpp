@@ -137,7 +137,7 @@ std::unique_ptr<ByteSource> LayoutStore::open(const Digest& digest) const {
   UniqueFd owned(fd);
   struct stat st {};
   if (::fstat(owned.get(), &st) != 0) throw_errno("stat blob", p.string());
-  auto src = std::make_unique<FdSource>(std::move(owned), p.string());
+  auto src = std::make_unique<FileSource>(std::move(owned), p.string());
   return open_verified(std::move(src), digest, static_cast<std::int64_t>(st.st_size),
                        "blob " + digest.str() + " in store " + quote(root_.string()));
 }

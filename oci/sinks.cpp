@@ -87,4 +87,10 @@ std::size_t FdSource::read(std::span<std::byte> out) {
   }
 }
 
+std::size_t FileSource::read(std::span<std::byte> out) {
+  std::size_t n = reader_.pread(out.data(), out.size(), pos_);
+  pos_ += n;
+  return n;
+}
+
 }  // namespace cbuild::oci

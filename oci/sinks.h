@@ -5,7 +5,8 @@
 //   TeeSink      — writes every chunk to two sinks.
 //   FdSink       — writes to a borrowed fd; FileSink creates a file and owns its fd.
 //   BufferSink   — collects into a std::string (tests, small documents).
-//   MemorySource / FdSource — the matching sources.
+//   MemorySource / FdSource — the matching sources; FileSource reads a regular file from the
+//   page cache where it is cached and with O_DIRECT where not (oci/base/cold_read.h).
 //
 // finish() finishes the wrapped sinks too (stream.h contract) and is idempotent. Sinks that
 // wrap another do not own it (the caller keeps it alive). None is thread-safe.
@@ -16,6 +17,7 @@
 #include <filesystem>
 #include <string>
 
+#include "oci/base/cold_read.h"
 #include "oci/base/unique_fd.h"
 #include "oci/digest.h"
 #include "oci/stream.h"
@@ -131,6 +133,20 @@ class FdSource : public ByteSource {
  private:
   UniqueFd fd_;
   std::string what_;
+};
+
+// A regular file read from its start, sequentially (pread, so the fd's offset is not used).
+class FileSource : public ByteSource {
+ public:
+  FileSource(UniqueFd fd, std::string what) : fd_(std::move(fd)), reader_(fd_.get(), std::move(what)) {}
+  std::size_t read(std::span<std::byte> out) override;
+  using ByteSource::read;
+  const ColdAwareReader& reader() const noexcept { return reader_; }
+
+ private:
+  UniqueFd fd_;
+  ColdAwareReader reader_;
+  std::uint64_t pos_ = 0;
 };
 
 }  // namespace cbuild::oci

@@ -80,11 +80,11 @@ struct FramedCompressSink::Impl {
     }
     if (options.cache) {
       std::string key = frame_cache_key(id, job.digest);
-      if (auto hit = options.cache->find(key)) {
-        job.output.assign(*hit);
+      if (options.cache->find(key, job.output)) {
         job.reused = true;
         return;
       }
+      job.output.clear();
       enc.encode(std::as_bytes(std::span(job.input.data(), job.input.size())), job.output);
       options.cache->put(key, job.output);
       return;

@@ -57,12 +57,13 @@ class MemoryStore : public oci::Ingester {
 // A thread-safe in-memory frame cache that counts its traffic.
 class MemoryFrameCache : public oci::FrameCache {
  public:
-  std::optional<std::string> find(const std::string& key) override {
+  bool find(const std::string& key, std::string& out) override {
     std::lock_guard lock(m_);
     auto it = map_.find(key);
-    if (it == map_.end()) return std::nullopt;
+    if (it == map_.end()) return false;
     ++hits;
-    return it->second;
+    out = it->second;
+    return true;
   }
   void put(const std::string& key, std::string_view compressed) override {
     std::lock_guard lock(m_);
