@@ -88,7 +88,8 @@ void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oc
   std::lock_guard lock(mu_);
   load_locked();
   for (const auto& f : frames) {
-    std::string key = oci::frame_cache_key(encoder_id_, f.uncompressed_digest);
+    const std::string& key = f.key;
+    if (key.compare(0, encoder_id_.size() + 1, encoder_id_ + " ") != 0) continue;  // another encoder's frame
     std::uint32_t crc = 0;
     if (auto p = pending_.find(key); p != pending_.end() && p->second.first == f.compressed_size) {
       crc = p->second.second;

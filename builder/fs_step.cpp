@@ -74,14 +74,20 @@ FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
   auto run = [&](const fs::path& view, int view_fd) {
     LayerTree tree(view_fd);
     build(tree, view);
-    std::optional<oci::Digest> memo_key;
-    if (ctx.layer_memo && ctx.content_hashes) {
+    // The content digests that files' stat data vouch for across builds: they identify the
+    // layer (the memo) and key its frames (tar_writer.h known_content), so an unchanged file's
+    // bytes are hashed once, for the DiffID, not twice.
+    LayerTree::DigestOf settled;
+    if (ctx.content_hashes) {
       ContentHashes& hashes = *ctx.content_hashes;
-      auto described = tree.describe([&hashes](const FileStamp& s) -> std::optional<oci::Digest> {
+      settled = [&hashes](const FileStamp& s) -> std::optional<oci::Digest> {
         if (!hashes.settled(s)) return std::nullopt;
         return hashes.find(s);
-      });
-      if (described) memo_key = LayerMemo::key(*described, ctx.layer_options);
+      };
+    }
+    std::optional<oci::Digest> memo_key;
+    if (ctx.layer_memo && settled) {
+      if (auto described = tree.describe(settled)) memo_key = LayerMemo::key(*described, ctx.layer_options);
     }
     if (memo_key) {
       // Leased before use, so a concurrent prune cannot take the blob before the image is tagged.
@@ -90,7 +96,8 @@ FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
         return;
       }
     }
-    r = FsStepResult{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { tree.write(tar); }), .chain = {}};
+    LayerTree::DigestOf known = ctx.frame_cache ? settled : LayerTree::DigestOf{};
+    r = FsStepResult{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { tree.write(tar, known); }), .chain = {}};
     if (memo_key && tree.sources_unchanged()) ctx.layer_memo->put(*memo_key, r->layer);
   };
   if (parent.layers.empty()) {

@@ -465,10 +465,11 @@ void LayerTree::visit_children(Node& dir, Out& out) {
   for (auto& [oci_name, c] : order) visit(*c.second, *c.first, out);
 }
 
-std::uint64_t LayerTree::write(oci::TarWriter& tar) {
+std::uint64_t LayerTree::write(oci::TarWriter& tar, const DigestOf& known) {
   struct Writer {
     LayerTree& t;
     oci::TarWriter& tar;
+    const DigestOf& known;
     std::uint64_t count = 0;
     void entry(const oci::TarEntry& e) {
       tar.add(e);
@@ -480,13 +481,18 @@ std::uint64_t LayerTree::write(oci::TarWriter& tar) {
         t.files_root_ = n.src_root;
       }
       UniqueFd in = t.files_->open(n.src);
-      tar.add_file(e, in.get());
+      std::optional<oci::Digest> content = known ? known(n.stamp) : std::nullopt;
+      tar.add_file(e, in.get(), content ? &*content : nullptr);
       // What was read is what the plan saw only if the stat data still match afterwards.
       struct stat after {};
-      if (::fstat(in.get(), &after) != 0 || !(FileStamp::of(after) == n.stamp)) t.sources_changed_ = true;
+      if (::fstat(in.get(), &after) != 0 || !(FileStamp::of(after) == n.stamp)) {
+        t.sources_changed_ = true;
+        if (content)
+          throw Error(ErrorKind::FailedPrecondition, "source file " + quote(n.src) + " changed while it was copied; build again");
+      }
       ++count;
     }
-  } w{*this, tar};
+  } w{*this, tar, known};
   visit_children(*root_, w);
   return w.count;
 }

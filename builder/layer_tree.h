@@ -75,7 +75,12 @@ class LayerTree {
   void keep_fd(UniqueFd fd);
 
   // Streams the changeset into `tar` in the differ's order. Returns the entry count.
-  std::uint64_t write(oci::TarWriter& tar);
+  // `known` (optional) gives the content digest a file's stat data vouch for (as for
+  // describe()); it is passed to the tar writer (add_file), so the frame cache keys those bytes
+  // without hashing them again. A file given a digest that then reads with different stat data
+  // fails the write (FailedPrecondition naming it): its bytes may not be the vouched ones.
+  using DigestOf = std::function<std::optional<oci::Digest>(const FileStamp&)>;
+  std::uint64_t write(oci::TarWriter& tar, const DigestOf& known = {});
   // False when a source file's stat data after write() read it differ from when it was
   // planned: the layer then holds bytes describe() could not have vouched for.
   bool sources_unchanged() const noexcept { return !sources_changed_; }

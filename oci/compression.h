@@ -87,7 +87,13 @@ class FrameCache {
   virtual void put(const std::string& key, std::string_view compressed) = 0;
 };
 
-// "<encoder_id> <sha256 digest of the uncompressed frame>"
+// A frame's identity, the key of the frame cache: "<encoder_id> <sha256 digest of the
+// uncompressed frame>". For a frame holding file data the tar writer vouched for
+// (BoundaryListener::known_content), "<encoder_id> refs:<hex>" instead, where hex is the SHA-256
+// of a description of the frame: its other bytes verbatim and, for each run of such file data,
+// the file's content digest, offset and length — so those bytes are not hashed a second time
+// (their DiffID pass hashes them once). Either form names the frame's bytes exactly; the two
+// namespaces differ, so no frame of one form can stand for a frame of the other.
 std::string frame_cache_key(std::string_view encoder_id, const Digest& uncompressed);
 
 struct FrameRecord {
@@ -96,7 +102,7 @@ struct FrameRecord {
   std::uint64_t uncompressed_size = 0;
   std::uint64_t compressed_offset = 0;    // of the frame in the compressed stream
   std::uint64_t compressed_size = 0;
-  Digest uncompressed_digest;  // set when a cache or an on_frame hook is given
+  std::string key;             // frame_cache_key() form; set when a cache or an on_frame hook is given
   bool reused = false;         // taken from the cache rather than compressed
 };
 
@@ -129,6 +135,7 @@ class FramedCompressSink final : public ByteSink, public BoundaryListener {
 
   void write(std::span<const std::byte> data) override;
   void boundary(std::uint64_t fingerprint) override;
+  void known_content(const Digest& content, std::uint64_t offset, std::uint64_t size) override;
   void finish() override;
   using ByteSink::write;
 

@@ -160,7 +160,7 @@ struct TarWriter::Impl {
   // Writes exactly e.size bytes from `next` (a reader returning 0 at EOF), offering chunk
   // boundaries every options.chunk_bytes of data.
   template <class ReadFn>
-  void data(const TarEntry& e, ReadFn&& next) {
+  void data(const TarEntry& e, ReadFn&& next, const Digest* content = nullptr) {
     if (!buf) buf.reset(new char[kReadBuf]);
     std::uint64_t remaining = static_cast<std::uint64_t>(e.size);
     std::uint64_t done = 0, chunk = options.chunk_bytes;
@@ -173,8 +173,14 @@ struct TarWriter::Impl {
       if (n == 0)
         throw Error(ErrorKind::DataLoss, "tar writer: " + quote(e.path) + " has fewer bytes than its size " +
                                              std::to_string(e.size) + " (changed while being read?)");
+      if (content && options.listener) options.listener->known_content(*content, done, n);
+      std::uint64_t before = bytes;
       la_ssize_t w = archive_write_data(a.get(), buf.get(), n);
       if (w < 0 || static_cast<std::size_t>(w) != n) check(ARCHIVE_FATAL, "write data", e.path);
+      // known_content() describes "the next n bytes": that holds only while libarchive passes
+      // data straight through (unblocked output), which is checked rather than assumed.
+      if (content && bytes != before + n)
+        throw Error(ErrorKind::Internal, "tar writer: libarchive did not pass the data of " + quote(e.path) + " straight through");
       remaining -= n;
       done += n;
       if (chunk && done % chunk == 0 && remaining > 0 && options.listener)
@@ -317,11 +323,11 @@ struct TarWriter::Impl {
     }
   }
 
-  void add_file(const TarEntry& e, int fd) {
+  void add_file(const TarEntry& e, int fd, const Digest* content = nullptr) {
     header(e);
     // Read-ahead only pays for large files; for small ones it is one more syscall each.
     if (e.size >= (1 << 20)) ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    data(e, [&](char* p, std::size_t n) { return read_full(fd, p, n, e.path); });
+    data(e, [&](char* p, std::size_t n) { return read_full(fd, p, n, e.path); }, content);
     end_entry(e);
   }
 };
@@ -346,9 +352,9 @@ void TarWriter::add(const TarEntry& entry, ByteSource* data) {
   impl_->end_entry(entry);
 }
 
-void TarWriter::add_file(const TarEntry& entry, int fd) {
+void TarWriter::add_file(const TarEntry& entry, int fd, const Digest* content) {
   if (entry.type != TarType::File) throw Error(ErrorKind::InvalidArgument, "tar writer: add_file of a non-file " + quote(entry.path));
-  impl_->add_file(entry, fd);
+  impl_->add_file(entry, fd, content);
 }
 
 void TarWriter::add_tree(const std::filesystem::path& root) {

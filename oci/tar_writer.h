@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 
+#include "oci/digest.h"
 #include "oci/stream.h"
 #include "oci/tar_entry.h"
 
@@ -31,6 +32,10 @@ class BoundaryListener {
   virtual ~BoundaryListener() = default;
   // All tar bytes written so far may end a frame. `fingerprint` is a well-mixed 64-bit value.
   virtual void boundary(std::uint64_t fingerprint) = 0;
+  // The next `size` bytes written to the sink are bytes [offset, offset + size) of a file whose
+  // whole content has the SHA-256 `content` (as the caller of add_file vouched). Lets a framed
+  // compressor identify frames without hashing file data again (compression.h).
+  virtual void known_content(const Digest& /*content*/, std::uint64_t /*offset*/, std::uint64_t /*size*/) {}
 };
 
 struct TarWriterOptions {
@@ -60,8 +65,12 @@ class TarWriter {
   // otherwise); for other types it is ignored and may be null.
   void add(const TarEntry& entry, ByteSource* data = nullptr);
   // Adds a regular file whose bytes come from fd (read with large reads from offset 0;
-  // holes of sparse files read as zeros). Exactly entry.size bytes are read.
-  void add_file(const TarEntry& entry, int fd);
+  // holes of sparse files read as zeros). Exactly entry.size bytes are read. `content`, when
+  // given, is the SHA-256 of those bytes, passed on to the listener (known_content): the caller
+  // must be sure of it (a wrong one makes a frame cache serve other bytes under this file's
+  // name), e.g. by checking after the call that the file's stat data did not change since it
+  // was hashed.
+  void add_file(const TarEntry& entry, int fd, const Digest* content = nullptr);
 
   // Walks `root` (fd-relative, never following symlinks) and adds everything under it, sorted
   // by path bytes. Hardlinks (same dev+ino, nlink > 1) become hardlink entries to the first

@@ -27,12 +27,54 @@ std::string frame_cache_key(std::string_view encoder_id, const Digest& uncompres
 
 namespace {
 
+// A run of a frame's input that is file data of known content (BoundaryListener::known_content).
+struct KnownRun {
+  std::uint64_t start = 0;  // in the frame's input
+  std::uint64_t size = 0;
+  std::uint64_t file_offset = 0;
+  Digest content;
+};
+
+void put_u64(Sha256& h, std::uint64_t v) {
+  unsigned char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
+  h.update(b, 8);
+}
+
+// The "refs:" identity of a frame (compression.h): a SHA-256 over a self-delimiting description,
+// verbatim bytes as 'L' <length> <bytes>, known runs as 'F' <length> <content digest> <offset>.
+std::string refs_key(std::string_view encoder_id, std::string_view input, const std::vector<KnownRun>& runs) {
+  Sha256 h;
+  static constexpr char kTag[] = "cbuild frame refs v1";
+  h.update(kTag, sizeof kTag);
+  std::uint64_t pos = 0;
+  auto literal = [&](std::uint64_t end) {
+    if (end == pos) return;
+    h.update("L", 1);
+    put_u64(h, end - pos);
+    h.update(input.data() + pos, end - pos);
+    pos = end;
+  };
+  for (const KnownRun& r : runs) {
+    literal(r.start);
+    h.update("F", 1);
+    put_u64(h, r.size);
+    std::string hex = r.content.hex();
+    h.update(hex.data(), hex.size());
+    put_u64(h, r.file_offset);
+    pos = r.start + r.size;
+  }
+  literal(input.size());
+  return std::string(encoder_id) + " refs:" + h.finish().hex();
+}
+
 struct Job {
   std::uint64_t index = 0;
   std::uint64_t offset = 0;
   std::string input;
+  std::vector<KnownRun> known;
   std::string output;
-  Digest digest;
+  std::string key;
   bool reused = false;
   bool done = false;
   std::exception_ptr error;
@@ -74,12 +116,16 @@ struct FramedCompressSink::Impl {
   // the writing thread when threads == 0.
   void process(Job& job, FrameEncoder& enc) {
     if (need_digest) {
-      Sha256 h;
-      h.update(job.input.data(), job.input.size());
-      job.digest = h.finish();
+      if (job.known.empty()) {
+        Sha256 h;
+        h.update(job.input.data(), job.input.size());
+        job.key = frame_cache_key(id, h.finish());
+      } else {
+        job.key = refs_key(id, job.input, job.known);
+      }
     }
     if (options.cache) {
-      std::string key = frame_cache_key(id, job.digest);
+      const std::string& key = job.key;
       if (options.cache->find(key, job.output)) {
         job.reused = true;
         return;
@@ -117,6 +163,24 @@ struct FramedCompressSink::Impl {
     }
   }
 
+  // The next n bytes appended to `cur` are the pending known run's; extends the last run when
+  // it continues it, so the description does not depend on how the bytes were chunked.
+  void note_known(std::size_t n) {
+    if (!cur_known.empty()) {
+      KnownRun& last = cur_known.back();
+      if (last.start + last.size == cur.size() && last.content == pending_content &&
+          last.file_offset + last.size == pending_offset) {
+        last.size += n;
+        pending_offset += n;
+        pending_left -= n;
+        return;
+      }
+    }
+    cur_known.push_back(KnownRun{cur.size(), n, pending_offset, pending_content});
+    pending_offset += n;
+    pending_left -= n;
+  }
+
   void cut() {
     if (cur.empty() && next_index > 0) return;
     std::unique_ptr<Job> job = take_job();
@@ -126,7 +190,9 @@ struct FramedCompressSink::Impl {
     // Swap buffers instead of allocating: a recycled job brings back an input buffer with its
     // capacity, so steady state does no allocation and takes no page faults.
     std::swap(job->input, cur);
+    std::swap(job->known, cur_known);
     cur.clear();
+    cur_known.clear();
     if (cur.capacity() < options.max_frame) cur.reserve(options.max_frame + (1u << 20));
     if (options.threads == 0) {
       process(*job, *inline_encoder);
@@ -156,8 +222,9 @@ struct FramedCompressSink::Impl {
 
   void recycle(std::unique_ptr<Job> j) {
     j->input.clear();
+    j->known.clear();
     j->output.clear();
-    j->digest = Digest();
+    j->key.clear();
     j->reused = false;
     j->done = false;
     j->error = nullptr;
@@ -213,7 +280,7 @@ struct FramedCompressSink::Impl {
     rec.uncompressed_size = job.input.size();
     rec.compressed_offset = compressed_total;
     rec.compressed_size = job.output.size();
-    rec.uncompressed_digest = job.digest;
+    rec.key = job.key;
     rec.reused = job.reused;
     compressed_total += job.output.size();
     ++frames_emitted;
@@ -229,6 +296,10 @@ struct FramedCompressSink::Impl {
   std::unique_ptr<FrameEncoder> inline_encoder;
 
   std::string cur;
+  std::vector<KnownRun> cur_known;  // known file data in `cur`, canonical (adjacent runs merged)
+  // The announced run not yet fully written (known_content → write).
+  Digest pending_content;
+  std::uint64_t pending_offset = 0, pending_left = 0;
   std::uint64_t next_index = 0, uncompressed_total = 0, compressed_total = 0;
   std::uint64_t frames_emitted = 0, frames_reused = 0;
   bool finished = false;
@@ -255,10 +326,26 @@ void FramedCompressSink::write(std::span<const std::byte> data) {
   while (!data.empty()) {
     std::size_t room = d.options.hard_max - d.cur.size();
     std::size_t n = std::min(room, data.size());
+    if (d.pending_left > 0) {
+      n = static_cast<std::size_t>(std::min<std::uint64_t>(n, d.pending_left));
+      if (d.need_digest) {
+        d.note_known(n);
+      } else {
+        d.pending_left -= n;
+      }
+    }
     d.cur.append(reinterpret_cast<const char*>(data.data()), n);
     data = data.subspan(n);
     if (d.cur.size() >= d.options.hard_max) d.cut();
   }
+}
+
+void FramedCompressSink::known_content(const Digest& content, std::uint64_t offset, std::uint64_t size) {
+  Impl& d = *impl_;
+  if (d.pending_left > 0) throw Error(ErrorKind::Internal, "framed compression: known content announced before the last run was written");
+  d.pending_content = content;
+  d.pending_offset = offset;
+  d.pending_left = size;
 }
 
 void FramedCompressSink::boundary(std::uint64_t fingerprint) {

@@ -12,8 +12,10 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 
 #include "builder/copy_step.h"
+#include "builder/frame_cache.h"
 #include "builder/fs_step.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
@@ -182,4 +184,51 @@ TEST_CASE("streamed WORKDIR-style mkdir: new directories owned, existing ones ke
   none.mkdir_owned("/a", 0, 0);
   CHECK(none.is_dir("/a"));
   CHECK_FALSE(none.is_dir("/b"));
+}
+
+TEST_CASE("streamed COPY: vouched-for file hashes key the frames; a file changed after its hash fails the step") {
+  REQUIRE_ROOT();
+  Fixture f;
+  const fs::path big = f.context.path() / "big.bin";
+  std::string content(3u << 20, '\0');
+  for (std::size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>((i * 2654435761u) >> 13);
+  put(big, content, 0644, 1000);
+  // Every entry counts as settled, so the hashes the COPY's key takes are trusted for its frames.
+  ContentHashes hashes(f.root.path() / "contenthash", std::numeric_limits<std::int64_t>::max());
+  StoreFrameCache frames(f.root.path(), oci::encoder_id(oci::Codec::Gzip, oci::default_level(oci::Codec::Gzip)));
+  f.ctx.content_hashes = &hashes;
+  f.ctx.frame_cache = &frames;
+  UniqueFd src = open_file(f.context.path(), O_RDONLY | O_DIRECTORY);
+  CopyOp op{.sources = {"big.bin"}, .dest = "/big.bin"};
+  std::vector<oci::FrameRecord> seen;
+
+  SUBCASE("unchanged: refs keys, and the same layer as without them") {
+    CopyStep step(op, "/big.bin", src.get(), CopyStepOptions{.hashes = &hashes});
+    step.key_inputs();  // hashes the file, as the stage runner does for the cache key
+    FsStepResult with = run_streamed_step(f.ctx, f.base, [&](LayerTree& t, const fs::path& v) { step.write(t, v); });
+    FsContext plain_ctx = f.ctx;
+    plain_ctx.content_hashes = nullptr;
+    plain_ctx.frame_cache = nullptr;
+    CopyStep again(op, "/big.bin", src.get(), {});
+    FsStepResult without = run_streamed_step(plain_ctx, f.base, [&](LayerTree& t, const fs::path& v) { again.write(t, v); });
+    CHECK(with.layer.descriptor.digest == without.layer.descriptor.digest);
+    CHECK(with.layer.diff_id == without.layer.diff_id);
+    // The frames holding the file's data carry the refs form; record_layer kept them.
+    auto records = read_file(f.root.path() / "cache" / "frames" / with.layer.descriptor.digest.hex());
+    CHECK(records.find(" refs:") != std::string::npos);
+  }
+  SUBCASE("changed between hashing and reading: FailedPrecondition naming the file") {
+    CopyStep step(op, "/big.bin", src.get(), CopyStepOptions{.hashes = &hashes});
+    step.key_inputs();
+    try {
+      run_streamed_step(f.ctx, f.base, [&](LayerTree& t, const fs::path& v) {
+        step.write(t, v);
+        std::ofstream(big, std::ios::app) << "more";  // after the plan took its stat data
+      });
+      FAIL("no error for a file that changed while it was copied");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::FailedPrecondition);
+      CHECK(std::string(e.what()).find("big.bin") != std::string::npos);
+    }
+  }
 }

@@ -258,3 +258,45 @@ TEST_CASE("boundaries: after each entry and every chunk of a large file; fingerp
   for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].second == b[i].second);
   CHECK(a[0].second != a[4].second);
 }
+
+namespace {
+struct KnownRecorder : BoundaryListener {
+  struct Run {
+    std::uint64_t at, offset, size;
+    Digest content;
+  };
+  std::vector<Run> runs;
+  BufferSink* out = nullptr;
+  void boundary(std::uint64_t) override {}
+  void known_content(const Digest& d, std::uint64_t offset, std::uint64_t size) override {
+    runs.push_back(Run{out->str().size(), offset, size, d});
+  }
+};
+}  // namespace
+
+TEST_CASE("add_file with a content digest announces exactly where the file's bytes go") {
+  TempDir t;
+  std::string content = test::random_bytes((2u << 20) + 333, 5);
+  const auto path = t.path() / "f";
+  test::write_text_file(path, content);
+  BufferSink out;
+  KnownRecorder rec;
+  rec.out = &out;
+  Digest d = Digest::of(content);
+  TarWriter w(out, TarWriterOptions{.chunk_bytes = 1u << 20, .listener = &rec});
+  w.add(TarEntry{.path = "first", .size = 3}, std::make_unique<MemorySource>("abc").get());
+  UniqueFd fd = open_file(path, O_RDONLY);
+  w.add_file(TarEntry{.path = "f", .size = static_cast<std::int64_t>(content.size())}, fd.get(), &d);
+  UniqueFd again = open_file(path, O_RDONLY);
+  w.add_file(TarEntry{.path = "g", .size = static_cast<std::int64_t>(content.size())}, again.get());  // no digest: no runs
+  w.finish();
+  REQUIRE(rec.runs.size() >= 3);  // read in pieces, at least one per chunk
+  std::uint64_t next = 0;
+  for (const auto& r : rec.runs) {
+    CHECK(r.content == d);
+    CHECK(r.offset == next);
+    CHECK(out.str().substr(r.at, r.size) == content.substr(r.offset, r.size));
+    next += r.size;
+  }
+  CHECK(next == content.size());
+}
