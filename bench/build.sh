@@ -135,6 +135,11 @@ for s in $scenarios; do
       "$(echo "${med[$s,cbuild]} - $bare" | bc -l)" "$(echo "${med[$s,docker]} - $bare" | bc -l)" \
       "$(echo "(${med[$s,cbuild]} - $bare) / (${med[$s,docker]} - $bare)" | bc -l)"
   fi
+  # Every cold or changed build leaves a layer of up to 1 GiB per tool behind (held by build
+  # cache); drop them, so a full run does not fill the disk. Tags stay (bench-base:1 included).
+  "$cbuild" --root "$root" prune --all >/dev/null
+  /usr/bin/docker builder prune -af >/dev/null; /usr/bin/docker image prune -f >/dev/null
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
   best=$(printf '%s\n' "${med[$s,docker]}" "${med[$s,buildah]}" | sort -g | head -1)
   printf '%-3s cbuild / best peer = %.2f\n' "$s" "$(echo "${med[$s,cbuild]} / $best" | bc -l)"
 done

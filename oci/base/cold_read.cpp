@@ -16,9 +16,24 @@ namespace {
 constexpr std::size_t kAlign = 4096;
 constexpr std::size_t kDirectChunk = 4u << 20;  // the aligned buffer; larger reads loop
 
-}  // namespace
+struct FreeDeleter {
+  void operator()(std::byte* p) const noexcept { std::free(p); }
+};
 
-void ColdAwareReader::FreeDeleter::operator()(std::byte* p) const noexcept { std::free(p); }
+// The calling thread's aligned buffer for O_DIRECT reads, kept for the thread's life: readers
+// are often short-lived (one per cached frame), and first-touching 4 MiB of fresh pages for
+// each would cost more than the read does here.
+std::byte* thread_buffer() {
+  thread_local std::unique_ptr<std::byte, FreeDeleter> buf;
+  if (!buf) {
+    void* p = std::aligned_alloc(kAlign, kDirectChunk);
+    if (!p) throw Error(ErrorKind::ResourceExhausted, "out of memory for a read buffer");
+    buf.reset(static_cast<std::byte*>(p));
+  }
+  return buf.get();
+}
+
+}  // namespace
 
 ColdAwareReader::ColdAwareReader(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}
 ColdAwareReader::~ColdAwareReader() = default;
@@ -50,10 +65,8 @@ std::size_t ColdAwareReader::read_direct(std::byte* out, std::size_t size, std::
       return SIZE_MAX;
     }
     direct_fd_.reset(fd);
-    void* p = std::aligned_alloc(kAlign, kDirectChunk);
-    if (!p) throw Error(ErrorKind::ResourceExhausted, "out of memory for a read buffer: " + what_);
-    buf_.reset(static_cast<std::byte*>(p));
   }
+  std::byte* buf = thread_buffer();
   std::size_t done = 0;
   while (done < size) {
     std::uint64_t pos = offset + done;
@@ -62,7 +75,7 @@ std::size_t ColdAwareReader::read_direct(std::byte* out, std::size_t size, std::
     std::size_t want = std::min(size - done + skip, kDirectChunk);
     want = (want + kAlign - 1) & ~(kAlign - 1);
     ssize_t n;
-    do n = ::pread(direct_fd_.get(), buf_.get(), want, static_cast<off_t>(start));
+    do n = ::pread(direct_fd_.get(), buf, want, static_cast<off_t>(start));
     while (n < 0 && errno == EINTR);
     if (n < 0) {
       if (errno == EINVAL && done == 0) {  // the filesystem takes the flag but not the I/O
@@ -73,7 +86,7 @@ std::size_t ColdAwareReader::read_direct(std::byte* out, std::size_t size, std::
     }
     if (static_cast<std::size_t>(n) <= skip) break;  // end of file
     std::size_t got = std::min(static_cast<std::size_t>(n) - skip, size - done);
-    std::memcpy(out + done, buf_.get() + skip, got);
+    std::memcpy(out + done, buf + skip, got);
     done += got;
     if (static_cast<std::size_t>(n) < want) break;  // end of file
   }

@@ -9,7 +9,8 @@
 // the filesystem refuses O_DIRECT, it is a plain pread(2).
 //
 // The fd is not owned (it must outlive the reader); the O_DIRECT fd is opened lazily from
-// /proc/self/fd. Not thread-safe (one buffer); use one reader per thread. Throws cbuild::Error
+// /proc/self/fd. Not thread-safe: one thread reads at a time (the aligned buffer is the
+// reading thread's own, kept for that thread's life). Throws cbuild::Error
 // naming `what` on a failed read.
 #pragma once
 
@@ -49,10 +50,6 @@ class ColdAwareReader {
   UniqueFd direct_fd_;
   bool cachestat_ok_ = true;  // cachestat(2) supported
   bool direct_ok_ = true;   // O_DIRECT supported (until an open or read says otherwise)
-  struct FreeDeleter {
-    void operator()(std::byte* p) const noexcept;
-  };
-  std::unique_ptr<std::byte, FreeDeleter> buf_;
   std::uint64_t cached_ = 0, direct_ = 0, plain_ = 0;
 };
 
