@@ -13,8 +13,9 @@ namespace cbuild::builder {
 
 namespace {
 
-// The file: this line, then fixed-size records in host byte order (a local cache, never shared).
-constexpr std::string_view kMagic = "cbuild contenthash 1\n";
+// The file: this line, then fixed-size records in host byte order (a local cache, never shared),
+// sorted by (dev, ino). Version 1 files were unsorted; they read as empty (a one-time rehash).
+constexpr std::string_view kMagic = "cbuild contenthash 2\n";
 
 struct Record {
   std::uint64_t dev, ino;
@@ -23,6 +24,16 @@ struct Record {
   unsigned char sha[32];
 };
 static_assert(sizeof(Record) == 80);
+
+bool key_less(std::uint64_t dev_a, std::uint64_t ino_a, std::uint64_t dev_b, std::uint64_t ino_b) {
+  return dev_a != dev_b ? dev_a < dev_b : ino_a < ino_b;
+}
+
+Record record_at(const std::string& bytes, std::size_t i) {
+  Record r;  // copied out: records after the magic line are not aligned
+  std::memcpy(&r, bytes.data() + kMagic.size() + i * sizeof(Record), sizeof r);
+  return r;
+}
 
 std::int64_t ns(const struct timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec; }
 
@@ -62,6 +73,11 @@ ContentHashes::ContentHashes(std::filesystem::path file, std::optional<std::int6
     ::clock_gettime(CLOCK_REALTIME, &now);
     settled_before_ = ns(now) - 2'000'000'000;
   }
+}
+
+void ContentHashes::load_locked() const {
+  if (loaded_) return;
+  loaded_ = true;
   std::optional<std::string> bytes;
   try {
     bytes = read_file_if_exists(file_, 1u << 30);
@@ -70,22 +86,45 @@ ContentHashes::ContentHashes(std::filesystem::path file, std::optional<std::int6
   }
   if (!bytes || bytes->compare(0, kMagic.size(), kMagic) != 0) return;
   std::size_t n = (bytes->size() - kMagic.size()) / sizeof(Record);
-  entries_.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    Record r;
-    std::memcpy(&r, bytes->data() + kMagic.size() + i * sizeof(Record), sizeof r);
-    Entry e{.stamp = {.dev = r.dev, .ino = r.ino, .size = r.size, .mtime_ns = r.mtime_ns, .ctime_ns = r.ctime_ns, .mode = r.mode},
-            .sha = {}};
-    std::memcpy(e.sha, r.sha, sizeof e.sha);
-    entries_[Key{r.dev, r.ino}] = e;
+  // Binary search needs the order the writer promised; a file that breaks it reads as empty.
+  for (std::size_t i = 1; i < n; ++i) {
+    Record a = record_at(*bytes, i - 1), b = record_at(*bytes, i);
+    if (!key_less(a.dev, a.ino, b.dev, b.ino)) return;
   }
+  saved_ = std::move(*bytes);
+  saved_count_ = n;
+}
+
+std::optional<ContentHashes::Entry> ContentHashes::saved_locked(const Key& k) const {
+  std::size_t lo = 0, hi = saved_count_;
+  while (lo < hi) {
+    std::size_t mid = lo + (hi - lo) / 2;
+    Record r = record_at(saved_, mid);
+    if (key_less(r.dev, r.ino, k.dev, k.ino)) {
+      lo = mid + 1;
+    } else if (key_less(k.dev, k.ino, r.dev, r.ino)) {
+      hi = mid;
+    } else {
+      Entry e{.stamp = {.dev = r.dev, .ino = r.ino, .size = r.size, .mtime_ns = r.mtime_ns, .ctime_ns = r.ctime_ns, .mode = r.mode},
+              .sha = {}};
+      std::memcpy(e.sha, r.sha, sizeof e.sha);
+      return e;
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<oci::Digest> ContentHashes::find(const FileStamp& s) const {
   std::lock_guard lock(mu_);
-  auto it = entries_.find(Key{s.dev, s.ino});
-  if (it == entries_.end() || !(it->second.stamp == s)) return std::nullopt;
-  return from_bytes(it->second.sha);
+  Key k{s.dev, s.ino};
+  if (auto it = entries_.find(k); it != entries_.end()) {
+    if (!(it->second.stamp == s)) return std::nullopt;
+    return from_bytes(it->second.sha);
+  }
+  load_locked();
+  std::optional<Entry> e = saved_locked(k);
+  if (!e || !(e->stamp == s)) return std::nullopt;
+  return from_bytes(e->sha);
 }
 
 void ContentHashes::put(const FileStamp& s, const oci::Digest& d) {
@@ -103,7 +142,20 @@ void ContentHashes::save() noexcept {
     {
       std::lock_guard lock(mu_);
       if (!dirty_) return;
-      keep.reserve(entries_.size());
+      load_locked();
+      // The saved records this process did not replace, then this process's settled entries.
+      std::vector<Entry> saved;
+      saved.reserve(saved_count_);
+      for (std::size_t i = 0; i < saved_count_; ++i) {
+        Record r = record_at(saved_, i);
+        if (entries_.count(Key{r.dev, r.ino})) continue;
+        Entry e{.stamp = {.dev = r.dev, .ino = r.ino, .size = r.size, .mtime_ns = r.mtime_ns, .ctime_ns = r.ctime_ns, .mode = r.mode},
+                .sha = {}};
+        std::memcpy(e.sha, r.sha, sizeof e.sha);
+        saved.push_back(e);
+      }
+      keep.reserve(saved.size() + entries_.size());
+      for (const Entry& e : saved) keep.push_back(&e);
       for (const auto& [k, e] : entries_)
         if (settled(e.stamp)) keep.push_back(&e);
       if (keep.size() > kMaxEntries) {
@@ -111,6 +163,9 @@ void ContentHashes::save() noexcept {
                          [](const Entry* a, const Entry* b) { return a->stamp.ctime_ns > b->stamp.ctime_ns; });
         keep.resize(kMaxEntries);
       }
+      std::sort(keep.begin(), keep.end(), [](const Entry* a, const Entry* b) {
+        return key_less(a->stamp.dev, a->stamp.ino, b->stamp.dev, b->stamp.ino);
+      });
       std::string out(kMagic);
       out.resize(kMagic.size() + keep.size() * sizeof(Record));
       char* p = out.data() + kMagic.size();

@@ -130,3 +130,44 @@ TEST_CASE("content_key: with a ContentHashes hit the file is not read") {
   write(d.path() / "ctx" / "src" / "f", "recorded");
   CHECK(key_of(d.path() / "ctx", nullptr) == from_record);
 }
+
+TEST_CASE("ContentHashes: the saved file is searched in place, merged on the next save, and loaded only when asked") {
+  TempDir d;
+  auto stamp = [](std::uint64_t i) {
+    return FileStamp{.dev = 1 + i % 3, .ino = 1000003 * i % 7919 + i, .size = static_cast<std::int64_t>(i),
+                     .mtime_ns = 1, .ctime_ns = 2, .mode = 0100644};
+  };
+  auto digest = [](std::uint64_t i, int gen) { return oci::Digest::of("file " + std::to_string(i) + " gen " + std::to_string(gen)); };
+  {
+    ContentHashes h(d.path() / "hashes", far_future());
+    for (std::uint64_t i = 0; i < 2000; ++i) h.put(stamp(i), digest(i, 1));
+    h.save();
+  }
+  {
+    ContentHashes h(d.path() / "hashes", far_future());
+    for (std::uint64_t i = 0; i < 2000; i += 7) CHECK(h.find(stamp(i)) == digest(i, 1));
+    FileStamp moved = stamp(5);
+    moved.ctime_ns += 1;
+    CHECK_FALSE(h.find(moved));  // same inode, other stamp
+    // Replace some, add some: the next save keeps the rest of the old file.
+    for (std::uint64_t i = 0; i < 100; ++i) h.put(stamp(i), digest(i, 2));
+    for (std::uint64_t i = 2000; i < 2100; ++i) h.put(stamp(i), digest(i, 2));
+    h.save();
+  }
+  ContentHashes h(d.path() / "hashes", far_future());
+  for (std::uint64_t i = 0; i < 2100; ++i) {
+    CAPTURE(i);
+    CHECK(h.find(stamp(i)) == digest(i, i < 100 || i >= 2000 ? 2 : 1));
+  }
+  // The file is written sorted; one whose records are out of order is not trusted (empty).
+  std::string bytes = read_file(d.path() / "hashes");
+  std::string header = bytes.substr(0, bytes.find('\n') + 1);
+  std::string swapped = header + bytes.substr(header.size() + 80, 80) + bytes.substr(header.size(), 80) + bytes.substr(header.size() + 160);
+  write(d.path() / "unsorted", swapped);
+  ContentHashes bad(d.path() / "unsorted", far_future());
+  CHECK_FALSE(bad.find(stamp(0)));
+  // Not read at construction: a file that appears before the first question is still used.
+  ContentHashes lazy(d.path() / "later", far_future());
+  fs::copy_file(d.path() / "hashes", d.path() / "later");
+  CHECK(lazy.find(stamp(3)) == digest(3, 2));
+}
