@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Layer write / read throughput (issue: foundation, Speed). One run compares, on the same
 # 1 GiB mixed tree (1/3 random, 2/3 text, ~2000 files):
-#   cbuild zstd-3 (framed, 2 workers)  vs  tar -cf - | zstd -3 -T2
+#   cbuild zstd-3 (framed, 2 workers) into a store  vs  tar -cf - | zstd -3 -T2
 #   cbuild gzip (ISA-L, framed)         vs  tar -cf - | pigz -p2   (and the ratio of gzip -6)
 #   cbuild read of both layers (decompress + verify + walk every entry), as the store reads
 #   and the limits: zstd's in-memory benchmark of the same tar on 1 and 2 threads, OpenSSL SHA-256
