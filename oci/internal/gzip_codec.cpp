@@ -198,11 +198,13 @@ class IsalDecoder final : public ByteSource {
     st_.avail_in = avail_in;
     member_done_ = false;
   }
+  // Inflates from the source's own buffer where it has one (the read-ahead ring): the view
+  // lives until the next fill(), and ISA-L keeps nothing of its input past a call.
   void fill() {
-    std::size_t n = src_->read(in_.data(), in_.size());
-    if (n == 0) eof_ = true;
-    st_.next_in = in_.data();
-    st_.avail_in = static_cast<std::uint32_t>(n);
+    std::span<const std::byte> v = src_->read_view(std::as_writable_bytes(std::span(in_)));
+    if (v.empty()) eof_ = true;
+    st_.next_in = reinterpret_cast<std::uint8_t*>(const_cast<std::byte*>(v.data()));
+    st_.avail_in = static_cast<std::uint32_t>(v.size());
   }
 
   std::unique_ptr<ByteSource> src_;
@@ -225,10 +227,10 @@ class ZlibDecoder final : public ByteSource {
     z_stream* z = z_.get();
     for (;;) {
       if (z->avail_in == 0 && !eof_) {
-        std::size_t n = src_->read(in_.data(), in_.size());
-        if (n == 0) eof_ = true;
-        z->next_in = in_.data();
-        z->avail_in = static_cast<uInt>(n);
+        std::span<const std::byte> v = src_->read_view(std::as_writable_bytes(std::span(in_)));
+        if (v.empty()) eof_ = true;
+        z->next_in = reinterpret_cast<Bytef*>(const_cast<std::byte*>(v.data()));
+        z->avail_in = static_cast<uInt>(v.size());
       }
       if (member_done_) {
         if (z->avail_in == 0 && eof_) {

@@ -84,6 +84,14 @@ class ParallelGzipDecoder final : public ByteSource {
 
   std::size_t read(std::span<std::byte> out) override {
     if (out.empty()) return 0;
+    std::span<const std::byte> v = read_view(out);
+    if (!v.empty() && v.data() != out.data()) std::memcpy(out.data(), v.data(), v.size());
+    return v.size();
+  }
+
+  // Views into the front member's output: the tar reader parses it in place.
+  std::span<const std::byte> read_view(std::span<std::byte> scratch) override {
+    if (scratch.empty()) return {};
     for (;;) {
       while (reading_ahead_ && (window_.empty() || (window_.size() < kWindowMembers && window_bytes_ < kWindowBytes)))
         read_member();
@@ -95,10 +103,10 @@ class ParallelGzipDecoder final : public ByteSource {
           front_done_ = true;
         }
         if (pos_ < f.produced) {
-          std::size_t n = std::min(out.size(), f.produced - pos_);
-          std::memcpy(out.data(), f.out.data() + pos_, n);
+          std::size_t n = std::min(scratch.size(), f.produced - pos_);
+          std::span<const std::byte> v(reinterpret_cast<const std::byte*>(f.out.data()) + pos_, n);
           pos_ += n;
-          return n;
+          return v;
         }
         if (!f.error.empty())
           throw Error(ErrorKind::DataLoss, what_ + ": " + f.error + " (gzip member at compressed byte " +
@@ -106,9 +114,9 @@ class ParallelGzipDecoder final : public ByteSource {
         recycle();
         continue;
       }
-      if (serial_) return serial_->read(out);
+      if (serial_) return serial_->read_view(scratch);
       if (source_error_) std::rethrow_exception(source_error_);
-      return 0;
+      return {};
     }
   }
   using ByteSource::read;

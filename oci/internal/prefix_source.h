@@ -24,6 +24,10 @@ class PrefixSource final : public ByteSource {
     }
     return rest_->read(out);
   }
+  std::span<const std::byte> read_view(std::span<std::byte> scratch) override {
+    if (pos_ < prefix_.size()) return scratch.first(read(scratch));
+    return rest_->read_view(scratch);
+  }
   using ByteSource::read;
 
  private:
