@@ -5,17 +5,21 @@
 // one core inflates while the read-ahead thread hashes — so members must be found without
 // inflating them, which the sized header (gzip_sized_header.h) allows.
 //
-// The reading thread does all reads of the source: it reads whole members ahead (a window of
-// at most kWindowMembers members and, past the first, kWindowBytes bytes of input plus output)
-// and queues them; workers inflate each into a buffer of the size its header announces; read()
-// copies out of the oldest one. So the source is still read by one thread, in order, and the
-// reader sees EOF only after the source returned 0 (a VerifyingSource has checked the digest).
-// Errors keep their place: a member that fails yields the bytes it inflated before the fault
-// and then throws; an error of the source is thrown after every member read before it.
-// The first member without a sized header, or with sizes over kMaxMemberBytes, ends the
-// window: once the window is drained, that member and all after it go through the serial
-// decoder.
+// Each worker in turn takes the source (one at a time, so it is read in order), reads one whole
+// member into a buffer and appends it to the window, then lets go of the source and inflates
+// the member into a buffer of the size its header announces; read() returns views of the
+// oldest member's output. The reading thread only waits for that member, never for input.
+// The window holds at most kWindowMembers members and kWindowBytes bytes of input plus output
+// (a worker already reading may add one more). The reader sees EOF only after the source
+// returned 0 (a VerifyingSource has checked the digest). Errors keep their place: a member
+// that fails yields the bytes it inflated before the fault and then throws; an error of the
+// source is thrown after every member read before it. The first member without a sized header
+// (or with sizes over kMaxMemberBytes) ends reading ahead: once the window is drained, that
+// member and all after it go through the serial decoder on the reading thread.
+#include <sys/mman.h>
+
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -37,13 +41,19 @@ constexpr std::size_t kWindowBytes = 32u << 20;
 // a size field over it is left to the serial decoder rather than allocated.
 constexpr std::uint32_t kMaxMemberBytes = 36u << 20;
 
-// Grows without zero-filling and keeps its pages between members (no fault per page per member).
+// Grows in steps of 2 MiB without zero-filling, asks for transparent huge pages, and keeps its
+// pages between members: in a VM a page fault costs microseconds, and 4 KiB pages would take
+// one per 4 KiB of every member's input and output.
 class Buffer {
  public:
   std::uint8_t* reserve(std::size_t n) {
     if (n > cap_) {
-      p_.reset(new std::uint8_t[n]);
-      cap_ = n;
+      std::size_t cap = (n + kStep - 1) / kStep * kStep;
+      void* p = std::aligned_alloc(kStep, cap);
+      if (!p) throw std::bad_alloc();
+      p_.reset(static_cast<std::uint8_t*>(p));
+      cap_ = cap;
+      madvise(p, cap, MADV_HUGEPAGE);  // a hint: without THP it fails and nothing changes
     }
     return p_.get();
   }
@@ -51,15 +61,24 @@ class Buffer {
   std::size_t capacity() const noexcept { return cap_; }
 
  private:
-  std::unique_ptr<std::uint8_t[]> p_;
+  static constexpr std::size_t kStep = 2u << 20;
+  struct Free {
+    void operator()(std::uint8_t* p) const noexcept { std::free(p); }
+  };
+  std::unique_ptr<std::uint8_t, Free> p_;
   std::size_t cap_ = 0;
 };
 
+// One entry of the window: a member to inflate, or where reading ahead ended (an error of the
+// source, or the first member left to the serial decoder).
 struct Member {
+  enum class Kind { Data, SourceError, Rest } kind = Kind::Data;
   Buffer in, out;
   std::size_t in_size = 0, out_size = 0;
   std::uint64_t offset = 0;  // of the member in the compressed stream
-  // Written by a worker before `done`, read by the reader after it (both under the mutex).
+  std::exception_ptr source_error;  // SourceError
+  std::string rest;                 // Rest: the bytes read of it so far
+  // Written by the inflating thread before `done`, read by the reader after it (under m_).
   std::size_t produced = 0;
   std::string error;
   bool done = false;
@@ -75,7 +94,7 @@ class ParallelGzipDecoder final : public ByteSource {
       std::lock_guard lock(m_);
       stopping_ = true;
     }
-    cv_work_.notify_all();
+    cv_space_.notify_all();
     for (auto& t : workers_) t.join();
   }
 
@@ -92,37 +111,132 @@ class ParallelGzipDecoder final : public ByteSource {
   // Views into the front member's output: the tar reader parses it in place.
   std::span<const std::byte> read_view(std::span<std::byte> scratch) override {
     if (scratch.empty()) return {};
+    if (!started_) start();
     for (;;) {
-      while (reading_ahead_ && (window_.empty() || (window_.size() < kWindowMembers && window_bytes_ < kWindowBytes)))
-        read_member();
-      if (!window_.empty()) {
-        Member& f = *window_.front();
-        if (!front_done_) {
-          std::unique_lock lock(m_);
-          cv_done_.wait(lock, [&] { return f.done; });
-          front_done_ = true;
-        }
-        if (pos_ < f.produced) {
-          std::size_t n = std::min(scratch.size(), f.produced - pos_);
-          std::span<const std::byte> v(reinterpret_cast<const std::byte*>(f.out.data()) + pos_, n);
-          pos_ += n;
-          return v;
-        }
-        if (!f.error.empty())
-          throw Error(ErrorKind::DataLoss, what_ + ": " + f.error + " (gzip member at compressed byte " +
-                                               std::to_string(f.offset) + ")");
-        recycle();
+      if (serial_) return serial_->read_view(scratch);
+      Member* f = nullptr;
+      {
+        std::unique_lock lock(m_);
+        cv_done_.wait(lock, [&] { return window_.empty() ? ended_ : window_.front()->done; });
+        if (window_.empty()) return {};
+        f = window_.front().get();
+      }
+      if (f->kind == Member::Kind::SourceError) std::rethrow_exception(f->source_error);
+      if (f->kind == Member::Kind::Rest) {
+        std::lock_guard src_lock(src_m_);  // reading has ended: no worker touches src_ again
+        serial_ = make_serial_gzip_decoder(std::make_unique<PrefixSource>(std::move(f->rest), std::move(src_)), what_,
+                                           options_.zlib);
+        pop_front();
         continue;
       }
-      if (serial_) return serial_->read_view(scratch);
-      if (source_error_) std::rethrow_exception(source_error_);
-      return {};
+      if (pos_ < f->produced) {
+        std::size_t n = std::min(scratch.size(), f->produced - pos_);
+        std::span<const std::byte> v(reinterpret_cast<const std::byte*>(f->out.data()) + pos_, n);
+        pos_ += n;
+        return v;
+      }
+      if (!f->error.empty())
+        throw Error(ErrorKind::DataLoss, what_ + ": " + f->error + " (gzip member at compressed byte " +
+                                             std::to_string(f->offset) + ")");
+      pop_front();  // the last view of it was returned by the previous call
     }
   }
   using ByteSource::read;
 
  private:
-  // Reads up to n bytes; fewer only at the end of the source.
+  // The reader reads the first member itself: only a sized one starts the workers (a gzip from
+  // elsewhere never costs a thread), and it inflates that one while they read the next.
+  void start() {
+    started_ = true;
+    Member* first = nullptr;
+    {
+      std::unique_ptr<Member> mb = take_spare();
+      std::lock_guard src_lock(src_m_);
+      first = read_member(std::move(mb));
+    }
+    if (!first) return;
+    for (unsigned i = 0; i < options_.threads; ++i) workers_.emplace_back([this] { work(); });
+    inflate(*first, own_inflater_);
+  }
+
+  void work() {
+    std::unique_ptr<GzipMemberInflater> inflater;
+    for (;;) {
+      std::unique_ptr<Member> mb;
+      {
+        std::unique_lock lock(m_);
+        cv_space_.wait(lock, [&] {
+          return stopping_ || ended_ || (window_.size() < kWindowMembers && window_bytes_ < kWindowBytes);
+        });
+        if (stopping_ || ended_) return;
+      }
+      mb = take_spare();
+      Member* job = nullptr;
+      {
+        std::lock_guard src_lock(src_m_);
+        job = read_member(std::move(mb));
+      }
+      if (!job) return;
+      inflate(*job, inflater);
+    }
+  }
+
+  // With src_m_ held: reads the next member and appends it to the window; returns it when it
+  // is to be inflated (else reading has ended, with or without a marker in the window).
+  Member* read_member(std::unique_ptr<Member> mb) {
+    if (!reading_) return nullptr;
+    mb->offset = offset_;
+    try {
+      std::uint8_t head[kSizedGzipHeaderSize];
+      std::size_t got = fill(head, sizeof head);
+      if (got == 0) {
+        end(nullptr);
+        return nullptr;
+      }
+      auto sizes = parse_sized_gzip_header(std::span(head, got));
+      if (!sizes || sizes->compressed < kSizedGzipHeaderSize || sizes->compressed > kMaxMemberBytes ||
+          sizes->uncompressed > kMaxMemberBytes) {
+        mb->kind = Member::Kind::Rest;
+        mb->rest.assign(reinterpret_cast<const char*>(head), got);
+        mb->done = true;
+        end(std::move(mb));
+        return nullptr;
+      }
+      mb->out_size = sizes->uncompressed;
+      std::uint8_t* in = mb->in.reserve(sizes->compressed);
+      std::memcpy(in, head, sizeof head);
+      // Short only at the end of the source: inflate reports the member as truncated.
+      mb->in_size = sizeof head + fill(in + sizeof head, sizes->compressed - sizeof head);
+      mb->out.reserve(mb->out_size);
+    } catch (...) {
+      mb->kind = Member::Kind::SourceError;
+      mb->source_error = std::current_exception();
+      mb->done = true;
+      end(std::move(mb));
+      return nullptr;
+    }
+    Member* job = mb.get();
+    {
+      std::lock_guard lock(m_);
+      window_bytes_ += job->in_size + job->out_size;
+      window_.push_back(std::move(mb));
+    }
+    return job;
+  }
+
+  // With src_m_ held: no member after this one (`marker`, if any, goes last into the window).
+  void end(std::unique_ptr<Member> marker) {
+    reading_ = false;
+    {
+      std::lock_guard lock(m_);
+      if (marker) window_.push_back(std::move(marker));
+      ended_ = true;
+    }
+    cv_done_.notify_one();
+    cv_space_.notify_all();
+  }
+
+  // Reads up to n bytes; fewer only at the end of the source (with src_m_ held).
   std::size_t fill(std::uint8_t* p, std::size_t n) {
     std::size_t got = 0;
     while (got < n) {
@@ -134,129 +248,71 @@ class ParallelGzipDecoder final : public ByteSource {
     return got;
   }
 
-  // Reads the next member into the window, or ends reading ahead (end of the source, an error
-  // of the source, or a member to leave to the serial decoder).
-  void read_member() {
-    std::uint8_t head[kSizedGzipHeaderSize];
-    std::uint64_t at = offset_;
-    std::size_t got = 0;
+  void inflate(Member& mb, std::unique_ptr<GzipMemberInflater>& inflater) {
+    std::string error;
+    std::size_t produced = 0;
     try {
-      got = fill(head, sizeof head);
-    } catch (...) {
-      return stop(std::current_exception());
+      if (!inflater) inflater = make_gzip_member_inflater(options_.zlib);
+      produced = inflater->inflate(std::span(mb.in.data(), mb.in_size), std::span(mb.out.data(), mb.out_size), error);
+    } catch (const std::exception& e) {
+      error = e.what();
     }
-    if (got == 0) return stop(nullptr);
-    auto sizes = parse_sized_gzip_header(std::span(head, got));
-    if (!sizes || sizes->compressed < kSizedGzipHeaderSize || sizes->compressed > kMaxMemberBytes ||
-        sizes->uncompressed > kMaxMemberBytes) {
-      std::string prefix(reinterpret_cast<const char*>(head), got);
-      serial_ = make_serial_gzip_decoder(std::make_unique<PrefixSource>(std::move(prefix), std::move(src_)), what_,
-                                         options_.zlib);
-      reading_ahead_ = false;
-      return;
-    }
-    std::unique_ptr<Member> mb = take_spare();
-    mb->offset = at;
-    mb->out_size = sizes->uncompressed;
-    std::uint8_t* in = mb->in.reserve(sizes->compressed);
-    std::memcpy(in, head, sizeof head);
-    std::size_t rest = 0;
-    try {
-      rest = fill(in + sizeof head, sizes->compressed - sizeof head);
-    } catch (...) {
-      return stop(std::current_exception());
-    }
-    // Short only at the end of the source: the worker reports the member as truncated.
-    mb->in_size = sizeof head + rest;
-    if (mb->in_size < sizes->compressed) reading_ahead_ = false;
-    mb->out.reserve(mb->out_size);
-    window_bytes_ += mb->in_size + mb->out_size;
-    start_workers();
     {
       std::lock_guard lock(m_);
-      queue_.push_back(mb.get());
+      mb.produced = produced;
+      mb.error = std::move(error);
+      mb.done = true;
     }
-    cv_work_.notify_one();
-    window_.push_back(std::move(mb));
-  }
-
-  void stop(std::exception_ptr e) {
-    source_error_ = std::move(e);
-    reading_ahead_ = false;
+    cv_done_.notify_one();
   }
 
   std::unique_ptr<Member> take_spare() {
+    std::lock_guard lock(m_);
     if (spare_.empty()) return std::make_unique<Member>();
     std::unique_ptr<Member> mb = std::move(spare_.back());
     spare_.pop_back();
-    mb->produced = 0;
-    mb->error.clear();
-    mb->done = false;
     return mb;
   }
 
-  void recycle() {
-    std::unique_ptr<Member> mb = std::move(window_.front());
-    window_.pop_front();
-    window_bytes_ -= mb->in_size + mb->out_size;
-    pos_ = 0;
-    front_done_ = false;
-    if (spare_.size() < kWindowMembers && mb->in.capacity() + mb->out.capacity() <= kWindowBytes / 2)
-      spare_.push_back(std::move(mb));
-  }
-
-  void start_workers() {
-    if (!workers_.empty()) return;
-    for (unsigned i = 0; i < options_.threads; ++i) workers_.emplace_back([this] { work(); });
-  }
-
-  void work() {
-    std::unique_ptr<GzipMemberInflater> inflater;
-    for (;;) {
-      Member* mb = nullptr;
-      {
-        std::unique_lock lock(m_);
-        cv_work_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-        if (stopping_) return;
-        mb = queue_.front();
-        queue_.pop_front();
+  void pop_front() {
+    {
+      std::lock_guard lock(m_);
+      std::unique_ptr<Member> mb = std::move(window_.front());
+      window_.pop_front();
+      window_bytes_ -= mb->in_size + mb->out_size;
+      if (mb->kind == Member::Kind::Data && spare_.size() < kWindowMembers &&
+          mb->in.capacity() + mb->out.capacity() <= kWindowBytes / 2) {
+        mb->in_size = mb->out_size = mb->produced = 0;
+        mb->error.clear();
+        mb->done = false;
+        spare_.push_back(std::move(mb));
       }
-      std::string error;
-      std::size_t produced = 0;
-      try {
-        if (!inflater) inflater = make_gzip_member_inflater(options_.zlib);
-        produced = inflater->inflate(std::span(mb->in.data(), mb->in_size), std::span(mb->out.data(), mb->out_size), error);
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-      {
-        std::lock_guard lock(m_);
-        mb->produced = produced;
-        mb->error = std::move(error);
-        mb->done = true;
-      }
-      cv_done_.notify_one();
     }
+    pos_ = 0;
+    cv_space_.notify_one();
   }
 
   std::unique_ptr<ByteSource> src_;
   std::string what_;
   GzipDecoderOptions options_;
 
-  // Reader side only.
-  std::deque<std::unique_ptr<Member>> window_;  // in stream order; read from the front
-  std::vector<std::unique_ptr<Member>> spare_;
-  std::size_t window_bytes_ = 0;
+  // Reader thread only.
+  bool started_ = false;
   std::size_t pos_ = 0;  // in the front member's output
-  bool front_done_ = false;
-  std::uint64_t offset_ = 0;  // compressed bytes read from the source
-  bool reading_ahead_ = true;
-  std::unique_ptr<ByteSource> serial_;   // the rest of the stream, once the window has drained
-  std::exception_ptr source_error_;      // thrown once the window has drained
+  std::unique_ptr<ByteSource> serial_;  // the rest of the stream, after a Rest marker
+  std::unique_ptr<GzipMemberInflater> own_inflater_;
+
+  // The source and where reading it stands: one thread at a time reads a whole member.
+  std::mutex src_m_;
+  std::uint64_t offset_ = 0;
+  bool reading_ = true;
 
   std::mutex m_;
-  std::condition_variable cv_work_, cv_done_;
-  std::deque<Member*> queue_;  // members not yet taken by a worker
+  std::condition_variable cv_done_, cv_space_;
+  std::deque<std::unique_ptr<Member>> window_;  // in stream order; the reader reads the front
+  std::vector<std::unique_ptr<Member>> spare_;
+  std::size_t window_bytes_ = 0;
+  bool ended_ = false;     // nothing will be added to the window
   bool stopping_ = false;
   std::vector<std::thread> workers_;  // last: joined by the destructor before the rest goes
 };
