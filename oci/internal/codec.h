@@ -40,7 +40,9 @@ struct GzipDecoderOptions {
 };
 // Concatenated gzip members: sized members (gzip_sized_header.h) are inflated `threads` at a
 // time; from the first member that is not sized (any gzip from elsewhere) to the end, one after
-// the other on the reading thread. Same bytes and the same errors either way.
+// the other on the reading thread. Same bytes and the same errors either way. With sized
+// members, `src` is read by the worker threads (one at a time, in order), and destroying the
+// decoder waits for a read in progress to return.
 std::unique_ptr<ByteSource> make_gzip_decoder(std::unique_ptr<ByteSource> src, std::string what,
                                               GzipDecoderOptions options = {});
 // Inflates everything on the reading thread.

@@ -9,8 +9,8 @@
 // member into a buffer and appends it to the window, then lets go of the source and inflates
 // the member into a buffer of the size its header announces; read() returns views of the
 // oldest member's output. The reading thread only waits for that member, never for input.
-// The window holds at most kWindowMembers members and kWindowBytes bytes of input plus output
-// (a worker already reading may add one more). The reader sees EOF only after the source
+// The window holds at most kWindowMembers members (those being read included), and a member is
+// only taken while the others hold less than kWindowBytes of input plus output. The reader sees EOF only after the source
 // returned 0 (a VerifyingSource has checked the digest). Errors keep their place: a member
 // that fails yields the bytes it inflated before the fault and then throws; an error of the
 // source is thrown after every member read before it. The first member without a sized header
@@ -35,11 +35,11 @@
 namespace cbuild::oci::internal {
 namespace {
 
-constexpr std::size_t kWindowMembers = 6;
+constexpr std::size_t kWindowMembers = 4;
 constexpr std::size_t kWindowBytes = 32u << 20;
-// Above cbuild's largest frame (FramingOptions::hard_max, 32 MiB, a little more compressed):
-// a size field over it is left to the serial decoder rather than allocated.
-constexpr std::uint32_t kMaxMemberBytes = 36u << 20;
+// Twice cbuild's usual largest frame (max_frame plus one tar writer chunk, 8 MiB): a member
+// whose size field says more is left to the serial decoder rather than allocated.
+constexpr std::uint32_t kMaxMemberBytes = 16u << 20;
 
 // Grows in steps of 2 MiB without zero-filling, asks for transparent huge pages, and keeps its
 // pages between members: in a VM a page fault costs microseconds, and 4 KiB pages would take
@@ -166,15 +166,20 @@ class ParallelGzipDecoder final : public ByteSource {
       {
         std::unique_lock lock(m_);
         cv_space_.wait(lock, [&] {
-          return stopping_ || ended_ || (window_.size() < kWindowMembers && window_bytes_ < kWindowBytes);
+          return stopping_ || ended_ || (window_.size() + taking_ < kWindowMembers && window_bytes_ < kWindowBytes);
         });
         if (stopping_ || ended_) return;
+        ++taking_;  // counts against the window while it is being read
       }
       mb = take_spare();
       Member* job = nullptr;
       {
         std::lock_guard src_lock(src_m_);
         job = read_member(std::move(mb));
+      }
+      {
+        std::lock_guard lock(m_);
+        --taking_;
       }
       if (!job) return;
       inflate(*job, inflater);
@@ -312,7 +317,8 @@ class ParallelGzipDecoder final : public ByteSource {
   std::deque<std::unique_ptr<Member>> window_;  // in stream order; the reader reads the front
   std::vector<std::unique_ptr<Member>> spare_;
   std::size_t window_bytes_ = 0;
-  bool ended_ = false;     // nothing will be added to the window
+  std::size_t taking_ = 0;  // members workers are reading, not yet in the window
+  bool ended_ = false;       // nothing will be added to the window
   bool stopping_ = false;
   std::vector<std::thread> workers_;  // last: joined by the destructor before the rest goes
 };
