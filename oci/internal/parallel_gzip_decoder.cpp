@@ -24,6 +24,7 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -114,6 +115,7 @@ class ParallelGzipDecoder final : public ByteSource {
     if (!started_) start();
     for (;;) {
       if (serial_) return serial_->read_view(scratch);
+      if (workers_.empty()) read_alone();
       Member* f = nullptr;
       {
         std::unique_lock lock(m_);
@@ -155,8 +157,27 @@ class ParallelGzipDecoder final : public ByteSource {
       first = read_member(std::move(mb));
     }
     if (!first) return;
-    for (unsigned i = 0; i < options_.threads; ++i) workers_.emplace_back([this] { work(); });
+    try {
+      for (unsigned i = 0; i < options_.threads; ++i) workers_.emplace_back([this] { work(); });
+    } catch (const std::system_error&) {
+      // Out of threads: go on with those that started, or alone (read_view reads ahead then).
+    }
     inflate(*first, own_inflater_);
+  }
+
+  // Without workers the reader reads and inflates each member when it needs it.
+  void read_alone() {
+    {
+      std::lock_guard lock(m_);
+      if (!window_.empty() || ended_) return;
+    }
+    std::unique_ptr<Member> mb = take_spare();
+    Member* job = nullptr;
+    {
+      std::lock_guard src_lock(src_m_);
+      job = read_member(std::move(mb));
+    }
+    if (job) inflate(*job, own_inflater_);
   }
 
   void work() {
