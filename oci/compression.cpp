@@ -2,11 +2,11 @@
 
 #include <zstd.h>
 
-#include <cstring>
 #include <vector>
 
 #include "oci/base/error.h"
 #include "oci/internal/codec.h"
+#include "oci/internal/prefix_source.h"
 
 namespace cbuild::oci {
 
@@ -101,9 +101,10 @@ std::string encoder_annotation(Codec c, int level) {
 
 namespace {
 
-std::unique_ptr<internal::Encoder> make_encoder(Codec c, int level) {
+// `frame`: one-shot members, which for gzip carry their sizes (internal/gzip_sized_header.h).
+std::unique_ptr<internal::Encoder> make_encoder(Codec c, int level, bool frame) {
   level = resolve_level(c, level);
-  if (c == Codec::Gzip) return internal::make_gzip_encoder(level);
+  if (c == Codec::Gzip) return internal::make_gzip_encoder(level, frame);
   if (c == Codec::Zstd) return internal::make_zstd_encoder(level);
   throw Error(ErrorKind::InvalidArgument, "no encoder for uncompressed layers");
 }
@@ -149,31 +150,10 @@ class CompressSink final : public ByteSink {
   bool finished_ = false;
 };
 
-// Yields already-read bytes first, then the rest of the source (used after magic detection).
-class PrefixSource final : public ByteSource {
- public:
-  PrefixSource(std::string prefix, std::unique_ptr<ByteSource> rest) : prefix_(std::move(prefix)), rest_(std::move(rest)) {}
-  std::size_t read(std::span<std::byte> out) override {
-    if (pos_ < prefix_.size()) {
-      std::size_t n = std::min(out.size(), prefix_.size() - pos_);
-      std::memcpy(out.data(), prefix_.data() + pos_, n);
-      pos_ += n;
-      return n;
-    }
-    return rest_->read(out);
-  }
-  using ByteSource::read;
-
- private:
-  std::string prefix_;
-  std::size_t pos_ = 0;
-  std::unique_ptr<ByteSource> rest_;
-};
-
 }  // namespace
 
 std::unique_ptr<FrameEncoder> make_frame_encoder(Codec c, int level) {
-  return std::make_unique<EncoderFrames>(make_encoder(c, level));
+  return std::make_unique<EncoderFrames>(make_encoder(c, level, true));
 }
 
 std::unique_ptr<ByteSink> make_compress_sink(ByteSink& out, Codec c, int level) {
@@ -186,7 +166,7 @@ std::unique_ptr<ByteSink> make_compress_sink(ByteSink& out, Codec c, int level) 
     };
     return std::make_unique<Pass>(out);
   }
-  return std::make_unique<CompressSink>(out, make_encoder(c, level));
+  return std::make_unique<CompressSink>(out, make_encoder(c, level, false));
 }
 
 std::unique_ptr<ByteSource> open_decompressed(std::unique_ptr<ByteSource> src, Codec c, std::string what) {
@@ -205,7 +185,7 @@ std::unique_ptr<ByteSource> open_decompressed(std::unique_ptr<ByteSource> src, s
   }
   head.resize(got);
   Codec c = detect_codec(std::as_bytes(std::span(head.data(), head.size())));
-  return open_decompressed(std::make_unique<PrefixSource>(std::move(head), std::move(src)), c, std::move(what));
+  return open_decompressed(std::make_unique<internal::PrefixSource>(std::move(head), std::move(src)), c, std::move(what));
 }
 
 }  // namespace cbuild::oci

@@ -3,12 +3,16 @@
 //
 // gzip is produced by ISA-L (igzip) when cbuild was built with it (CBUILD_HAVE_ISAL), else by
 // zlib; both write a fixed 10-byte header (no name, mtime 0, XFL 0, OS 255), so the output is
-// a function of (input, encoder, level) only. zstd frames carry a content checksum.
+// a function of (input, encoder, level) only. Frames (FrameEncoder, so framed layers) add one
+// extra field holding the member's compressed and uncompressed sizes, which every gzip reader
+// skips and cbuild's uses to inflate members on two threads (internal/gzip_sized_header.h).
+// zstd frames carry a content checksum.
 // Levels are given in the codec's usual scale (gzip 1–9 as zlib/gzip(1), zstd 1–19); ISA-L
 // maps them onto its own levels (1→1, 2–6→2, 7–9→3), which is what encoder_id() reports.
 //
 // Decompression handles concatenated gzip members / zstd frames (framed layers) and throws
-// DataLoss naming `what` for corrupt or truncated input. Nothing here is thread-safe; use one
+// DataLoss naming `what` for corrupt or truncated input. A gzip decoder may run two threads
+// of its own while it is alive (only for members with that size field). Nothing here is thread-safe; use one
 // encoder per thread.
 #pragma once
 

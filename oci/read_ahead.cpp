@@ -75,8 +75,8 @@ struct ReadAheadSource::Impl {
     return stopping;
   }
 
-  std::size_t read(std::span<std::byte> out) {
-    if (out.empty()) return 0;
+  std::span<const std::byte> read_view(std::span<std::byte> out) {
+    if (out.empty()) return {};
     if (pos == 0 || pos == sizes[head]) {
       // The current chunk (if any) is used up: hand it back and wait for the next.
       std::unique_lock lock(m);
@@ -90,14 +90,15 @@ struct ReadAheadSource::Impl {
       cv_data.wait(lock, [&] { return full > 0 || eof || error; });
       if (full == 0) {
         if (error) std::rethrow_exception(error);
-        return 0;
+        return {};
       }
       holding = true;
     }
+    // The chunk stays the reader's until the next call, so the view stays valid until then.
     std::size_t n = std::min(out.size(), sizes[head] - pos);
-    std::memcpy(out.data(), ring[head].data() + pos, n);
+    std::span<const std::byte> v(ring[head].data() + pos, n);
     pos += n;
-    return n;
+    return v;
   }
 
   std::unique_ptr<ByteSource> inner;
@@ -122,6 +123,12 @@ ReadAheadSource::ReadAheadSource(std::unique_ptr<ByteSource> inner, std::size_t 
 
 ReadAheadSource::~ReadAheadSource() = default;
 
-std::size_t ReadAheadSource::read(std::span<std::byte> out) { return impl_->read(out); }
+std::size_t ReadAheadSource::read(std::span<std::byte> out) {
+  std::span<const std::byte> v = impl_->read_view(out);
+  if (!v.empty()) std::memcpy(out.data(), v.data(), v.size());
+  return v.size();
+}
+
+std::span<const std::byte> ReadAheadSource::read_view(std::span<std::byte> scratch) { return impl_->read_view(scratch); }
 
 }  // namespace cbuild::oci

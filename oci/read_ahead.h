@@ -29,6 +29,8 @@ class ReadAheadSource : public ByteSource {
   ReadAheadSource& operator=(const ReadAheadSource&) = delete;
 
   std::size_t read(std::span<std::byte> out) override;
+  // A view into the current chunk: no copy.
+  std::span<const std::byte> read_view(std::span<std::byte> scratch) override;
   using ByteSource::read;
 
  private:

@@ -33,6 +33,11 @@ class ByteSource {
   virtual ~ByteSource() = default;
   // Reads up to out.size() bytes; returns 0 only at end of stream.
   virtual std::size_t read(std::span<std::byte> out) = 0;
+  // The same bytes as read(), but a source that holds them in memory may return a view of its
+  // own instead of copying them into `scratch`: at most scratch.size() bytes (scratch must not
+  // be empty), valid until the next call on this source; empty only at end of stream. The
+  // default reads into `scratch`.
+  virtual std::span<const std::byte> read_view(std::span<std::byte> scratch) { return scratch.first(read(scratch)); }
 
   std::size_t read(void* data, std::size_t size) {
     return read(std::span<std::byte>(static_cast<std::byte*>(data), size));

@@ -54,9 +54,10 @@ struct TarReader::Impl : ByteSource {
   static la_ssize_t on_read(archive*, void* self, const void** out) {
     auto* d = static_cast<Impl*>(self);
     try {
-      std::size_t n = d->src->read(d->buf);
-      *out = d->buf.data();
-      return static_cast<la_ssize_t>(n);
+      // libarchive keeps a block only until its next read callback, as long as a view lives.
+      std::span<const std::byte> v = d->src->read_view(d->buf);
+      *out = v.data();
+      return static_cast<la_ssize_t>(v.size());
     } catch (...) {
       d->src_error = std::current_exception();
       return -1;
@@ -78,7 +79,7 @@ struct TarReader::Impl : ByteSource {
       if (rc == ARCHIVE_EOF) {
         at_end = true;
         // Drain so that a verifying source below sees EOF and checks the digest.
-        while (src->read(buf) > 0) {
+        while (!src->read_view(buf).empty()) {
         }
         return std::nullopt;
       }

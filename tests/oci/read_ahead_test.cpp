@@ -106,3 +106,34 @@ TEST_CASE("ReadAheadSource stays a bounded number of chunks ahead, and destroyin
     CHECK(raw->reads.load() <= 8);
   }  // joins without reading the rest
 }
+
+TEST_CASE("ReadAheadSource::read_view points into its chunks and gives the same bytes and the same error") {
+  std::string data = test::random_bytes(700001, 9);
+  for (bool fail : {false, true}) {
+    ReadAheadSource r(std::make_unique<ScriptedSource>(data, 65536, fail), 100000, 2);
+    std::vector<std::byte> scratch(30000);
+    std::string got;
+    bool copied = false;
+    try {
+      for (;;) {
+        std::span<const std::byte> v = r.read_view(scratch);
+        if (v.empty()) break;
+        CHECK(v.size() <= scratch.size());
+        copied |= v.data() == scratch.data();
+        got.append(reinterpret_cast<const char*>(v.data()), v.size());
+      }
+      CHECK_FALSE(fail);
+    } catch (const Error& e) {
+      CHECK(fail);
+      CHECK(e.kind() == ErrorKind::DataLoss);
+    }
+    CHECK_FALSE(copied);
+    CHECK((got == data));
+  }
+  // The default implementation reads into the scratch buffer.
+  MemorySource m("abc");
+  std::vector<std::byte> scratch(2);
+  CHECK(m.read_view(scratch).size() == 2);
+  CHECK(m.read_view(scratch).data() == scratch.data());
+  CHECK(m.read_view(scratch).empty());
+}

@@ -45,7 +45,8 @@ TEST_CASE("VerifyingSource rejects a flipped byte, a truncation and extra bytes 
   char c;
   CHECK_THROWS_AS(a->read(&c, 1), Error);
 
-  auto b = make(data.substr(0, 99999), data, static_cast<std::int64_t>(data.size()));
+  std::string short_data = data.substr(0, 99999), long_data = data + "x";  // MemorySource borrows them
+  auto b = make(short_data, data, static_cast<std::int64_t>(data.size()));
   try {
     read_all(*b);
     FAIL("no throw");
@@ -54,7 +55,7 @@ TEST_CASE("VerifyingSource rejects a flipped byte, a truncation and extra bytes 
     CHECK(std::string(e.what()).find("truncated") != std::string::npos);
     CHECK(std::string(e.what()).find("blob sha256:test") != std::string::npos);
   }
-  auto d = make(data + "x", data, static_cast<std::int64_t>(data.size()));
+  auto d = make(long_data, data, static_cast<std::int64_t>(data.size()));
   CHECK(kind_of_read_all(*d) == ErrorKind::DataLoss);
   // Unknown size: only the digest is checked.
   auto e = make(data, data, std::nullopt);
