@@ -3,8 +3,10 @@
 // Bytes go to a temp file `$ROOT/tmp/ingest-*` (held with flock LOCK_EX for the ingest's life so
 // gc can tell a live ingest from one a killed process left behind) while SHA-256 and the size are
 // computed; a blob larger than 1 MiB is written with direct I/O from a thread of its own
-// (internal/blob_file_writer.h), so hashing and writing overlap and the page cache is bypassed. commit() checks them against what the caller expects (DataLoss on mismatch), fsyncs
-// the file and hands it to `publish` (LayoutStore renames it into blobs/ and fsyncs the dir).
+// (internal/blob_file_writer.h), so hashing and writing overlap and the page cache is bypassed.
+// commit() checks them against what the caller expects (DataLoss on mismatch), fsyncs the file
+// and hands it to `publish` (LayoutStore renames it into blobs/; the directory is synced before
+// the next index write).
 // Destroying an uncommitted ingest removes the temp file. A full disk surfaces as
 // Error{ResourceExhausted} from write()/commit() and the temp file is removed: nothing torn is
 // ever visible under blobs/. Not thread-safe (one writer thread).

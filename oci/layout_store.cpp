@@ -71,7 +71,14 @@ std::string ref_name(const Descriptor& d) {
 }  // namespace
 
 LayoutStore::LayoutStore(fs::path root) : root_(std::move(root)) {}
-LayoutStore::~LayoutStore() = default;
+LayoutStore::~LayoutStore() {
+  // Blobs published but never tagged (a build exporting to a file, a failed build) still get
+  // durable names: cache records that name them were kept.
+  try {
+    sync_blob_names();
+  } catch (...) {
+  }
+}
 
 std::unique_ptr<LayoutStore> LayoutStore::open(const fs::path& root) {
   if (root.empty()) throw Error(ErrorKind::InvalidArgument, "open store: root path is empty");
@@ -163,6 +170,9 @@ bool LayoutStore::adopt_existing(const Digest& digest, std::int64_t size) {
   if (::stat(dst.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
   if (size >= 0 && st.st_size != size) return false;
   ::utimensat(AT_FDCWD, dst.c_str(), nullptr, 0);
+  // Another process may have published it a moment ago and not synced its name yet: a tag this
+  // process writes must not reference a blob that a crash could still take away.
+  note_unsynced_name(dst.parent_path());
   record_in_default_lease(digest);
   return true;
 }
@@ -187,8 +197,30 @@ void LayoutStore::publish_blob(int, const fs::path& tmp, const Digest& digest, s
   // Already stored: keep the existing file (one of another size is damaged: replace it).
   if (adopt_existing(digest, size)) return;
   if (::rename(tmp.c_str(), dst.c_str()) != 0) throw_errno("store blob " + digest.str(), dst.string());
-  fsync_dir(dst.parent_path());
+  // The blob's bytes are synced (Ingest::commit); its name is synced with the next index write,
+  // once for all the blobs of an operation (a build publishes layers, config and manifest).
+  note_unsynced_name(dst.parent_path());
   record_in_default_lease(digest);
+}
+
+void LayoutStore::note_unsynced_name(const fs::path& dir) {
+  std::lock_guard g(unsynced_mu_);
+  unsynced_dirs_.insert(dir);
+}
+
+void LayoutStore::sync_blob_names() {
+  std::set<fs::path> dirs;
+  {
+    std::lock_guard g(unsynced_mu_);
+    dirs.swap(unsynced_dirs_);
+  }
+  try {
+    for (const auto& d : dirs) fsync_dir(d);
+  } catch (...) {
+    std::lock_guard g(unsynced_mu_);
+    unsynced_dirs_.insert(dirs.begin(), dirs.end());
+    throw;
+  }
 }
 
 std::vector<Descriptor> LayoutStore::index_entries() const {
@@ -231,6 +263,7 @@ void LayoutStore::update_index(const std::function<void(std::vector<Descriptor>&
   }
   arr = std::move(out);
   if (!j.contains("schemaVersion")) j["schemaVersion"] = 2;
+  sync_blob_names();  // every blob a tag can name is durable before the tag is
   write_file_atomic(path, j.dump());
 }
 

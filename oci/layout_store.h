@@ -9,11 +9,13 @@
 //   $ROOT/.cbuild.lock        flock: LOCK_EX for index.json rewrites and gc, LOCK_SH for blob
 //                             publication and lease updates
 //
-// Durability: a blob is fsynced and renamed into blobs/ (then the dir is fsynced) before
-// commit() returns, so it is durable before any tag can name it. index.json is rewritten to a
-// temp file, fsynced and renamed under the lock: readers see the old or the new file, never a
-// torn one, and concurrent taggers in other processes are serialised. An update that changes
-// no entry (re-tagging a name with the manifest it already names) leaves index.json untouched. No symlinks are created.
+// Durability: a blob is fsynced and renamed into blobs/ before commit() returns; the blobs
+// directory is fsynced before the next index.json write (once for all the blobs of a build, not
+// once per blob) and when the store is closed, so every blob is durable before any tag can name
+// it. index.json is rewritten to a temp file, fsynced and renamed under the lock: readers see
+// the old or the new file, never a torn one, and concurrent taggers in other processes are
+// serialised. An update that changes no entry (re-tagging a name with the manifest it already
+// names) leaves index.json untouched. No symlinks are created.
 // Entries of index.json this store did not write (other tools' tags, untagged entries, extra
 // fields) are kept as they are.
 //
@@ -139,11 +141,16 @@ class LayoutStore final : public Store {
   void record_in_default_lease(const Digest& digest);
   void publish_blob(int fd, const std::filesystem::path& tmp, const Digest& digest, std::int64_t size);
   void update_index(const std::function<void(std::vector<Descriptor>&)>& fn);
+  // Directory syncs of published blob names, batched until the next index write.
+  void note_unsynced_name(const std::filesystem::path& dir);
+  void sync_blob_names();
 
   std::filesystem::path root_;
   mutable std::mutex index_mu_;
   std::mutex lease_mu_;
   std::shared_ptr<Lease> default_lease_;
+  std::mutex unsynced_mu_;
+  std::set<std::filesystem::path> unsynced_dirs_;
 };
 
 }  // namespace cbuild::oci
