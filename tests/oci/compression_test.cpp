@@ -39,16 +39,6 @@ ErrorKind decompress_error(const std::string& blob) {
   return ErrorKind::Internal;
 }
 
-// Runs a shell command with `input` on stdin, returns stdout (tests interop with the system tools).
-std::string run_filter(const std::string& cmd, const std::string& input) {
-  TempDir dir;
-  auto in = dir.path() / "in";
-  test::write_text_file(in, input);
-  std::string full = cmd + " < " + in.string() + " > " + (dir.path() / "out").string();
-  REQUIRE(std::system(full.c_str()) == 0);
-  return read_file(dir.path() / "out", 1u << 30);
-}
-
 const Codec kCodecs[] = {Codec::Gzip, Codec::Zstd};
 
 }  // namespace
@@ -105,13 +95,13 @@ TEST_CASE("gzip members have the fixed header and are read by gzip(1); zstd fram
   std::string gz = compress_stream(data, Codec::Gzip);
   REQUIRE(gz.size() > 18);
   CHECK(gz.substr(0, 10) == std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10));
-  CHECK(run_filter("gzip -dc", gz) == data);
+  CHECK(test::run_filter("gzip -dc", gz) == data);
   std::string zs = compress_stream(data, Codec::Zstd);
-  CHECK(run_filter("zstd -dc", zs) == data);
+  CHECK(test::run_filter("zstd -dc", zs) == data);
   // And we read what the tools write (multi-member gzip too).
-  std::string two = run_filter("gzip -6c", data) + run_filter("gzip -1c", "tail");
+  std::string two = test::run_filter("gzip -6c", data) + test::run_filter("gzip -1c", "tail");
   CHECK(test::decompress_all(two) == data + "tail");
-  CHECK(test::decompress_all(run_filter("zstd -3 -c", data)) == data);
+  CHECK(test::decompress_all(test::run_filter("zstd -3 -c", data)) == data);
 }
 
 TEST_CASE("concatenated frames decode as one stream; frame encoding is deterministic") {
@@ -174,10 +164,8 @@ struct FramedRun {
 };
 // Feeds `data` in 64 KiB "entries", offering a boundary after each with a fingerprint of its
 // content (as the tar writer's fingerprints depend on the entry, not on its position).
-FramedRun run_framed(const std::string& data, Codec c, unsigned threads, FrameCache* cache = nullptr,
-                     std::size_t piece = 65536) {
-  FramedRun r;
-  BufferSink out;
+// Small frames (256 KiB–1 MiB, 4 MiB without a boundary), recording each frame into `r`.
+FramingOptions small_frames(Codec c, unsigned threads, FrameCache* cache, FramedRun& r) {
   FramingOptions o;
   o.codec = c;
   o.threads = threads;
@@ -185,8 +173,15 @@ FramedRun run_framed(const std::string& data, Codec c, unsigned threads, FrameCa
   o.max_frame = 1024 * 1024;
   o.hard_max = 4 * 1024 * 1024;
   o.cache = cache;
-  o.on_frame = [&](const FrameRecord& f) { r.frames.push_back(f); };
-  FramedCompressSink s(out, o);
+  o.on_frame = [&r](const FrameRecord& f) { r.frames.push_back(f); };
+  return o;
+}
+
+FramedRun run_framed(const std::string& data, Codec c, unsigned threads, FrameCache* cache = nullptr,
+                     std::size_t piece = 65536) {
+  FramedRun r;
+  BufferSink out;
+  FramedCompressSink s(out, small_frames(c, threads, cache, r));
   for (std::size_t pos = 0; pos < data.size(); pos += piece) {
     std::string_view p = std::string_view(data).substr(pos, piece);
     s.write(p);
@@ -299,15 +294,7 @@ TEST_CASE("known content: frames keyed by reference, whatever the chunking; same
   auto run = [&](std::size_t piece, bool announce, FrameCache* cache) {
     FramedRun r;
     BufferSink out;
-    FramingOptions o;
-    o.codec = Codec::Gzip;
-    o.threads = 2;
-    o.min_frame = 256 * 1024;
-    o.max_frame = 1024 * 1024;
-    o.hard_max = 4 * 1024 * 1024;
-    o.cache = cache;
-    o.on_frame = [&](const FrameRecord& f) { r.frames.push_back(f); };
-    FramedCompressSink s(out, o);
+    FramedCompressSink s(out, small_frames(Codec::Gzip, 2, cache, r));
     s.write(header);
     for (std::size_t pos = 0; pos < file.size(); pos += piece) {
       std::size_t n = std::min(piece, file.size() - pos);

@@ -24,15 +24,6 @@ namespace {
 
 std::span<const std::byte> as_span(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
 
-std::string run_filter(const std::string& cmd, const std::string& input) {
-  TempDir dir;
-  auto in = dir.path() / "in";
-  test::write_text_file(in, input);
-  std::string full = cmd + " < " + in.string() + " > " + (dir.path() / "out").string();
-  REQUIRE(std::system(full.c_str()) == 0);
-  return read_file(dir.path() / "out", 1u << 30);
-}
-
 struct Framed {
   std::string blob, data;
   std::vector<std::size_t> starts;  // compressed offset of each member
@@ -93,8 +84,8 @@ TEST_CASE("gzip frames carry their sizes in an extra field that gzip(1) ignores"
     std::size_t end = i + 1 < f.starts.size() ? f.starts[i + 1] : f.blob.size();
     CHECK(s->compressed == end - f.starts[i]);
   }
-  CHECK((run_filter("gzip -dc", f.blob) == f.data));
-  CHECK(run_filter("(gzip -t && echo ok)", f.blob) == "ok\n");
+  CHECK((test::run_filter("gzip -dc", f.blob) == f.data));
+  CHECK(test::run_filter("(gzip -t && echo ok)", f.blob) == "ok\n");
   // Streams that are not framed keep the plain header.
   BufferSink out;
   auto sink = make_compress_sink(out, Codec::Gzip);
@@ -125,14 +116,14 @@ TEST_CASE("parallel and serial inflate give the same bytes, with ISA-L and zlib,
   z->update(as_span(f.data), zblob, true);
   CHECK(internal::parse_sized_gzip_header(std::span(reinterpret_cast<const std::uint8_t*>(zblob.data()), zblob.size())));
   CHECK((decode(zblob, kParallel).data == f.data));
-  CHECK((run_filter("gzip -dc", zblob) == f.data));
+  CHECK((test::run_filter("gzip -dc", zblob) == f.data));
 }
 
 TEST_CASE("foreign gzip members, before, between or after sized ones, are read serially") {
   Framed f = make_framed(4);
   std::string foreign = test::text_bytes(300000, 77);
-  std::string gz = run_filter("gzip -6c", foreign);
-  std::string two = run_filter("gzip -1c", foreign) + run_filter("gzip -9c", "tail");
+  std::string gz = test::run_filter("gzip -6c", foreign);
+  std::string two = test::run_filter("gzip -1c", foreign) + test::run_filter("gzip -9c", "tail");
   for (auto o : {kParallel, kSerial}) {
     CAPTURE(o.threads);
     CHECK((decode(gz + f.blob, o).data == foreign + f.data));
@@ -253,7 +244,7 @@ TEST_CASE("a framed gzip layer reads through the store's verified path; a change
   LayerResult r = w.finish();
   REQUIRE(r.frames > 3);
   std::string blob = store.blobs.at(r.descriptor.digest);
-  CHECK(run_filter("tar -tzf -", blob) == names);
+  CHECK(test::run_filter("tar -tzf -", blob) == names);
 
   auto read_layer = [&](const std::string& bytes) {
     TarReader tr(open_verified(std::make_unique<MemorySource>(bytes), r.descriptor.digest,

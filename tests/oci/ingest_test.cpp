@@ -16,6 +16,7 @@
 #include "oci/internal/blob_file_writer.h"
 #include "oci/layout_store.h"
 #include "tests/support/root.h"
+#include "tests/support/small_tmpfs.h"
 
 using namespace cbuild;
 using namespace cbuild::oci;
@@ -101,14 +102,8 @@ TEST_CASE("the buffered path writes the same bytes as the direct one") {
 
 TEST_CASE("a full disk during a direct write is ResourceExhausted and leaves no temp file") {
   REQUIRE_ROOT();
-  TempDir t;
-  auto mnt = t.path() / "small";
-  fs::create_directories(mnt);
-  REQUIRE(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=3m") == 0);
-  struct Unmount {
-    fs::path p;
-    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } unmount{mnt};
+  test::SmallTmpfs disk("3m");
+  const fs::path& mnt = disk.path();
   auto store = LayoutStore::open(mnt);
   std::string data = random_bytes(8u << 20, 3);
   try {

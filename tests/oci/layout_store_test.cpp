@@ -21,6 +21,7 @@
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "tests/support/root.h"
+#include "tests/support/small_tmpfs.h"
 #include "tests/support/run_command.h"
 
 using namespace cbuild;
@@ -339,14 +340,8 @@ TEST_CASE("gc keeps what tags, extra roots and live leases reach") {
 
 TEST_CASE("a full disk gives ResourceExhausted and no torn files") {
   REQUIRE_ROOT();
-  TempDir t;
-  auto mnt = t.path() / "small";
-  fs::create_directories(mnt);
-  REQUIRE(::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=256k") == 0);
-  struct Unmount {
-    fs::path p;
-    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
-  } unmount{mnt};
+  test::SmallTmpfs disk("256k");
+  const fs::path& mnt = disk.path();
   auto s = LayoutStore::open(mnt);
   Digest small = s->put_blob("small");
   s->set_tag("docker.io/library/s:1", Descriptor{.media_type = std::string(media_types::kOciConfig), .digest = small, .size = 5});

@@ -4,7 +4,10 @@
 
 #include <sys/stat.h>
 
+#include <doctest/doctest.h>
+
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -115,6 +118,16 @@ inline void write_text_file(const std::filesystem::path& p, const std::string& d
   f.write(data);
   f.finish();
   ::chmod(p.c_str(), static_cast<mode_t>(mode));
+}
+
+// Runs a shell command with `input` on stdin, returns stdout (tests interop with the system tools).
+inline std::string run_filter(const std::string& cmd, const std::string& input) {
+  TempDir dir;
+  auto in = dir.path() / "in";
+  write_text_file(in, input);
+  std::string full = cmd + " < " + in.string() + " > " + (dir.path() / "out").string();
+  REQUIRE(std::system(full.c_str()) == 0);
+  return read_file(dir.path() / "out", 1u << 30);
 }
 
 inline std::string decompress_all(const std::string& blob) {
