@@ -1,9 +1,11 @@
 // Digest — a content address ("sha256:<64 lowercase hex>"), and Sha256, an incremental hasher
-// over OpenSSL EVP. Digest values are always valid: parse() rejects anything else.
+// over OpenSSL's SHA-256 (the same SHA-NI/AVX code EVP uses) whose state can be saved and
+// resumed (Sha256::State). Digest values are always valid: parse() rejects anything else.
 // Only sha256 is produced; sha512 digests parse (the spec allows them) so they can be reported.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +40,21 @@ class Digest {
 // Incremental SHA-256. Not thread-safe; movable.
 class Sha256 {
  public:
+  // The hasher's state between updates: the chaining value, the bytes hashed so far and the
+  // unprocessed tail of the last block. Resuming from it continues exactly that hash, so a
+  // stream whose prefix was hashed before need not hash the prefix again (FramedCompressSink's
+  // checkpoints). It identifies nothing: it must be stored next to what it is the state of.
+  struct State {
+    std::uint32_t h[8] = {};
+    std::uint64_t bytes = 0;  // hashed so far
+    std::string tail;         // bytes % 64 of them, not yet in a block
+    // "<64 hex> <bytes> <tail hex>" (the tail hex may be empty), and back; parse() rejects
+    // anything else, including a tail whose size does not match bytes.
+    std::string to_text() const;
+    static std::optional<State> parse(std::string_view text);
+    friend bool operator==(const State&, const State&) = default;
+  };
+
   Sha256();
   ~Sha256();
   Sha256(Sha256&&) noexcept;
@@ -46,6 +63,9 @@ class Sha256 {
   void update(std::string_view s) { update(s.data(), s.size()); }
   // Returns the digest; the hasher is reset and can be reused.
   Digest finish();
+  State state() const;
+  void restore(const State& s);
+  std::uint64_t bytes() const;
 
  private:
   struct Impl;
