@@ -16,6 +16,37 @@ namespace cbuild::builder {
 
 namespace fs = std::filesystem;
 
+namespace {
+constexpr std::string_view kCheckpointTag = "ckpt:";
+
+std::string crc_text(std::string_view bytes) {
+  char check[16];
+  std::snprintf(check, sizeof check, "crc32:%08x", oci::crc32(std::as_bytes(std::span(bytes.data(), bytes.size()))));
+  return check;
+}
+
+// "ckpt:<chain>\t<uncompressed state>\t<compressed state>\tcrc32:<8 hex of what precedes it>"
+std::string checkpoint_line(const std::string& chain, const oci::HashCheckpoint& cp) {
+  std::string body = std::string(kCheckpointTag) + chain + "\t" + cp.uncompressed.to_text() + "\t" + cp.compressed.to_text();
+  return body + "\t" + crc_text(body) + "\n";
+}
+
+bool parse_checkpoint(std::string_view line, std::string& chain, oci::HashCheckpoint& cp) {
+  auto last = line.rfind('\t');
+  if (last == std::string_view::npos || crc_text(line.substr(0, last)) != line.substr(last + 1)) return false;
+  std::string_view body = line.substr(kCheckpointTag.size(), last - kCheckpointTag.size());
+  auto t1 = body.find('\t');
+  auto t2 = t1 == std::string_view::npos ? t1 : body.find('\t', t1 + 1);
+  if (t2 == std::string_view::npos) return false;
+  auto u = oci::Sha256::State::parse(body.substr(t1 + 1, t2 - t1 - 1));
+  auto c = oci::Sha256::State::parse(body.substr(t2 + 1));
+  if (!u || !c) return false;
+  chain.assign(body.substr(0, t1));
+  cp = oci::HashCheckpoint{std::move(*u), std::move(*c)};
+  return true;
+}
+}  // namespace
+
 StoreFrameCache::StoreFrameCache(fs::path root, std::string encoder_id)
     : root_(std::move(root)), encoder_id_(std::move(encoder_id)) {}
 
@@ -32,6 +63,12 @@ void StoreFrameCache::load_locked() {
     // Each line: "<key>\t<offset> <size> crc32:<8 hex>"; the key itself contains one space.
     // Lines of other forms (older cbuild versions checked frames by sha256) are skipped: a miss.
     while (std::getline(in, line)) {
+      if (line.compare(0, kCheckpointTag.size(), kCheckpointTag) == 0) {
+        std::string chain;
+        oci::HashCheckpoint cp;
+        if (parse_checkpoint(line, chain, cp)) checkpoints_.insert_or_assign(std::move(chain), std::move(cp));
+        continue;
+      }
       auto tab = line.find('\t');
       if (tab == std::string::npos) continue;
       Location loc;
@@ -77,6 +114,15 @@ bool StoreFrameCache::find(const std::string& key, std::string& out) {
   return true;
 }
 
+bool StoreFrameCache::find_checkpoint(const std::string& chain, oci::HashCheckpoint& out) {
+  std::lock_guard lock(mu_);
+  load_locked();
+  auto it = checkpoints_.find(chain);
+  if (it == checkpoints_.end()) return false;
+  out = it->second;
+  return true;
+}
+
 void StoreFrameCache::put(const std::string& key, std::string_view compressed) {
   std::uint32_t crc = oci::crc32(std::as_bytes(std::span(compressed.data(), compressed.size())));
   std::lock_guard lock(mu_);
@@ -88,6 +134,10 @@ void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oc
   std::lock_guard lock(mu_);
   load_locked();
   for (const auto& f : frames) {
+    if (f.checkpoint && !f.chain.empty()) {
+      text += checkpoint_line(f.chain, *f.checkpoint);
+      checkpoints_.insert_or_assign(f.chain, *f.checkpoint);
+    }
     const std::string& key = f.key;
     if (key.compare(0, encoder_id_.size() + 1, encoder_id_ + " ") != 0) continue;  // another encoder's frame
     std::uint32_t crc = 0;
@@ -108,7 +158,7 @@ void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oc
   if (text.empty()) return;
   make_dirs(root_ / "cache" / "frames");
   // No fsync (as for step records): the blob is durable already, and a lost or garbled record
-  // is a miss — find() checks every frame's compressed sha256 before reusing it.
+  // is a miss — find() checks every frame's CRC before reusing it, and a checkpoint line its own.
   write_file_atomic(root_ / "cache" / "frames" / blob.hex(), text, 0644, Durability::RenameOnly);
 }
 

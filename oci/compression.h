@@ -82,6 +82,14 @@ std::unique_ptr<ByteSource> open_decompressed(std::unique_ptr<ByteSource> src, C
 // Compressed frames keyed by frame_cache_key(). Called from compression worker threads
 // concurrently: implementations must be thread-safe. find() returning bytes that are not the
 // compression of the frame corrupts the layer — the key includes encoder_id() for that reason.
+// The two hash states of a framed layer stream just after one of its frames, each over the
+// whole stream so far: of the uncompressed bytes (the DiffID) and of the compressed bytes (the
+// blob digest).
+struct HashCheckpoint {
+  Sha256::State uncompressed;
+  Sha256::State compressed;
+};
+
 class FrameCache {
  public:
   virtual ~FrameCache() = default;
@@ -89,7 +97,12 @@ class FrameCache {
   // reused: workers recycle their buffers). On a miss returns false; `out` is then unspecified.
   virtual bool find(const std::string& key, std::string& out) = 0;
   virtual void put(const std::string& key, std::string_view compressed) = 0;
+  // The checkpoint recorded after the frame whose FrameRecord::chain was `chain`, in a layer
+  // written before. Called from the emitting thread. A cache without checkpoints has none. A
+  // checkpoint that is not the true state corrupts the layer's digests, as a wrong frame does.
+  virtual bool find_checkpoint(const std::string& chain, HashCheckpoint& out);
 };
+
 
 // A frame's identity, the key of the frame cache: "<encoder_id> <sha256 digest of the
 // uncompressed frame>". For a frame holding file data the tar writer vouched for
@@ -108,6 +121,13 @@ struct FrameRecord {
   std::uint64_t compressed_size = 0;
   std::string key;             // frame_cache_key() form; set when a cache or an on_frame hook is given
   bool reused = false;         // taken from the cache rather than compressed
+  // With checkpoints (FramingOptions::hash_input, a cache and a ResumableHash downstream):
+  // `chain` names the stream up to and including this frame (a SHA-256 over every frame's key
+  // and compressed size so far), `checkpoint` holds both hash states after it, and `resumed`
+  // says they were taken from the cache rather than computed over this frame's bytes.
+  std::string chain;
+  std::optional<HashCheckpoint> checkpoint;
+  bool resumed = false;
 };
 
 struct FramingOptions {
@@ -119,6 +139,10 @@ struct FramingOptions {
   std::size_t hard_max = 32u << 20;    // cut even without a boundary (input that offers none)
   unsigned cut_bits = 1;               // past min_frame, cut when (fingerprint & mask) == 0
   FrameCache* cache = nullptr;
+  // Hash the input (the DiffID of a layer) on the emitting thread, in stream order: see
+  // input_digest(). With a cache, and when `out` is a ResumableHash, frames whose chain has a
+  // checkpoint are not hashed at all, neither their input nor their compressed bytes.
+  bool hash_input = false;
   // Called in stream order, one call at a time, after a frame has been written downstream — on
   // the sink's emitting thread (the writing thread when threads == 0); all calls have returned
   // when finish() returns.
@@ -145,6 +169,10 @@ class FramedCompressSink final : public ByteSink, public BoundaryListener {
 
   std::uint64_t frames() const noexcept;
   std::uint64_t frames_reused() const noexcept;
+  std::uint64_t frames_resumed() const noexcept;  // hashes taken from a checkpoint
+  std::uint64_t input_bytes() const noexcept;
+  // The SHA-256 of everything written; valid after finish() with hash_input set.
+  const Digest& input_digest() const;
 
  private:
   struct Impl;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -70,6 +71,18 @@ class Sha256 {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// A sink that hashes the bytes it takes (the store's ingest) and lets that hash resume: handed
+// one, a FramedCompressSink skips both its hashes over a prefix of frames it has a checkpoint
+// for (compression.h, FramingOptions::hash_input).
+class ResumableHash {
+ public:
+  virtual ~ResumableHash() = default;
+  virtual Sha256::State hash_state() const = 0;
+  // Writes `data` as ByteSink::write() would, but takes `after` as the hash state past it
+  // instead of hashing it.
+  virtual void write_hashed(std::span<const std::byte> data, const Sha256::State& after) = 0;
 };
 
 }  // namespace cbuild::oci

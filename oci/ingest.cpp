@@ -68,6 +68,20 @@ void LayoutIngest::write(std::span<const std::byte> data) {
   }
 }
 
+void LayoutIngest::write_hashed(std::span<const std::byte> data, const Sha256::State& after) {
+  if (done_ || finished_) throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": write after finish or commit");
+  if (after.bytes != written_ + data.size())
+    throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": resumed hash state is not at the end of the bytes written");
+  hash_.restore(after);
+  written_ += data.size();
+  try {
+    file_->write(data.data(), data.size());
+  } catch (...) {
+    abandon();
+    throw;
+  }
+}
+
 void LayoutIngest::finish() {
   if (finished_ || done_) return;
   try {

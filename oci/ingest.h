@@ -28,7 +28,7 @@ namespace internal {
 class BlobFileWriter;
 }
 
-class LayoutIngest final : public Ingest {
+class LayoutIngest final : public Ingest, public ResumableHash {
  public:
   // publish(fd, temp path, digest, size): makes the verified, fsynced temp file the blob.
   using Publish = std::function<void(int, const std::filesystem::path&, const Digest&, std::int64_t)>;
@@ -44,6 +44,8 @@ class LayoutIngest final : public Ingest {
   Digest commit(const std::optional<Digest>& expected = std::nullopt,
                 std::optional<std::int64_t> expected_size = std::nullopt) override;
   std::int64_t bytes_written() const override { return static_cast<std::int64_t>(written_); }
+  Sha256::State hash_state() const override { return hash_.state(); }
+  void write_hashed(std::span<const std::byte> data, const Sha256::State& after) override;
 
   const std::filesystem::path& temp_path() const noexcept { return path_; }
   // Whether the bytes went to disk with direct I/O (large blobs, where the filesystem allows).

@@ -9,43 +9,38 @@ struct LayerWriter::Impl {
   Ingest& ingest;
   LayerWriterOptions options;
   std::string compressor;
-  // Only counts: the ingest hashes what it stores, and its commit() returns that digest, so a
-  // second SHA-256 pass over the compressed bytes here would buy nothing.
-  CountingSink compressed;                     // size of the blob → ingest
-  std::unique_ptr<FramedCompressSink> framed;  // when framed
-  std::unique_ptr<ByteSink> stream;            // when single-stream (or Codec::None)
-  HashingSink uncompressed;                    // DiffID → compressor
+  // Framed: TarWriter → FramedCompressSink → ingest. The framed sink hashes its input (the
+  // DiffID) on its emitting thread, where it can also resume both hashes from checkpoints.
+  std::unique_ptr<FramedCompressSink> framed;
+  // Single stream (or uncompressed): TarWriter → HashingSink (DiffID) → compressor → ingest.
+  std::unique_ptr<ByteSink> stream;
+  std::unique_ptr<HashingSink> uncompressed;
   std::unique_ptr<TarWriter> tar;
   bool done = false;
 
-  static ByteSink& compressor_sink(Impl& d) {
-    if (d.options.codec != Codec::None && d.options.framed) {
-      FramingOptions f;
-      f.codec = d.options.codec;
-      f.level = d.options.level;
-      f.threads = d.options.threads;
-      f.min_frame = d.options.min_frame;
-      f.max_frame = std::max(d.options.max_frame, d.options.min_frame);
-      f.hard_max = std::max<std::size_t>(f.max_frame * 4, 32u << 20);
-      f.cache = d.options.cache;
-      f.on_frame = d.options.on_frame;
-      d.framed = std::make_unique<FramedCompressSink>(d.compressed, std::move(f));
-      return *d.framed;
-    }
-    d.stream = make_compress_sink(d.compressed, d.options.codec, d.options.level);
-    return *d.stream;
-  }
-
   Impl(Ingest& in, LayerWriterOptions opt)
-      : ingest(in),
-        options(std::move(opt)),
-        compressor(encoder_annotation(options.codec, options.level)),
-        compressed(&ingest),
-        uncompressed(&compressor_sink(*this)) {
+      : ingest(in), options(std::move(opt)), compressor(encoder_annotation(options.codec, options.level)) {
     TarWriterOptions t;
     t.clamp_mtime = options.clamp_mtime;
-    t.listener = framed.get();
-    tar = std::make_unique<TarWriter>(uncompressed, t);
+    if (options.codec != Codec::None && options.framed) {
+      FramingOptions f;
+      f.codec = options.codec;
+      f.level = options.level;
+      f.threads = options.threads;
+      f.min_frame = options.min_frame;
+      f.max_frame = std::max(options.max_frame, options.min_frame);
+      f.hard_max = std::max<std::size_t>(f.max_frame * 4, 32u << 20);
+      f.cache = options.cache;
+      f.hash_input = true;
+      f.on_frame = options.on_frame;
+      framed = std::make_unique<FramedCompressSink>(ingest, std::move(f));
+      t.listener = framed.get();
+      tar = std::make_unique<TarWriter>(*framed, t);
+      return;
+    }
+    stream = make_compress_sink(ingest, options.codec, options.level);
+    uncompressed = std::make_unique<HashingSink>(stream.get());
+    tar = std::make_unique<TarWriter>(*uncompressed, t);
   }
 };
 
@@ -61,17 +56,24 @@ LayerResult LayerWriter::finish() {
   d.done = true;
   d.tar->finish();  // finishes the whole chain down to (but not committing) the ingest
   LayerResult r;
-  r.diff_id = d.uncompressed.digest();
-  r.uncompressed_size = d.uncompressed.bytes();
-  r.compressor = d.compressor;
   if (d.framed) {
+    r.diff_id = d.framed->input_digest();
+    r.uncompressed_size = d.framed->input_bytes();
     r.frames = d.framed->frames();
     r.frames_reused = d.framed->frames_reused();
+    r.frames_resumed = d.framed->frames_resumed();
+  } else {
+    r.diff_id = d.uncompressed->digest();
+    r.uncompressed_size = d.uncompressed->bytes();
   }
-  Digest committed = d.ingest.commit(std::nullopt, static_cast<std::int64_t>(d.compressed.bytes()));
+  r.compressor = d.compressor;
+  // The ingest counts what it stores; its commit() hashes nothing more (the digest was computed
+  // or resumed while the bytes went by).
+  const std::int64_t size = d.ingest.bytes_written();
+  Digest committed = d.ingest.commit(std::nullopt, size);
   r.descriptor.media_type = std::string(oci_layer_media_type(d.options.codec));
   r.descriptor.digest = committed;
-  r.descriptor.size = static_cast<std::int64_t>(d.compressed.bytes());
+  r.descriptor.size = size;
   if (d.options.codec != Codec::None) r.descriptor.annotations[kCompressorAnnotation] = d.compressor;
   return r;
 }

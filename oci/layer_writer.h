@@ -1,7 +1,8 @@
 // LayerWriter — one streaming pass from tar entries to a stored, compressed layer blob:
 //
-//   TarWriter → HashingSink (DiffID) → FramedCompressSink (gzip/zstd, 2 workers)
-//             → CountingSink (size) → Ingest (store transaction; its digest is the blob's)
+//   TarWriter → FramedCompressSink (gzip/zstd on 2 workers; DiffID hashed on its emitting thread)
+//             → Ingest (store transaction; its digest is the blob's, its byte count the size)
+// (a single-stream or uncompressed layer: TarWriter → HashingSink (DiffID) → compressor → Ingest)
 //
 // No temporary tar, nothing read twice. The result (descriptor + DiffID) exists only after
 // finish(), which also commits the ingest with the computed digest. Destroying an unfinished
@@ -10,7 +11,9 @@
 // The compressed stream is framed (see compression.h): same entries + same codec/level/library
 // → same digest, whatever the thread timing. The descriptor carries the annotation
 // kCompressorAnnotation = encoder_annotation() (e.g. "isal-2", "zlib-6", "zstd-3") because
-// ISA-L and zlib output differ. With a FrameCache, unchanged frames are reused, not recompressed.
+// ISA-L and zlib output differ. With a FrameCache, unchanged frames are reused, not recompressed,
+// and when the ingest's hash can resume (oci::ResumableHash: the store's can) and the cache holds
+// checkpoints, an unchanged prefix of frames is not hashed either (compression.h).
 //
 // Not thread-safe (internally it runs its own workers). Throws cbuild::Error from the tar
 // writer, the codecs or the ingest.
@@ -51,6 +54,7 @@ struct LayerResult {
   std::string compressor;  // same as the annotation
   std::uint64_t frames = 0;
   std::uint64_t frames_reused = 0;
+  std::uint64_t frames_resumed = 0;  // frames whose hashes came from a checkpoint
 };
 
 class LayerWriter {

@@ -9,6 +9,14 @@
 // to the store, and write(2) may sleep on dirty-page throttling) — so the writing thread never
 // waits on the file system, and on two cores there is always a thread with work.
 // Memory: at most threads + 3 frames (input + output) are alive at once.
+//
+// Checkpoints: with hash_input, the emitting thread hashes the input in order (the DiffID) while
+// downstream hashes the compressed bytes. Both hashes over a stream's first n frames depend only
+// on those frames' keys (which name their uncompressed bytes and encoder) and compressed sizes,
+// so the emitter chains them into one name per prefix; a layer written before that had the same
+// prefix recorded both hash states after each frame under that name, and restoring them skips
+// hashing the whole prefix: in a rebuild where one file changed, only the frames from that file
+// on are hashed.
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -24,6 +32,8 @@ namespace cbuild::oci {
 std::string frame_cache_key(std::string_view encoder_id, const Digest& uncompressed) {
   return std::string(encoder_id) + " " + uncompressed.str();
 }
+
+bool FrameCache::find_checkpoint(const std::string&, HashCheckpoint&) { return false; }
 
 namespace {
 
@@ -91,6 +101,8 @@ struct FramedCompressSink::Impl {
     id = encoder_id(options.codec, options.level);
     mask = options.cut_bits >= 64 ? ~0ull : ((1ull << options.cut_bits) - 1);
     need_digest = options.cache != nullptr || static_cast<bool>(options.on_frame);
+    if (options.hash_input && options.cache) resumable = dynamic_cast<ResumableHash*>(&out);
+    if (resumable) chain = Sha256{}.finish().hex();  // the empty prefix
     if (options.threads == 0) inline_encoder = make_frame_encoder(options.codec, options.level);
     for (unsigned i = 0; i < options.threads; ++i) workers.emplace_back([this] { work(); });
     if (options.threads > 0) emitter = std::thread([this] { emit_loop(); });
@@ -271,9 +283,31 @@ struct FramedCompressSink::Impl {
     if (emit_error) std::rethrow_exception(emit_error);
   }
 
+  // Emitting thread (the writing thread when threads == 0), in stream order.
   void emit(Job& job) {
     if (job.error) std::rethrow_exception(job.error);
-    out.write(job.output);
+    const auto output = std::as_bytes(std::span(job.output.data(), job.output.size()));
+    bool resumed = false;
+    if (resumable) {
+      Sha256 c;
+      c.update(chain);
+      c.update(job.key);
+      put_u64(c, job.output.size());
+      chain = c.finish().hex();
+      HashCheckpoint cp;
+      // The byte counts are a cheap sanity check: a checkpoint of another position is a miss.
+      if (options.cache->find_checkpoint(chain, cp) && cp.uncompressed.bytes == job.offset + job.input.size() &&
+          cp.compressed.bytes == compressed_total + job.output.size()) {
+        input_hash.restore(cp.uncompressed);
+        resumable->write_hashed(output, cp.compressed);
+        resumed = true;
+        ++frames_resumed;
+      }
+    }
+    if (!resumed) {
+      if (options.hash_input) input_hash.update(job.input.data(), job.input.size());
+      out.write(output);
+    }
     FrameRecord rec;
     rec.index = job.index;
     rec.uncompressed_offset = job.offset;
@@ -282,6 +316,11 @@ struct FramedCompressSink::Impl {
     rec.compressed_size = job.output.size();
     rec.key = job.key;
     rec.reused = job.reused;
+    if (resumable) {
+      rec.chain = chain;
+      rec.checkpoint = HashCheckpoint{input_hash.state(), resumable->hash_state()};
+      rec.resumed = resumed;
+    }
     compressed_total += job.output.size();
     ++frames_emitted;
     if (job.reused) ++frames_reused;
@@ -294,6 +333,13 @@ struct FramedCompressSink::Impl {
   std::uint64_t mask = 1;
   bool need_digest = false;
   std::unique_ptr<FrameEncoder> inline_encoder;
+  // Emitting thread only (read by the writing thread after it joined): hash_input's hash, and
+  // with checkpoints the downstream's resumable hash and the chain over the frames so far.
+  Sha256 input_hash;
+  Digest input_digest;
+  ResumableHash* resumable = nullptr;
+  std::string chain;
+  std::uint64_t frames_resumed = 0;
 
   std::string cur;
   std::vector<KnownRun> cur_known;  // known file data in `cur`, canonical (adjacent runs merged)
@@ -361,10 +407,19 @@ void FramedCompressSink::finish() {
   d.cut();  // the remainder; an empty stream still gets one (empty) frame
   d.close();
   d.stop_threads();
+  if (d.options.hash_input) d.input_digest = d.input_hash.finish();
   d.out.finish();
 }
 
 std::uint64_t FramedCompressSink::frames() const noexcept { return impl_->frames_emitted; }
 std::uint64_t FramedCompressSink::frames_reused() const noexcept { return impl_->frames_reused; }
+std::uint64_t FramedCompressSink::frames_resumed() const noexcept { return impl_->frames_resumed; }
+std::uint64_t FramedCompressSink::input_bytes() const noexcept { return impl_->uncompressed_total; }
+
+const Digest& FramedCompressSink::input_digest() const {
+  if (!impl_->finished || !impl_->options.hash_input)
+    throw Error(ErrorKind::FailedPrecondition, "framed compression: the input digest exists after finish() with hash_input");
+  return impl_->input_digest;
+}
 
 }  // namespace cbuild::oci

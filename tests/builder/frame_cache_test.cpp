@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "oci/layer_writer.h"
+#include "oci/layout_store.h"
 #include "tests/oci/pipeline_test_util.h"
 
 using namespace cbuild;
@@ -69,4 +70,47 @@ TEST_CASE("StoreFrameCache reuses frames of stored layers, and a damaged blob is
   LayerResult third = write_with_cache(tree.path(), root.path(), &hits);
   CHECK(third.frames_reused == 0);
   CHECK(third.descriptor.digest == plain.descriptor.digest);
+}
+
+TEST_CASE("StoreFrameCache keeps hash checkpoints for the next process; a damaged one is only a miss") {
+  TempDir tree, root;
+  for (int f = 0; f < 24; ++f)
+    test::write_text_file(tree.path() / ("f" + std::to_string(100 + f)), test::text_bytes(150000, static_cast<std::uint64_t>(f)));
+  auto store = LayoutStore::open(root.path());
+  auto write = [&](std::uint64_t* resumed) {
+    builder::StoreFrameCache cache(root.path(), encoder_id(Codec::Gzip, default_level(Codec::Gzip)));
+    std::vector<FrameRecord> frames;
+    LayerWriterOptions o{.codec = Codec::Gzip, .cache = &cache};
+    o.on_frame = [&](const FrameRecord& f) { frames.push_back(f); };
+    LayerResult r = write_layer(tree.path(), *store, o);
+    cache.record_layer(r.descriptor.digest, frames);
+    *resumed = r.frames_resumed;
+    return r;
+  };
+  std::uint64_t resumed = 0;
+  LayerResult first = write(&resumed);
+  CHECK(resumed == 0);
+  REQUIRE(first.frames >= 3);
+  LayerResult second = write(&resumed);
+  CHECK(resumed == second.frames);
+  CHECK(second.descriptor.digest == first.descriptor.digest);
+  CHECK(second.diff_id == first.diff_id);
+
+  // Change one state digit of every checkpoint, keeping each line's CRC: all are rejected.
+  int damaged = 0;
+  for (auto& e : std::filesystem::directory_iterator(root.path() / "cache" / "frames")) {
+    std::string text = *read_file_if_exists(e.path());
+    for (std::size_t at = text.find("ckpt:"); at != std::string::npos; at = text.find("ckpt:", at + 1)) {
+      std::size_t digit = text.find('\t', at) + 1;
+      text[digit] = text[digit] == '0' ? '1' : '0';
+      ++damaged;
+    }
+    write_file_atomic(e.path(), text);
+  }
+  CHECK(damaged == static_cast<int>(first.frames));  // both writes made the same blob: one record file
+  LayerResult third = write(&resumed);
+  CHECK(resumed == 0);
+  CHECK(third.frames_reused == third.frames);
+  CHECK(third.descriptor.digest == first.descriptor.digest);
+  CHECK(third.diff_id == first.diff_id);
 }

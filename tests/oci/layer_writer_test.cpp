@@ -3,6 +3,7 @@
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 #include "oci/layer_writer.h"
+#include "oci/layout_store.h"
 #include "oci/sinks.h"
 #include "oci/tar_reader.h"
 #include "tests/oci/pipeline_test_util.h"
@@ -98,6 +99,70 @@ TEST_CASE("a frame cache: a changed file recompresses only nearby frames; the di
   LayerResult fresh = write_layer(d.path(), fresh_store, LayerWriterOptions{.codec = Codec::Zstd});
   CHECK(fresh.descriptor.digest == changed.descriptor.digest);
   CHECK(fresh.diff_id == changed.diff_id);
+}
+
+TEST_CASE("hash checkpoints: a rebuild hashes only the frames from the changed file on; digests equal a fresh write") {
+  TempDir d, root;
+  make_tree(d.path(), 60, 150000, 5);
+  auto store = LayoutStore::open(root.path());
+  test::MemoryFrameCache cache;
+  std::vector<FrameRecord> records;
+  LayerWriterOptions o{.codec = Codec::Zstd, .cache = &cache};
+  o.on_frame = [&](const FrameRecord& f) { records.push_back(f); };
+  auto write = [&] {
+    records.clear();
+    LayerResult r = write_layer(d.path(), *store, o);
+    for (const auto& f : records) cache.record(f);
+    return r;
+  };
+  auto fresh = [&] {  // no cache and a downstream that cannot resume: every byte hashed
+    test::MemoryStore mem;
+    return write_layer(d.path(), mem, LayerWriterOptions{.codec = Codec::Zstd});
+  };
+  LayerResult first = write();
+  CHECK(first.frames_resumed == 0);
+  REQUIRE(first.frames >= 6);
+  for (const auto& f : records) {
+    CHECK(f.checkpoint);
+    CHECK_FALSE(f.resumed);
+    CHECK(f.checkpoint->uncompressed.bytes == f.uncompressed_offset + f.uncompressed_size);
+    CHECK(f.checkpoint->compressed.bytes == f.compressed_offset + f.compressed_size);
+  }
+  LayerResult again = write();
+  CHECK(again.frames_resumed == again.frames);
+  CHECK(again.descriptor.digest == first.descriptor.digest);
+  CHECK(again.diff_id == first.diff_id);
+
+  // Files are written in path order: change the last one ("d6/f6" sorts after "d6/f55").
+  test::write_text_file(d.path() / "d6" / "f6", test::text_bytes(200000, 77));
+  LayerResult changed = write();
+  CHECK(changed.frames_resumed > 0);
+  CHECK(changed.frames_resumed < changed.frames);
+  for (std::size_t i = 0; i < records.size(); ++i)  // resumed frames are a prefix
+    CHECK(records[i].resumed == (i < changed.frames_resumed));
+  LayerResult want = fresh();
+  CHECK(changed.descriptor.digest == want.descriptor.digest);
+  CHECK(changed.diff_id == want.diff_id);
+  CHECK(changed.descriptor.size == want.descriptor.size);
+  // The store reads the blob back and verifies its digest over the bytes on disk.
+  CHECK(read_all(*store->open(changed.descriptor.digest)).size() == static_cast<std::size_t>(want.descriptor.size));
+
+  // A checkpoint that claims another position is not used, whatever its chain.
+  test::MemoryFrameCache odd;
+  LayerWriterOptions o2{.codec = Codec::Zstd, .cache = &odd};
+  std::vector<FrameRecord> recs;
+  o2.on_frame = [&](const FrameRecord& f) { recs.push_back(f); };
+  write_layer(d.path(), *store, o2);
+  REQUIRE(recs.size() >= 2);
+  HashCheckpoint shifted = *recs[0].checkpoint;
+  Sha256 h;
+  h.update("x");
+  shifted.uncompressed = h.state();  // 1 byte hashed: not where frame 0 ends
+  odd.set_checkpoint(recs[0].chain, shifted);
+  recs.clear();
+  LayerResult skipped = write_layer(d.path(), *store, o2);
+  CHECK(skipped.frames_resumed == 0);
+  CHECK(skipped.diff_id == want.diff_id);
 }
 
 TEST_CASE("LayerWriter over explicit entries; nothing is committed when it is abandoned") {

@@ -73,6 +73,23 @@ class MemoryFrameCache : public oci::FrameCache {
     map_[key] = std::string(compressed);
     ++puts;
   }
+  bool find_checkpoint(const std::string& chain, oci::HashCheckpoint& out) override {
+    std::lock_guard lock(m_);
+    auto it = checkpoints_.find(chain);
+    if (it == checkpoints_.end()) return false;
+    out = it->second;
+    return true;
+  }
+  // Keeps the checkpoints of a written layer's frames (FrameRecord::checkpoint), as the store's
+  // cache does once the layer is committed.
+  void record(const oci::FrameRecord& f) {
+    std::lock_guard lock(m_);
+    if (f.checkpoint) checkpoints_.insert_or_assign(f.chain, *f.checkpoint);
+  }
+  void set_checkpoint(const std::string& chain, oci::HashCheckpoint cp) {
+    std::lock_guard lock(m_);
+    checkpoints_.insert_or_assign(chain, std::move(cp));
+  }
   std::size_t size() {
     std::lock_guard lock(m_);
     return map_.size();
@@ -82,6 +99,7 @@ class MemoryFrameCache : public oci::FrameCache {
  private:
   std::mutex m_;
   std::map<std::string, std::string> map_;
+  std::map<std::string, oci::HashCheckpoint> checkpoints_;
 };
 
 // Deterministic pseudo-random bytes (xorshift) and compressible text.
