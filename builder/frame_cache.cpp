@@ -132,7 +132,8 @@ void StoreFrameCache::put(const std::string& key, std::string_view compressed) {
 void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oci::FrameRecord>& frames) {
   std::string text;
   std::lock_guard lock(mu_);
-  load_locked();
+  // Not load_locked(): a reused frame was found through the loaded index, and if nothing was
+  // looked up (a layer of small frames) there is nothing to read the records for.
   for (const auto& f : frames) {
     if (f.checkpoint && !f.chain.empty()) {
       text += checkpoint_line(f.chain, *f.checkpoint);
@@ -160,6 +161,19 @@ void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oc
   // No fsync (as for step records): the blob is durable already, and a lost or garbled record
   // is a miss — find() checks every frame's CRC before reusing it, and a checkpoint line its own.
   write_file_atomic(root_ / "cache" / "frames" / blob.hex(), text, 0644, Durability::RenameOnly);
+}
+
+std::size_t StoreFrameCache::remove_orphans(const fs::path& root) {
+  std::size_t removed = 0;
+  std::error_code ec;
+  const fs::path blobs = root / "blobs" / "sha256";
+  for (fs::directory_iterator it(root / "cache" / "frames", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.') continue;  // a record being written (write_file_atomic's temp)
+    std::error_code e2;
+    if (!fs::exists(blobs / name, e2) && !e2 && fs::remove(it->path(), e2)) ++removed;
+  }
+  return removed;
 }
 
 std::uint64_t StoreFrameCache::hits() const {

@@ -47,6 +47,11 @@ class StoreFrameCache final : public oci::FrameCache {
 
   std::uint64_t hits() const;
 
+  // Removes the records of layers whose blob is no longer in the store (prune): their frames
+  // can no longer be read, and records would otherwise pile up with every layer ever built.
+  // Returns how many.
+  static std::size_t remove_orphans(const std::filesystem::path& root);
+
  private:
   struct Location {
     std::string blob_hex;

@@ -2,11 +2,13 @@
 // the snapshots neither stacks on (with --all the build cache and the RUN --mount=type=cache
 // directories no build holds are cleared first). Blobs a running build, pull or mount holds a
 // lease on are never removed, nor blobs younger than a minute (a writer may be about to tag them).
+// The frame-cache records of layers no longer stored go with them.
 #include <iostream>
 #include <set>
 
 #include "builder/cache.h"
 #include "builder/cache_mounts.h"
+#include "builder/frame_cache.h"
 #include "cli/command.h"
 #include "cli/store_open.h"
 #include "oci/base/error.h"
@@ -29,6 +31,7 @@ int run_prune(const PruneOptions& o, const GlobalOptions& g) {
   opts.extra_roots = cache.referenced_blobs();
   auto res = store->gc(opts);
   for (auto& d : res.removed) std::cout << "Deleted: " << d.str() << "\n";
+  builder::StoreFrameCache::remove_orphans(g.resolved_root());
   // Snapshots stay for every tagged image and every cache record (they are what the next
   // build stacks on); the rest go, unless a build or mount holds them.
   std::set<oci::Digest> keep;

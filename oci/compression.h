@@ -139,6 +139,10 @@ struct FramingOptions {
   std::size_t hard_max = 32u << 20;    // cut even without a boundary (input that offers none)
   unsigned cut_bits = 1;               // past min_frame, cut when (fingerprint & mask) == 0
   FrameCache* cache = nullptr;
+  // Frames with less input than this are compressed without asking the cache, and get no
+  // checkpoint: compressing them costs less than a lookup (the store's cache reads its records
+  // on the first one, which a build of small layers would otherwise pay for nothing).
+  std::size_t cache_min = 64u << 10;
   // Hash the input (the DiffID of a layer) on the emitting thread, in stream order: see
   // input_digest(). With a cache, and when `out` is a ResumableHash, frames whose chain has a
   // checkpoint are not hashed at all, neither their input nor their compressed bytes.

@@ -31,6 +31,7 @@ struct LayerWriter::Impl {
       f.max_frame = std::max(options.max_frame, options.min_frame);
       f.hard_max = std::max<std::size_t>(f.max_frame * 4, 32u << 20);
       f.cache = options.cache;
+      f.cache_min = options.cache_min;
       f.hash_input = true;
       f.on_frame = options.on_frame;
       framed = std::make_unique<FramedCompressSink>(ingest, std::move(f));

@@ -45,6 +45,7 @@ struct LayerWriterOptions {
   std::size_t max_frame = 4u << 20;
   FrameCache* cache = nullptr;                    // reuse of unchanged frames
   std::function<void(const FrameRecord&)> on_frame;
+  std::size_t cache_min = 64u << 10;              // FramingOptions::cache_min
 };
 
 struct LayerResult {

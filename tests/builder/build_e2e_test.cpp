@@ -318,8 +318,17 @@ TEST_CASE("build: a base image missing from the store is pulled from its registr
 TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, and removes the rest") {
   REQUIRE_ROOT();
   Project p(base_name_for_test());
-  p.file("Dockerfile", "FROM " + p.base + "\nRUN echo 1 > /one\n");
+  // /big makes the layer's one frame large enough for the frame cache to record it.
+  p.file("Dockerfile", "FROM " + p.base + "\nRUN echo 1 > /one && seq 1 100000 > /big\n");
   REQUIRE(p.build({"-t", "keep:1"}).exit_code == 0);
+  auto frame_records = [&] {
+    std::size_t n = 0;
+    if (fs::exists(p.root / "cache" / "frames"))
+      for (const auto& e : fs::directory_iterator(p.root / "cache" / "frames")) n += e.path().filename().string()[0] != '.';
+    return n;
+  };
+  REQUIRE(frame_records() >= 1);
+  std::size_t records_built = frame_records();
   auto snapshot_count = [&] {
     std::size_t n = 0;
     for (const auto& e : fs::directory_iterator(p.root / "snapshots"))
@@ -331,6 +340,7 @@ TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, 
   auto prune = test::run_cbuild({"--root", p.root.string(), "prune"});
   REQUIRE_MESSAGE(prune.exit_code == 0, prune.err);
   CHECK(snapshot_count() == built);
+  CHECK(frame_records() == records_built);  // their layers are still stored
 
   REQUIRE(test::run_cbuild({"--root", p.root.string(), "rmi", "keep:1"}).exit_code == 0);
   REQUIRE(test::run_cbuild({"--root", p.root.string(), "rmi", "docker.io/library/" + p.base}).exit_code == 0);
@@ -338,6 +348,15 @@ TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, 
   REQUIRE_MESSAGE(all.exit_code == 0, all.err);
   CHECK(all.out.find("Deleted snapshots: 2") != std::string::npos);
   CHECK(snapshot_count() == 0);
+  // The records of layers no longer stored go with them (gc keeps blobs younger than a minute,
+  // so take one away by hand as a later gc would).
+  for (const auto& e : fs::directory_iterator(p.root / "cache" / "frames"))
+    CHECK(fs::exists(p.root / "blobs" / "sha256" / e.path().filename()));
+  REQUIRE(frame_records() >= 1);
+  std::size_t before = frame_records();
+  fs::remove(p.root / "blobs" / "sha256" / fs::directory_iterator(p.root / "cache" / "frames")->path().filename());
+  REQUIRE(test::run_cbuild({"--root", p.root.string(), "prune"}).exit_code == 0);
+  CHECK(frame_records() == before - 1);
 }
 
 TEST_CASE("build: a COPY layer gets no snapshot; run, mount, unpack, RUN on top, outputs and cache hits apply it") {

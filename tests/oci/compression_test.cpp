@@ -173,6 +173,7 @@ FramingOptions small_frames(Codec c, unsigned threads, FrameCache* cache, Framed
   o.max_frame = 1024 * 1024;
   o.hard_max = 4 * 1024 * 1024;
   o.cache = cache;
+  o.cache_min = 0;  // the last, small frame too
   o.on_frame = [&r](const FrameRecord& f) { r.frames.push_back(f); };
   return o;
 }
