@@ -6,6 +6,7 @@ set -euo pipefail
 build_pkgs=(
   build-essential cmake pkg-config ccache
   libarchive-dev libssl-dev libcurl4-openssl-dev zlib1g-dev libisal-dev libzstd-dev
+  liblzma-dev libbz2-dev nettle-dev  # libarchive.a's dependencies (cmake/deps.cmake)
   nlohmann-json3-dev doctest-dev libcli11-dev
 )
 test_pkgs=(
