@@ -140,6 +140,9 @@ for s in $scenarios; do
   "$cbuild" --root "$root" prune --all >/dev/null
   /usr/bin/docker builder prune -af >/dev/null; /usr/bin/docker image prune -f >/dev/null
   "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
+  # Those deletes (S4's: 100,000 files per peer) leave this ext4 creating files ~10x slower for
+  # about a minute, and the next scenario's first tool (always cbuild) would pay for them.
+  sync; sleep "${PRUNE_SETTLE:-60}"
   best=$(printf '%s\n' "${med[$s,docker]}" "${med[$s,buildah]}" | sort -g | head -1)
   printf '%-3s cbuild / best peer = %.2f\n' "$s" "$(echo "${med[$s,cbuild]} / $best" | bc -l)"
 done
