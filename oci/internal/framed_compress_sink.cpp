@@ -296,7 +296,8 @@ struct FramedCompressSink::Impl {
       chain = c.finish().hex();
       HashCheckpoint cp;
       // The byte counts are a cheap sanity check: a checkpoint of another position is a miss.
-      if (job.input.size() >= options.cache_min && options.cache->find_checkpoint(chain, cp) && cp.uncompressed.bytes == job.offset + job.input.size() &&
+      if (job.input.size() >= options.cache_min && options.cache->find_checkpoint(chain, cp) &&
+          cp.uncompressed.bytes == job.offset + job.input.size() &&
           cp.compressed.bytes == compressed_total + job.output.size()) {
         input_hash.restore(cp.uncompressed);
         resumable->write_hashed(output, cp.compressed);
@@ -318,7 +319,8 @@ struct FramedCompressSink::Impl {
     rec.reused = job.reused;
     if (resumable) {
       rec.chain = chain;
-      if (job.input.size() >= options.cache_min) rec.checkpoint = HashCheckpoint{input_hash.state(), resumable->hash_state()};
+      if (job.input.size() >= options.cache_min)
+        rec.checkpoint = HashCheckpoint{input_hash.state(), resumable->hash_state()};
       rec.resumed = resumed;
     }
     compressed_total += job.output.size();
