@@ -348,3 +348,28 @@ TEST_CASE("known content: frames keyed by reference, whatever the chunking; same
   CHECK(cache.hits == static_cast<int>(reused.frames.size()));
   CHECK(reused.blob == plain.blob);
 }
+
+TEST_CASE("framed compression: frames under cache_min are compressed without asking the cache") {
+  std::string data = test::text_bytes(3u << 20, 5);
+  for (std::size_t cache_min : {std::size_t{0}, std::size_t{64} << 10, std::size_t{8} << 20}) {
+    CAPTURE(cache_min);
+    test::MemoryFrameCache cache;
+    FramedRun r;
+    BufferSink out;
+    FramingOptions o = small_frames(Codec::Zstd, 2, &cache, r);
+    o.cache_min = cache_min;
+    FramedCompressSink s(out, o);
+    for (std::size_t pos = 0; pos < data.size(); pos += 65536) {
+      std::string_view p = std::string_view(data).substr(pos, 65536);
+      s.write(p);
+      s.boundary(std::hash<std::string_view>{}(p) * 0x9e3779b97f4a7c15ull);
+    }
+    s.write(std::string_view("tail"));  // a last frame of 4 bytes
+    s.finish();
+    std::size_t big = 0;
+    for (const auto& f : r.frames) big += f.uncompressed_size >= cache_min;
+    REQUIRE(r.frames.size() >= 3);
+    CHECK(cache.puts == static_cast<int>(big));  // one put per frame looked up (all missed)
+    CHECK(test::decompress_all(out.str()) == data + "tail");
+  }
+}
