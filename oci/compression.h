@@ -168,6 +168,7 @@ class FramedCompressSink final : public ByteSink, public BoundaryListener {
   void write(std::span<const std::byte> data) override;
   void boundary(std::uint64_t fingerprint) override;
   void known_content(const Digest& content, std::uint64_t offset, std::uint64_t size) override;
+  std::span<std::byte> write_room(std::size_t want) override;
   void finish() override;
   using ByteSink::write;
 

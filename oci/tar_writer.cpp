@@ -169,13 +169,22 @@ struct TarWriter::Impl {
       check_cancelled();  // per buffer: a layer holding one huge file still stops on Ctrl-C
       std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(remaining, kReadBuf));
       if (chunk) want = static_cast<std::size_t>(std::min<std::uint64_t>(want, chunk - done % chunk));
-      std::size_t n = next(buf.get(), want);
+      // Read straight into the sink's buffer when it offers one (a framed compressor does).
+      char* dst = buf.get();
+      if (options.listener) {
+        std::span<std::byte> room = options.listener->write_room(want);
+        if (!room.empty()) {
+          dst = reinterpret_cast<char*>(room.data());
+          want = room.size();
+        }
+      }
+      std::size_t n = next(dst, want);
       if (n == 0)
         throw Error(ErrorKind::DataLoss, "tar writer: " + quote(e.path) + " has fewer bytes than its size " +
                                              std::to_string(e.size) + " (changed while being read?)");
       if (content && options.listener) options.listener->known_content(*content, done, n);
       std::uint64_t before = bytes;
-      la_ssize_t w = archive_write_data(a.get(), buf.get(), n);
+      la_ssize_t w = archive_write_data(a.get(), dst, n);
       if (w < 0 || static_cast<std::size_t>(w) != n) check(ARCHIVE_FATAL, "write data", e.path);
       // known_content() describes "the next n bytes": that holds only while libarchive passes
       // data straight through (unblocked output), which is checked rather than assumed.

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "oci/digest.h"
@@ -36,6 +37,10 @@ class BoundaryListener {
   // whole content has the SHA-256 `content` (as the caller of add_file vouched). Lets a framed
   // compressor identify frames without hashing file data again (compression.h).
   virtual void known_content(const Digest& /*content*/, std::uint64_t /*offset*/, std::uint64_t /*size*/) {}
+  // Room in the sink's own buffer for up to `want` of the next bytes: the tar writer reads file
+  // data into it and writes that same span to the sink, which then has nothing to copy. Valid
+  // until the next call on the sink. Empty (the default): no such room, data is copied.
+  virtual std::span<std::byte> write_room(std::size_t /*want*/) { return {}; }
 };
 
 struct TarWriterOptions {

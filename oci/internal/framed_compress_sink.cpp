@@ -17,7 +17,9 @@
 // prefix recorded both hash states after each frame under that name, and restoring them skips
 // hashing the whole prefix: in a rebuild where one file changed, only the frames from that file
 // on are hashed.
+#include <algorithm>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -78,10 +80,40 @@ std::string refs_key(std::string_view encoder_id, std::string_view input, const 
   return std::string(encoder_id) + " refs:" + h.finish().hex();
 }
 
+// A frame's input. Unlike std::string, growing it does not zero-fill, so file data can be read
+// straight into it (write_room): the writing thread then copies nothing.
+class FrameBytes {
+ public:
+  const char* data() const noexcept { return p_.get(); }
+  std::size_t size() const noexcept { return n_; }
+  bool empty() const noexcept { return n_ == 0; }
+  std::size_t capacity() const noexcept { return cap_; }
+  void clear() noexcept { n_ = 0; }
+  void reserve(std::size_t c) {
+    if (c <= cap_) return;
+    auto q = std::make_unique_for_overwrite<char[]>(c);
+    if (n_) std::memcpy(q.get(), p_.get(), n_);
+    p_ = std::move(q);
+    cap_ = c;
+  }
+  void append(const char* s, std::size_t k) {
+    if (n_ + k > cap_) reserve(std::max(cap_ * 2, n_ + k));
+    std::memcpy(p_.get() + n_, s, k);
+    n_ += k;
+  }
+  char* end() noexcept { return p_.get() + n_; }
+  void grow(std::size_t k) noexcept { n_ += k; }  // k bytes were written at end(), within capacity
+  operator std::string_view() const noexcept { return {p_.get(), n_}; }
+
+ private:
+  std::unique_ptr<char[]> p_;
+  std::size_t n_ = 0, cap_ = 0;
+};
+
 struct Job {
   std::uint64_t index = 0;
   std::uint64_t offset = 0;
-  std::string input;
+  FrameBytes input;
   std::vector<KnownRun> known;
   std::string output;
   std::string key;
@@ -343,7 +375,7 @@ struct FramedCompressSink::Impl {
   std::string chain;
   std::uint64_t frames_resumed = 0;
 
-  std::string cur;
+  FrameBytes cur;
   std::vector<KnownRun> cur_known;  // known file data in `cur`, canonical (adjacent runs merged)
   // The announced run not yet fully written (known_content → write).
   Digest pending_content;
@@ -382,10 +414,24 @@ void FramedCompressSink::write(std::span<const std::byte> data) {
         d.pending_left -= n;
       }
     }
-    d.cur.append(reinterpret_cast<const char*>(data.data()), n);
+    if (reinterpret_cast<const char*>(data.data()) == d.cur.end() && d.cur.size() + n <= d.cur.capacity()) {
+      d.cur.grow(n);  // filled in place (write_room)
+    } else {
+      d.cur.append(reinterpret_cast<const char*>(data.data()), n);
+    }
     data = data.subspan(n);
     if (d.cur.size() >= d.options.hard_max) d.cut();
   }
+}
+
+std::span<std::byte> FramedCompressSink::write_room(std::size_t want) {
+  Impl& d = *impl_;
+  if (d.finished) return {};
+  // No more than the frame can take before it must be cut, so the whole span is accounted
+  // before cut() hands this buffer to a worker.
+  std::size_t n = std::min(want, d.options.hard_max - d.cur.size());
+  d.cur.reserve(d.cur.size() + n);
+  return {reinterpret_cast<std::byte*>(d.cur.end()), n};
 }
 
 void FramedCompressSink::known_content(const Digest& content, std::uint64_t offset, std::uint64_t size) {

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstring>
+
 #include <cstdio>
 #include <thread>
 
@@ -372,4 +374,34 @@ TEST_CASE("framed compression: frames under cache_min are compressed without ask
     CHECK(cache.puts == static_cast<int>(big));  // one put per frame looked up (all missed)
     CHECK(test::decompress_all(out.str()) == data + "tail");
   }
+}
+
+TEST_CASE("framed compression: bytes filled in place through write_room give the same stream as copied ones") {
+  std::string data = test::text_bytes(9u << 20, 9);
+  auto run = [&](bool in_place) {
+    FramedRun r;
+    BufferSink out;
+    FramedCompressSink s(out, small_frames(Codec::Gzip, 2, nullptr, r));
+    std::size_t pos = 0, hit_hard_max = 0;
+    while (pos < data.size()) {
+      std::size_t want = std::min<std::size_t>(300000, data.size() - pos);
+      if (in_place) {
+        std::span<std::byte> room = s.write_room(want);
+        REQUIRE_FALSE(room.empty());
+        hit_hard_max += room.size() < want;  // the room stops where the frame must be cut
+        want = room.size();
+        std::memcpy(room.data(), data.data() + pos, want);
+        s.write(room.first(want));
+      } else {
+        s.write(std::string_view(data).substr(pos, want));
+      }
+      pos += want;  // no boundaries: every frame is cut at hard_max, inside a write
+    }
+    s.finish();
+    if (in_place) CHECK(hit_hard_max > 0);
+    return out.take();
+  };
+  std::string copied = run(false);
+  CHECK(run(true) == copied);
+  CHECK(test::decompress_all(copied) == data);
 }
