@@ -430,7 +430,10 @@ std::span<std::byte> FramedCompressSink::write_room(std::size_t want) {
   // No more than the frame can take before it must be cut, so the whole span is accounted
   // before cut() hands this buffer to a worker.
   std::size_t n = std::min(want, d.options.hard_max - d.cur.size());
-  d.cur.reserve(d.cur.size() + n);
+  // Grow by half at least (never past hard_max): a frame that outgrows its reservation is not
+  // copied once per read.
+  if (d.cur.size() + n > d.cur.capacity())
+    d.cur.reserve(std::min(std::max(d.cur.size() + n, d.cur.capacity() + d.cur.capacity() / 2), d.options.hard_max));
   return {reinterpret_cast<std::byte*>(d.cur.end()), n};
 }
 
