@@ -95,6 +95,14 @@ void ContentHashes::load_locked() const {
   saved_count_ = n;
 }
 
+ContentHashes::Entry ContentHashes::saved_entry(std::size_t i) const {
+  Record r = record_at(saved_, i);
+  Entry e{.stamp = {.dev = r.dev, .ino = r.ino, .size = r.size, .mtime_ns = r.mtime_ns, .ctime_ns = r.ctime_ns, .mode = r.mode},
+          .sha = {}};
+  std::memcpy(e.sha, r.sha, sizeof e.sha);
+  return e;
+}
+
 std::optional<ContentHashes::Entry> ContentHashes::saved_locked(const Key& k) const {
   std::size_t lo = 0, hi = saved_count_;
   while (lo < hi) {
@@ -105,10 +113,7 @@ std::optional<ContentHashes::Entry> ContentHashes::saved_locked(const Key& k) co
     } else if (key_less(k.dev, k.ino, r.dev, r.ino)) {
       hi = mid;
     } else {
-      Entry e{.stamp = {.dev = r.dev, .ino = r.ino, .size = r.size, .mtime_ns = r.mtime_ns, .ctime_ns = r.ctime_ns, .mode = r.mode},
-              .sha = {}};
-      std::memcpy(e.sha, r.sha, sizeof e.sha);
-      return e;
+      return saved_entry(mid);
     }
   }
   return std::nullopt;
@@ -147,12 +152,8 @@ void ContentHashes::save() noexcept {
       std::vector<Entry> saved;
       saved.reserve(saved_count_);
       for (std::size_t i = 0; i < saved_count_; ++i) {
-        Record r = record_at(saved_, i);
-        if (entries_.count(Key{r.dev, r.ino})) continue;
-        Entry e{.stamp = {.dev = r.dev, .ino = r.ino, .size = r.size, .mtime_ns = r.mtime_ns, .ctime_ns = r.ctime_ns, .mode = r.mode},
-                .sha = {}};
-        std::memcpy(e.sha, r.sha, sizeof e.sha);
-        saved.push_back(e);
+        Entry e = saved_entry(i);
+        if (!entries_.count(Key{e.stamp.dev, e.stamp.ino})) saved.push_back(e);
       }
       keep.reserve(saved.size() + entries_.size());
       for (const Entry& e : saved) keep.push_back(&e);

@@ -77,6 +77,7 @@ class ContentHashes {
   // loading costs one read and no allocation per entry.
   void load_locked() const;
   std::optional<Entry> saved_locked(const Key& k) const;
+  Entry saved_entry(std::size_t i) const;  // record i of saved_
 
   std::filesystem::path file_;
   std::int64_t settled_before_;

@@ -19,10 +19,15 @@ namespace fs = std::filesystem;
 namespace {
 constexpr std::string_view kCheckpointTag = "ckpt:";
 
-std::string crc_text(std::string_view bytes) {
+// "crc32:<8 hex>", the check field of both kinds of line.
+std::string crc_field(std::uint32_t crc) {
   char check[16];
-  std::snprintf(check, sizeof check, "crc32:%08x", oci::crc32(std::as_bytes(std::span(bytes.data(), bytes.size()))));
+  std::snprintf(check, sizeof check, "crc32:%08x", crc);
   return check;
+}
+
+std::string crc_text(std::string_view bytes) {
+  return crc_field(oci::crc32(std::as_bytes(std::span(bytes.data(), bytes.size()))));
 }
 
 // "ckpt:<chain>\t<uncompressed state>\t<compressed state>\tcrc32:<8 hex of what precedes it>"
@@ -151,9 +156,7 @@ void StoreFrameCache::record_layer(const oci::Digest& blob, const std::vector<oc
       continue;
     }
     Location loc{blob.hex(), f.compressed_offset, f.compressed_size, crc};
-    char check[16];
-    std::snprintf(check, sizeof check, "crc32:%08x", crc);
-    text += key + "\t" + std::to_string(loc.offset) + " " + std::to_string(loc.size) + " " + check + "\n";
+    text += key + "\t" + std::to_string(loc.offset) + " " + std::to_string(loc.size) + " " + crc_field(crc) + "\n";
     index_[key] = std::move(loc);  // the newest layer is the likeliest to survive a prune
   }
   if (text.empty()) return;

@@ -79,9 +79,6 @@ std::unique_ptr<ByteSource> open_decompressed(std::unique_ptr<ByteSource> src, C
 // max_frame. Fingerprints depend on entry metadata only, so an insertion or a grown file moves
 // only the cuts next to it and the other frames keep their exact bytes.
 
-// Compressed frames keyed by frame_cache_key(). Called from compression worker threads
-// concurrently: implementations must be thread-safe. find() returning bytes that are not the
-// compression of the frame corrupts the layer — the key includes encoder_id() for that reason.
 // The two hash states of a framed layer stream just after one of its frames, each over the
 // whole stream so far: of the uncompressed bytes (the DiffID) and of the compressed bytes (the
 // blob digest).
@@ -90,6 +87,9 @@ struct HashCheckpoint {
   Sha256::State compressed;
 };
 
+// Compressed frames keyed by frame_cache_key(). Called from compression worker threads
+// concurrently: implementations must be thread-safe. find() returning bytes that are not the
+// compression of the frame corrupts the layer — the key includes encoder_id() for that reason.
 class FrameCache {
  public:
   virtual ~FrameCache() = default;
@@ -102,7 +102,6 @@ class FrameCache {
   // checkpoint that is not the true state corrupts the layer's digests, as a wrong frame does.
   virtual bool find_checkpoint(const std::string& chain, HashCheckpoint& out);
 };
-
 
 // A frame's identity, the key of the frame cache: "<encoder_id> <sha256 digest of the
 // uncompressed frame>". For a frame holding file data the tar writer vouched for

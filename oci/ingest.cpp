@@ -56,9 +56,11 @@ void LayoutIngest::abandon() noexcept {
 
 bool LayoutIngest::direct_io() const noexcept { return file_ && file_->direct(); }
 
-void LayoutIngest::write(std::span<const std::byte> data) {
+void LayoutIngest::check_open() const {
   if (done_ || finished_) throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": write after finish or commit");
-  hash_.update(data.data(), data.size());
+}
+
+void LayoutIngest::store(std::span<const std::byte> data) {
   written_ += data.size();
   try {
     file_->write(data.data(), data.size());
@@ -68,18 +70,18 @@ void LayoutIngest::write(std::span<const std::byte> data) {
   }
 }
 
+void LayoutIngest::write(std::span<const std::byte> data) {
+  check_open();
+  hash_.update(data.data(), data.size());
+  store(data);
+}
+
 void LayoutIngest::write_hashed(std::span<const std::byte> data, const Sha256::State& after) {
-  if (done_ || finished_) throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": write after finish or commit");
+  check_open();
   if (after.bytes != written_ + data.size())
     throw Error(ErrorKind::Internal, "ingest " + quote(path_.string()) + ": resumed hash state is not at the end of the bytes written");
   hash_.restore(after);
-  written_ += data.size();
-  try {
-    file_->write(data.data(), data.size());
-  } catch (...) {
-    abandon();
-    throw;
-  }
+  store(data);
 }
 
 void LayoutIngest::finish() {

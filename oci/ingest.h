@@ -53,6 +53,8 @@ class LayoutIngest final : public Ingest, public ResumableHash {
 
  private:
   void abandon() noexcept;
+  void check_open() const;
+  void store(std::span<const std::byte> data);  // to the file (the hash is the caller's)
 
   std::filesystem::path path_;
   UniqueFd fd_;

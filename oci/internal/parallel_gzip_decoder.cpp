@@ -13,9 +13,10 @@
 // only taken while the others hold less than kWindowBytes of input plus output. The reader
 // sees EOF only after the source returned 0 (a VerifyingSource has checked the digest).
 // Errors keep their place: a member that fails yields the bytes it inflated before the fault
-// and then throws; an error of the source is thrown after every member read before it. The first member without a sized header
-// (or with sizes over kMaxMemberBytes) ends reading ahead: once the window is drained, that
-// member and all after it go through the serial decoder on the reading thread.
+// and then throws; an error of the source is thrown after every member read before it. The
+// first member without a sized header (or with sizes over kMaxMemberBytes) ends reading ahead:
+// once the window is drained, that member and all after it go through the serial decoder on
+// the reading thread.
 #include <sys/mman.h>
 
 #include <condition_variable>
