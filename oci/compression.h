@@ -106,10 +106,11 @@ class FrameCache {
 // A frame's identity, the key of the frame cache: "<encoder_id> <sha256 digest of the
 // uncompressed frame>". For a frame holding file data the tar writer vouched for
 // (BoundaryListener::known_content), "<encoder_id> refs:<hex>" instead, where hex is the SHA-256
-// of a description of the frame: its other bytes verbatim and, for each run of such file data,
-// the file's content digest, offset and length — so those bytes are not hashed a second time
-// (their DiffID pass hashes them once). Either form names the frame's bytes exactly; the two
-// namespaces differ, so no frame of one form can stand for a frame of the other.
+// of a description of the frame: the SHA-256 and length of each run of its other bytes and, for
+// each run of such file data, the file's content digest, offset and length — so those bytes are
+// not hashed a second time (their DiffID pass hashes them once). Either form names the frame's
+// bytes exactly; the two namespaces differ, so no frame of one form can stand for a frame of the
+// other. Keys are computed on the writing thread as the bytes arrive.
 std::string frame_cache_key(std::string_view encoder_id, const Digest& uncompressed);
 
 struct FrameRecord {

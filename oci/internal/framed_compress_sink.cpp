@@ -53,30 +53,36 @@ void put_u64(Sha256& h, std::uint64_t v) {
   h.update(b, 8);
 }
 
-// The "refs:" identity of a frame (compression.h): a SHA-256 over a self-delimiting description,
-// verbatim bytes as 'L' <length> <bytes>, known runs as 'F' <length> <content digest> <offset>.
-std::string refs_key(std::string_view encoder_id, std::string_view input, const std::vector<KnownRun>& runs) {
+// A run of a frame's input that is not known file data, hashed as it was written.
+struct LiteralRun {
+  std::uint64_t start = 0;  // in the frame's input
+  std::uint64_t size = 0;
+  Digest digest;
+};
+
+// The "refs:" identity of a frame (compression.h): a SHA-256 over a self-delimiting description
+// of the frame in input order, literal runs as 'L' <length> <their digest>, known runs as 'F'
+// <length> <content digest> <offset>.
+std::string refs_key(std::string_view encoder_id, const std::vector<LiteralRun>& lits, const std::vector<KnownRun>& runs) {
   Sha256 h;
-  static constexpr char kTag[] = "cbuild frame refs v1";
+  static constexpr char kTag[] = "cbuild frame refs v2";
   h.update(kTag, sizeof kTag);
-  std::uint64_t pos = 0;
-  auto literal = [&](std::uint64_t end) {
-    if (end == pos) return;
+  auto l = lits.begin();
+  auto literal = [&](const LiteralRun& r) {
     h.update("L", 1);
-    put_u64(h, end - pos);
-    h.update(input.data() + pos, end - pos);
-    pos = end;
+    put_u64(h, r.size);
+    std::string hex = r.digest.hex();
+    h.update(hex.data(), hex.size());
   };
   for (const KnownRun& r : runs) {
-    literal(r.start);
+    for (; l != lits.end() && l->start < r.start; ++l) literal(*l);
     h.update("F", 1);
     put_u64(h, r.size);
     std::string hex = r.content.hex();
     h.update(hex.data(), hex.size());
     put_u64(h, r.file_offset);
-    pos = r.start + r.size;
   }
-  literal(input.size());
+  for (; l != lits.end(); ++l) literal(*l);
   return std::string(encoder_id) + " refs:" + h.finish().hex();
 }
 
@@ -114,7 +120,6 @@ struct Job {
   std::uint64_t index = 0;
   std::uint64_t offset = 0;
   FrameBytes input;
-  std::vector<KnownRun> known;
   std::string output;
   std::string key;
   bool reused = false;
@@ -156,18 +161,9 @@ struct FramedCompressSink::Impl {
     if (emitter.joinable()) emitter.join();
   }
 
-  // Turns one frame's bytes into compressed bytes (cache lookup first). Runs on a worker, or on
-  // the writing thread when threads == 0.
+  // Turns one frame's bytes into compressed bytes (cache lookup first; the key was set by cut()).
+  // Runs on a worker, or on the writing thread when threads == 0.
   void process(Job& job, FrameEncoder& enc) {
-    if (need_digest) {
-      if (job.known.empty()) {
-        Sha256 h;
-        h.update(job.input.data(), job.input.size());
-        job.key = frame_cache_key(id, h.finish());
-      } else {
-        job.key = refs_key(id, job.input, job.known);
-      }
-    }
     if (options.cache && job.input.size() >= options.cache_min) {
       const std::string& key = job.key;
       if (options.cache->find(key, job.output)) {
@@ -225,16 +221,39 @@ struct FramedCompressSink::Impl {
     pending_left -= n;
   }
 
+  // Literal bytes are hashed on the writing thread as they arrive, while they are still in this
+  // core's cache (they were just read into `cur`): hashing them again later, from memory, on a
+  // worker, was a quarter slower.
+  void literal(const char* p, std::size_t n) {
+    if (lit_size == 0) lit_start = cur.size();
+    lit_hash.update(p, n);
+    lit_size += n;
+  }
+
+  void close_literal() {
+    if (lit_size == 0) return;
+    cur_lits.push_back(LiteralRun{lit_start, lit_size, lit_hash.finish()});
+    lit_size = 0;
+  }
+
+  std::string frame_key() {
+    close_literal();
+    if (!cur_known.empty()) return refs_key(id, cur_lits, cur_known);
+    // All literal: one run covering the frame (none for an empty frame).
+    return frame_cache_key(id, cur_lits.empty() ? Sha256{}.finish() : cur_lits.front().digest);
+  }
+
   void cut() {
     if (cur.empty() && next_index > 0) return;
     std::unique_ptr<Job> job = take_job();
+    if (need_digest) job->key = frame_key();
+    cur_lits.clear();
     job->index = next_index++;
     job->offset = uncompressed_total;
     uncompressed_total += cur.size();
     // Swap buffers instead of allocating: a recycled job brings back an input buffer with its
     // capacity, so steady state does no allocation and takes no page faults.
     std::swap(job->input, cur);
-    std::swap(job->known, cur_known);
     cur.clear();
     cur_known.clear();
     if (cur.capacity() < options.max_frame) cur.reserve(options.max_frame + (1u << 20));
@@ -266,7 +285,6 @@ struct FramedCompressSink::Impl {
 
   void recycle(std::unique_ptr<Job> j) {
     j->input.clear();
-    j->known.clear();
     j->output.clear();
     j->key.clear();
     j->reused = false;
@@ -377,6 +395,9 @@ struct FramedCompressSink::Impl {
 
   FrameBytes cur;
   std::vector<KnownRun> cur_known;  // known file data in `cur`, canonical (adjacent runs merged)
+  std::vector<LiteralRun> cur_lits;  // the other runs of `cur`, closed so far
+  Sha256 lit_hash;                   // over the open literal run
+  std::uint64_t lit_start = 0, lit_size = 0;
   // The announced run not yet fully written (known_content → write).
   Digest pending_content;
   std::uint64_t pending_offset = 0, pending_left = 0;
@@ -409,10 +430,13 @@ void FramedCompressSink::write(std::span<const std::byte> data) {
     if (d.pending_left > 0) {
       n = static_cast<std::size_t>(std::min<std::uint64_t>(n, d.pending_left));
       if (d.need_digest) {
+        d.close_literal();
         d.note_known(n);
       } else {
         d.pending_left -= n;
       }
+    } else if (d.need_digest) {
+      d.literal(reinterpret_cast<const char*>(data.data()), n);
     }
     if (reinterpret_cast<const char*>(data.data()) == d.cur.end() && d.cur.size() + n <= d.cur.capacity()) {
       d.cur.grow(n);  // filled in place (write_room)

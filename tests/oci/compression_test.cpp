@@ -344,6 +344,25 @@ TEST_CASE("known content: frames keyed by reference, whatever the chunking; same
     REQUIRE(keys.size() == 2);
     CHECK(keys[0] != keys[1]);
   }
+  // The other bytes are named by their hash: however they were written, and changed by any byte.
+  {
+    auto keys_of = [&](const std::string& head, std::size_t piece) {
+      std::vector<std::string> keys;
+      BufferSink out;
+      FramedCompressSink s(out, FramingOptions{.threads = 0, .on_frame = [&](const FrameRecord& f) { keys.push_back(f.key); }});
+      for (std::size_t pos = 0; pos < head.size(); pos += piece) s.write(std::string_view(head).substr(pos, piece));
+      s.known_content(content, 0, 4096);
+      s.write(std::string_view(file).substr(0, 4096));
+      s.write(trailer);
+      s.finish();
+      REQUIRE(keys.size() == 1);
+      return keys[0];
+    };
+    std::string flipped = header;
+    flipped[350] ^= 1;
+    CHECK(keys_of(header, 1) == keys_of(header, header.size()));
+    CHECK(keys_of(flipped, 7) != keys_of(header, 7));
+  }
   test::MemoryFrameCache cache;
   run(65536, true, &cache);
   FramedRun reused = run(65536, true, &cache);
