@@ -45,6 +45,8 @@ class ContentHashes {
  public:
   // Loads `file` if it exists. `settled_before` is in ns since the epoch (nullopt: now − 2 s).
   explicit ContentHashes(std::filesystem::path file, std::optional<std::int64_t> settled_before = std::nullopt);
+  // The store's file of them: $ROOT/cache/contenthash (prune --all removes it).
+  static std::filesystem::path store_file(const std::filesystem::path& root) { return root / "cache" / "contenthash"; }
 
   // The digest recorded for exactly this stamp (settled or put by this process), or nullopt.
   std::optional<oci::Digest> find(const FileStamp& s) const;

@@ -115,7 +115,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   // Without RUN nothing in the build depends on the clock, so docker's default of "now" only
   // breaks reproducibility; SOURCE_DATE_EPOCH pins layer times and history either way.
   if (o.source_date_epoch) lo.clamp_mtime = o.source_date_epoch;
-  ContentHashes hashes(fs::path(o.root) / "cache" / "contenthash");
+  ContentHashes hashes(ContentHashes::store_file(o.root));
   // Saved however the build ends: the hashes taken so far are right either way.
   struct SaveHashes {
     ContentHashes& h;

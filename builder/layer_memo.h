@@ -38,6 +38,8 @@ class LayerMemo {
   std::optional<oci::LayerResult> find(const oci::Digest& key, const oci::BlobProvider& blobs) const;
   // Records a committed layer. Errors are swallowed: a record not written is only a later miss.
   void put(const oci::Digest& key, const oci::LayerResult& layer) noexcept;
+  // Removes every record (prune --all); returns how many. Later finds miss.
+  std::size_t clear();
 
  private:
   std::filesystem::path dir_;

@@ -1,6 +1,7 @@
 // `cbuild prune [--all]` — removes blobs no tag reaches and no build-cache record holds, and
 // the snapshots neither stacks on (with --all the build cache and the RUN --mount=type=cache
-// directories no build holds are cleared first). Blobs a running build, pull or mount holds a
+// directories no build holds, the streamed-layer memos and the remembered file hashes are
+// cleared first). Blobs a running build, pull or mount holds a
 // lease on are never removed, nor blobs younger than a minute (a writer may be about to tag them).
 // The frame-cache records of layers no longer stored go with them.
 #include <iostream>
@@ -8,7 +9,9 @@
 
 #include "builder/cache.h"
 #include "builder/cache_mounts.h"
+#include "builder/content_hashes.h"
 #include "builder/frame_cache.h"
+#include "builder/layer_memo.h"
 #include "cli/command.h"
 #include "cli/store_open.h"
 #include "oci/base/error.h"
@@ -27,6 +30,13 @@ int run_prune(const PruneOptions& o, const GlobalOptions& g) {
   builder::BuildCache cache(g.resolved_root());
   std::size_t records = o.all ? cache.clear() : 0;
   std::size_t cache_mounts = o.all ? builder::CacheMountStore(g.resolved_root()).clear() : 0;
+  if (o.all) {
+    // The rest of the build cache: streamed-layer memos and remembered file hashes. Either only
+    // saves work, so a build running meanwhile just misses.
+    records += builder::LayerMemo(g.resolved_root()).clear();
+    std::error_code ec;
+    std::filesystem::remove(builder::ContentHashes::store_file(g.resolved_root()), ec);
+  }
   oci::GcOptions opts;
   opts.extra_roots = cache.referenced_blobs();
   auto res = store->gc(opts);

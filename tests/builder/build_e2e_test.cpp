@@ -359,6 +359,37 @@ TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, 
   CHECK(frame_records() == before - 1);
 }
 
+TEST_CASE("build: prune --all empties the whole build cache, COPY layer memos and file hashes included") {
+  REQUIRE_ROOT();
+  Project p(base_name_for_test());
+  p.file("data/a.txt", "alpha\n");
+  p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\n");
+  // Memos and file hashes are recorded only for files changed 2 s or more before the build.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  REQUIRE(p.build({"-t", "memo:1"}).exit_code == 0);
+  auto entries = [&](const fs::path& dir) {
+    std::size_t n = 0;
+    if (fs::exists(dir))
+      for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string()[0] != '.';
+    return n;
+  };
+  REQUIRE(entries(p.root / "cache" / "layers") >= 1);
+  REQUIRE(fs::exists(p.root / "cache" / "contenthash"));
+  auto plain = test::run_cbuild({"--root", p.root.string(), "prune"});
+  REQUIRE_MESSAGE(plain.exit_code == 0, plain.err);
+  CHECK(entries(p.root / "cache" / "layers") >= 1);  // plain prune keeps the build cache
+  CHECK(fs::exists(p.root / "cache" / "contenthash"));
+  auto all = test::run_cbuild({"--root", p.root.string(), "prune", "--all"});
+  REQUIRE_MESSAGE(all.exit_code == 0, all.err);
+  CHECK(entries(p.root / "cache" / "layers") == 0);
+  CHECK(!fs::exists(p.root / "cache" / "contenthash"));
+  CHECK(entries(p.root / "cache" / "steps") == 0);
+  // The image is still there and a rebuild works from scratch.
+  auto again = p.build({"-t", "memo:1"});
+  REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  CHECK(entries(p.root / "cache" / "layers") >= 1);
+}
+
 TEST_CASE("build: a COPY layer gets no snapshot; run, mount, unpack, RUN on top, outputs and cache hits apply it") {
   REQUIRE_ROOT();
   Project p(base_name_for_test());
