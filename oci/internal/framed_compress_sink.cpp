@@ -4,10 +4,11 @@
 // Ordering and determinism: frame boundaries are decided on the writing thread from the byte
 // counts and fingerprints alone; workers only turn one frame's bytes into one member/frame.
 // So the output does not depend on the number of workers or on their timing.
-// Three roles: the writing thread fills frames, workers compress them, and an emitting thread
-// writes finished frames downstream in order (there the compressed bytes are hashed and written
-// to the store, and write(2) may sleep on dirty-page throttling) — so the writing thread never
-// waits on the file system, and on two cores there is always a thread with work.
+// Three roles: the writing thread fills frames (and, with a cache, hashes each frame's key as its
+// bytes arrive), workers compress them, and an emitting thread writes finished frames downstream
+// in order (there the compressed bytes are hashed and written to the store, and write(2) may
+// sleep on dirty-page throttling) — so the writing thread never waits on the file system, and on
+// two cores there is always a thread with work.
 // Memory: at most threads + 3 frames (input + output) are alive at once.
 //
 // Checkpoints: with hash_input, the emitting thread hashes the input in order (the DiffID) while
