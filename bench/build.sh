@@ -41,7 +41,7 @@ BUILDAH=(buildah --root "$buildah_root/root" --runroot "$buildah_root/run" --sto
 # --- the shared base ---------------------------------------------------------------------
 base_ctx="$work/base"
 if [ ! -f "$work/base.ready" ]; then
-  rm -rf "$base_ctx" "$root"; mkdir -p "$base_ctx/rootfs/bin" "$base_ctx/rootfs/etc" "$base_ctx/rootfs/tmp"
+  rm -rf "$base_ctx" "$root" "$work/cbuild-cold-template"; mkdir -p "$base_ctx/rootfs/bin" "$base_ctx/rootfs/etc" "$base_ctx/rootfs/tmp"
   cp /bin/busybox "$base_ctx/rootfs/bin/"
   for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$base_ctx/rootfs/bin/$a"; done
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$base_ctx/rootfs/etc/passwd"
@@ -86,12 +86,24 @@ settle() { sync; echo 3 > /proc/sys/vm/drop_caches; sleep "${SETTLE:-3}"; [ -n "
 now() { date +%s.%N; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-# A cold cbuild run starts from an empty build cache with the base image present: a store holding
-# only bench-base:1 (no step records, layer memos, file hashes or frame records from earlier
-# runs), made fresh before the run's settle. S3 alone keeps the main store: its goal is
-# measured with the compressed layer already in the store.
+# A cold cbuild run starts from an empty build cache with the base image present: a copy of a
+# store holding only bench-base:1 and its unpacked snapshot — as `docker load` and `buildah pull`
+# leave the base with the peers — and no step records, layer memos, file hashes or frame
+# records. S3 alone keeps the main store: its goal is measured with the layer already stored.
 cold_root="$work/cbuild-cold-root"
-fresh_cold_root() { rm -rf "$cold_root"; mkdir -p "$cold_root"; "$cbuild" --root "$cold_root" load -i "$work/base-oci.tar" >/dev/null; }
+cold_template="$work/cbuild-cold-template"
+fresh_cold_root() {
+  if [ ! -f "$cold_template/.ready" ]; then
+    rm -rf "$cold_template"; mkdir -p "$cold_template/ctx"
+    "$cbuild" --root "$cold_template" load -i "$work/base-oci.tar" >/dev/null
+    printf 'FROM bench-base:1\nRUN true\n' > "$cold_template/ctx/Dockerfile"
+    "$cbuild" --root "$cold_template" -q -t unpack-base:1 "$cold_template/ctx" >/dev/null   # unpacks the base
+    "$cbuild" --root "$cold_template" rmi unpack-base:1 >/dev/null
+    "$cbuild" --root "$cold_template" prune --all >/dev/null
+    rm -rf "$cold_template/ctx"; touch "$cold_template/.ready"
+  fi
+  rm -rf "$cold_root"; cp -a "$cold_template" "$cold_root"
+}
 cbuild_root() { if [ "$2" = 1 ] && [ "$1" != S3 ]; then echo "$cold_root"; else echo "$root"; fi; }
 
 run_tool() {  # tool scenario ctx → seconds
