@@ -94,13 +94,14 @@ cold_root="$work/cbuild-cold-root"
 cold_template="$work/cbuild-cold-template"
 fresh_cold_root() {
   if [ ! -f "$cold_template/.ready" ]; then
-    rm -rf "$cold_template"; mkdir -p "$cold_template/ctx"
+    local tctx="$work/cold-template-ctx"
+    rm -rf "$cold_template" "$tctx"; mkdir -p "$cold_template" "$tctx"
     "$cbuild" --root "$cold_template" load -i "$work/base-oci.tar" >/dev/null
-    printf 'FROM bench-base:1\nRUN true\n' > "$cold_template/ctx/Dockerfile"
-    "$cbuild" --root "$cold_template" -q -t unpack-base:1 "$cold_template/ctx" >/dev/null   # unpacks the base
+    printf 'FROM bench-base:1\nRUN true\n' > "$tctx/Dockerfile"
+    "$cbuild" --root "$cold_template" -q -t unpack-base:1 "$tctx" >/dev/null   # unpacks the base
     "$cbuild" --root "$cold_template" rmi unpack-base:1 >/dev/null
     "$cbuild" --root "$cold_template" prune --all >/dev/null
-    rm -rf "$cold_template/ctx"; touch "$cold_template/.ready"
+    rm -rf "$tctx"; touch "$cold_template/.ready"
   fi
   rm -rf "$cold_root"; cp -a "$cold_template" "$cold_root"
 }
