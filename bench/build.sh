@@ -3,7 +3,7 @@
 # inputs, in one run, from the same busybox base (made by cbuild FROM scratch and handed to the
 # peers with `cbuild save`). Prints per-scenario medians, ratios to the best peer, and cbuild's
 # peak memory. Cold runs use --no-cache, and cbuild a fresh store holding only the base (S3
-# excepted, see cbuild_root).
+# excepted, see cold_store).
 #   S1 small busybox build with RUN/ENV/CMD (cold: --no-cache)
 #   S2 warm no-op rebuild of S1
 #   S3 COPY of a 1 GiB context (cold)
@@ -105,7 +105,8 @@ fresh_cold_root() {
   fi
   rm -rf "$cold_root"; cp -a "$cold_template" "$cold_root"
 }
-cbuild_root() { if [ "$2" = 1 ] && [ "$1" != S3 ]; then echo "$cold_root"; else echo "$root"; fi; }
+cold_store() { [ "$2" = 1 ] && [ "$1" != S3 ]; }   # scenario cold → does cbuild run in cold_root?
+cbuild_root() { if cold_store "$1" "$2"; then echo "$cold_root"; else echo "$root"; fi; }
 
 run_tool() {  # tool scenario ctx → seconds
   local tool=$1 s=$2 c=$3 cold=$4 t0 t1 flags=()
@@ -132,7 +133,7 @@ for s in $scenarios; do
         run_tool "$tool" "$s" "$c" 0 >/dev/null
         head -c 16777216 /dev/urandom > "$c/data/f7"   # one file changes
       fi
-      [ "$tool" = cbuild ] && [ "$cold" = 1 ] && [ "$s" != S3 ] && fresh_cold_root
+      [ "$tool" = cbuild ] && cold_store "$s" "$cold" && fresh_cold_root
       [ "$cold" = 1 ] && settle "$c"
       times+=("$(run_tool "$tool" "$s" "$c" "$cold")")
     done

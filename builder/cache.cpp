@@ -112,14 +112,6 @@ std::vector<std::vector<oci::Digest>> BuildCache::layer_stacks() const {
   return out;
 }
 
-std::size_t BuildCache::clear() {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code rm;
-    if (fs::remove(it->path(), rm)) ++n;
-  }
-  return n;
-}
+std::size_t BuildCache::clear() { return remove_files_in(dir_); }
 
 }  // namespace cbuild::builder

@@ -53,14 +53,6 @@ void LayerMemo::put(const oci::Digest& key, const oci::LayerResult& r) noexcept 
   }
 }
 
-std::size_t LayerMemo::clear() {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code rm;
-    if (std::filesystem::remove(it->path(), rm)) ++n;
-  }
-  return n;
-}
+std::size_t LayerMemo::clear() { return remove_files_in(dir_); }
 
 }  // namespace cbuild::builder

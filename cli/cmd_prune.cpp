@@ -1,8 +1,8 @@
 // `cbuild prune [--all]` — removes blobs no tag reaches and no build-cache record holds, and
-// the snapshots neither stacks on (with --all the build cache and the RUN --mount=type=cache
-// directories no build holds, the streamed-layer memos and the remembered file hashes are
-// cleared first). Blobs a running build, pull or mount holds a
-// lease on are never removed, nor blobs younger than a minute (a writer may be about to tag them).
+// the snapshots neither stacks on (with --all the build cache — step records, streamed-layer
+// memos, remembered file hashes — and the RUN --mount=type=cache directories no build holds are
+// cleared first). Blobs a running build, pull or mount holds a lease on are never removed, nor
+// blobs younger than a minute (a writer may be about to tag them).
 // The frame-cache records of layers no longer stored go with them.
 #include <iostream>
 #include <set>

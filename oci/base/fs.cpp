@@ -207,6 +207,16 @@ static void remove_tree_at(int parent_fd, const char* name, dev_t dev, const std
   }
 }
 
+std::size_t remove_files_in(const fs::path& dir) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code rm;
+    if (fs::remove(it->path(), rm)) ++n;
+  }
+  return n;
+}
+
 void remove_tree(const fs::path& path) {
   struct stat st;
   if (::lstat(path.c_str(), &st) != 0) {

@@ -93,4 +93,8 @@ class TempDir {
 // (st_dev changes are refused: a live mount is never removed through). Missing is fine.
 void remove_tree(const std::filesystem::path& path);
 
+// Removes the files directly in `dir` (a directory of records) and returns how many went.
+// Best effort: a missing directory or an entry that cannot be removed is skipped.
+std::size_t remove_files_in(const std::filesystem::path& dir);
+
 }  // namespace cbuild
