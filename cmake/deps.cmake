@@ -67,3 +67,19 @@ else()
   target_link_libraries(cbuild_deps INTERFACE OpenSSL::Crypto ZLIB::ZLIB LibArchive::LibArchive PkgConfig::ZSTD
                                               Threads::Threads)
 endif()
+
+# libseccomp compiles the sandbox's system call filter (overlay/seccomp_filter.cpp). Linked
+# statically under CBUILD_STATIC_DEPS when its archive is installed, for the same reason as
+# above; it depends on nothing else.
+pkg_check_modules(SECCOMP REQUIRED IMPORTED_TARGET libseccomp)
+add_library(cbuild_seccomp INTERFACE)
+target_include_directories(cbuild_seccomp INTERFACE ${SECCOMP_INCLUDE_DIRS})
+if(CBUILD_STATIC_DEPS)
+  find_library(CBUILD_DEP_seccomp NAMES libseccomp.a)
+endif()
+if(CBUILD_STATIC_DEPS AND CBUILD_DEP_seccomp)
+  message(STATUS "cbuild: libseccomp linked statically")
+  target_link_libraries(cbuild_seccomp INTERFACE ${CBUILD_DEP_seccomp})
+else()
+  target_link_libraries(cbuild_seccomp INTERFACE PkgConfig::SECCOMP)
+endif()

@@ -8,6 +8,7 @@ build_pkgs=(
   libarchive-dev libssl-dev libcurl4-openssl-dev zlib1g-dev libisal-dev libzstd-dev
   liblzma-dev libbz2-dev nettle-dev  # libarchive.a's dependencies (cmake/deps.cmake)
   nlohmann-json3-dev doctest-dev libcli11-dev
+  libseccomp-dev  # the sandbox's system call filter (overlay/seccomp_filter.cpp)
 )
 test_pkgs=(
   python3-jsonschema skopeo umoci runc docker-registry busybox-static docker.io buildah
