@@ -22,11 +22,21 @@
 //    memberships; umask 022; `cwd` as working directory (created when missing, as docker does
 //    for WORKDIR); env exactly `env`, plus PATH (docker's default) and HOME (from passwd) when
 //    `env` lacks them; argv[0] without '/' is searched in that PATH inside the rootfs;
+//  - runc's default protection of kernel files: /proc/{asound,bus,fs,irq,sys,sysrq-trigger}
+//    read-only; /proc/{asound,acpi,kcore,keys,latency_stats,timer_list,timer_stats,
+//    sched_debug,scsi} and /sys/{firmware,devices/virtual/powercap} masked (/dev/null bound
+//    over a file, an empty read-only tmpfs over a directory); paths the kernel lacks skipped;
 //  - Docker's default capability bounding set (and, for uid 0, the same permitted/effective
-//    set); every other capability is dropped;
+//    set; no inheritable or ambient ones); every other capability is dropped;
+//  - docker's default seccomp policy (seccomp_filter.h), loaded right before the command's
+//    exec; no_new_privs is not set (as docker), so setuid programs work;
 //  - a tiny PID 1 (cbuild's own) that reaps zombies and forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/
 //    SIGUSR1/SIGUSR2 to the command. The command's exit ends the run; leftover processes die
-//    with the PID namespace.
+//    with the PID namespace. /proc/1/cmdline reads "cbuild-init" and /proc/1/environ is empty
+//    (never cbuild's argv or environment). PID 1 has SIGKILL as parent-death signal: when
+//    cbuild dies (even by SIGKILL), the namespace dies with it. The kernel sends that signal
+//    when the *thread* that called run() exits, which it cannot do before run() returns —
+//    run() blocks until PID 1 is reaped.
 //
 // Mount-point stubs: when /proc, /sys, /dev, a mount target or an init file is missing in the
 // rootfs, an empty directory or file is created there first (inside the root, through
@@ -44,7 +54,8 @@
 // returned, never thrown. A timeout throws Timeout and cancellation (cbuild::cancel_requested())
 // throws Cancelled — both after killing the whole process tree (SIGKILL to PID 1 kills the
 // namespace) and reaping it; nothing stays mounted because every mount lives in the dead
-// namespace. Requires root (CAP_SYS_ADMIN). Thread-safe: concurrent runs are independent.
+// namespace. Requires root (CAP_SYS_ADMIN, CAP_SYS_RESOURCE) and a kernel with seccomp
+// filters. Thread-safe: concurrent runs are independent.
 // The caller keeps ownership of the stdio fds (they are dup'ed into the command).
 #pragma once
 

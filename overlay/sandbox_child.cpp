@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -29,10 +30,11 @@
 
 #include <linux/close_range.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <utility>
 #include <cstring>
+#include <utility>
 
 #include "overlay/internal/child_plan.h"
 #include "overlay/internal/child_report.h"
@@ -71,6 +73,40 @@ void close_other_fds(const ChildPlan& p, int sock, int status_fd) noexcept {
     next = static_cast<unsigned>(k) + 1;
   }
   ::syscall(SYS_close_range, next, ~0u, 0u);
+}
+
+// PID 1 gets SIGKILL when the thread that cloned it exits (Sandbox::run's caller, blocked in
+// run() until PID 1 is reaped) — and so does the whole namespace with it. The kernel sends it
+// on each re-parenting after this call; a parent that died before it never sends "go" (it
+// waits for "armed" first), so wait_parent() sees EOF. getppid() cannot close that race here:
+// in a new PID namespace it is 0 whoever the parent is.
+void arm_parent_death() noexcept {
+  check(::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0, Step::ParentDeath);
+  char armed = 1;
+  ssize_t w;
+  do w = ::send(g_sock, &armed, 1, MSG_NOSIGNAL);
+  while (w < 0 && errno == EINTR);
+  if (w != 1) ::_exit(127);  // the parent is gone
+}
+
+// PID 1 is a clone of cbuild, so /proc/1/cmdline and /proc/1/environ would show cbuild's
+// argv (build-arg values) and environment (tokens), the command can read the first. Overwrite
+// this copy's argument and environment strings in place: the argument area then reads
+// "cbuild-init" (NUL-padded to its old length; its last byte stays NUL so the kernel does not
+// read on into the environment), the environment area only NULs. PR_SET_MM could instead
+// point /proc/1 at other memory, but needs CAP_SYS_RESOURCE, which a confined cbuild (in a
+// container itself) may lack; the overwrite needs nothing.
+constexpr char kInitName[] = "cbuild-init";
+
+void hide_cbuild_args(const ChildPlan& p) noexcept {
+  if (p.arg_end > p.arg_start) {
+    auto* a = reinterpret_cast<char*>(p.arg_start);
+    std::size_t n = p.arg_end - p.arg_start;
+    std::memset(a, 0, n);
+    std::memcpy(a, kInitName, std::min(n - 1, sizeof kInitName - 1));
+  }
+  if (p.env_end > p.env_start) std::memset(reinterpret_cast<char*>(p.env_start), 0, p.env_end - p.env_start);
+  ::prctl(PR_SET_NAME, kInitName, 0, 0, 0);  // /proc/1/comm: not cbuild's thread name
 }
 
 void wait_parent() noexcept {
@@ -135,6 +171,37 @@ void mount_dev(const ChildPlan& p) noexcept {
   i = 0;
   for (const Link& l : links) check(::symlinkat(l.target, dev, l.name) == 0, Step::MakeDevNodes, 100 + i++);
   ::close(dev);
+}
+
+// runc's defaults for a container's kernel files: read-only paths first (a bind of each onto
+// itself, remounted read-only with proc's own flags), then masks. Paths this kernel lacks are
+// skipped. Run before the user's binds, so none of them can be undone from a mount below.
+void protect_kernel_files(const ChildPlan& p) noexcept {
+  int i = 0;
+  for (const std::string& path : p.readonly_paths) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+      check(errno == ENOENT, Step::ReadonlyPaths, i++);
+      continue;
+    }
+    check(::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::ReadonlyPaths, i);
+    check(::mount(nullptr, path.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | kNoSuidDevExec, nullptr) == 0,
+          Step::ReadonlyPaths, i);
+    ++i;
+  }
+  i = 0;
+  for (const std::string& path : p.masked_paths) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+      check(errno == ENOENT, Step::MaskPaths, i++);
+      continue;
+    }
+    if (S_ISDIR(st.st_mode))
+      check(::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY | kNoSuidDevExec, "size=4k") == 0, Step::MaskPaths, i);
+    else
+      check(::mount(p.dev_null.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) == 0, Step::MaskPaths, i);
+    ++i;
+  }
 }
 
 void bind_mounts(const ChildPlan& p) noexcept {
@@ -236,6 +303,10 @@ void drop_privileges(const ChildPlan& p) noexcept {
     if (!(p.keep_caps >> c & 1) && ::prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
       fail(Step::Capabilities, c);
   ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  // The filter while root still holds CAP_SYS_ADMIN, which lets it load without
+  // no_new_privs (runc's order). What follows until exec (setgroups, set*id, capset, chdir,
+  // getcwd, execve) is allowed by it.
+  check(::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p.seccomp, 0, 0) == 0, Step::Seccomp);
   check(::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) == 0, Step::Groups);
   check(::syscall(SYS_setresgid, p.gid, p.gid, p.gid) == 0, Step::SetGid);
   // A non-zero uid loses every capability here (no SECBIT_KEEP_CAPS).
@@ -246,7 +317,8 @@ void drop_privileges(const ChildPlan& p) noexcept {
     std::memset(data, 0, sizeof data);
     for (int k = 0; k < 2; ++k) {
       auto bits = static_cast<std::uint32_t>(p.keep_caps >> (32 * k));
-      data[k].effective = data[k].permitted = data[k].inheritable = bits;
+      // No inheritable capabilities: docker gives none since CVE-2022-24769.
+      data[k].effective = data[k].permitted = bits;
     }
     check(::syscall(SYS_capset, &hdr, data) == 0, Step::Capabilities);
   }
@@ -277,10 +349,13 @@ void child_main(const ChildPlan& p, int sock, int status_fd) noexcept {
   // CVE-2019-5736) must not be reachable from the command. Not dumpable → /proc/1 is off
   // limits without CAP_SYS_PTRACE, which the command never has.
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  arm_parent_death();
+  hide_cbuild_args(p);
   close_other_fds(p, sock, status_fd);
   wait_parent();
   mount_filesystems(p);
   mount_dev(p);
+  protect_kernel_files(p);
   bind_mounts(p);
   mount_secrets(p);
   set_hostname(p);

@@ -26,6 +26,7 @@
 #include "overlay/internal/child_report.h"
 #include "overlay/safe_path.h"
 #include "overlay/sandbox.h"
+#include "overlay/seccomp_filter.h"
 #include "overlay/sys/child_process.h"
 #include "overlay/sys/syscalls.h"
 #include "overlay/user_db.h"
@@ -39,6 +40,14 @@ using internal::Step;
 
 constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kInitFiles[] = {"etc/hosts", "etc/resolv.conf", "etc/hostname"};
+
+// What runc makes read-only and masks in a container's /proc and /sys by default (moby
+// oci/defaults.go): /proc/sys holds host-wide settings (kernel.core_pattern runs a program as
+// host root), sysrq-trigger reboots the host, the rest leak host state.
+constexpr const char* kReadonlyProc[] = {"asound", "bus", "fs", "irq", "sys", "sysrq-trigger"};
+constexpr const char* kMaskedProc[] = {"asound", "acpi", "kcore", "keys", "latency_stats", "timer_list",
+                                       "timer_stats", "sched_debug", "scsi"};
+constexpr const char* kMaskedSys[] = {"firmware", "devices/virtual/powercap"};
 
 // Docker's default capability set (moby oci/caps/defaults.go).
 constexpr int kDefaultCaps[] = {0 /*CHOWN*/,       1 /*DAC_OVERRIDE*/, 3 /*FOWNER*/,  4 /*FSETID*/,
@@ -118,6 +127,32 @@ std::string stub_target(int root_fd, const std::string& root_canon, const std::s
   if (canon.compare(0, root_canon.size() + 1, root_canon + "/") != 0)
     throw Error(ErrorKind::Internal, "sandbox: " + quote(path) + " resolved outside the root to " + quote(canon));
   return canon;
+}
+
+// Fields 48-51 of /proc/self/stat: where the kernel shows this process's argv and environ from.
+void arg_env_ranges(ChildPlan& p) {
+  auto text = read_file_if_exists("/proc/self/stat", 4096);
+  std::size_t at = text ? text->rfind(')') : std::string::npos;
+  std::uintptr_t v[4] = {};
+  if (at != std::string::npos) {
+    // After "pid (comm)" come fields 3…; 48 is the 46th of them.
+    std::size_t field = 2, i = at + 1;
+    while (i < text->size() && field < 51) {
+      while (i < text->size() && (*text)[i] == ' ') ++i;
+      std::size_t j = text->find(' ', i);
+      if (j == std::string::npos) j = text->size();
+      ++field;
+      if (field >= 48) v[field - 48] = std::stoull(text->substr(i, j - i));
+      i = j;
+    }
+    if (field < 51) at = std::string::npos;
+  }
+  if (at == std::string::npos)
+    throw Error(ErrorKind::Internal, "sandbox: cannot read the argument range from /proc/self/stat");
+  p.arg_start = v[0];
+  p.arg_end = v[1];
+  p.env_start = v[2];
+  p.env_end = v[3];
 }
 
 // The tmpfs data for a RUN --mount=type=tmpfs: docker's mode, and size= when given.
@@ -201,6 +236,11 @@ ChildPlan make_plan(const RunSpec& spec, const std::string& secret_dir) {
   p.cwd = "/" + clean_path(spec.cwd);
   if (p.cwd != "/") mkdir_in_root(root.get(), p.cwd, 0755);  // docker creates a missing WORKDIR
 
+  for (const char* f : kReadonlyProc) p.readonly_paths.push_back(p.proc + "/" + f);
+  for (const char* f : kMaskedProc) p.masked_paths.push_back(p.proc + "/" + f);
+  for (const char* f : kMaskedSys) p.masked_paths.push_back(p.sys + "/" + f);
+  p.dev_null = p.dev + "/null";
+
   p.hostname = spec.hostname.empty() ? "cbuild" : spec.hostname;
   p.net_none = spec.network == NetworkMode::None;
 
@@ -233,6 +273,8 @@ ChildPlan make_plan(const RunSpec& spec, const std::string& secret_dir) {
   p.stderr_fd = spec.stderr_fd;
   p.cap_last = cap_last_cap();
   for (int c : kDefaultCaps) p.keep_caps |= std::uint64_t{1} << c;
+  p.seccomp = default_seccomp_filter().program();
+  arg_env_ranges(p);
   return p;
 }
 
@@ -243,6 +285,10 @@ Error child_error(const ChildReport& r, const RunSpec& spec, const ChildPlan& pl
   if (r.step == Step::MountSecrets && r.index >= 0 && static_cast<std::size_t>(r.index) < plan.secrets.size())
     what += " " + quote(plan.secrets[r.index].target.substr(plan.rootfs.size()));
   if (r.step == Step::Chdir) what += " " + quote(plan.cwd);
+  if (r.step == Step::ReadonlyPaths && r.index >= 0 && static_cast<std::size_t>(r.index) < plan.readonly_paths.size())
+    what += " " + quote(plan.readonly_paths[r.index].substr(plan.rootfs.size()));
+  if (r.step == Step::MaskPaths && r.index >= 0 && static_cast<std::size_t>(r.index) < plan.masked_paths.size())
+    what += " " + quote(plan.masked_paths[r.index].substr(plan.rootfs.size()));
   if (r.step == Step::Exec) {
     if (r.err == ENOENT) {
       bool searched = spec.argv[0].find('/') == std::string::npos;
@@ -308,6 +354,10 @@ const char* internal::step_name(Step s) noexcept {
     case Step::Umask: return "umask";
     case Step::Chdir: return "chdir to";
     case Step::Exec: return "exec";
+    case Step::ParentDeath: return "set the parent-death signal";
+    case Step::ReadonlyPaths: return "make read-only";
+    case Step::MaskPaths: return "mask";
+    case Step::Seccomp: return "install the seccomp filter";
   }
   return "unknown step";
 }
@@ -371,8 +421,31 @@ ExitStatus Sandbox::run(const RunSpec& spec) {
   if (spec.timeout) deadline.at = std::chrono::steady_clock::now() + *spec.timeout;
 
   cg.add(child.pid());
-  char go = 1;
-  if (::send(sock.get(), &go, 1, MSG_NOSIGNAL) != 1) throw_errno("sandbox: handshake", "");
+  // The child says "armed" once its parent-death signal is set; only then may it go on. Had
+  // this process died before that, no "go" would ever come and the child would exit on EOF —
+  // so no sandbox outlives cbuild, whatever the timing.
+  for (;;) {
+    wait_readable(sock.get(), child, deadline, cg);
+    ChildReport r{};
+    ssize_t n = ::recv(sock.get(), &r, sizeof r, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (child.wait_for_exit(std::chrono::milliseconds(0))) break;  // phase 1 sees it died
+      continue;
+    }
+    if (n < 0) throw_errno("sandbox: handshake", "");
+    if (n == 0) break;  // died: phase 1 sees EOF and reads its status
+    if (n == sizeof r) {
+      child.signal(SIGKILL);
+      child.wait();
+      throw child_error(r, spec, plan);
+    }
+    if (n != 1) throw Error(ErrorKind::Internal, "sandbox: malformed handshake from the child");
+    char go = 1;
+    // A child that already failed has closed its end: phase 1 reads its report.
+    if (::send(sock.get(), &go, 1, MSG_NOSIGNAL) != 1 && errno != EPIPE && errno != ECONNRESET)
+      throw_errno("sandbox: handshake", "");
+    break;
+  }
 
   // Phase 1: a failure record, or EOF once the command has exec'd.
   for (;;) {

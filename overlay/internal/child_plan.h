@@ -2,6 +2,7 @@
 // only reads it (no allocation, no exceptions after clone). Internal to the overlay module.
 #pragma once
 
+#include <linux/filter.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -43,6 +44,11 @@ struct ChildPlan {
   // namespace only; each file written there, then bound read-only at its target.
   std::string secret_dir, secret_tmpfs_options;
   std::vector<ChildSecret> secrets;
+  // Kernel files of the fresh /proc and /sys the command must not write (bound read-only onto
+  // themselves) or read (a file masked by binding `dev_null` over it, a directory by an empty
+  // read-only tmpfs). Canonical host paths; the child skips those the kernel lacks.
+  std::vector<std::string> readonly_paths, masked_paths;
+  std::string dev_null;  // the sandbox's own /dev/null node, once /dev is mounted
   std::string hostname;
   bool net_none = false;
 
@@ -60,6 +66,13 @@ struct ChildPlan {
   int stdin_fd = -1, stdout_fd = 1, stderr_fd = 2;
   int cap_last = 40;            // /proc/sys/kernel/cap_last_cap
   std::uint64_t keep_caps = 0;  // bit N: keep capability N
+  // The seccomp program (seccomp_filter.h), loaded by the command's process before it gives
+  // up root, while it still holds CAP_SYS_ADMIN: no_new_privs is not needed, so setuid
+  // programs keep working, as under docker.
+  const sock_fprog* seccomp = nullptr;
+  // Where this process's argument and environment strings lie (/proc/self/stat), which PID 1
+  // overwrites in its copy so /proc/1/cmdline shows none of cbuild's.
+  std::uintptr_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
 };
 
 // Runs in the cloned child (PID 1 of the new namespace). Never returns; never throws; does not

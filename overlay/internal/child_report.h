@@ -31,6 +31,10 @@ enum class Step : std::int32_t {
   Umask,
   Chdir,
   Exec,
+  ParentDeath,
+  ReadonlyPaths,
+  MaskPaths,
+  Seccomp,
 };
 
 struct ChildReport {
