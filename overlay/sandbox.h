@@ -32,8 +32,8 @@
 //    exec; no_new_privs is not set (as docker), so setuid programs work;
 //  - a tiny PID 1 (cbuild's own) that reaps zombies and forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT/
 //    SIGUSR1/SIGUSR2 to the command. The command's exit ends the run; leftover processes die
-//    with the PID namespace. /proc/1/cmdline reads "cbuild-init" and /proc/1/environ is empty
-//    (never cbuild's argv or environment). PID 1 has SIGKILL as parent-death signal: when
+//    with the PID namespace. /proc/1/cmdline reads "cbuild-init" (NUL-padded) and PID 1's
+//    environment area holds only NULs: never cbuild's argv or environment. PID 1 has SIGKILL as parent-death signal: when
 //    cbuild dies (even by SIGKILL), the namespace dies with it. The kernel sends that signal
 //    when the *thread* that called run() exits, which it cannot do before run() returns —
 //    run() blocks until PID 1 is reaped.
@@ -54,8 +54,7 @@
 // returned, never thrown. A timeout throws Timeout and cancellation (cbuild::cancel_requested())
 // throws Cancelled — both after killing the whole process tree (SIGKILL to PID 1 kills the
 // namespace) and reaping it; nothing stays mounted because every mount lives in the dead
-// namespace. Requires root (CAP_SYS_ADMIN, CAP_SYS_RESOURCE) and a kernel with seccomp
-// filters. Thread-safe: concurrent runs are independent.
+// namespace. Requires root (CAP_SYS_ADMIN) and a kernel with seccomp filters. Thread-safe: concurrent runs are independent.
 // The caller keeps ownership of the stdio fds (they are dup'ed into the command).
 #pragma once
 

@@ -311,17 +311,15 @@ void drop_privileges(const ChildPlan& p) noexcept {
   check(::syscall(SYS_setresgid, p.gid, p.gid, p.gid) == 0, Step::SetGid);
   // A non-zero uid loses every capability here (no SECBIT_KEEP_CAPS).
   check(::syscall(SYS_setresuid, p.uid, p.uid, p.uid) == 0, Step::SetUid);
-  if (p.uid == 0) {
-    __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[2];
-    std::memset(data, 0, sizeof data);
-    for (int k = 0; k < 2; ++k) {
-      auto bits = static_cast<std::uint32_t>(p.keep_caps >> (32 * k));
-      // No inheritable capabilities: docker gives none since CVE-2022-24769.
-      data[k].effective = data[k].permitted = bits;
-    }
-    check(::syscall(SYS_capset, &hdr, data) == 0, Step::Capabilities);
-  }
+  // Root keeps docker's set as permitted and effective; anybody else keeps nothing. No
+  // inheritable capabilities for anyone (docker gives none since CVE-2022-24769), whatever
+  // cbuild itself was started with.
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2];
+  std::memset(data, 0, sizeof data);
+  if (p.uid == 0)
+    for (int k = 0; k < 2; ++k) data[k].effective = data[k].permitted = static_cast<std::uint32_t>(p.keep_caps >> (32 * k));
+  check(::syscall(SYS_capset, &hdr, data) == 0, Step::Capabilities);
 }
 
 [[noreturn]] void exec_command(const ChildPlan& p) noexcept {

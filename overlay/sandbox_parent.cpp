@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <optional>
 
@@ -132,23 +133,22 @@ std::string stub_target(int root_fd, const std::string& root_canon, const std::s
 // Fields 48-51 of /proc/self/stat: where the kernel shows this process's argv and environ from.
 void arg_env_ranges(ChildPlan& p) {
   auto text = read_file_if_exists("/proc/self/stat", 4096);
-  std::size_t at = text ? text->rfind(')') : std::string::npos;
   std::uintptr_t v[4] = {};
+  int found = 0;
+  std::size_t at = text ? text->rfind(')') : std::string::npos;
   if (at != std::string::npos) {
-    // After "pid (comm)" come fields 3…; 48 is the 46th of them.
-    std::size_t field = 2, i = at + 1;
-    while (i < text->size() && field < 51) {
+    // After "pid (comm)" come fields 3, 4, …
+    std::size_t i = at + 1;
+    for (int field = 3; field <= 51 && i < text->size(); ++field) {
       while (i < text->size() && (*text)[i] == ' ') ++i;
-      std::size_t j = text->find(' ', i);
-      if (j == std::string::npos) j = text->size();
-      ++field;
-      if (field >= 48) v[field - 48] = std::stoull(text->substr(i, j - i));
+      std::size_t j = std::min(text->find_first_of(" \n", i), text->size());
+      if (field >= 48 && std::from_chars(text->data() + i, text->data() + j, v[field - 48]).ptr == text->data() + j &&
+          j > i)
+        ++found;
       i = j;
     }
-    if (field < 51) at = std::string::npos;
   }
-  if (at == std::string::npos)
-    throw Error(ErrorKind::Internal, "sandbox: cannot read the argument range from /proc/self/stat");
+  if (found != 4) throw Error(ErrorKind::Internal, "sandbox: cannot read the argument range from /proc/self/stat");
   p.arg_start = v[0];
   p.arg_end = v[1];
   p.env_start = v[2];
