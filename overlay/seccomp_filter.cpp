@@ -235,6 +235,8 @@ std::vector<sock_filter> build() {
   // set it: setuid programs keep working).
   check(seccomp_attr_set(c, SCMP_FLTATR_CTL_NNP, 0), "attribute NNP");
   check(seccomp_attr_set(c, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "attribute BADARCH");
+  // A binary tree of call numbers: a few comparisons per call instead of a walk through the list.
+  check(seccomp_attr_set(c, SCMP_FLTATR_CTL_OPTIMIZE, 2), "attribute OPTIMIZE");
   for (std::uint32_t a : arches())
     if (a != seccomp_arch_native()) check(seccomp_arch_add(c, a), "add architecture");
 
