@@ -90,7 +90,7 @@ void arm_parent_death() noexcept {
 }
 
 // PID 1 is a clone of cbuild, so /proc/1/cmdline and /proc/1/environ would show cbuild's
-// argv (build-arg values) and environment (tokens), the command can read the first. Overwrite
+// argv (build-arg values) and environment (tokens); cmdline is readable by anyone. Overwrite
 // this copy's argument and environment strings in place: the argument area then reads
 // "cbuild-init" (NUL-padded to its old length; its last byte stays NUL so the kernel does not
 // read on into the environment), the environment area only NULs. PR_SET_MM could instead
