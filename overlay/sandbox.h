@@ -26,6 +26,9 @@
 //    read-only; /proc/{asound,acpi,kcore,keys,latency_stats,timer_list,timer_stats,
 //    sched_debug,scsi} and /sys/{firmware,devices/virtual/powercap} masked (/dev/null bound
 //    over a file, an empty read-only tmpfs over a directory); paths the kernel lacks skipped;
+//  - nodev on the rootfs, on every bind/tmpfs mount and on the /dev tmpfs, whose nodes are
+//    bind mounts of their own that keep device access: mknod works (CAP_MKNOD, as docker) but
+//    no node the command makes can be opened — cbuild's stand-in for docker's device cgroup;
 //  - Docker's default capability bounding set (and, for uid 0, the same permitted/effective
 //    set; no inheritable or ambient ones); every other capability is dropped;
 //  - docker's default seccomp policy (seccomp_filter.h), loaded right before the command's

@@ -119,11 +119,24 @@ void wait_parent() noexcept {
 
 constexpr unsigned long kNoSuidDevExec = MS_NOSUID | MS_NODEV | MS_NOEXEC;
 
+// Adds `attrs` to the mount at `path` (and, when `recursive`, every mount below it), keeping
+// its other flags (a bind remount would reset them all).
+bool add_mount_attrs(const char* path, std::uint64_t attrs, bool recursive = true) noexcept {
+  struct mount_attr a;
+  std::memset(&a, 0, sizeof a);
+  a.attr_set = attrs;
+  return ::syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &a, sizeof a) == 0;
+}
+
 void mount_filesystems(const ChildPlan& p) noexcept {
   // Nothing we mount may propagate back to the host.
   check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, Step::MakePrivate);
   // pivot_root needs the new root to be a mount point.
   check(::mount(p.rootfs.c_str(), p.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::BindRoot);
+  // A root RUN keeps CAP_MKNOD (docker grants it, and images record device nodes), but with no
+  // device cgroup a node it makes for the host's disk would open that disk. nodev lets it make
+  // nodes and forbids opening them; the few devices a build needs are bound in by mount_dev().
+  check(add_mount_attrs(p.rootfs.c_str(), MOUNT_ATTR_NODEV), Step::BindRoot);
   check(::mount("proc", p.proc.c_str(), "proc", kNoSuidDevExec, nullptr) == 0, Step::MountProc);
   if (::mount("sysfs", p.sys.c_str(), "sysfs", kNoSuidDevExec | MS_RDONLY, nullptr) != 0) {
     // sysfs may refuse a new instance (e.g. a net namespace we do not own): bind it read-only.
@@ -151,6 +164,15 @@ void mount_dev(const ChildPlan& p) noexcept {
     check(::fchmodat(dev, n.name, 0666, 0) == 0, Step::MakeDevNodes, i);
     ++i;
   }
+  // Each node becomes a mount of its own (a bind onto itself) that keeps device access; then
+  // the /dev tmpfs turns nodev, so a node the command makes there cannot be opened.
+  i = 0;
+  for (const Node& n : nodes) {
+    char node[64];
+    std::snprintf(node, sizeof node, "/proc/self/fd/%d/%s", dev, n.name);
+    check(::mount(node, node, nullptr, MS_BIND, nullptr) == 0, Step::MakeDevNodes, i++);
+  }
+  check(add_mount_attrs(p.dev.c_str(), MOUNT_ATTR_NODEV, false), Step::MountDev);
   check(::mkdirat(dev, "pts", 0755) == 0, Step::MountDevpts);
   check(::mkdirat(dev, "shm", 01777) == 0, Step::MountShm);
   check(::fchmodat(dev, "shm", 01777, 0) == 0, Step::MountShm);
@@ -215,9 +237,10 @@ void bind_mounts(const ChildPlan& p) noexcept {
             Step::BindMounts, i);
     else
       check(::mount(b.source.c_str(), b.target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0, Step::BindMounts, i);
-    if (b.readonly)
-      check(::mount(nullptr, b.target.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) == 0,
-            Step::BindMounts, i);
+    // nodev as for the rootfs: a cache mount outlives the run, and a node made there must not
+    // open a host device in a later one.
+    check(add_mount_attrs(b.target.c_str(), MOUNT_ATTR_NODEV | (b.readonly ? MOUNT_ATTR_RDONLY : 0)),
+          Step::BindMounts, i);
     ++i;
   }
   for (int fd : p.bind_fds) ::close(fd);

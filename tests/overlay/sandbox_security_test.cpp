@@ -136,6 +136,28 @@ TEST_CASE("sandbox security: masked kernel files read empty [root]") {
   CHECK(c.out == "");
 }
 
+TEST_CASE("sandbox security: device nodes a RUN makes cannot be opened; /dev's own nodes work [root]") {
+  REQUIRE_ROOT();
+  // The harmless proxy for a node of the host's disk: a new node of the null device (1:3),
+  // which opens on the host. mknod itself works, as in docker (the node lands in the layer).
+  TempDir cache;
+  RunSpec spec;
+  spec.binds = {{cache.path(), "/cache", false}};
+  auto c = sh(spec,
+              "for d in /tmp /dev /cache; do mknod $d/n c 1 3 && echo made $d; "
+              "echo x > $d/n && echo OPENED $d; done; "
+              "echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c");
+  INFO(c.out << c.err);
+  CHECK(c.status.code == 0);
+  for (const char* d : {"/tmp", "/dev", "/cache"}) CHECK(c.out.find(std::string("made ") + d) != std::string::npos);
+  CHECK(c.out.find("OPENED") == std::string::npos);
+  CHECK(c.err.find("Permission denied") != std::string::npos);
+  CHECK(c.out.find("4\n4\n") != std::string::npos);
+  struct stat st {};
+  REQUIRE(::lstat((cache.path() / "n").c_str(), &st) == 0);
+  CHECK(S_ISCHR(st.st_mode));
+}
+
 TEST_CASE("sandbox security: docker's seccomp policy, class by class, for root and for a user [root]") {
   REQUIRE_ROOT();
   CHECK(default_seccomp_filter().size() > 100);
