@@ -23,6 +23,7 @@
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/base/owner.h"
 #include "oci/base/keyed_mutex.h"
 #include "oci/compression.h"
 #include "oci/image_config.h"
@@ -104,6 +105,9 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   }
 
   std::unique_ptr<oci::LayoutStore> store = oci::LayoutStore::open(o.root);
+  // The build's mount points and temp dirs live in the store, where the next command to open
+  // it reclaims them should this process be killed.
+  ProcessScratch scratch(store->root() / "tmp");
   std::shared_ptr<oci::Lease> lease = store->acquire_lease("build");
   store->set_default_lease(lease);
   overlay::SnapshotStore snapshots(o.root);
