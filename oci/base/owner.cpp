@@ -22,8 +22,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The live ProcessScratch directories: objects for the same directory share it (builds run
+// at once in one process), the last one removes it; the newest is TempDir's default parent.
+struct LiveScratch {
+  fs::path path;
+  UniqueFd lock;
+  int users = 0;
+};
 std::mutex g_scratch_mu;
-fs::path g_scratch;  // the live ProcessScratch's directory
+std::vector<LiveScratch> g_scratch;
 
 std::vector<std::string> names_in(const fs::path& dir) {
   std::vector<std::string> out;
@@ -224,31 +231,38 @@ std::size_t remove_dead_atomic_temps(const fs::path& dir) noexcept {
   return n;
 }
 
-ProcessScratch::ProcessScratch(const fs::path& parent) {
-  path_ = parent / ("proc-" + OwnerStamp::self().str());
-  if (::mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir", path_.string());
-  lock_ = open_file(path_, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-  if (::flock(lock_.get(), LOCK_EX | LOCK_NB) != 0) throw_errno("lock", path_.string());
+ProcessScratch::ProcessScratch(const fs::path& parent) : path_(parent / ("proc-" + OwnerStamp::self().str())) {
   std::lock_guard g(g_scratch_mu);
-  previous_ = std::exchange(g_scratch, path_);
+  for (auto& live : g_scratch)
+    if (live.path == path_) {
+      ++live.users;
+      return;
+    }
+  if (::mkdir(path_.c_str(), 0700) != 0 && errno != EEXIST) throw_errno("mkdir", path_.string());
+  UniqueFd lock = open_file(path_, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) throw_errno("lock", path_.string());
+  g_scratch.push_back(LiveScratch{path_, std::move(lock), 1});
 }
 
 ProcessScratch::~ProcessScratch() {
   {
     std::lock_guard g(g_scratch_mu);
-    g_scratch = previous_;
-  }
-  try {
-    remove_tree(path_);
-  } catch (const std::exception& e) {
-    warn("cannot remove scratch directory " + quote(path_.string()), e);
+    auto it = std::find_if(g_scratch.begin(), g_scratch.end(), [&](const LiveScratch& l) { return l.path == path_; });
+    if (it == g_scratch.end() || --it->users > 0) return;
+    // Removed while still locked, so no other process takes it for a dead owner's meanwhile.
+    try {
+      remove_tree(path_);
+    } catch (const std::exception& e) {
+      warn("cannot remove scratch directory " + quote(path_.string()), e);
+    }
+    g_scratch.erase(it);
   }
 }
 
 fs::path default_temp_parent() {
   {
     std::lock_guard g(g_scratch_mu);
-    if (!g_scratch.empty()) return g_scratch;
+    if (!g_scratch.empty()) return g_scratch.back().path;
   }
   const char* t = std::getenv("TMPDIR");
   return (t && *t) ? fs::path(t) : fs::path("/tmp");

@@ -17,7 +17,6 @@
 #include <string>
 #include <string_view>
 
-#include "oci/base/unique_fd.h"
 
 namespace cbuild {
 
@@ -58,8 +57,9 @@ std::size_t remove_dead_atomic_temps(const std::filesystem::path& dir) noexcept;
 // This process's scratch directory inside a store, $PARENT/proc-<pid>-<start>/, flock'd while it
 // lives. While it exists, TempDir's default parent is this directory instead of $TMPDIR, so a
 // build's mount points and temp dirs are on the store's filesystem and a crashed build's are
-// reclaimed by the next command that opens the store (reclaim_dead_entries). Destroying it
-// removes it with what is left inside (never through a live mount). One per process at a time.
+// reclaimed by the next command that opens the store (reclaim_dead_entries). Objects for the
+// same parent share the directory (builds at once in one process); the last one destroyed
+// removes it with what is left inside (never through a live mount). Thread-safe.
 class ProcessScratch {
  public:
   explicit ProcessScratch(const std::filesystem::path& parent);
@@ -70,11 +70,9 @@ class ProcessScratch {
 
  private:
   std::filesystem::path path_;
-  std::filesystem::path previous_;
-  UniqueFd lock_;
 };
 
-// TempDir's default parent: the live ProcessScratch's directory, else $TMPDIR, else /tmp.
+// TempDir's default parent: the newest live ProcessScratch's directory, else $TMPDIR, else /tmp.
 std::filesystem::path default_temp_parent();
 
 }  // namespace cbuild

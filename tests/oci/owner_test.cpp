@@ -140,3 +140,28 @@ TEST_CASE("owner: remove_dead_atomic_temps removes dead writers' temp files only
   CHECK(std::count_if(names.begin(), names.end(), [&](const std::string& n) { return n.starts_with(prefix); }) == 1);
   CHECK(remove_dead_atomic_temps(t.path()) == 0);
 }
+
+TEST_CASE("owner: a ProcessScratch is TempDir's default parent while it lives, shared by its users") {
+  TempDir t;
+  fs::path before = default_temp_parent();
+  fs::path dir = t.path() / ("proc-" + OwnerStamp::self().str());
+  {
+    ProcessScratch a(t.path());
+    CHECK(a.path() == dir);
+    CHECK(default_temp_parent() == dir);
+    TempDir inside;
+    CHECK(inside.path().parent_path() == dir);
+    {
+      ProcessScratch b(t.path());  // a second build in this process
+      CHECK(b.path() == dir);
+    }
+    CHECK(fs::is_directory(dir));
+    CHECK(fs::is_directory(inside.path()));
+    // Another process opening the store sees a live owner and keeps it.
+    CHECK(reclaim_dead_entries(t.path()) == 0);
+    std::ofstream(inside.path() / "left") << "x";
+    inside.release();
+  }
+  CHECK_FALSE(fs::exists(dir));
+  CHECK(default_temp_parent() == before);
+}
