@@ -79,6 +79,12 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   OutputPlan outputs = plan_outputs(o);
 
   // The context: a directory, or a tar on stdin unpacked into a temporary one.
+  // In an existing store, the unpacked context goes to the build's scratch there (see below),
+  // so a killed build's copy is reclaimed too; a store made by this build comes later.
+  std::optional<ProcessScratch> early_scratch;
+  std::error_code no_store;
+  if (o.context == "-" && fs::is_directory(fs::path(o.root) / "tmp", no_store) && fs::exists(fs::path(o.root) / "oci-layout", no_store))
+    early_scratch.emplace(fs::path(o.root) / "tmp");
   std::optional<TempDir> stdin_context;
   fs::path context = o.context;
   if (o.context == "-") {
