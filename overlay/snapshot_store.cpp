@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
@@ -299,6 +300,14 @@ std::size_t SnapshotStore::prune(const std::set<oci::Digest>& keep_in) {
   }
   // Scratch dirs whose creating process is gone (a crash mid-build), mounts in them detached.
   reclaim_dead_entries(root_ / ".tmp");
+  // Older versions named them "<kind>-<pid>-<counter>": judged by the pid alone, as they were.
+  for (const auto& d : fs::directory_iterator(root_ / ".tmp")) {
+    std::string name = d.path().filename();
+    auto a = name.find('-'), b = name.rfind('-');
+    if (a == std::string::npos || b == a || stamp_in_name(name)) continue;
+    pid_t pid = static_cast<pid_t>(std::atoi(name.substr(a + 1, b - a - 1).c_str()));
+    if (pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) remove_tree(d.path());
+  }
   return removed;
 }
 

@@ -108,7 +108,7 @@ static std::string random_suffix() {
   return s;
 }
 
-// ".NAME.tmp-<pid>-<start>-XXXX": the owner stamp lets the next writer to the directory remove
+// ".NAME.tmp-<pid>.<start>-XXXX": the owner stamp lets the next writer to the directory remove
 // the temp file of a killed one (remove_dead_atomic_temps) and never a live one's.
 static std::string temp_name_for(const fs::path& path) {
   return "." + path.filename().string() + ".tmp-" + OwnerStamp::self().str() + "-" + random_suffix();

@@ -28,7 +28,7 @@ void write_all(int fd, const void* data, std::size_t size, std::string_view what
 std::size_t read_full(int fd, void* data, std::size_t size, std::string_view what);
 
 // A file that appears at `path` only when complete: bytes go to a temp file in the same
-// directory (".NAME.tmp-<pid>-<start>-XXXX", created O_EXCL), commit() fsyncs it and renames it
+// directory (".NAME.tmp-<pid>.<start>-XXXX", created O_EXCL), commit() fsyncs it and renames it
 // over `path` (then fsyncs the directory). Destroying an uncommitted AtomicFile removes the temp
 // file, so a failed writer leaves neither a torn `path` nor a stray temp file; the owner stamp
 // in the name lets remove_dead_atomic_temps (owner.h) clear a killed writer's. Errors name

@@ -90,7 +90,7 @@ bool reclaim_entry(const fs::path& dir, const std::string& name) {
 
 }  // namespace
 
-std::string OwnerStamp::str() const { return std::to_string(pid) + "-" + std::to_string(start); }
+std::string OwnerStamp::str() const { return std::to_string(pid) + "." + std::to_string(start); }
 
 OwnerStamp OwnerStamp::self() {
   static const OwnerStamp me = [] {
@@ -153,11 +153,11 @@ std::optional<OwnerStamp> stamp_in_name(std::string_view name) {
   auto a = name.find('-');
   if (a == std::string_view::npos || a == 0) return std::nullopt;
   std::string_view rest = name.substr(a + 1);
-  auto b = rest.find('-');
-  if (b == std::string_view::npos) return std::nullopt;
-  auto c = rest.find('-', b + 1);
-  auto pid = parse_number(rest.substr(0, b));
-  auto start = parse_number(rest.substr(b + 1, c == std::string_view::npos ? std::string_view::npos : c - b - 1));
+  rest = rest.substr(0, rest.find('-'));
+  auto dot = rest.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  auto pid = parse_number(rest.substr(0, dot));
+  auto start = parse_number(rest.substr(dot + 1));
   if (!pid || !start || *pid == 0 || *pid > 0x7fffffff) return std::nullopt;
   return OwnerStamp{static_cast<pid_t>(*pid), *start};
 }

@@ -4,7 +4,8 @@
 //
 // An owner is a pid plus the process's start time (field 22 of /proc/PID/stat, in clock ticks
 // since boot): a recycled pid has another start time, so it is never mistaken for the owner.
-// Names carry the stamp as "<kind>-<pid>-<start>[-<rest>]" (kind without '-').
+// Names carry the stamp as "<kind>-<pid>.<start>[-<rest>]" (kind without '-'); the dot keeps
+// names of older versions ("<kind>-<pid>-<counter>") from reading as stamps.
 // Stamps compare within one pid namespace: a process that cannot be looked up for any reason
 // other than "no such process" counts as alive, so nothing is reclaimed on a guess.
 #pragma once
@@ -23,7 +24,7 @@ namespace cbuild {
 struct OwnerStamp {
   pid_t pid = 0;
   std::uint64_t start = 0;
-  // "<pid>-<start>"
+  // "<pid>.<start>"
   std::string str() const;
   // This process.
   static OwnerStamp self();
@@ -35,7 +36,7 @@ struct OwnerStamp {
 std::optional<std::uint64_t> process_start_time(pid_t pid);
 // Whether the owner still runs (same pid, same start time). Errors count as alive.
 bool owner_alive(const OwnerStamp& owner) noexcept;
-// The stamp in "<kind>-<pid>-<start>[-<rest>]", or nullopt for a name without one.
+// The stamp in "<kind>-<pid>.<start>[-<rest>]", or nullopt for a name without one.
 std::optional<OwnerStamp> stamp_in_name(std::string_view name);
 
 // Detaches (MNT_DETACH, never following a symlink) every mount at or below `dir`, deepest
@@ -49,12 +50,12 @@ std::size_t detach_mounts_under(const std::filesystem::path& dir);
 // logged to stderr and the entry is left for the next try. Returns how many went.
 std::size_t reclaim_dead_entries(const std::filesystem::path& dir) noexcept;
 
-// Dot-files ".NAME.tmp-<pid>-<start>-XXXX" (AtomicFile's temp files) of dead owners in `dir`:
+// Dot-files ".NAME.tmp-<pid>.<start>-XXXX" (AtomicFile's temp files) of dead owners in `dir`:
 // removed, so a killed writer's partial output does not stay beside it forever. Returns how
 // many went; best effort like reclaim_dead_entries.
 std::size_t remove_dead_atomic_temps(const std::filesystem::path& dir) noexcept;
 
-// This process's scratch directory inside a store, $PARENT/proc-<pid>-<start>/, flock'd while it
+// This process's scratch directory inside a store, $PARENT/proc-<pid>.<start>/, flock'd while it
 // lives. While it exists, TempDir's default parent is this directory instead of $TMPDIR, so a
 // build's mount points and temp dirs are on the store's filesystem and a crashed build's are
 // reclaimed by the next command that opens the store (reclaim_dead_entries). Objects for the

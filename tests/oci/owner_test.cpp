@@ -60,9 +60,12 @@ TEST_CASE("owner: a stamp is alive while its process runs with the same start ti
   Sleeper child;
   CHECK(owner_alive(OwnerStamp{child.pid, process_start_time(child.pid).value()}));
 
-  CHECK(stamp_in_name("proc-12-345") == OwnerStamp{12, 345});
-  CHECK(stamp_in_name("ingest-12-345-abcdef") == OwnerStamp{12, 345});
+  CHECK(me.str() == std::to_string(me.pid) + "." + std::to_string(me.start));
+  CHECK(stamp_in_name("proc-12.345") == OwnerStamp{12, 345});
+  CHECK(stamp_in_name("ingest-12.345-abcdef") == OwnerStamp{12, 345});
   CHECK_FALSE(stamp_in_name("ingest-12-abcdef"));
+  CHECK_FALSE(stamp_in_name("active-12-3"));  // an older version's scratch: not judged by pid
+  CHECK_FALSE(stamp_in_name("x-12.y"));
   CHECK_FALSE(stamp_in_name("export-x1b2"));
   CHECK_FALSE(stamp_in_name("-12-345"));
 }
