@@ -117,15 +117,20 @@ void check_layout_file(const fs::path& root, const std::string& layout) {
 // first openers create it once and the others find it complete: oci-layout is written last,
 // and its presence is what marks the layout as finished.
 void create_layout(const fs::path& root) {
+  auto refuse = [&] {
+    throw Error(ErrorKind::FailedPrecondition,
+                "open store " + quote(root.string()) +
+                    ": directory is not empty and is not an OCI image layout (no oci-layout file)");
+  };
+  // Refused before anything (the lock file) is written into somebody else's directory.
+  struct stat st {};
+  if (::stat(root.c_str(), &st) == 0 && !dir_is_empty(root)) refuse();
   make_dirs(root);
   UniqueFd lock = open_file(root / ".cbuild.lock", O_RDWR | O_CREAT, 0644);
   while (::flock(lock.get(), LOCK_EX) != 0)
     if (errno != EINTR) throw_errno("lock store", (root / ".cbuild.lock").string());
   if (auto layout = read_file_if_exists(root / "oci-layout", 4096)) return check_layout_file(root, *layout);
-  if (!dir_is_empty(root))
-    throw Error(ErrorKind::FailedPrecondition,
-                "open store " + quote(root.string()) +
-                    ": directory is not empty and is not an OCI image layout (no oci-layout file)");
+  if (!dir_is_empty(root)) refuse();
   make_dirs(root / "blobs" / "sha256");
   make_dirs(root / "tmp");
   make_dirs(root / "leases");

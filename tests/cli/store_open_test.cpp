@@ -68,4 +68,5 @@ TEST_CASE("store open: a layout whose creator was killed before oci-layout is co
   fs::create_directories(t.path() / "other" / "blobs" / "sha256");
   std::ofstream(t.path() / "other" / "blobs" / "sha256" / "abc") << "x";
   CHECK_THROWS_WITH(oci::LayoutStore::open(t.path() / "other"), doctest::Contains("not an OCI image layout"));
+  CHECK(test::dir_names(t.path() / "other") == std::vector<std::string>{"blobs"});  // nothing written into it
 }
