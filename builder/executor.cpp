@@ -23,6 +23,7 @@
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/base/owner.h"
 #include "oci/base/keyed_mutex.h"
 #include "oci/compression.h"
 #include "oci/image_config.h"
@@ -78,6 +79,12 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   OutputPlan outputs = plan_outputs(o);
 
   // The context: a directory, or a tar on stdin unpacked into a temporary one.
+  // In an existing store, the unpacked context goes to the build's scratch there (see below),
+  // so a killed build's copy is reclaimed too; a store made by this build comes later.
+  std::optional<ProcessScratch> early_scratch;
+  std::error_code no_store;
+  if (o.context == "-" && fs::is_directory(fs::path(o.root) / "tmp", no_store) && fs::exists(fs::path(o.root) / "oci-layout", no_store))
+    early_scratch.emplace(fs::path(o.root) / "tmp");
   std::optional<TempDir> stdin_context;
   fs::path context = o.context;
   if (o.context == "-") {
@@ -104,6 +111,9 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   }
 
   std::unique_ptr<oci::LayoutStore> store = oci::LayoutStore::open(o.root);
+  // The build's mount points and temp dirs live in the store, where the next command to open
+  // it reclaims them should this process be killed.
+  ProcessScratch scratch(store->root() / "tmp");
   std::shared_ptr<oci::Lease> lease = store->acquire_lease("build");
   store->set_default_lease(lease);
   overlay::SnapshotStore snapshots(o.root);

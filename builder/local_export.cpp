@@ -2,6 +2,7 @@
 
 #include "builder/staged_dir.h"
 #include "oci/base/fs.h"
+#include "oci/base/owner.h"
 #include "oci/sinks.h"
 #include "oci/tar_reader.h"
 #include "oci/tar_writer.h"
@@ -29,7 +30,8 @@ void export_local_dir(const oci::LayoutStore& store, const std::vector<oci::Desc
 }
 
 void export_local_tar(const oci::LayoutStore& store, const std::vector<oci::Descriptor>& layers, int fd) {
-  TempDir scratch(store.root() / "tmp", "export-");
+  // Stamped with the owner: the next store opener removes it should this process die.
+  TempDir scratch(store.root() / "tmp", "export-" + OwnerStamp::self().str() + "-");
   flatten(store, layers, scratch.path());
   oci::FdSink sink(fd, "stdout");
   oci::TarWriter tar(sink, oci::TarWriterOptions{.chunk_bytes = 0});

@@ -12,6 +12,7 @@
 
 #include "builder/copy_files.h"
 #include "oci/base/error.h"
+#include "oci/base/owner.h"
 #include "overlay/safe_path.h"
 #include "overlay/sys/syscalls.h"
 
@@ -183,7 +184,10 @@ TempDir& RunMounts::scratch() {
   fs::path tmp = env_.options.root.empty() ? fs::path() : fs::path(env_.options.root) / "tmp";
   std::error_code ec;
   if (!tmp.empty() && !fs::is_directory(tmp, ec)) tmp.clear();
-  scratch_.push_back(std::make_unique<TempDir>(tmp, "mount-"));
+  // Stamped with the owner, so the next store opener reclaims it (and what is mounted in it)
+  // should this process die.
+  scratch_.push_back(tmp.empty() ? std::make_unique<TempDir>(fs::path(), "mount-")
+                                 : std::make_unique<TempDir>(tmp, "mount-" + OwnerStamp::self().str() + "-"));
   return *scratch_.back();
 }
 

@@ -3,7 +3,8 @@
 // memos, remembered file hashes — and the RUN --mount=type=cache directories no build holds are
 // cleared first). Blobs a running build, pull or mount holds a lease on are never removed, nor
 // blobs younger than a minute (a writer may be about to tag them).
-// The frame-cache records of layers no longer stored go with them.
+// The frame-cache records of layers no longer stored go with them. Like every command that
+// opens the store, it first reclaims what killed builds left (mounts, scratch, leases).
 #include <iostream>
 #include <set>
 

@@ -9,13 +9,16 @@
 
 #include <cmath>
 #include <iostream>
+#include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
 #include "cli/layout_image.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/base/owner.h"
 #include "overlay/active_mount.h"
 #include "overlay/init_layer.h"
 #include "overlay/snapshot_store.h"
@@ -140,6 +143,12 @@ cbuild::cli::CommandRegistration reg{{
         // An image: its snapshots stacked under a throw-away upper, discarded afterwards.
         std::string root = g.resolved_root();
         cbuild::cli::LayoutImage img = cbuild::cli::open_image_arg(image, root);
+        // The init files' temp dir goes to this process's scratch in the store, which the next
+        // store opener reclaims should this process be killed (as it does the upper below).
+        std::optional<cbuild::ProcessScratch> scratch;
+        std::error_code no_store;
+        if (std::filesystem::is_directory(std::filesystem::path(root) / "tmp", no_store))
+          scratch.emplace(std::filesystem::path(root) / "tmp");
         cbuild::overlay::SnapshotStore snapshots(root);
         auto top = cbuild::cli::ensure_snapshots(snapshots, img);
         cbuild::overlay::PreparedSnapshot prepared = snapshots.prepare(top);

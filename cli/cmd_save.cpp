@@ -1,11 +1,13 @@
 // `cbuild save [-o FILE] [--format docker|oci] IMAGE...` — writes images to a tar archive
-// (stdout without -o, refused on a terminal). With -o the file appears only when complete.
+// (stdout without -o, refused on a terminal). With -o the file appears only when complete; temp
+// files that killed saves left in the output's directory are removed first.
 #include <unistd.h>
 
 #include "cli/command.h"
 #include "cli/store_open.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/base/owner.h"
 #include "oci/docker_archive.h"
 #include "registry-client/reference.h"
 
@@ -45,6 +47,10 @@ int run_save(const SaveOptions& o, const GlobalOptions& g) {
     oci::save_archive(*store, images, format, STDOUT_FILENO);
     return 0;
   }
+  // A save killed mid-write left its temp file beside the output: it is removed here, and a
+  // concurrent live save's never is (the temp names carry their owner, see owner.h).
+  std::filesystem::path out_path(o.output);
+  remove_dead_atomic_temps(out_path.has_parent_path() ? out_path.parent_path() : std::filesystem::path("."));
   AtomicFile out(o.output);
   oci::save_archive(*store, images, format, out.fd());
   out.commit();

@@ -13,6 +13,7 @@
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/base/owner.h"
 #include "oci/layout_store.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
@@ -73,7 +74,8 @@ std::shared_ptr<Lease> LayoutStore::acquire_lease(std::string_view purpose) cons
   make_dirs(dir);
   std::string safe;
   for (char c : purpose) safe += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-  fs::path p = dir / (safe + "-" + std::to_string(::getpid()) + "-" + random_id());
+  // The owner stamp: a lease of a dead process is removed by the next store opener.
+  fs::path p = dir / (safe + "-" + OwnerStamp::self().str() + "-" + random_id());
   UniqueFd fd = open_file(p, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, 0644);
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     int err = errno;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "oci/base/error.h"
+#include "oci/base/owner.h"
 #include "oci/base/fs.h"
 #include "oci/internal/blob_file_writer.h"
 
@@ -27,7 +28,8 @@ std::string random_suffix() {
 
 LayoutIngest::LayoutIngest(const std::filesystem::path& tmp_dir, Publish publish) : publish_(std::move(publish)) {
   for (int attempt = 0;; ++attempt) {
-    path_ = tmp_dir / ("ingest-" + std::to_string(::getpid()) + "-" + random_suffix());
+    // The owner stamp lets the next store opener remove it if this process dies mid-write.
+    path_ = tmp_dir / ("ingest-" + OwnerStamp::self().str() + "-" + random_suffix());
     int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
       fd_.reset(fd);

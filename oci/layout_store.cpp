@@ -12,6 +12,7 @@
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/base/owner.h"
 #include "oci/ingest.h"
 #include "oci/media_types.h"
 #include "oci/sinks.h"
@@ -25,8 +26,13 @@ namespace {
 
 constexpr std::string_view kLayoutFile = R"({"imageLayoutVersion":"1.0.0"})";
 
+std::string empty_index() {
+  return json{{"schemaVersion", 2}, {"mediaType", media_types::kOciIndex}, {"manifests", json::array()}}.dump();
+}
+
 // Empty, or holding only what other cbuild components may create under $ROOT before the
-// layout exists (snapshots, build cache, mounts, …): safe to turn into a layout.
+// layout exists (snapshots, build cache, mounts, …), or what an opener killed while creating the
+// layout left (an empty blobs/sha256, the empty index.json): safe to turn into a layout.
 bool dir_is_empty(const fs::path& p) {
   std::error_code ec;
   fs::directory_iterator it(p, ec);
@@ -34,14 +40,33 @@ bool dir_is_empty(const fs::path& p) {
   static const std::set<std::string> ours = {"snapshots", "cache", "mounts", "leases", "tmp", ".cbuild.lock"};
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) throw_errno("open store root", p.string(), ec.value());
-    if (!ours.count(it->path().filename().string())) return false;
+    std::string name = it->path().filename().string();
+    if (ours.count(name)) continue;
+    if (name == "blobs" && it->is_directory(ec) && !it->is_symlink(ec)) {
+      bool empty = true;
+      for (fs::directory_iterator b(it->path(), ec), end; !ec && b != end; b.increment(ec)) {
+        fs::directory_iterator inner(b->path(), ec);
+        if (b->path().filename() != "sha256" || b->is_symlink() || ec || inner != fs::directory_iterator()) empty = false;
+      }
+      if (!ec && empty) continue;
+    }
+    if (name == "index.json" && it->is_regular_file(ec) && !it->is_symlink(ec)) {
+      json j;
+      try {
+        j = json::parse(read_file_if_exists(it->path(), 4096).value_or(""), nullptr, false);
+      } catch (const Error&) {
+        return false;  // too big to be an empty index
+      }
+      if (j.is_object() && (!j.contains("manifests") || (j["manifests"].is_array() && j["manifests"].empty()))) continue;
+    }
+    return false;
   }
   return true;
 }
 
 // Creates `path` with `data` unless it exists (a concurrent opener may win; that is fine).
 void create_exclusive(const fs::path& path, std::string_view data) {
-  fs::path tmp = path.parent_path() / "tmp" / ("init-" + std::to_string(::getpid()) + "-" + path.filename().string());
+  fs::path tmp = path.parent_path() / "tmp" / ("init-" + OwnerStamp::self().str() + "-" + path.filename().string());
   {
     UniqueFd fd = open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     try {
@@ -57,10 +82,6 @@ void create_exclusive(const fs::path& path, std::string_view data) {
   ::unlink(tmp.c_str());
   if (rc != 0 && err != EEXIST) throw_errno("create", path.string(), err);
   fsync_dir(path.parent_path());
-}
-
-std::string empty_index() {
-  return json{{"schemaVersion", 2}, {"mediaType", media_types::kOciIndex}, {"manifests", json::array()}}.dump();
 }
 
 std::string ref_name(const Descriptor& d) {
@@ -80,6 +101,55 @@ LayoutStore::~LayoutStore() {
   }
 }
 
+namespace {
+
+void check_layout_file(const fs::path& root, const std::string& layout) {
+  json j = json::parse(layout, nullptr, false);
+  if (!j.is_object() || !j.contains("imageLayoutVersion") || !j["imageLayoutVersion"].is_string())
+    throw Error(ErrorKind::FailedPrecondition,
+                "open store " + quote(root.string()) + ": oci-layout: field \"imageLayoutVersion\" is missing or not a string");
+  if (j["imageLayoutVersion"].get<std::string>() != "1.0.0")
+    throw Error(ErrorKind::FailedPrecondition, "open store " + quote(root.string()) + ": unsupported imageLayoutVersion " +
+                                                   quote(j["imageLayoutVersion"].get<std::string>()));
+}
+
+// Turns a missing or empty `root` into a layout. Under the exclusive store lock, so concurrent
+// first openers create it once and the others find it complete: oci-layout is written last,
+// and its presence is what marks the layout as finished.
+void create_layout(const fs::path& root) {
+  auto refuse = [&] {
+    throw Error(ErrorKind::FailedPrecondition,
+                "open store " + quote(root.string()) +
+                    ": directory is not empty and is not an OCI image layout (no oci-layout file)");
+  };
+  // Refused before anything (the lock file) is written into somebody else's directory.
+  struct stat st {};
+  if (::stat(root.c_str(), &st) == 0 && !dir_is_empty(root)) refuse();
+  make_dirs(root);
+  UniqueFd lock = open_file(root / ".cbuild.lock", O_RDWR | O_CREAT, 0644);
+  while (::flock(lock.get(), LOCK_EX) != 0)
+    if (errno != EINTR) throw_errno("lock store", (root / ".cbuild.lock").string());
+  if (auto layout = read_file_if_exists(root / "oci-layout", 4096)) return check_layout_file(root, *layout);
+  if (!dir_is_empty(root)) refuse();
+  make_dirs(root / "blobs" / "sha256");
+  make_dirs(root / "tmp");
+  make_dirs(root / "leases");
+  if (!fs::exists(root / "index.json")) create_exclusive(root / "index.json", empty_index());
+  create_exclusive(root / "oci-layout", kLayoutFile);
+}
+
+// What processes that died while using the store left: their scratch dirs and mount points in
+// tmp/ first (a dead build's overlay over a snapshot scratch upper is detached before that
+// upper goes), then the snapshot scratch dirs, then their leases. A few small directories are
+// listed; /proc is read only for the entries they hold.
+void reclaim_dead(const fs::path& root) {
+  reclaim_dead_entries(root / "tmp");
+  reclaim_dead_entries(root / "snapshots" / ".tmp");
+  reclaim_dead_entries(root / "leases");
+}
+
+}  // namespace
+
 std::unique_ptr<LayoutStore> LayoutStore::open(const fs::path& root) {
   if (root.empty()) throw Error(ErrorKind::InvalidArgument, "open store: root path is empty");
   struct stat st {};
@@ -89,28 +159,14 @@ std::unique_ptr<LayoutStore> LayoutStore::open(const fs::path& root) {
   } else if (errno != ENOENT) {
     throw_errno("open store", root.string());
   }
-  bool exists = ::stat(root.c_str(), &st) == 0;
-  auto layout = read_file_if_exists(root / "oci-layout", 4096);
-  if (!layout && exists && !dir_is_empty(root))
-    throw Error(ErrorKind::FailedPrecondition,
-                "open store " + quote(root.string()) +
-                    ": directory is not empty and is not an OCI image layout (no oci-layout file)");
-  if (layout) {
-    json j = json::parse(*layout, nullptr, false);
-    if (!j.is_object() || !j.contains("imageLayoutVersion") || !j["imageLayoutVersion"].is_string())
-      throw Error(ErrorKind::FailedPrecondition,
-                  "open store " + quote(root.string()) + ": oci-layout: field \"imageLayoutVersion\" is missing or not a string");
-    if (j["imageLayoutVersion"].get<std::string>() != "1.0.0")
-      throw Error(ErrorKind::FailedPrecondition, "open store " + quote(root.string()) +
-                                                     ": unsupported imageLayoutVersion " +
-                                                     quote(j["imageLayoutVersion"].get<std::string>()));
-  }
+  if (auto layout = read_file_if_exists(root / "oci-layout", 4096)) check_layout_file(root, *layout);
+  else create_layout(root);
   std::unique_ptr<LayoutStore> s(new LayoutStore(root));
   make_dirs(root / "blobs" / "sha256");
   make_dirs(root / "tmp");
   make_dirs(root / "leases");
   if (!fs::exists(root / "index.json")) create_exclusive(root / "index.json", empty_index());
-  if (!layout) create_exclusive(root / "oci-layout", kLayoutFile);
+  reclaim_dead(root);
   return s;
 }
 

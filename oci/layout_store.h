@@ -5,7 +5,12 @@
 //                             the FULL normalized reference ("docker.io/library/busybox:1.35")
 //   $ROOT/blobs/sha256/<hex>  content, verified on every read
 //   $ROOT/tmp/ingest-*        blobs being written (flock'd while live)
+//   $ROOT/tmp/proc-*          a running build's mount points and temp dirs (ProcessScratch)
 //   $ROOT/leases/<id>         digests a running build/pull/mount uses (flock'd while live)
+// Entries of tmp/, leases/ and snapshots/.tmp/ are named after their owner, pid and process
+// start time (oci/base/owner.h). Opening the store reclaims those of dead owners — detaches
+// their mounts, removes them without following symlinks — and never a live owner's, so what
+// a killed build left goes with the next command, and a concurrent build is left alone.
 //   $ROOT/.cbuild.lock        flock: LOCK_EX for index.json rewrites and gc, LOCK_SH for blob
 //                             publication and lease updates
 //
@@ -46,7 +51,8 @@ class LayoutStore;
 
 // A lease: while it lives, gc keeps every blob it names (and what those reach). Held by a
 // builder, puller or mount for the duration of the operation; the file is removed when the
-// Lease is destroyed, and one left by a killed process is ignored and removed by gc.
+// Lease is destroyed, and one left by a killed process is ignored by gc and removed by the next
+// open() (or gc).
 class Lease {
  public:
   ~Lease();
@@ -86,6 +92,9 @@ class LayoutStore final : public Store {
  public:
   // Opens (creating oci-layout, index.json, blobs/sha256, tmp/ if root is missing or empty) the
   // layout at `root`. A non-empty directory that is not an OCI layout → FailedPrecondition.
+  // Creation runs under the exclusive store lock with oci-layout written last, so concurrent
+  // first openers all succeed; a layout a killed opener left half made is completed. Then
+  // reclaims what dead owners left (see the top of this file).
   static std::unique_ptr<LayoutStore> open(const std::filesystem::path& root);
   ~LayoutStore() override;
 

@@ -11,9 +11,11 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/base/owner.h"
 
 namespace cbuild::overlay {
 namespace fs = std::filesystem;
@@ -34,8 +36,6 @@ std::optional<oci::Digest> read_parent(const fs::path& dir) {
   while (!text->empty() && (text->back() == '\n' || text->back() == ' ')) text->pop_back();
   return oci::Digest::parse(*text, "snapshot parent in " + quote((dir / "parent").string()));
 }
-
-bool pid_alive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 }  // namespace
 
@@ -102,8 +102,9 @@ std::vector<UniqueFd> SnapshotStore::lock_stack(const oci::Digest& chain) const 
 }
 
 fs::path SnapshotStore::new_scratch(std::string_view kind) const {
-  fs::path p = root_ / ".tmp" /
-               (std::string(kind) + "-" + std::to_string(::getpid()) + "-" + std::to_string(g_counter++));
+  // The owner stamp (owner.h): the next store opener reclaims the scratch of a dead process, and
+  // never a live one's, even when the dead one's pid was reused.
+  fs::path p = root_ / ".tmp" / (std::string(kind) + "-" + OwnerStamp::self().str() + "-" + std::to_string(g_counter++));
   if (::mkdir(p.c_str(), 0700) != 0) throw_errno("mkdir", p.string());
   return p;
 }
@@ -297,13 +298,15 @@ std::size_t SnapshotStore::prune(const std::set<oci::Digest>& keep_in) {
     remove_tree(doomed);
     ++removed;
   }
-  // Scratch dirs whose creating process is gone (a crash mid-build).
+  // Scratch dirs whose creating process is gone (a crash mid-build), mounts in them detached.
+  reclaim_dead_entries(root_ / ".tmp");
+  // Older versions named them "<kind>-<pid>-<counter>": judged by the pid alone, as they were.
   for (const auto& d : fs::directory_iterator(root_ / ".tmp")) {
     std::string name = d.path().filename();
     auto a = name.find('-'), b = name.rfind('-');
-    if (a == std::string::npos || b == a) continue;
+    if (a == std::string::npos || b == a || stamp_in_name(name)) continue;
     pid_t pid = static_cast<pid_t>(std::atoi(name.substr(a + 1, b - a - 1).c_str()));
-    if (pid > 0 && pid != ::getpid() && !pid_alive(pid)) remove_tree(d.path());
+    if (pid > 0 && pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) remove_tree(d.path());
   }
   return removed;
 }

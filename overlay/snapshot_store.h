@@ -5,7 +5,9 @@
 //   $ROOT/snapshots/<chain hex>/parent   the parent's chain ID ("sha256:…"); absent for a base
 //   $ROOT/snapshots/<chain hex>/lock     flock: shared while mounted, exclusive to prune
 //   $ROOT/snapshots/.tmp/                staging and active upper/work dirs (same filesystem,
-//                                        so a commit is a rename)
+//                                        so a commit is a rename), named after their owner
+//                                        (oci/base/owner.h): opening the store reclaims a dead
+//                                        process's
 // Nothing here is a symlink, so the store survives `cp -a` to another place.
 //
 // Creation is atomic: a snapshot is built in .tmp/ and renamed into place; a concurrent

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "oci/base/error.h"
+#include "oci/base/owner.h"
 
 namespace cbuild {
 namespace fs = std::filesystem;
@@ -107,6 +108,12 @@ static std::string random_suffix() {
   return s;
 }
 
+// ".NAME.tmp-<pid>.<start>-XXXX": the owner stamp lets the next writer to the directory remove
+// the temp file of a killed one (remove_dead_atomic_temps) and never a live one's.
+static std::string temp_name_for(const fs::path& path) {
+  return "." + path.filename().string() + ".tmp-" + OwnerStamp::self().str() + "-" + random_suffix();
+}
+
 void write_new_file(const fs::path& path, std::string_view data, int mode) {
   UniqueFd fd = open_file(path, O_WRONLY | O_CREAT | O_EXCL, mode);
   try {
@@ -120,7 +127,7 @@ void write_new_file(const fs::path& path, std::string_view data, int mode) {
 void write_file_atomic(const fs::path& path, std::string_view data, int mode, Durability durability) {
   const bool sync = durability == Durability::Fsync;
   fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  fs::path tmp = dir / ("." + path.filename().string() + ".tmp-" + random_suffix());
+  fs::path tmp = dir / temp_name_for(path);
   {
     UniqueFd fd = open_file(tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
     try {
@@ -141,7 +148,7 @@ void write_file_atomic(const fs::path& path, std::string_view data, int mode, Du
 
 AtomicFile::AtomicFile(const fs::path& path, int mode) : path_(path) {
   fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  tmp_ = dir / ("." + path.filename().string() + ".tmp-" + random_suffix());
+  tmp_ = dir / temp_name_for(path);
   int fd;
   do fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   while (fd < 0 && errno == EINTR);
@@ -229,11 +236,7 @@ void remove_tree(const fs::path& path) {
 }
 
 TempDir::TempDir(const fs::path& parent, std::string_view prefix) {
-  fs::path base = parent;
-  if (base.empty()) {
-    const char* t = std::getenv("TMPDIR");
-    base = (t && *t) ? t : "/tmp";
-  }
+  fs::path base = parent.empty() ? default_temp_parent() : parent;
   for (int attempt = 0;; ++attempt) {
     fs::path p = base / (std::string(prefix) + random_suffix());
     if (::mkdir(p.c_str(), 0700) == 0) {

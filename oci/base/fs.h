@@ -28,10 +28,11 @@ void write_all(int fd, const void* data, std::size_t size, std::string_view what
 std::size_t read_full(int fd, void* data, std::size_t size, std::string_view what);
 
 // A file that appears at `path` only when complete: bytes go to a temp file in the same
-// directory (".NAME.tmp-XXXX", created O_EXCL), commit() fsyncs it and renames it over `path`
-// (then fsyncs the directory). Destroying an uncommitted AtomicFile removes the temp file, so
-// a failed writer leaves neither a torn `path` nor a stray temp file. Errors name `path`
-// (NotFound when its directory is missing, PermissionDenied…). Not thread-safe.
+// directory (".NAME.tmp-<pid>.<start>-XXXX", created O_EXCL), commit() fsyncs it and renames it
+// over `path` (then fsyncs the directory). Destroying an uncommitted AtomicFile removes the temp
+// file, so a failed writer leaves neither a torn `path` nor a stray temp file; the owner stamp
+// in the name lets remove_dead_atomic_temps (owner.h) clear a killed writer's. Errors name
+// `path` (NotFound when its directory is missing, PermissionDenied…). Not thread-safe.
 class AtomicFile {
  public:
   explicit AtomicFile(const std::filesystem::path& path, int mode = 0644);
@@ -72,8 +73,9 @@ void fsync_dir(const std::filesystem::path& dir);
 // mkdir -p; throws on failure (an existing directory is fine).
 void make_dirs(const std::filesystem::path& dir, int mode = 0755);
 
-// A directory created under `parent` (default $TMPDIR or /tmp) and removed with its contents
-// on destruction. The removal never crosses into mount points (it is refused with a log line).
+// A directory created under `parent` (default: the live ProcessScratch's directory in a store,
+// else $TMPDIR, else /tmp; see owner.h) and removed with its contents on destruction. The
+// removal never crosses into mount points (it is refused with a log line).
 class TempDir {
  public:
   explicit TempDir(const std::filesystem::path& parent = {}, std::string_view prefix = "cbuild-");

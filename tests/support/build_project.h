@@ -1,8 +1,9 @@
 // A build project for end-to-end tests through the real `cbuild` binary: a store holding the
 // busybox base (busybox_rootfs.h) under a name both cbuild and the docker peer can say FROM
 // with, a context folder, and helpers to build and to read back an image (config + the
-// flattened file tree). The binary runs with TMPDIR inside the project, so a test can tell
-// the mounts its own build left (has_mounts_under(dir)) from anybody else's.
+// flattened file tree). A build's mount points are in the store's tmp/ and anything else it
+// puts in a temp dir goes to a TMPDIR inside the project, so a test can tell the mounts its
+// own build left (has_mounts_under(dir)) from anybody else's.
 #pragma once
 
 #include <filesystem>

@@ -65,9 +65,10 @@ struct LeakCheckedProject {
   }
   bool has_tag(const std::string& name) const { return oci::LayoutStore::open(root)->resolve(name).has_value(); }
 
-  // What a stopped build must not leave: mounts into the store, processes whose command line
-  // names the project (cbuild, its sandbox PID 1) or `token` (the RUN command), ingest and
-  // scratch dirs and leases in the store, temp dirs in cbuild's TMPDIR. Empty when clean.
+  // What a stopped build must not leave: mounts into the store (its mount points are in the
+  // store's tmp/), processes whose command line names the project (cbuild, its sandbox PID 1)
+  // or `token` (the RUN command), ingest files, scratch dirs and leases in the store, temp dirs
+  // in cbuild's TMPDIR. Empty when clean.
   std::vector<std::string> leftovers(const std::string& token) const {
     std::vector<std::string> out;
     for (auto& m : mounts_mentioning(root.string())) out.push_back("mounted: " + m);
