@@ -20,7 +20,10 @@ std::optional<oci::Digest> ensure_snapshots(FsContext& ctx, const LayerStack& st
   for (std::size_t i = 0; i < chains.size(); ++i) {
     if (!ctx.snapshots.has(chains[i])) {
       const oci::Descriptor& d = stack.layers[i];
-      oci::TarReader reader(ctx.store.open(d.digest), "layer " + d.digest.str());
+      // Checked against its DiffID while it is applied: a snapshot is published under a chain
+      // ID only with the content that chain ID names, so an image whose config lies about a
+      // layer cannot plant files under another image's chain.
+      oci::TarReader reader(ctx.store.open(d.digest), "layer " + d.digest.str(), stack.diff_ids[i]);
       ctx.snapshots.ensure(chains[i], parent, reader);
     }
     parent = chains[i];
