@@ -42,6 +42,7 @@ struct DiffIdSink::Impl {
   std::optional<Digest> result;
   std::exception_ptr error;
   std::thread thread;
+  std::vector<std::byte> pending;  // the writer's, not yet queued
 
   // The decoder's input: the queued chunks, in order.
   class Channel final : public ByteSource {
@@ -75,6 +76,20 @@ struct DiffIdSink::Impl {
     std::vector<std::byte> cur_;
     std::size_t pos_ = 0;
   };
+
+  // Writer side: hands the gathered bytes to the decoder, waiting while it is behind.
+  void push_pending() {
+    if (pending.empty()) return;
+    std::unique_lock lk(mu);
+    if (closed) throw Error(ErrorKind::Internal, what + ": diff_id: write after finish");
+    cv.wait(lk, [&] { return done || queued < max_buffered; });
+    if (!done) {  // else the decoder stopped (its error is reported by diff_id())
+      queued += pending.size();
+      queue.push_back(std::move(pending));
+      cv.notify_all();
+    }
+    pending = {};
+  }
 
   void run() {
     std::optional<Digest> got;
@@ -113,20 +128,19 @@ DiffIdSink::~DiffIdSink() {
 
 void DiffIdSink::write(std::span<const std::byte> data) {
   Impl& s = *impl_;
+  // Writers (curl) hand over small pieces: they are gathered into whole chunks first, so the
+  // threads meet once per chunk, not once per piece.
   while (!data.empty()) {
-    std::size_t n = std::min(data.size(), kChunk);
-    std::unique_lock lk(s.mu);
-    if (s.closed) throw Error(ErrorKind::Internal, s.what + ": diff_id: write after finish");
-    s.cv.wait(lk, [&] { return s.done || s.queued < s.max_buffered; });
-    if (s.done) return;  // the decoder stopped (its error is reported by diff_id())
-    s.queue.emplace_back(data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
-    s.queued += n;
-    s.cv.notify_all();
+    if (s.pending.capacity() < kChunk) s.pending.reserve(kChunk);
+    std::size_t n = std::min(data.size(), kChunk - s.pending.size());
+    s.pending.insert(s.pending.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
     data = data.subspan(n);
+    if (s.pending.size() == kChunk) s.push_pending();
   }
 }
 
 void DiffIdSink::finish() {
+  impl_->push_pending();
   std::unique_lock lk(impl_->mu);
   impl_->closed = true;
   impl_->cv.notify_all();
