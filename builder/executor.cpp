@@ -129,7 +129,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                 .frame_cache = &frames,
                 .content_hashes = &hashes,
                 .layer_memo = &memo,
-                .lease = lease.get()};
+                .lease = lease.get(),
+                .diff_ids = &diff_ids};
 
   PlanOptions po;
   po.build_args = o.build_args;

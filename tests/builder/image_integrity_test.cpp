@@ -50,6 +50,16 @@ struct Poisoned {
   oci::Digest real_diff_id;
 };
 
+// A manifest naming `evil`'s layer (already in `store`) under the trusted config, tagged `name`.
+void tag_poisoned_image(oci::Store& store, const Trusted& t, const Poisoned& evil, const std::string& name) {
+  store.put_blob(t.config_bytes);
+  oci::Manifest m = t.manifest;
+  m.layers = {evil.layer};
+  std::string bytes = m.to_json();
+  oci::Descriptor d{.media_type = m.media_type, .digest = store.put_blob(bytes), .size = static_cast<std::int64_t>(bytes.size())};
+  store.set_tag(name, d);
+}
+
 // The attacker's image: the busybox tree plus /evil as its layer, under the trusted image's
 // config byte for byte (so it claims the trusted layer's diff_id), tagged `name` in `store`.
 Poisoned put_poisoned_image(oci::Store& store, const Trusted& t, const std::string& name) {
@@ -58,13 +68,9 @@ Poisoned put_poisoned_image(oci::Store& store, const Trusted& t, const std::stri
   std::ofstream(tree.path() / "rootfs" / "evil") << "attacker's file\n";
   oci::LayerResult layer = oci::write_layer(tree.path() / "rootfs", store);
   REQUIRE(layer.diff_id != t.diff_id);
-  store.put_blob(t.config_bytes);
-  oci::Manifest m = t.manifest;
-  m.layers = {layer.descriptor};
-  std::string bytes = m.to_json();
-  oci::Descriptor d{.media_type = m.media_type, .digest = store.put_blob(bytes), .size = static_cast<std::int64_t>(bytes.size())};
-  store.set_tag(name, d);
-  return Poisoned{.layer = layer.descriptor, .real_diff_id = layer.diff_id};
+  Poisoned evil{.layer = layer.descriptor, .real_diff_id = layer.diff_id};
+  tag_poisoned_image(store, t, evil, name);
+  return evil;
 }
 
 void check_names_the_mismatch(const std::string& err, const std::string& ref, const Poisoned& evil, const Trusted& t) {
@@ -165,8 +171,19 @@ TEST_CASE("integrity: loading an archive whose layer is not its config's diff_id
     auto store = oci::LayoutStore::open(p.root);
     CHECK_FALSE(store->resolve("docker.io/library/evil:1"));
   }
+  // The refused loads left the layer blob (garbage for gc) and what it decompresses to: an
+  // image put in the store directly naming it is refused from that record, before unpacking.
+  {
+    auto store = oci::LayoutStore::open(p.root);
+    REQUIRE(store->stat(evil.layer.digest));
+    REQUIRE(fs::exists(p.root / "cache" / "diff_ids" / evil.layer.digest.hex()));
+    tag_poisoned_image(*store, t, evil, "docker.io/library/evil:1");
+  }
   p.file("Dockerfile", "FROM evil:1\nRUN true\n");
-  CHECK(p.build({"-t", "evil-child:1"}).exit_code == 1);
+  auto build = p.build({"-t", "evil-child:1"});
+  CHECK(build.exit_code == 1);
+  CHECK_MESSAGE(build.err.find(evil.real_diff_id.str()) != std::string::npos, build.err);
+  CHECK_MESSAGE(build.err.find(t.diff_id.str()) != std::string::npos, build.err);
   CHECK_FALSE(has_snapshot(p, t.diff_id));
   check_trusted_base_is_clean(p);
 }
