@@ -13,6 +13,7 @@
 // the archive ends: next() returning nullopt means the layer matched its DiffID, and a mismatch
 // throws DataLoss naming `what` and both digests from that last next() (so a caller applying a
 // layer into a staging dir never publishes content that is not what the image config says).
+// Inflating and hashing then run a few chunks ahead on a thread of the reader's own.
 // Not thread-safe.
 #pragma once
 
