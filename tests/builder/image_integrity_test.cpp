@@ -221,14 +221,21 @@ TEST_CASE("integrity: an image put in the store directly is checked when unpacke
 TEST_CASE("lease: rmi and prune of the base while a build runs do not take the base's blobs") {
   REQUIRE_ROOT();
   test::BuildProject p(kBase);
-  p.file("Dockerfile", "FROM " + kBase + "\nRUN sleep 3 && echo built > /built\n");
+  // The RUN waits (at most a minute) for gate/go, which the test creates after rmi and prune:
+  // the context is bound live, so the order is certain on any machine.
+  p.file("gate/.keep", "");
+  p.file("Dockerfile", "FROM " + kBase +
+                           "\nRUN --mount=type=bind,source=gate,target=/gate i=0; "
+                           "until [ -e /gate/go ] || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done; "
+                           "test -e /gate/go && echo built > /built\n");
   auto build = test::BackgroundCommand::cbuild(
       {"--root", p.root.string(), "--progress=plain", "-t", "child:1", p.ctx.string()}, {"TMPDIR=" + p.tmp.string()});
-  REQUIRE_MESSAGE(build.wait_for_err({"RUN sleep 3"}, std::chrono::seconds(60)), build.err());
+  REQUIRE_MESSAGE(build.wait_for_err({"/gate/go"}, std::chrono::seconds(60)), build.err());
   auto rmi = test::run_cbuild({"--root", p.root.string(), "rmi", kBase});
   CHECK_MESSAGE(rmi.exit_code == 0, rmi.err);
   auto prune = test::run_cbuild({"--root", p.root.string(), "prune", "-a", "-f"});
   CHECK_MESSAGE(prune.exit_code == 0, prune.err);
+  p.file("gate/go", "");
   auto status = build.wait(std::chrono::seconds(120));
   REQUIRE(status);
   REQUIRE_MESSAGE(*status == 0, build.err());
