@@ -43,6 +43,7 @@ struct DiffIdSink::Impl {
   std::exception_ptr error;
   std::thread thread;
   std::vector<std::byte> pending;  // the writer's, not yet queued
+  std::vector<std::vector<std::byte>> spare;  // chunks the decoder is done with, for reuse
 
   // The decoder's input: the queued chunks, in order.
   class Channel final : public ByteSource {
@@ -59,6 +60,7 @@ struct DiffIdSink::Impl {
         s_.cv.wait(lk, [&] { return !s_.queue.empty() || s_.closed || s_.abandoned; });
         if (s_.abandoned) throw Error(ErrorKind::Cancelled, s_.what + ": abandoned");
         if (s_.queue.empty()) return {};
+        if (cur_.capacity() > 0 && s_.spare.size() < 2) s_.spare.push_back(std::move(cur_));
         cur_ = std::move(s_.queue.front());
         s_.queue.pop_front();
         s_.queued -= cur_.size();
@@ -89,6 +91,11 @@ struct DiffIdSink::Impl {
       cv.notify_all();
     }
     pending = {};
+    if (!spare.empty()) {
+      pending = std::move(spare.back());
+      spare.pop_back();
+      pending.clear();
+    }
   }
 
   void run() {
