@@ -12,7 +12,8 @@ namespace cbuild::builder {
 using nlohmann::json;
 
 
-std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform) {
+std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform,
+                                           oci::Lease* lease) {
   registry::Reference r = registry::Reference::parse(ref);
   std::optional<oci::Descriptor> top = store.resolve(r.str());
   if (!top && r.digest()) {
@@ -20,6 +21,12 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
     if (store.stat(*r.digest())) top = oci::Descriptor{.media_type = "", .digest = *r.digest(), .size = *store.stat(*r.digest())};
   }
   if (!top) return std::nullopt;
+  // Leased before it is read: gc keeps a leased blob and all it reaches. A top blob gone by
+  // now was removed (rmi) between the lookup and the lease: the image is not here.
+  if (lease && !lease->add(top->digest)) return std::nullopt;
+  auto hold = [&](const oci::Digest& d) {
+    if (lease) (void)lease->add(d);  // a missing blob is reported by whoever reads it
+  };
   std::string what = "image " + r.familiar();
   std::string bytes = store.read_blob(top->digest);
   std::string mt = top->media_type.empty() ? oci::sniff_media_type(bytes, what) : top->media_type;
@@ -35,10 +42,13 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
       }
     if (!pick) throw Error(ErrorKind::NotFound, what + ": no manifest for platform " + want.str());
     manifest_desc = *pick;
+    hold(pick->digest);
     bytes = store.read_blob(pick->digest);
     mt = pick->media_type;
   }
   oci::Manifest m = oci::Manifest::parse(bytes, what + " manifest", mt);
+  hold(m.config.digest);
+  for (const auto& l : m.layers) hold(l.digest);
   std::string config_bytes = store.read_blob(m.config.digest);
   ImageState st;
   st.config = json::parse(config_bytes, nullptr, false);
@@ -54,9 +64,9 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
 }
 
 ImageState load_image(oci::Store& store, const std::string& ref, const std::string& platform, const BuildOptions& options,
-                      Progress& progress) {
+                      Progress& progress, oci::Lease* lease, const oci::DiffIdRecords* diff_ids) {
   if (!options.pull)
-    if (auto st = load_local_image(store, ref, platform)) return *st;
+    if (auto st = load_local_image(store, ref, platform, lease)) return *st;
   registry::Reference r = registry::Reference::parse(ref);
   progress.note("pulling " + r.familiar());
   try {
@@ -64,12 +74,13 @@ ImageState load_image(oci::Store& store, const std::string& ref, const std::stri
     registry::PullOptions po;
     if (!platform.empty()) po.platform = oci::Platform::parse(platform);
     po.log = [&progress](const std::string& line) { progress.note(line); };
+    po.diff_ids = diff_ids;
     registry::Puller(*transport, store, po).pull(r);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::Cancelled) throw;
     throw Error(e.kind(), "image " + quote(r.familiar()) + " is not in the local store, and pulling it failed: " + e.what());
   }
-  if (auto st = load_local_image(store, ref, platform)) return *st;
+  if (auto st = load_local_image(store, ref, platform, lease)) return *st;
   throw Error(ErrorKind::NotFound, "image " + quote(r.familiar()) + " not found after pulling it");
 }
 

@@ -2,6 +2,11 @@
 // reference (docker's rules: "busybox" is docker.io/library/busybox:latest), pulled through
 // the registry client when absent (or always with --pull). An index picks the manifest of the
 // requested platform (the host's by default).
+//
+// With a lease, every blob of the image (the index if any, the manifest, the config and the
+// layers) is named in it as soon as the reference resolves and before it is read, so a
+// concurrent `rmi` or `prune` cannot take a base the build is using: the lease keeps them
+// until the build has written the image that references them.
 #pragma once
 
 #include <optional>
@@ -10,6 +15,8 @@
 #include "builder/build_options.h"
 #include "builder/progress.h"
 #include "builder/stage_runner.h"
+#include "oci/diff_id.h"
+#include "oci/layout_store.h"
 #include "oci/store.h"
 
 namespace cbuild::builder {
@@ -17,11 +24,14 @@ namespace cbuild::builder {
 // The image `ref` names in `store`, or nullopt when no tag names it. The state's cache key is
 // "image:<manifest digest>". Throws cbuild::Error for a malformed reference, a corrupt or
 // inconsistent manifest/config, or an index without the platform.
-std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform);
+std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform,
+                                           oci::Lease* lease = nullptr);
 
 // load_local_image, pulling first when the image is absent or `options.pull` is set.
-// Throws NotFound naming the reference when it exists nowhere.
+// Throws NotFound naming the reference when it exists nowhere. `diff_ids`: the store's
+// remembered layer DiffIDs, used by the pull (registry::PullOptions::diff_ids).
 ImageState load_image(oci::Store& store, const std::string& ref, const std::string& platform,
-                      const BuildOptions& options, Progress& progress);
+                      const BuildOptions& options, Progress& progress, oci::Lease* lease = nullptr,
+                      const oci::DiffIdRecords* diff_ids = nullptr);
 
 }  // namespace cbuild::builder

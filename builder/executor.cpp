@@ -117,6 +117,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   std::shared_ptr<oci::Lease> lease = store->acquire_lease("build");
   store->set_default_lease(lease);
   overlay::SnapshotStore snapshots(o.root);
+  oci::DiffIdRecords diff_ids(o.root);
   BuildCache cache(o.root);
   oci::Codec codec = o.compression == Compression::Zstd ? oci::Codec::Zstd : oci::Codec::Gzip;
   int level = oci::resolve_level(codec, o.compression_level);
@@ -138,7 +139,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                 .frame_cache = &frames,
                 .content_hashes = &hashes,
                 .layer_memo = &memo,
-                .lease = lease.get()};
+                .lease = lease.get(),
+                .diff_ids = &diff_ids};
 
   PlanOptions po;
   po.build_args = o.build_args;
@@ -190,7 +192,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
       std::lock_guard lock(images_mu);
       if (auto it = images.find(key); it != images.end()) return it->second;
     }
-    ImageState st = load_image(*store, ref, platform, o, progress);
+    ImageState st = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids);
     std::lock_guard lock(images_mu);
     return images.emplace(key, std::move(st)).first->second;
   };

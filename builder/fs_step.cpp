@@ -20,8 +20,21 @@ std::optional<oci::Digest> ensure_snapshots(FsContext& ctx, const LayerStack& st
   for (std::size_t i = 0; i < chains.size(); ++i) {
     if (!ctx.snapshots.has(chains[i])) {
       const oci::Descriptor& d = stack.layers[i];
-      oci::TarReader reader(ctx.store.open(d.digest), "layer " + d.digest.str());
-      ctx.snapshots.ensure(chains[i], parent, reader);
+      const std::string what = "layer " + d.digest.str();
+      // A snapshot is published under a chain ID only with the content that chain ID names,
+      // so an image whose config lies about a layer cannot plant files under another image's
+      // chain. The layer is checked while it is applied, unless a pull or load recorded what
+      // this blob (its bytes verified as they are read) decompresses to.
+      std::optional<oci::Digest> check = stack.diff_ids[i];
+      if (auto known = ctx.diff_ids ? ctx.diff_ids->find(d.digest) : std::nullopt) {
+        if (*known != stack.diff_ids[i])
+          throw Error(ErrorKind::DataLoss, what + ": its uncompressed content has diff_id " + known->str() +
+                                               ", but the image config says " + stack.diff_ids[i].str());
+        check.reset();
+      }
+      oci::TarReader reader(ctx.store.open(d.digest), what, check);
+      bool created = ctx.snapshots.ensure(chains[i], parent, reader);
+      if (created && check && ctx.diff_ids) ctx.diff_ids->record(d.digest, *check);
     }
     parent = chains[i];
   }

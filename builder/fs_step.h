@@ -22,6 +22,7 @@
 #include "oci/descriptor.h"
 #include "oci/layer_writer.h"
 #include "oci/layout_store.h"
+#include "oci/diff_id.h"
 #include "oci/store.h"
 #include "overlay/active_mount.h"
 #include "overlay/snapshot_store.h"
@@ -42,10 +43,13 @@ struct FsContext {
   ContentHashes* content_hashes = nullptr;  // build-context files' hashes by stat data
   LayerMemo* layer_memo = nullptr;          // streamed layers the store already has
   oci::Lease* lease = nullptr;              // the build's: a layer found in the memo joins it
+  const oci::DiffIdRecords* diff_ids = nullptr;  // layers known to decompress to a DiffID
 };
 
 // Makes sure every layer of `stack` has its snapshot; returns the top chain ID (nullopt for
-// an empty stack). Layers are read from the store, verified, and applied in overlay form.
+// an empty stack). Layers are read from the store, verified, and applied in overlay form;
+// each must decompress to its diff_id (DataLoss otherwise, and no snapshot): checked while
+// it is applied, or from ctx.diff_ids' record when a pull or load already checked the blob.
 std::optional<oci::Digest> ensure_snapshots(FsContext& ctx, const LayerStack& stack);
 
 struct FsStepResult {

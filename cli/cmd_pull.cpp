@@ -27,12 +27,14 @@ int run_pull(const PullCmdOptions& o, const cbuild::cli::GlobalOptions& g) {
   auto lease = store->acquire_lease("pull");
   store->set_default_lease(lease);
   registry::BlobOrigins origins(store->root());
+  oci::DiffIdRecords diff_ids(store->root());
   auto transport = registry::connect(ref, g.tls_verify);
   registry::PullOptions po;
   if (!o.platform.empty()) po.platform = oci::Platform::parse(o.platform);
   po.all_platforms = o.all_platforms;
   po.jobs = o.jobs;
   po.origins = &origins;
+  po.diff_ids = &diff_ids;
   if (!o.quiet) po.log = [](const std::string& line) { std::cerr << line << "\n"; };
   if (!o.quiet) std::cerr << "pulling " << ref.str() << "\n";
   auto res = registry::Puller(*transport, *store, po).pull(ref);

@@ -58,7 +58,8 @@ std::optional<oci::Descriptor> find_entry(const oci::LayoutStore& store, std::st
 
 std::unique_ptr<oci::TarReader> LayoutImage::open_layer(std::size_t i) const {
   const oci::Descriptor& d = layers.at(i);
-  return std::make_unique<oci::TarReader>(store->open(d.digest), "layer " + d.digest.str());
+  return std::make_unique<oci::TarReader>(store->open(d.digest), "layer " + d.digest.str() + " of " + quote(name),
+                                          diff_ids.at(i));
 }
 
 LayoutImage open_layout_image(const fs::path& layout, std::string_view ref) {

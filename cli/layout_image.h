@@ -34,7 +34,8 @@ struct LayoutImage {
   std::vector<oci::Digest> diff_ids;
   overlay::ImageRuntimeInfo runtime;
 
-  // A reader over layer i, verified against its descriptor (DataLoss at the end on mismatch).
+  // A reader over layer i, verified against its descriptor and its uncompressed content
+  // against diff_ids[i] (DataLoss at the end on either mismatch).
   std::unique_ptr<oci::TarReader> open_layer(std::size_t i) const;
 };
 

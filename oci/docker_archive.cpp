@@ -11,6 +11,7 @@
 
 #include "oci/base/error.h"
 #include "oci/compression.h"
+#include "oci/diff_id.h"
 #include "oci/image_config.h"
 #include "oci/internal/export_writer.h"
 #include "oci/manifest.h"
@@ -178,6 +179,38 @@ struct Stored {
   Codec codec = Codec::None;
 };
 
+// What each layer of the archive decompresses to: computed while it was ingested (a plain tar
+// is its own DiffID), else remembered, else read back from the store.
+class LayerDiffIds {
+ public:
+  explicit LayerDiffIds(const LayoutStore& store) : store_(store), records_(store.root()) {}
+  void add(const Digest& blob, const Digest& diff_id) { known_[blob] = diff_id; }
+  Digest of(const Descriptor& layer, const std::string& what) {
+    if (auto it = known_.find(layer.digest); it != known_.end()) return it->second;
+    std::optional<Digest> d = records_.find(layer.digest);
+    if (!d) {
+      d = diff_id_of_blob(store_, layer, what + ": layer " + layer.digest.str());
+      records_.record(layer.digest, *d);
+    }
+    known_[layer.digest] = *d;
+    return *d;
+  }
+  const DiffIdRecords& records() const { return records_; }
+
+ private:
+  const LayoutStore& store_;
+  DiffIdRecords records_;
+  std::map<Digest, Digest> known_;
+};
+
+// The layers must decompress to the config's diff_ids: an image that lies about them could
+// claim another image's snapshots (keyed by chain IDs) in this store.
+void check_layers(const Manifest& m, const ImageConfig& config, LayerDiffIds& ids, const std::string& what) {
+  std::vector<Digest> got;
+  for (const auto& l : m.layers) got.push_back(ids.of(l, what));
+  check_diff_ids(m.layers, got, config.rootfs.diff_ids, m.config.digest, what);
+}
+
 std::string clean_name(std::string n) {
   while (n.starts_with("./")) n = n.substr(2);
   while (n.starts_with("/")) n = n.substr(1);
@@ -193,8 +226,9 @@ Descriptor need_blob(const LayoutStore& store, const Descriptor& d, const std::s
   return d;
 }
 
-// Checks that everything a manifest or index needs is present (and its documents parse).
-void check_complete(const LayoutStore& store, const Descriptor& target, const std::string& what) {
+// Checks that everything a manifest or index needs is present (and its documents parse, and its
+// layers match their diff_ids).
+void check_complete(const LayoutStore& store, const Descriptor& target, LayerDiffIds& ids, const std::string& what) {
   need_blob(store, target, what);
   std::vector<Descriptor> manifests;
   if (media_types::is_index(target.media_type)) {
@@ -210,8 +244,9 @@ void check_complete(const LayoutStore& store, const Descriptor& target, const st
     verify_blob_bytes(md, bytes, what + " manifest");
     Manifest m = Manifest::parse(bytes, what + " manifest " + md.digest.str(), md.media_type);
     need_blob(store, m.config, what + " manifest " + md.digest.str());
-    ImageConfig::parse(store.read_blob(m.config.digest), what + " config " + m.config.digest.str());
+    ImageConfig config = ImageConfig::parse(store.read_blob(m.config.digest), what + " config " + m.config.digest.str());
     for (auto& l : m.layers) need_blob(store, l, what + " manifest " + md.digest.str());
+    if (media_types::is_config(m.config.media_type)) check_layers(m, config, ids, what + " manifest " + md.digest.str());
   }
 }
 
@@ -225,6 +260,7 @@ std::vector<LoadedImage> load_archive(LayoutStore& store, int fd, const std::str
   if (archive_read_open_fd(a.get(), fd, 1 << 20) != ARCHIVE_OK) archive_fail(a.get(), "load " + what);
   std::map<std::string, std::string> meta;  // manifest.json, index.json, oci-layout, repositories
   std::map<std::string, Stored> files;
+  LayerDiffIds diff_ids(store);
   std::vector<std::byte> buf(1 << 20);
   archive_entry* e = nullptr;
   int rc;
@@ -253,15 +289,19 @@ std::vector<LoadedImage> load_archive(LayoutStore& store, int fd, const std::str
     auto ing = store.begin_ingest();
     Stored st;
     bool head = true;
+    // A compressed blob may be a layer: its DiffID is computed as it streams in (one pass).
+    std::optional<DiffIdSink> hasher;
     for (;;) {
       auto n = archive_read_data(a.get(), buf.data(), buf.size());
       if (n < 0) archive_fail(a.get(), "load " + what + ": read " + name);
       if (n == 0) break;
       if (head) {
         st.codec = detect_codec(std::span<const std::byte>(buf.data(), static_cast<std::size_t>(n)));
+        if (st.codec != Codec::None) hasher.emplace("load " + what + ": " + name);
         head = false;
       }
       ing->write(buf.data(), static_cast<std::size_t>(n));
+      if (hasher) hasher->write(buf.data(), static_cast<std::size_t>(n));
     }
     ing->finish();
     try {
@@ -270,6 +310,17 @@ std::vector<LoadedImage> load_archive(LayoutStore& store, int fd, const std::str
       throw err.with_context("load " + what + ": " + name);
     }
     st.size = ing->bytes_written();
+    if (!hasher) {
+      diff_ids.add(st.digest, st.digest);
+    } else {
+      try {
+        Digest d = hasher->diff_id();
+        diff_ids.add(st.digest, d);
+        diff_ids.records().record(st.digest, d);
+      } catch (const Error&) {
+        // Not a layer that decodes: if a manifest names it as one, reading it back fails there.
+      }
+    }
     files[name] = st;
   }
   if (rc != ARCHIVE_EOF) archive_fail(a.get(), "load " + what);
@@ -297,7 +348,10 @@ std::vector<LoadedImage> load_archive(LayoutStore& store, int fd, const std::str
   if (meta.count("index.json")) {
     Index idx = Index::parse(meta["index.json"], "load " + what + ": index.json");
     for (auto& d : idx.manifests) {
-      check_complete(store, d, "load " + what);
+      std::string image = "load " + what;
+      if (auto it = d.annotations.find(kContainerdName); it != d.annotations.end()) image += ": image " + quote(it->second);
+      else if (auto r = d.annotations.find(kRefNameAnnotation); r != d.annotations.end()) image += ": image " + quote(r->second);
+      check_complete(store, d, diff_ids, image);
       LoadedImage img;
       img.target = d;
       img.target.annotations.clear();
@@ -338,6 +392,10 @@ std::vector<LoadedImage> load_archive(LayoutStore& store, int fd, const std::str
     if (man.layers.size() != config.rootfs.diff_ids.size())
       throw Error(ErrorKind::InvalidArgument, w + ": " + std::to_string(man.layers.size()) + " layers but the config lists " +
                                                   std::to_string(config.rootfs.diff_ids.size()) + " diff_ids");
+    std::string image_name = w;
+    if (m.contains("RepoTags") && m["RepoTags"].is_array() && !m["RepoTags"].empty() && m["RepoTags"][0].is_string())
+      image_name += " (" + quote(m["RepoTags"][0].get<std::string>()) + ")";
+    check_layers(man, config, diff_ids, image_name);
     std::string bytes = man.to_json();
     LoadedImage img;
     img.target = Descriptor{.media_type = man.media_type, .digest = store.put_blob(bytes), .size = static_cast<std::int64_t>(bytes.size())};

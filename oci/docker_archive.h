@@ -12,6 +12,9 @@
 // index.json (old docker format) gets a manifest written for it. The names returned are as the
 // archive spells them (io.containerd.image.name, else ref.name, else manifest.json's RepoTags);
 // the caller normalizes them (registry::Reference) and tags — so nothing is tagged on failure.
+// Every image's layers must decompress to its config's diff_ids (computed while each blob streams
+// in, so nothing is read twice); a mismatch is DataLoss naming the image, the layer and both
+// DiffIDs, and nothing is returned to tag (the blobs stay, unreferenced, for gc).
 // Errors: InvalidArgument (not an archive, malformed metadata), DataLoss (a blob does not match),
 // NotFound (a manifest names a blob the archive lacks). A failed load tags nothing.
 #pragma once

@@ -9,6 +9,11 @@
 // negative size throws InvalidArgument. ".." components are NOT resolved here (the applier
 // does that inside its root). Corrupt or truncated input throws DataLoss naming `what`.
 // Unread data of an entry is skipped by next(). Memory stays bounded (no whole-blob buffers).
+// With `diff_id`, the uncompressed stream is hashed as it is read and compared with it when
+// the archive ends: next() returning nullopt means the layer matched its DiffID, and a mismatch
+// throws DataLoss naming `what` and both digests from that last next() (so a caller applying a
+// layer into a staging dir never publishes content that is not what the image config says).
+// Inflating and hashing then run a few chunks ahead on a thread of the reader's own.
 // Not thread-safe.
 #pragma once
 
@@ -16,6 +21,7 @@
 #include <optional>
 #include <string>
 
+#include "oci/digest.h"
 #include "oci/stream.h"
 #include "oci/tar_entry.h"
 
@@ -25,7 +31,8 @@ class TarReader {
  public:
   // `source` yields the (possibly compressed) layer blob. `what` names it in errors
   // (e.g. "layer sha256:ab…"). Wrap the source in a VerifyingSource to check its digest.
-  explicit TarReader(std::unique_ptr<ByteSource> source, std::string what = "layer");
+  explicit TarReader(std::unique_ptr<ByteSource> source, std::string what = "layer",
+                     std::optional<Digest> diff_id = std::nullopt);
   ~TarReader();
   TarReader(const TarReader&) = delete;
   TarReader& operator=(const TarReader&) = delete;

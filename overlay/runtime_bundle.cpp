@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <nlohmann/json.hpp>
 
 #include "oci/base/error.h"
@@ -87,24 +89,35 @@ void write_bundle(const std::filesystem::path& dir, const ImageRuntimeInfo& info
                   const std::function<std::unique_ptr<oci::TarReader>()>& next_layer,
                   const std::vector<std::string>& args) {
   std::error_code ec;
-  if (std::filesystem::exists(dir, ec) && !std::filesystem::is_empty(dir, ec))
+  const bool existed = std::filesystem::exists(dir, ec);
+  if (existed && !std::filesystem::is_empty(dir, ec))
     throw Error(ErrorKind::AlreadyExists, "unpack: " + quote(dir.string()) + " exists and is not empty");
   std::filesystem::path rootfs = dir / "rootfs";
   make_dirs(rootfs);
   ::chmod(rootfs.c_str(), 0755);
-  ApplyOptions opt;
-  opt.mode = ApplyMode::Flatten;
-  int n = 0;
-  while (auto reader = next_layer()) {
-    try {
-      apply_layer(*reader, rootfs, opt);
-    } catch (Error& e) {
-      throw e.with_context("unpack: layer " + std::to_string(n));
+  try {
+    ApplyOptions opt;
+    opt.mode = ApplyMode::Flatten;
+    int n = 0;
+    while (auto reader = next_layer()) {
+      try {
+        apply_layer(*reader, rootfs, opt);
+      } catch (Error& e) {
+        throw e.with_context("unpack: layer " + std::to_string(n));
+      }
+      ++n;
     }
-    ++n;
+    ExecUser user = resolve_user_in_rootfs(info.user, rootfs);
+    write_file_atomic(dir / "config.json", runtime_config_json(info, user, args));
+  } catch (...) {
+    // A refused or broken layer leaves no half-made bundle behind (DIR was empty or absent).
+    try {
+      remove_tree(existed ? rootfs : dir);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cbuild: warning: removing %s: %s\n", dir.c_str(), e.what());
+    }
+    throw;
   }
-  ExecUser user = resolve_user_in_rootfs(info.user, rootfs);
-  write_file_atomic(dir / "config.json", runtime_config_json(info, user, args));
 }
 
 }  // namespace cbuild::overlay

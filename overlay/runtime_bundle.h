@@ -40,6 +40,7 @@ std::string runtime_config_json(const ImageRuntimeInfo& info, const ExecUser& us
 
 // Writes DIR/rootfs (the layers in order, flattened) and DIR/config.json. DIR must not exist
 // or be empty. `layers` yields one TarReader per layer, bottom first, and nullptr at the end.
+// On failure what it wrote is removed again (DIR too when it did not exist).
 void write_bundle(const std::filesystem::path& dir, const ImageRuntimeInfo& info,
                   const std::function<std::unique_ptr<oci::TarReader>()>& next_layer,
                   const std::vector<std::string>& args = {});

@@ -160,7 +160,7 @@ bool SnapshotStore::ensure(const oci::Digest& chain, const std::optional<oci::Di
     try {
       apply_layer(reader, dir, options);
     } catch (Error& e) {
-      throw e.with_context("unpacking layer " + chain.str());
+      throw e.with_context("unpacking snapshot " + chain.str());
     }
   });
 }

@@ -79,7 +79,10 @@ class SnapshotStore {
 
   // Makes sure snapshot `chain` exists: when absent, applies `reader`'s entries (overlay mode)
   // on top of nothing in a staging dir and renames it in. `parent` must exist already.
-  // Returns true when it created the snapshot.
+  // Returns true when it created the snapshot. Nothing is renamed in unless `reader` reached
+  // its end without throwing, so a reader given the layer's DiffID (TarReader) guarantees that
+  // the snapshot under `chain` holds what `chain` names: callers pass it, and an existing
+  // snapshot is trusted without a check.
   bool ensure(const oci::Digest& chain, const std::optional<oci::Digest>& parent, oci::TarReader& reader,
               ApplyOptions options = {});
   // Same with a custom filler (e.g. COPY writing straight into the new snapshot).

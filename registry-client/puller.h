@@ -9,6 +9,14 @@
 // stored byte for byte after their blobs. Finally the store is tagged with ref.str() (the full
 // normalized reference) → the selected manifest (or the index with all_platforms).
 //
+// Every layer of an image manifest is checked against its config's rootfs.diff_ids (and their
+// count) before the manifest is stored: a fetched layer is decompressed and hashed while it
+// streams in (oci::DiffIdSink: no second read), a layer already in the store through its
+// DiffIdRecords entry, else read back once. A mismatch is DataLoss naming the reference, the
+// layer and both DiffIDs; no manifest is stored and nothing is tagged (blobs fetched so far
+// stay, unreferenced, for gc). Foreign layers that are not pulled are not checked here (the
+// snapshot that unpacks them checks them).
+//
 // Errors: RegistryError / cbuild::Error naming the reference; nothing partial is left in the
 // store (an uncommitted Ingest removes its temp file). Not thread-safe itself (one pull at a
 // time per Puller); it uses the Transport from several threads.
@@ -20,6 +28,8 @@
 #include <string>
 
 #include "oci/descriptor.h"
+#include "oci/diff_id.h"
+#include "oci/manifest.h"
 #include "oci/store.h"
 #include "registry-client/blob_origins.h"
 #include "registry-client/manifest_fetch.h"
@@ -34,6 +44,7 @@ struct PullOptions {
   int jobs = 4;                         // blobs fetched at once
   int max_resumes = 5;                  // Range resumes per blob
   const BlobOrigins* origins = nullptr;  // where to record which repository blobs came from
+  const oci::DiffIdRecords* diff_ids = nullptr;  // remembered layer DiffIDs (else read back)
   bool tag = true;                      // set the tag ref.str() when done
   std::function<void(const std::string&)> log;  // one progress line per event, may be empty
 };
@@ -57,6 +68,9 @@ class Puller {
  private:
   void pull_manifest_blobs(const Reference& ref, const oci::Descriptor& desc, const std::string& bytes,
                            PullResult& res);
+  // fetch_blob; with `diff_id`, a fetched blob's DiffID is computed on the way in and set.
+  bool fetch(const Reference& ref, const oci::Descriptor& desc, std::optional<oci::Digest>* diff_id);
+  void check_layers(const Reference& ref, const oci::Manifest& m, std::vector<std::optional<oci::Digest>>& computed);
 
   Transport& t_;
   oci::Store& store_;
