@@ -8,6 +8,7 @@
 
 #include "builder/dockerfile/parser.h"
 #include "builder/dockerfile/shell_words.h"
+#include "builder/valid_utf8.h"
 
 namespace cbuild::builder {
 
@@ -626,7 +627,20 @@ std::string host_platform() {
 }
 
 Plan plan_dockerfile(std::string_view text, std::string_view file_name, const PlanOptions& options) {
-  return Planner(text, file_name, options).run();
+  // docker reads the Dockerfile (and the build-args) as UTF-8: an invalid byte is U+FFFD in
+  // everything it builds, the commands RUN runs included.
+  std::optional<PlanOptions> fixed;
+  for (const auto& [k, v] : options.build_args)
+    if (valid_utf8(k) != k || valid_utf8(v) != v) {
+      fixed = options;
+      fixed->build_args.clear();
+      for (const auto& [k2, v2] : options.build_args) fixed->build_args[valid_utf8(k2)] = valid_utf8(v2);
+      break;
+    }
+  const PlanOptions& o = fixed ? *fixed : options;
+  std::string valid = valid_utf8(text);
+  if (valid != text) return Planner(valid, file_name, o).run();
+  return Planner(text, file_name, o).run();
 }
 
 }  // namespace cbuild::builder
