@@ -67,9 +67,6 @@ class Matcher {
     spend(limits_, cells + toks.size());
     memo_.assign(cells, kUnknown);
   }
-  ~Matcher() = default;
-  Matcher(const Matcher&) = delete;
-  Matcher& operator=(const Matcher&) = delete;
 
   // End of the preferred match starting exactly at pos, or -1.
   long match_at(std::size_t pos) { return match(0, pos); }
@@ -137,12 +134,13 @@ std::u32string reverse_pattern(const std::u32string& p) {
   return out;
 }
 
-// Go's Regexp.Expand for a pattern without groups: $0 / ${0} is the match, $$ is $,
-// other well-formed names are empty, a malformed $ is literal.
 void check_result(const std::u32string& out, const Limits& limits) {
   if (out.size() > limits.max_result)
     throw LimitError("the result exceeds the limit of " + std::to_string(limits.max_result) + " characters");
 }
+
+// Go's Regexp.Expand for a pattern without groups: $0 / ${0} is the match, $$ is $,
+// other well-formed names are empty, a malformed $ is literal.
 
 void expand_template(std::u32string& out, const std::u32string& tmpl, std::u32string_view match,
                      const Limits& limits) {
