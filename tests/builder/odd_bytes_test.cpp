@@ -10,6 +10,7 @@
 
 #include "builder/dockerfile/dockerfile_error.h"
 #include "builder/dockerfile/parser.h"
+#include "builder/planner.h"
 #include "builder/valid_utf8.h"
 #include "tests/overlay/overlay_test_util.h"
 #include "tests/support/build_project.h"
@@ -46,6 +47,17 @@ TEST_CASE("valid_utf8: each invalid byte becomes U+FFFD, as Go's json.Marshal do
   json fixed = builder::with_valid_utf8(doc);
   CHECK_THROWS(doc.dump());
   CHECK(fixed.dump() == "{\"k\xEF\xBF\xBD\":[\"v\xEF\xBF\xBD\",1,\"ok\"],\"n\":null}");
+}
+
+TEST_CASE("planner: invalid UTF-8 in the Dockerfile and the build-args is read as U+FFFD") {
+  builder::PlanOptions o;
+  o.build_platform = "linux/amd64";
+  o.build_args = {{"B", "x\xfe"}};
+  builder::Plan plan = builder::plan_dockerfile("FROM scratch\nARG B\nRUN echo \xff\n", "Dockerfile", o);
+  const builder::Step& run = plan.stages.at(0).steps.at(1);
+  CHECK(run.expanded_text == "RUN echo \xEF\xBF\xBD");
+  REQUIRE(run.args.size() == 1);
+  CHECK(run.args.get()[0].second == "x\xEF\xBF\xBD");
 }
 
 TEST_CASE("parser: a NUL byte is an error naming the file and line") {
