@@ -18,7 +18,7 @@ case "$target" in dockerfile|layer_tar|context|all) ;; *)
   echo "fuzz/run.sh: unknown target $target (dockerfile, layer_tar, context or all)" >&2; exit 2;;
 esac
 cxx=(clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$root")
-front_end=("$root"/builder/dockerfile/*.cpp "$root"/builder/planner.cpp "$root"/builder/dockerignore.cpp
+front_end=("$root"/builder/dockerfile/*.cpp "$root"/builder/planner.cpp "$root"/builder/valid_utf8.cpp "$root"/builder/dockerignore.cpp
            "$root"/oci/base/error.cpp "$root"/oci/base/fs.cpp)
 
 build_dockerfile() {
