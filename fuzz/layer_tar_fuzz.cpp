@@ -1,9 +1,10 @@
 // libFuzzer target over what reads an untrusted layer blob: TarReader (gzip/zstd/plain
 // detection, libarchive, entry normalisation) and the Applier with its inside-the-root path
 // resolution (overlay/safe_path.h), in both apply modes, into a fresh directory per input.
-// Every input must end in a result or a cbuild::Error. After each input the directory beside
-// the root must still be empty and every applied path must resolve inside the root: a write
-// outside it is a bug even when nothing crashes. Built and run by fuzz/run.sh.
+// Every input must end in a result or a cbuild::Error. After each input the root's parent must
+// hold nothing but the root and an empty sibling directory, and every applied path must
+// resolve inside the root: a write outside it is a bug even when nothing crashes. Built and
+// run by fuzz/run.sh.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -103,8 +104,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (root_fd < 0) std::abort();
   cbuild::UniqueFd root(root_fd);
   for (const std::string& p : applied) check_contained(root.get(), p);
-  if (!fs::is_empty(d.beside)) {
-    std::fprintf(stderr, "the layer wrote beside its root\n");
+  bool outside = !fs::is_empty(d.beside);
+  for (const auto& e : fs::directory_iterator(d.base))
+    outside = outside || (e.path() != d.root && e.path() != d.beside);
+  if (outside) {
+    std::fprintf(stderr, "the layer wrote outside its root\n");
     std::abort();
   }
   return 0;
