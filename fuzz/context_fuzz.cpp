@@ -42,7 +42,7 @@ constexpr std::size_t kMaxOps = 64;
 
 const fs::path& base() {
   static const fs::path p = [] {
-    std::string tmpl = (fs::temp_directory_path() / "cbuild-ctx-fuzz.XXXXXX").string();
+    std::string tmpl = (fs::current_path() / "tree.XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) std::abort();
     return fs::path(tmpl);
   }();

@@ -38,7 +38,7 @@ struct Dirs {
 
 const Dirs& dirs() {
   static const Dirs d = [] {
-    std::string tmpl = (fs::temp_directory_path() / "cbuild-tar-fuzz.XXXXXX").string();
+    std::string tmpl = (fs::current_path() / "tree.XXXXXX").string();
     if (!::mkdtemp(tmpl.data())) std::abort();
     Dirs out{tmpl, fs::path(tmpl) / "root", fs::path(tmpl) / "beside"};
     fs::create_directories(out.beside);
