@@ -1,5 +1,6 @@
 #include "builder/image_writer.h"
 
+#include "builder/valid_utf8.h"
 #include "oci/compression.h"
 #include "oci/image_config.h"
 #include "oci/manifest.h"
@@ -27,7 +28,7 @@ std::string layer_type(const oci::Descriptor& d, ImageFormat format) {
 WrittenImage write_image(oci::Ingester& store, const ImageState& state, ImageFormat format) {
   WrittenImage w;
   // Parse-and-write validates every field and keeps keys ImageConfig does not model.
-  w.config_bytes = oci::ImageConfig::parse(state.config.dump(), "built image config").to_json();
+  w.config_bytes = oci::ImageConfig::parse(with_valid_utf8(state.config).dump(), "built image config").to_json();
   w.config = store.put_blob(w.config_bytes);
   oci::Manifest m;
   m.media_type = std::string(format == ImageFormat::Docker ? oci::media_types::kDockerManifest : oci::media_types::kOciManifest);

@@ -269,9 +269,9 @@ bool LayerTree::is_dir(const std::string& path) {
 // through symlinks) owned uid:gid when made here. What the on-disk code does with a name that
 // exists but is not a directory: mkdirat fails with EEXIST, and the owner change lands on the
 // entry itself (a dangling symlink gets its owner changed; below it, the walk creates its
-// target). `strict` (WORKDIR) refuses a non-directory instead, as mkdir_owned does.
-void LayerTree::ensure_dir(const std::string& path, std::uint32_t uid, std::uint32_t gid, bool strict) {
-  Walked w = walk(path, /*create=*/!strict, /*follow=*/false);
+// target).
+void LayerTree::ensure_dir(const std::string& path, std::uint32_t uid, std::uint32_t gid) {
+  Walked w = walk(path, /*create=*/true, /*follow=*/false);
   if (w.leaf.empty()) return;  // the root
   if (!w.f.exists) {
     new_dir(w.dir, w.leaf, uid, gid);
@@ -281,13 +281,6 @@ void LayerTree::ensure_dir(const std::string& path, std::uint32_t uid, std::uint
   const std::string shown = "/" + overlay::clean_path(path);
   if (S_ISLNK(w.f.type)) {
     if (is_dir(path)) return;
-    bool dangling = true;
-    try {
-      dangling = !walk(path, false, true).f.exists;
-    } catch (const Error&) {
-      dangling = false;  // a non-directory on the way of its target
-    }
-    if (strict && !dangling) throw Error(ErrorKind::FailedPrecondition, shown + " exists and is not a directory");
     // mkdirat meets EEXIST, and the owner change lands on the symlink itself.
     Node* n = w.f.node ? w.f.node : copy_up(w.dir, w.leaf, w.f.lst);
     make_upper(n, lower_);
@@ -295,18 +288,53 @@ void LayerTree::ensure_dir(const std::string& path, std::uint32_t uid, std::uint
     n->e.gid = gid;
     return;
   }
-  if (strict) throw Error(ErrorKind::FailedPrecondition, shown + " exists and is not a directory");
   // A file where a parent should be fails the first copy below it (opening it as a
   // directory): fail here, with the same errno, before copying it up for an owner change.
   throw_errno("open", shown, ENOTDIR);
 }
 
+// BuildKit's WORKDIR (fs.RootPath, then MkdirAll): symlinks on the way are followed inside the
+// root, dangling ones included, and what is missing is made where they lead ("/wd/sub" with
+// /wd -> /somewhere makes /somewhere/sub). A link never leads out: ".." stops at the root and
+// an absolute target restarts at it.
 void LayerTree::mkdir_owned(const std::string& path, std::uint32_t uid, std::uint32_t gid) {
-  std::deque<std::string> comps = components(overlay::clean_path(path));
-  std::string prefix;
-  for (const auto& c : comps) {
-    prefix = join(prefix, c);
-    ensure_dir(prefix, uid, gid, /*strict=*/true);
+  std::deque<std::string> q = components(overlay::clean_path(path));
+  Node* cur = root();
+  std::vector<Node*> up;
+  int hops = 0;
+  const std::string shown = "/" + overlay::clean_path(path);
+  while (!q.empty()) {
+    std::string c = std::move(q.front());
+    q.pop_front();
+    if (c == ".") continue;
+    if (c == "..") {
+      if (!up.empty()) {
+        cur = up.back();
+        up.pop_back();
+      }
+      continue;
+    }
+    Found f = lookup(cur, c);
+    if (!f.exists) {
+      Node* d = new_dir(cur, c, uid, gid);
+      up.push_back(cur);
+      cur = d;
+      continue;
+    }
+    if (S_ISLNK(f.type)) {
+      if (++hops > 40) throw_errno("mkdir", shown, ELOOP);
+      std::deque<std::string> t = components(f.link_target);
+      q.insert(q.begin(), t.begin(), t.end());
+      if (!f.link_target.empty() && f.link_target[0] == '/') {
+        cur = root();
+        up.clear();
+      }
+      continue;
+    }
+    if (!S_ISDIR(f.type))
+      throw Error(ErrorKind::FailedPrecondition, "/" + join(cur->path, c) + " exists and is not a directory");
+    up.push_back(cur);
+    cur = f.node ? f.node : copy_up(cur, c, f.lst);
   }
 }
 
@@ -317,7 +345,7 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
     return {st.st_uid, st.st_gid};
   };
   for (const auto& p : plan.parents)
-    ensure_dir(p, spec.uid.value_or(0), spec.gid.value_or(spec.uid.value_or(0)), /*strict=*/false);
+    ensure_dir(p, spec.uid.value_or(0), spec.gid.value_or(spec.uid.value_or(0)));
   struct DirMeta {
     std::string dest;
     struct timespec mtime;

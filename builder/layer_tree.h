@@ -68,8 +68,9 @@ class LayerTree {
   bool is_dir(const std::string& path);
   // apply_copy() of `plan` (copy_files.h), recorded instead of written.
   void copy(int src_root, const CopyPlan& plan, const CopySpec& spec);
-  // WORKDIR's mkdir -p: missing directories are created 0755 (less the umask), owned uid:gid;
-  // an existing non-directory on the way is FailedPrecondition.
+  // WORKDIR's mkdir -p, as BuildKit does it: symlinks on the way (dangling ones too) are
+  // followed inside the root and missing directories are created 0755 (less the umask), owned
+  // uid:gid, where they lead; an existing non-directory on the way is FailedPrecondition.
   void mkdir_owned(const std::string& path, std::uint32_t uid, std::uint32_t gid);
   // Keeps `fd` open for as long as the tree (a source root its files are read from).
   void keep_fd(UniqueFd fd);
@@ -104,7 +105,7 @@ class LayerTree {
   Node* add_node(Node* dir, const std::string& name, std::unique_ptr<Node> n);
   Node* new_dir(Node* dir, const std::string& name, std::uint32_t uid, std::uint32_t gid);
   void remove(Node* dir, const std::string& name);
-  void ensure_dir(const std::string& path, std::uint32_t uid, std::uint32_t gid, bool strict);
+  void ensure_dir(const std::string& path, std::uint32_t uid, std::uint32_t gid);
   template <class Out>
   void visit(Node& n, const std::string& name, Out& out);
   template <class Out>

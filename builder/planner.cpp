@@ -8,6 +8,7 @@
 
 #include "builder/dockerfile/parser.h"
 #include "builder/dockerfile/shell_words.h"
+#include "builder/valid_utf8.h"
 
 namespace cbuild::builder {
 
@@ -39,6 +40,12 @@ void set_var(EnvList& list, const std::string& k, const std::string& v) {
       return;
     }
   list.emplace_back(k, v);
+}
+
+std::size_t byte_size(const EnvList& list) {
+  std::size_t n = 0;
+  for (const auto& [k, v] : list) n += k.size() + v.size() + 1;
+  return n;
 }
 
 const std::string* get_var(const EnvList& list, std::string_view k) {
@@ -131,6 +138,7 @@ class Planner {
     }
     df::ShellWordsOptions swo;
     swo.escape = plan_.directives.escape;
+    swo.budget = &budget_;
     sw_ = df::ShellWords(swo);
   }
 
@@ -210,7 +218,16 @@ class Planner {
 
   df::EnvLookup global_lookup() const { return df::env_lookup(plan_.global_args); }
 
+  // Charges a copy (or a rendering) of a scope: see step().
+  void charge_scope(std::size_t bytes, const std::string& keyword) {
+    scope_bytes_ += bytes;
+    if (scope_bytes_ > kMaxScopeBytes)
+      throw Fail{keyword + ": Dockerfile too large to plan (the ENV/ARG scopes of its steps exceed " +
+                 std::to_string(kMaxScopeBytes >> 20) + " MiB in total)"};
+  }
+
   void global_arg(const df::ArgInstr& a) {
+    charge_scope(byte_size(plan_.global_args), "ARG");
     EnvList before = plan_.global_args;
     auto lookup = df::env_lookup(before);
     for (const auto& arg : a.args) {
@@ -233,12 +250,19 @@ class Planner {
     EnvList args;  // declared ARGs with a value
     // The snapshots steps share; reset whenever env or args change.
     std::shared_ptr<const EnvList> env_snapshot, args_snapshot;
+    std::size_t env_bytes = 0, args_bytes = 0;  // byte_size() of the snapshots
     EnvSnapshot env_now() {
-      if (!env_snapshot) env_snapshot = std::make_shared<const EnvList>(env);
+      if (!env_snapshot) {
+        env_snapshot = std::make_shared<const EnvList>(env);
+        env_bytes = byte_size(env);
+      }
       return EnvSnapshot(env_snapshot);
     }
     EnvSnapshot args_now() {
-      if (!args_snapshot) args_snapshot = std::make_shared<const EnvList>(args);
+      if (!args_snapshot) {
+        args_snapshot = std::make_shared<const EnvList>(args);
+        args_bytes = byte_size(args);
+      }
       return EnvSnapshot(args_snapshot);
     }
   };
@@ -262,6 +286,7 @@ class Planner {
         if (st.base_stage >= 0) {
           st.base = Stage::Base::Stage;
           st.stage_deps.push_back(st.base_stage);
+          charge_scope(byte_size(scopes_[st.base_stage].env), "FROM");
           scope.env = scopes_[st.base_stage].env;
           scope.env_snapshot.reset();
         } else if (image == "scratch") {
@@ -325,6 +350,8 @@ class Planner {
                  std::to_string(kMaxScopeEntries) + " entries in total)"};
     s.env = scope.env_now();
     s.args = scope.args_now();
+    // The same in bytes: a few huge values copied into many snapshots and cache keys.
+    charge_scope(scope.env_bytes + scope.args_bytes, t.keyword);
     // ENV beats ARG: look in env first. The snapshots stay as they were before this step.
     const EnvList& env_before = s.env.get();
     const EnvList& args_before = s.args.get();
@@ -422,6 +449,7 @@ class Planner {
                 o.escape = plan_.directives.escape;
                 o.skip_process_quotes = true;
                 o.raw_escapes = true;
+                o.budget = &budget_;
                 h.content = df::ShellWords(o).process_word(h.content, lookup);
               }
             }
@@ -540,6 +568,9 @@ class Planner {
 
   static constexpr std::size_t kMaxScopeEntries = 5'000'000;
   std::size_t scope_budget_ = 0;
+  static constexpr std::size_t kMaxScopeBytes = std::size_t{256} << 20;
+  std::size_t scope_bytes_ = 0;
+  df::ExpansionBudget budget_;  // all the word expansion of this Dockerfile
   const PlanOptions& opt_;
   std::vector<df::TypedInstruction> typed_;
   df::ShellWords sw_;
@@ -596,7 +627,20 @@ std::string host_platform() {
 }
 
 Plan plan_dockerfile(std::string_view text, std::string_view file_name, const PlanOptions& options) {
-  return Planner(text, file_name, options).run();
+  // docker reads the Dockerfile (and the build-args) as UTF-8: an invalid byte is U+FFFD in
+  // everything it builds, the commands RUN runs included.
+  std::optional<PlanOptions> fixed;
+  for (const auto& [k, v] : options.build_args)
+    if (valid_utf8(k) != k || valid_utf8(v) != v) {
+      fixed = options;
+      fixed->build_args.clear();
+      for (const auto& [k2, v2] : options.build_args) fixed->build_args[valid_utf8(k2)] = valid_utf8(v2);
+      break;
+    }
+  const PlanOptions& o = fixed ? *fixed : options;
+  std::string valid = valid_utf8(text);
+  if (valid != text) return Planner(valid, file_name, o).run();
+  return Planner(text, file_name, o).run();
 }
 
 }  // namespace cbuild::builder

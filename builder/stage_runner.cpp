@@ -10,6 +10,7 @@
 #include "builder/copy_step.h"
 #include "builder/run_command.h"
 #include "builder/run_mounts.h"
+#include "builder/valid_utf8.h"
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
@@ -101,6 +102,9 @@ struct Stepper {
 
   void remember(const oci::Digest& key, const std::optional<oci::LayerResult>& layer) {
     CacheRecord r;
+    // The config as docker writes it (invalid UTF-8 from the Dockerfile → U+FFFD), in memory
+    // too, so that the next steps see what a cache hit would give them.
+    st.config = with_valid_utf8(std::move(st.config));
     r.config_json = st.config.dump();
     if (layer) {
       r.layer = layer->descriptor;

@@ -399,6 +399,10 @@ ParsedDockerfile parse(std::string_view text, std::string_view file_name) {
     if (content > kMaxLineLength)
       throw DockerfileError(out.file, static_cast<int>(lines.size()) + 1,
                             "dockerfile line greater than max allowed size of " + std::to_string(kMaxLineLength));
+    // A NUL would silently end the text wherever it reaches a C string (an argv, a path).
+    if (text.substr(pos, content).find('\0') != std::string_view::npos)
+      throw DockerfileError(out.file, static_cast<int>(lines.size()) + 1,
+                            "the line contains a NUL byte (not allowed in a Dockerfile)");
     lines.push_back(text.substr(pos, end - pos));
     pos = end;
   }

@@ -4,8 +4,10 @@
 // parse() only reads the given text. It throws DockerfileError ("FILE:LINE: message") on a
 // parse error: no instruction, a bad or repeated directive, an unterminated heredoc, a JSON
 // array with a non-string element, ENV/LABEL without a value or without '=', a physical line
-// of 64 KiB or more (BuildKit's scanner limit, kept for compatibility), ONBUILD nested more
-// than 16 deep. Unknown instructions still parse (they are rejected when typed). Runs in
+// of 64 KiB or more (BuildKit's scanner limit, kept for compatibility), a NUL byte anywhere
+// (it would silently cut the instruction where it becomes a C string), ONBUILD nested more
+// than 16 deep. Other bytes are kept as they are, invalid UTF-8 included (the planner makes
+// those U+FFFD first, as docker does: builder/valid_utf8.h). Unknown instructions still parse (they are rejected when typed). Runs in
 // time linear in the input. Thread-safe (no shared state).
 #pragma once
 

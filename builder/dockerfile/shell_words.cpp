@@ -57,8 +57,11 @@ struct Words {
 
 class Lexer {
  public:
-  Lexer(std::u32string src, const ShellWordsOptions& o, const EnvLookup& env, ExpandResult& res)
-      : src_(std::move(src)), opt_(o), env_(env), res_(res), raw_escapes_(o.raw_escapes) {
+  Lexer(std::u32string src, const ShellWordsOptions& o, const EnvLookup& env, ExpandResult& res,
+        ExpansionBudget& budget)
+      : src_(std::move(src)), opt_(o), env_(env), res_(res), budget_(budget), raw_escapes_(o.raw_escapes) {
+    charge(src_.size() + 1);
+    check_size(src_.size());
     // text/scanner skips a byte-order mark at the very start.
     if (!src_.empty() && src_[0] == 0xFEFF) pos_ = 1;
   }
@@ -70,6 +73,22 @@ class Lexer {
   }
 
  private:
+  void charge(std::uint64_t units) {
+    if (!budget_.spend(units))
+      throw Fail{"the expansion work of the Dockerfile exceeds its limit of " + std::to_string(budget_.limit()) +
+                 " units (characters produced and pattern-matching steps)"};
+  }
+  void check_size(std::size_t size) const {
+    if (size > opt_.max_word)
+      throw Fail{"the expanded word exceeds the limit of " + std::to_string(opt_.max_word) + " characters"};
+  }
+  // Appends an expansion's result to a word being built.
+  void append(std::u32string& to, const std::u32string& piece) {
+    charge(piece.size());
+    check_size(to.size() + piece.size());
+    to += piece;
+  }
+
   char32_t peek() const { return pos_ < src_.size() ? src_[pos_] : kEof; }
   char32_t next() { return pos_ < src_.size() ? src_[pos_++] : kEof; }
 
@@ -89,11 +108,11 @@ class Lexer {
       }
       if (c == '$') {
         std::u32string tmp = dollar();
-        result += tmp;
+        append(result, tmp);
         words.add_string(tmp);
       } else if (!opt_.skip_process_quotes && (c == '\'' || c == '"')) {
         std::u32string tmp = c == '\'' ? single_quote() : double_quote();
-        result += tmp;
+        append(result, tmp);
         words.add_raw_string(tmp);
       } else {
         c = next();
@@ -149,7 +168,7 @@ class Lexer {
         return out;
       }
       if (p == '$') {
-        out += dollar();
+        append(out, dollar());
         continue;
       }
       c = next();
@@ -193,7 +212,10 @@ class Lexer {
     std::optional<std::string> v = env_ ? env_(key) : std::nullopt;
     if (v) {
       res_.matched.insert(key);
-      return unicode::decode_all(*v);
+      charge(v->size());
+      std::u32string value = unicode::decode_all(*v);
+      check_size(value.size());
+      return value;
     }
     res_.unmatched.insert(key);
     return std::nullopt;
@@ -272,10 +294,13 @@ class Lexer {
             }
             std::u32string value = v.value_or(U"");
             try {
-              return c == '%' ? shell_pattern::trim_suffix(word, value, greedy)
-                              : shell_pattern::trim_prefix(word, value, greedy);
+              shell_pattern::Limits limits{budget_, opt_.max_word};
+              return c == '%' ? shell_pattern::trim_suffix(word, value, greedy, limits)
+                              : shell_pattern::trim_prefix(word, value, greedy, limits);
             } catch (const shell_pattern::PatternError& e) {
               throw Fail{"invalid pattern (" + unicode::encode(word) + ") in substitution: " + e.what()};
+            } catch (const shell_pattern::LimitError& e) {
+              throw Fail{e.what()};
             }
           }
         }
@@ -300,9 +325,12 @@ class Lexer {
         auto v = get_env(n);
         if (opt_.skip_unset_env && !v) return U"${" + n + U"/" + pattern + U"/" + repl + U"}";
         try {
-          return shell_pattern::replace(pattern, v.value_or(U""), repl, all);
+          return shell_pattern::replace(pattern, v.value_or(U""), repl, all,
+                                        shell_pattern::Limits{budget_, opt_.max_word});
         } catch (const shell_pattern::PatternError& e) {
           throw Fail{"invalid pattern (" + unicode::encode(pattern) + ") in substitution: " + e.what()};
+        } catch (const shell_pattern::LimitError& e) {
+          throw Fail{e.what()};
         }
       }
       default:
@@ -315,6 +343,7 @@ class Lexer {
   const ShellWordsOptions& opt_;
   const EnvLookup& env_;
   ExpandResult& res_;
+  ExpansionBudget& budget_;
   std::size_t pos_ = 0;
   bool raw_escapes_;
   int depth_ = 0;
@@ -340,10 +369,13 @@ EnvLookup env_lookup(const std::map<std::string, std::string>& env) {
 
 ExpandResult ShellWords::expand(std::string_view text, const EnvLookup& env) const {
   ExpandResult res;
+  ExpansionBudget own;
   try {
-    Lexer(unicode::decode_all(text), options_, env, res).run();
+    Lexer(unicode::decode_all(text), options_, env, res, options_.budget ? *options_.budget : own).run();
   } catch (const Fail& f) {
-    throw Error(ErrorKind::InvalidArgument, "failed to process " + quote(text) + ": " + f.reason);
+    // A long word (a heredoc) is shown by its start only.
+    std::string shown = text.size() > 256 ? quote(text.substr(0, 200)) + "…" : quote(text);
+    throw Error(ErrorKind::InvalidArgument, "failed to process " + shown + ": " + f.reason);
   }
   return res;
 }
