@@ -3,7 +3,7 @@
 // memos, remembered file hashes — and the RUN --mount=type=cache directories no build holds are
 // cleared first). Blobs a running build, pull or mount holds a lease on are never removed, nor
 // blobs younger than a minute (a writer may be about to tag them).
-// The frame-cache records of layers no longer stored go with them. Like every command that
+// The frame-cache and DiffID records of layers no longer stored go with them. Like every command that
 // opens the store, it first reclaims what killed builds left (mounts, scratch, leases).
 #include <iostream>
 #include <set>
@@ -16,6 +16,7 @@
 #include "cli/command.h"
 #include "cli/store_open.h"
 #include "oci/base/error.h"
+#include "oci/diff_id.h"
 #include "overlay/snapshot_store.h"
 
 namespace cbuild::cli {
@@ -43,6 +44,7 @@ int run_prune(const PruneOptions& o, const GlobalOptions& g) {
   auto res = store->gc(opts);
   for (auto& d : res.removed) std::cout << "Deleted: " << d.str() << "\n";
   builder::StoreFrameCache::remove_orphans(g.resolved_root());
+  oci::DiffIdRecords(g.resolved_root()).remove_orphans();
   // Snapshots stay for every tagged image and every cache record (they are what the next
   // build stacks on); the rest go, unless a build or mount holds them.
   std::set<oci::Digest> keep;

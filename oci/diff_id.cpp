@@ -193,6 +193,19 @@ void DiffIdRecords::record(const Digest& blob, const Digest& diff_id) const {
   write_file_atomic(dir_ / blob.hex(), diff_id.str() + "\n", 0644, Durability::RenameOnly);
 }
 
+std::size_t DiffIdRecords::remove_orphans() const {
+  std::size_t removed = 0;
+  std::error_code ec;
+  const fs::path blobs = dir_.parent_path().parent_path() / "blobs" / "sha256";
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name[0] == '.') continue;  // a record being written
+    std::error_code e2;
+    if (!fs::exists(blobs / name, e2) && !e2 && fs::remove(it->path(), e2)) ++removed;
+  }
+  return removed;
+}
+
 void check_diff_ids(const std::vector<Descriptor>& layers, const std::vector<Digest>& computed,
                     const std::vector<Digest>& claimed, const Digest& config, const std::string& what) {
   if (claimed.size() != layers.size())

@@ -57,6 +57,8 @@ class DiffIdRecords {
   explicit DiffIdRecords(const std::filesystem::path& store_root);
   std::optional<Digest> find(const Digest& blob) const;
   void record(const Digest& blob, const Digest& diff_id) const;
+  // Removes the records of blobs no longer in the store (prune). Returns how many went.
+  std::size_t remove_orphans() const;
 
  private:
   std::filesystem::path dir_;

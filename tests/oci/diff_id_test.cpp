@@ -2,8 +2,10 @@
 #include <doctest/doctest.h>
 
 #include "oci/base/error.h"
+#include "oci/base/fs.h"
 #include "oci/compression.h"
 #include "oci/diff_id.h"
+#include "oci/layout_store.h"
 #include "oci/sinks.h"
 #include "oci/tar_reader.h"
 #include "oci/tar_writer.h"
@@ -93,4 +95,18 @@ TEST_CASE("TarReader with a diff_id: the last next() refuses content the DiffID 
       CHECK(msg.find(Digest::of(tar).str()) != std::string::npos);
     }
   }
+}
+
+TEST_CASE("DiffIdRecords: a record outlives nothing but its blob; prune removes orphans") {
+  TempDir dir;
+  auto store = LayoutStore::open(dir.path() / "store");
+  Digest kept = store->put_blob(std::string("kept layer"));
+  Digest gone = Digest::of(std::string("never stored"));
+  DiffIdRecords records(dir.path() / "store");
+  records.record(kept, Digest::of(std::string("a")));
+  records.record(gone, Digest::of(std::string("b")));
+  CHECK(records.remove_orphans() == 1);
+  CHECK(records.find(kept) == Digest::of(std::string("a")));
+  CHECK_FALSE(records.find(gone));
+  CHECK(records.remove_orphans() == 0);
 }
