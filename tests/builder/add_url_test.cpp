@@ -90,11 +90,6 @@ struct Project {
   std::size_t tags() { return oci::LayoutStore::open(root)->tags().size(); }
 };
 
-std::string base_for_test() {
-  if (auto* d = test::DockerPeer::get()) return d->base();
-  return "cbuild-test-busybox:1";
-}
-
 std::string stat_line(const fs::path& p) {
   struct stat st {};
   if (::lstat(p.c_str(), &st) != 0) return "missing";
@@ -191,7 +186,7 @@ TEST_CASE("build: ADD of a URL names, owns, stamps and keeps the file as docker 
   REQUIRE(tar.exit_code == 0);
   server.route("/archive.tar.gz", test::HttpServer::Reply{.status = 200, .body = read_file(t.path() / "a.tar.gz"), .headers = {}});
 
-  Project p(base_for_test());
+  Project p(test::base_for_test());
   const std::string sum = sha256_of(script);
   p.dockerfile("FROM " + p.base + "\n" +
                "ADD --checksum=" + sum + " " + server.url("/files/tool.sh") + " /pinned/\n" +
@@ -244,7 +239,7 @@ TEST_CASE("build: a URL that fails (404, refused, wrong checksum) ends in one me
   REQUIRE_ROOT();
   test::HttpServer server;
   server.route("/f", test::HttpServer::Reply{.status = 200, .body = "real content\n", .headers = {}});
-  Project p(base_for_test());
+  Project p(test::base_for_test());
   std::size_t tags = p.tags();
   auto blobs = [&] {
     std::size_t n = 0;

@@ -75,25 +75,11 @@ struct Project {
   }
 };
 
-std::string base_name_for_test() {
-  // Without docker the name is arbitrary; with it, the peer's hashed tag is used so both
-  // builders read FROM the same line.
-  if (::geteuid() == 0)
-    if (auto* d = test::DockerPeer::get()) return d->base();
-  return "cbuild-test-busybox:1";
-}
-
-std::vector<std::string> created_by(const json& config) {
-  std::vector<std::string> out;
-  for (const auto& h : config["history"]) out.push_back(h.value("created_by", ""));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("build: every common instruction, compared with docker build") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   p.file("a.txt", "hello\n");
   p.file("sub/b", "x\n");
   p.file("script.sh", "#!/bin/sh\necho from script\n");
@@ -140,7 +126,7 @@ TEST_CASE("build: every common instruction, compared with docker build") {
   CHECK_MESSAGE(diff.empty(), "docker (-) vs cbuild (+):\n" << diff);
   for (const char* k : {"Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes", "StopSignal"})
     CHECK_MESSAGE(b.config["config"].value(k, json()) == config["config"].value(k, json()), k);
-  auto hd = created_by(b.config), hm = created_by(config);
+  auto hd = test::history_created_by(b.config), hm = test::history_created_by(config);
   CHECK_MESSAGE(hd == hm, "docker: " << json(hd).dump(1) << "\ncbuild: " << json(hm).dump(1));
 }
 
@@ -159,7 +145,7 @@ TEST_CASE("build: a relative --root works for RUN steps (overlay needs absolute 
 
 TEST_CASE("build: a warm rebuild reuses every step and gives the same image; --no-cache rebuilds") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   p.file("a.txt", "hello\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY a.txt /\nRUN cat /a.txt > /b.txt\nENV X=1\n");
   auto first = p.build({"-t", "app:1"});
@@ -186,7 +172,7 @@ TEST_CASE("build: a warm rebuild reuses every step and gives the same image; --n
 
 TEST_CASE("build: a warm rebuild under the same tag writes nothing to the store") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo hello > /hello\nENV APP=/app\nCMD [\"sh\"]\n");
   auto first = p.build({"-t", "app:1"});
   REQUIRE_MESSAGE(first.exit_code == 0, first.err);
@@ -215,7 +201,7 @@ TEST_CASE("build: a warm rebuild under the same tag writes nothing to the store"
 
 TEST_CASE("build: SOURCE_DATE_EPOCH makes two --no-cache builds identical") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   p.file("a.txt", "hello\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY a.txt /x/\nRUN mkdir /y && echo 1 > /y/z\n");
   auto a = p.build({"--no-cache", "-t", "r:1"}, {"SOURCE_DATE_EPOCH=1700000000"});
@@ -227,7 +213,7 @@ TEST_CASE("build: SOURCE_DATE_EPOCH makes two --no-cache builds identical") {
 
 TEST_CASE("build: multi-stage with COPY --from a named stage, and --target") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   p.file("Dockerfile",
          "FROM " + p.base + " AS builder\n"
          "RUN mkdir /out && echo built > /out/artifact\n"
@@ -250,7 +236,7 @@ TEST_CASE("build: multi-stage with COPY --from a named stage, and --target") {
 
 TEST_CASE("build: bad inputs give one clear message, exit 1, and leave no tag and no mount") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   auto store_tags = [&] { return oci::LayoutStore::open(p.root)->tags().size(); };
   std::size_t tags = store_tags();
 
@@ -292,13 +278,13 @@ TEST_CASE("build: bad inputs give one clear message, exit 1, and leave no tag an
 
 TEST_CASE("build: a base image missing from the store is pulled from its registry") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   test::RegistryServer registry;
   std::string remote = registry.host() + "/test/busybox:1";
   auto push = test::run_cbuild({"--root", p.root.string(), "push", "docker.io/library/" + p.base, remote});
   REQUIRE_MESSAGE(push.exit_code == 0, push.err);
 
-  Project fresh(base_name_for_test());
+  Project fresh(test::base_for_test());
   fresh.file("Dockerfile", "FROM " + remote + "\nRUN echo pulled > /p\n");
   auto r = fresh.build({"-t", "pulled:1"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
@@ -317,7 +303,7 @@ TEST_CASE("build: a base image missing from the store is pulled from its registr
 
 TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, and removes the rest") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   // /big makes the layer's one frame large enough for the frame cache to record it.
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo 1 > /one && seq 1 100000 > /big\n");
   REQUIRE(p.build({"-t", "keep:1"}).exit_code == 0);
@@ -361,7 +347,7 @@ TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, 
 
 TEST_CASE("build: prune --all empties the whole build cache, COPY layer memos and file hashes included") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   p.file("data/a.txt", "alpha\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\n");
   // Memos and file hashes are recorded only for files changed 2 s or more before the build.
@@ -392,7 +378,7 @@ TEST_CASE("build: prune --all empties the whole build cache, COPY layer memos an
 
 TEST_CASE("build: a COPY layer gets no snapshot; run, mount, unpack, RUN on top, outputs and cache hits apply it") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   p.file("data/a.txt", "alpha\n");
   p.file("data/sub/b.txt", "beta\n");
   p.file("Dockerfile", "FROM " + p.base + "\nWORKDIR /w\nCOPY data /data\n");
@@ -455,7 +441,7 @@ TEST_CASE("build: a COPY layer gets no snapshot; run, mount, unpack, RUN on top,
 
 TEST_CASE("build: a --no-cache COPY of settled files reuses the layer the store has; a same-size, same-mtime rewrite is copied") {
   REQUIRE_ROOT();
-  Project p(base_name_for_test());
+  Project p(test::base_for_test());
   p.file("data/x", std::string(300000, 'x'));
   p.file("data/sub/y", "why\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\n");

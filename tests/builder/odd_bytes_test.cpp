@@ -21,22 +21,6 @@ namespace fs = std::filesystem;
 using namespace cbuild;
 using nlohmann::json;
 
-namespace {
-
-std::string base_for_test() {
-  if (::geteuid() == 0)
-    if (auto* d = test::DockerPeer::get()) return d->base();
-  return "cbuild-test-busybox:1";
-}
-
-std::vector<std::string> created_by(const json& config) {
-  std::vector<std::string> out;
-  for (const auto& h : config["history"]) out.push_back(h.value("created_by", ""));
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("valid_utf8: each invalid byte becomes U+FFFD, as Go's json.Marshal does") {
   CHECK(builder::valid_utf8("a\xff" "b") == "a\xEF\xBF\xBD" "b");
   // A truncated sequence is one U+FFFD per byte (Go decodes it byte by byte).
@@ -79,7 +63,7 @@ TEST_CASE("parser: a NUL byte is an error naming the file and line") {
 
 TEST_CASE("build: invalid UTF-8 becomes U+FFFD in what RUN runs and in the config, as docker does") {
   REQUIRE_ROOT();
-  test::BuildProject p(base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("Dockerfile", "FROM " + p.base + "\n"
          "ARG A=\xfe" "a\n"
          "RUN echo \xff > /f && echo \"$A\" > /g\n"
@@ -94,7 +78,7 @@ TEST_CASE("build: invalid UTF-8 becomes U+FFFD in what RUN runs and in the confi
   const std::string fffd = "\xEF\xBF\xBD";
   CHECK(test::read_text(mine / "f") == fffd + "\n");
   CHECK(test::read_text(mine / "g") == fffd + "a\n");
-  auto hm = created_by(config);
+  auto hm = test::history_created_by(config);
   REQUIRE(hm.size() >= 2);
   CHECK(std::find(hm.begin(), hm.end(), "RUN |1 A=" + fffd + "a /bin/sh -c echo " + fffd +
                                             " > /f && echo \"$A\" > /g # buildkit") != hm.end());
@@ -112,7 +96,7 @@ TEST_CASE("build: invalid UTF-8 becomes U+FFFD in what RUN runs and in the confi
   REQUIRE_MESSAGE(b.result.exit_code == 0, b.result.err);
   std::string diff = test::listing_diff(test::tree_listing(b.rootfs), test::tree_listing(mine));
   CHECK_MESSAGE(diff.empty(), "docker (-) vs cbuild (+):\n" << diff);
-  auto hd = created_by(b.config);
+  auto hd = test::history_created_by(b.config);
   CHECK_MESSAGE(hd == hm, "docker: " << json(hd).dump(1) << "\ncbuild: " << json(hm).dump(1));
   for (const char* k : {"Env", "Cmd", "WorkingDir", "Labels"})
     CHECK_MESSAGE(b.config["config"].value(k, json()) == config["config"].value(k, json()), k);

@@ -56,12 +56,6 @@ std::string md5_of(const std::string& text) {
   return r.out.substr(0, 32);
 }
 
-std::vector<std::string> created_by(const json& config) {
-  std::vector<std::string> out;
-  for (const auto& h : config["history"]) out.push_back(h.value("created_by", ""));
-  return out;
-}
-
 // Builds the context's Dockerfile with docker too, and checks that both images hold the same
 // file tree and history (RUN's created_by names no mount). Returns false without a docker peer.
 bool same_as_docker(const test::BuildProject& p, const json& config, const fs::path& mine, const fs::path& work,
@@ -72,22 +66,16 @@ bool same_as_docker(const test::BuildProject& p, const json& config, const fs::p
   REQUIRE_MESSAGE(b.result.exit_code == 0, b.result.err);
   std::string diff = test::listing_diff(test::tree_listing(b.rootfs), test::tree_listing(mine));
   CHECK_MESSAGE(diff.empty(), "docker (-) vs cbuild (+):\n" << diff);
-  auto hd = created_by(b.config), hm = created_by(config);
+  auto hd = test::history_created_by(b.config), hm = test::history_created_by(config);
   CHECK_MESSAGE(hd == hm, "docker: " << json(hd).dump(1) << "\ncbuild: " << json(hm).dump(1));
   return true;
-}
-
-std::string docker_base_or_local() {
-  if (::geteuid() == 0)
-    if (auto* d = test::DockerPeer::get()) return d->base();
-  return kLocalBase;
 }
 
 }  // namespace
 
 TEST_CASE("RUN --mount: bind + cache + tmpfs + secret show what docker shows; the layer keeps docker's mount points") {
   REQUIRE_ROOT();
-  test::BuildProject p(docker_base_or_local());
+  test::BuildProject p(test::base_for_test());
   TempDir work;
   p.file("a.txt", "hello\n");
   p.file("sub/b", "s\n");
@@ -154,7 +142,7 @@ TEST_CASE("RUN --mount: bind + cache + tmpfs + secret show what docker shows; th
 
 TEST_CASE("RUN --mount=type=cache: kept between builds as docker does; shaped by uid/gid/mode; seeded by from=; prune --all clears it") {
   REQUIRE_ROOT();
-  test::BuildProject p(docker_base_or_local());
+  test::BuildProject p(test::base_for_test());
   TempDir work;
   std::string id = unique("c-"), id_owned = unique("o-"), id_seeded = unique("s-");
   auto dockerfile = [&](const std::string& word) {
@@ -197,7 +185,7 @@ TEST_CASE("RUN --mount=type=cache: kept between builds as docker does; shaped by
 
 TEST_CASE("RUN --mount=type=bind: from a stage and an image; rw writes thrown away; relative targets; symlinks kept inside") {
   REQUIRE_ROOT();
-  test::BuildProject p(docker_base_or_local());
+  test::BuildProject p(test::base_for_test());
   TempDir work;
   p.file("a.txt", "hello\n");
   p.file("sub/b", "s\n");

@@ -15,25 +15,9 @@ namespace fs = std::filesystem;
 using namespace cbuild;
 using nlohmann::json;
 
-namespace {
-
-std::string base_for_test() {
-  if (::geteuid() == 0)
-    if (auto* d = test::DockerPeer::get()) return d->base();
-  return "cbuild-test-busybox:1";
-}
-
-std::vector<std::string> created_by(const json& config) {
-  std::vector<std::string> out;
-  for (const auto& h : config["history"]) out.push_back(h.value("created_by", ""));
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("WORKDIR through a dangling symlink makes the directory where the link leads, as docker does") {
   REQUIRE_ROOT();
-  test::BuildProject p(base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("Dockerfile", "FROM " + p.base + "\n"
          "RUN ln -s /somewhere /wd && ln -s ../rel/x /wd2 && mkdir /rel\n"
          "WORKDIR /wd/sub\n"
@@ -57,13 +41,13 @@ TEST_CASE("WORKDIR through a dangling symlink makes the directory where the link
   std::string diff = test::listing_diff(test::tree_listing(b.rootfs), test::tree_listing(mine));
   CHECK_MESSAGE(diff.empty(), "docker (-) vs cbuild (+):\n" << diff);
   CHECK(b.config["config"].value("WorkingDir", "") == config["config"].value("WorkingDir", ""));
-  auto hd = created_by(b.config), hm = created_by(config);
+  auto hd = test::history_created_by(b.config), hm = test::history_created_by(config);
   CHECK_MESSAGE(hd == hm, "docker: " << json(hd).dump(1) << "\ncbuild: " << json(hm).dump(1));
 }
 
 TEST_CASE("WORKDIR through a link to /../../../tmp or / stays inside the rootfs") {
   REQUIRE_ROOT();
-  test::BuildProject p(base_for_test());
+  test::BuildProject p(test::base_for_test());
   // A name no host directory has: if the walk escaped, it would be made in the host's /tmp.
   std::string mark = "cbuild-wd-escape-" + std::to_string(::getpid());
   p.file("Dockerfile", "FROM " + p.base + "\n"

@@ -147,4 +147,16 @@ DockerBuild DockerPeer::build(const fs::path& context, const fs::path& dockerfil
   return out;
 }
 
+std::string base_for_test() {
+  if (::geteuid() == 0)
+    if (auto* d = DockerPeer::get()) return d->base();
+  return "cbuild-test-busybox:1";
+}
+
+std::vector<std::string> history_created_by(const nlohmann::json& config) {
+  std::vector<std::string> out;
+  for (const auto& h : config["history"]) out.push_back(h.value("created_by", ""));
+  return out;
+}
+
 }  // namespace cbuild::test

@@ -49,4 +49,11 @@ class DockerPeer {
   int lock_fd_ = -1;
 };
 
+// The FROM name a test shares with docker: the peer's base when the peer runs (as root), else
+// the name BuildProject tags in its own store.
+std::string base_for_test();
+
+// The created_by of each history entry of an image config, in order.
+std::vector<std::string> history_created_by(const nlohmann::json& config);
+
 }  // namespace cbuild::test
