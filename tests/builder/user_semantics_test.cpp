@@ -1,7 +1,7 @@
-// USER through the real binary, compared with docker build: the ids a RUN process gets for each
-// form of USER (an explicit group replaces passwd's gid and drops the supplementary groups), and
-// the owner WORKDIR gives the directories it makes (BuildKit's file-op rule: a numeric user
-// without a group is also the group, whatever passwd says).
+// USER through the real binary, compared with docker build: the ids and HOME a RUN process gets
+// for each form of USER (an explicit group replaces passwd's gid and drops the supplementary
+// groups), and the owner WORKDIR gives the directories it makes (BuildKit's file-op rule: a
+// numeric user without a group is also the group, whatever passwd says).
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -51,7 +51,9 @@ TEST_CASE("USER name:group gives the RUN process exactly that gid and no supplem
     // /proc/self/status: the kernel's own view (busybox id would print the primary gid again).
     df += "USER " + std::string(f.user) + "\n";
     df += "RUN set -- $(grep -E '^(Uid|Gid|Groups):' /proc/self/status) && "
-          "echo \"$2 $7 $(echo ${12} ${13} ${14})\" > /tmp/ids" + std::to_string(i++) + "\n";
+          "echo \"$2 $7 $(echo ${12} ${13} ${14})\" > /tmp/ids" + std::to_string(i) +
+          " && echo \"$HOME\" > /tmp/home" + std::to_string(i) + "\n";
+    ++i;
   }
   p.file("Dockerfile", df);
   auto r = p.build({"-t", "users:1"});
@@ -73,8 +75,11 @@ TEST_CASE("USER name:group gives the RUN process exactly that gid and no supplem
   for (const Form& f : kForms) {
     std::string user = f.user;
     CAPTURE(user);
-    std::string name = "tmp/ids" + std::to_string(i++);
-    CHECK(read_file(b.rootfs / name) == read_file(mine / name));
+    for (std::string name : {"tmp/ids", "tmp/home"}) {
+      name += std::to_string(i);
+      CHECK(read_file(b.rootfs / name) == read_file(mine / name));
+    }
+    ++i;
   }
 }
 
