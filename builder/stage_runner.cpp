@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 
 #include "builder/copy_step.h"
@@ -63,6 +64,22 @@ void add_layer(ImageState& st, const oci::LayerResult& layer) {
 std::string join_image_path(const std::string& workdir, const std::string& p) {
   if (!p.empty() && p[0] == '/') return "/" + overlay::clean_path(p);
   return "/" + overlay::clean_path((workdir.empty() ? std::string("/") : workdir) + "/" + p);
+}
+
+// The owner of the directories WORKDIR makes: BuildKit's file-op rule (COPY --chown's), not
+// RUN's. A numeric user without a group is its own group whatever passwd says ("1001" makes
+// 1001:1001, where RUN gets gid 0 or passwd's); names and explicit groups resolve as for RUN.
+overlay::ExecUser workdir_owner(const std::string& user, const fs::path& rootfs) {
+  if (user.empty()) return {};
+  if (user.size() <= 10 && user.find_first_not_of("0123456789") == std::string::npos) {
+    unsigned long long id = std::strtoull(user.c_str(), nullptr, 10);
+    if (id <= 0xFFFFFFFFull) {
+      overlay::ExecUser u;
+      u.uid = u.gid = static_cast<std::uint32_t>(id);
+      return u;
+    }
+  }
+  return overlay::resolve_user_in_rootfs(user, rootfs);
 }
 
 }  // namespace
@@ -132,14 +149,15 @@ struct Stepper {
   }
 
   StepResult operator()(const WorkdirOp& op) {
-    oci::Digest key = BuildCache::key(st.cache_key, "workdir\n" + step.cache_inputs);
+    // v2: keys made before workdir_owner could name directories owned uid:0 for "USER 1001".
+    oci::Digest key = BuildCache::key(st.cache_key, "workdir v2\n" + step.cache_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     std::string user = config_string(st.config, "User");
     std::string path = join_image_path(config_string(st.config, "WorkingDir"), op.path);
     // Streamed (layer_tree.h): the directories exist on disk only once a later step needs them.
     FsStepResult r = run_streamed_step(env.fs, st.stack, [&](LayerTree& tree, const fs::path& view) {
-      overlay::ExecUser u = user.empty() ? overlay::ExecUser{} : overlay::resolve_user_in_rootfs(user, view);
+      overlay::ExecUser u = workdir_owner(user, view);
       tree.mkdir_owned(path, u.uid, u.gid);
     });
     cfg(st.config)["WorkingDir"] = path;

@@ -127,7 +127,8 @@ ExecUser resolve_user(std::string_view user, std::string_view passwd, std::strin
     }
   }
 
-  if (!out.name.empty()) {
+  // Supplementary groups only in the implicit form: an explicit group is the whole group set.
+  if (!has_group && !out.name.empty()) {
     for_each_line(group, 4, [&](const std::vector<std::string_view>& f) {
       auto gid = parse_id(f[2]);
       if (!gid) return;

@@ -7,8 +7,9 @@
 //    file", NotFound); a numeric uid may be absent (gid 0, home "/");
 //  - a group name must exist in group; a numeric gid may be absent;
 //  - the primary gid is the explicit group, else passwd's gid;
-//  - supplementary groups are the gids of /etc/group entries listing the user's name
-//    (never inherited from the host).
+//  - without an explicit group, supplementary groups are the gids of /etc/group entries
+//    listing the user's name (never inherited from the host); with one ("app:audio",
+//    "1000:63"), there are none: the process is in exactly that group.
 // Value types; functions are thread-safe.
 #pragma once
 

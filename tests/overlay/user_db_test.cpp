@@ -39,8 +39,13 @@ TEST_CASE("user_db: names, numbers, groups, as runc resolves them") {
   CHECK(u.groups.empty());
   u = resolve_user("app:extra", kPasswd, kGroup);
   CHECK(u.gid == 1500);
+  CHECK(u.groups.empty());  // an explicit group drops the supplementary ones
   u = resolve_user("app:77", kPasswd, kGroup);
   CHECK(u.gid == 77);
+  CHECK(u.groups.empty());
+  u = resolve_user("1000:10", kPasswd, kGroup);
+  CHECK(u.gid == 10);
+  CHECK(u.groups.empty());
   u = resolve_user("nohome", kPasswd, kGroup);
   CHECK(u.home == "/");
   u = resolve_user(":1000", kPasswd, kGroup);
