@@ -326,10 +326,10 @@ struct StageAdapter {
       if (p.find('/') == std::string::npos) p += "/tcp";
       ports.push_back(p);
     }
-    std::vector<std::string> sorted = ports;
-    std::sort(sorted.begin(), sorted.end());
+    // BuildKit prints the Go map of ports: keys sorted, each once.
+    std::set<std::string> sorted(ports.begin(), ports.end());
     e.created_by = "EXPOSE map[";
-    for (std::size_t i = 0; i < sorted.size(); ++i) e.created_by += (i ? " " : "") + sorted[i] + ":{}";
+    for (const auto& p : sorted) e.created_by += (p == *sorted.begin() ? "" : " ") + p + ":{}";
     e.created_by += "]";
     return config(e, [ports](ConfigDoc& d) {
       json& ex = cfg(d)["ExposedPorts"];
