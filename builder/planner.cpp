@@ -10,6 +10,7 @@
 #include "builder/dockerfile/parser.h"
 #include "builder/dockerfile/shell_words.h"
 #include "builder/valid_utf8.h"
+#include "registry-client/reference.h"
 
 namespace cbuild::builder {
 
@@ -342,8 +343,10 @@ class Planner {
         st.platform = f.platform.empty() ? std::string() : sw_.process_word(f.platform, lookup);
         if (!st.platform.empty()) (void)split_platform(st.platform);
         if (image.empty()) throw Fail{"FROM: base name (" + f.image + ") should not be blank"};
+        // Stage names are lower-cased when declared, but FROM matches them exactly, as docker
+        // does: `FROM BUILDER` is an image reference, and an invalid one (upper case).
         for (int k = 0; k < st.index; ++k)
-          if (!names_[k].empty() && names_[k] == lower(image)) st.base_stage = k;
+          if (!names_[k].empty() && names_[k] == image) st.base_stage = k;
         if (st.base_stage >= 0) {
           st.base = Stage::Base::Stage;
           st.stage_deps.push_back(st.base_stage);
@@ -353,6 +356,11 @@ class Planner {
         } else if (image == "scratch") {
           st.base = Stage::Base::Scratch;
         } else {
+          try {
+            (void)registry::Reference::parse(image);
+          } catch (const Error& e) {
+            throw Fail{"FROM: failed to parse stage name " + q(image) + ": " + e.message()};
+          }
           st.base = Stage::Base::Image;
           st.base_image = image;
           if (opt_.image_env) {
