@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "builder/add_url.h"
 #include "builder/dockerfile/dockerfile_error.h"
 #include "builder/dockerfile/instructions.h"
+#include "builder/dockerfile/parser.h"
 #include "builder/stage_runner.h"
 
 namespace cbuild::builder {
@@ -163,8 +165,8 @@ struct StageAdapter {
         std::string trimmed = script;
         while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\t')) trimmed.pop_back();
         const df::Heredoc& h = r.heredocs.front();
-        if (r.heredocs.size() == 1 && (trimmed == "<<" + h.name || trimmed == "<<-" + h.name ||
-                                       trimmed == "<<\"" + h.name + "\"" || trimmed == "<<'" + h.name + "'")) {
+        auto word = df::heredoc_word(trimmed);
+        if (r.heredocs.size() == 1 && word && word->name == h.name) {
           script = h.chomp ? df::chomp_heredoc(h.content) : h.content;  // the heredoc is the script
         } else {
           for (const auto& hd : r.heredocs) script += "\n" + hd.content + hd.name;
@@ -265,8 +267,10 @@ struct StageAdapter {
     op.link = c.link && c.chmod.empty();
     for (const auto& src : c.sources) {
       if (src.rfind("<<", 0) == 0) {
-        std::string name = src.substr(src.rfind('<') + 1);
-        if (!name.empty() && name[0] == '-') name = name.substr(1);
+        // `<<"EOF"` and `<<'EOF'` name the heredoc EOF: the quotes only switch expansion off.
+        auto word = df::heredoc_word(src);
+        if (!word) fail(plan, s, "invalid heredoc source " + quote(src));
+        const std::string& name = word->name;
         auto h = std::find_if(c.heredocs.begin(), c.heredocs.end(), [&](const df::Heredoc& hd) { return hd.name == name; });
         if (h == c.heredocs.end()) fail(plan, s, "heredoc " + quote(name) + " not found");
         op.inline_files.emplace_back(name, h->chomp ? df::chomp_heredoc(h->content) : h->content);
@@ -322,10 +326,10 @@ struct StageAdapter {
       if (p.find('/') == std::string::npos) p += "/tcp";
       ports.push_back(p);
     }
-    std::vector<std::string> sorted = ports;
-    std::sort(sorted.begin(), sorted.end());
+    // BuildKit prints the Go map of ports: keys sorted, each once.
+    std::set<std::string> sorted(ports.begin(), ports.end());
     e.created_by = "EXPOSE map[";
-    for (std::size_t i = 0; i < sorted.size(); ++i) e.created_by += (i ? " " : "") + sorted[i] + ":{}";
+    for (const auto& p : sorted) e.created_by += (p == *sorted.begin() ? "" : " ") + p + ":{}";
     e.created_by += "]";
     return config(e, [ports](ConfigDoc& d) {
       json& ex = cfg(d)["ExposedPorts"];

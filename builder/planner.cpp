@@ -2,6 +2,7 @@
 // words and records dependencies; a second pass picks the stages the target needs.
 #include "builder/planner.h"
 
+#include <arpa/inet.h>
 #include <sys/utsname.h>
 
 #include <set>
@@ -9,6 +10,7 @@
 #include "builder/dockerfile/parser.h"
 #include "builder/dockerfile/shell_words.h"
 #include "builder/valid_utf8.h"
+#include "registry-client/reference.h"
 
 namespace cbuild::builder {
 
@@ -103,21 +105,81 @@ std::string render_mount(const df::RunMount& m) {
   return s;
 }
 
-bool valid_port(const std::string& p) {
-  std::string port = p, proto;
-  auto slash = p.find('/');
-  if (slash != std::string::npos) {
-    port = p.substr(0, slash);
-    proto = lower(p.substr(slash + 1));
-    if (proto != "tcp" && proto != "udp" && proto != "sctp") return false;
+// One port number as Go's strconv.ParseUint(s, 10, 16) reads it (digits only, <= 65535).
+std::optional<unsigned> port_number(const std::string& n) {
+  if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  unsigned long v = 0;
+  for (char c : n) {
+    v = v * 10 + static_cast<unsigned long>(c - '0');
+    if (v > 65535) return std::nullopt;
   }
-  auto check = [](const std::string& n) {
-    if (n.empty() || n.size() > 5 || n.find_first_not_of("0123456789") != std::string::npos) return false;
-    return std::stoul(n) <= 65535;
+  return static_cast<unsigned>(v);
+}
+
+// "A" or "A-B" (go-connections' ParsePortRange: text after a second '-' is ignored).
+std::optional<std::pair<unsigned, unsigned>> port_range(const std::string& r) {
+  auto dash = r.find('-');
+  if (dash == std::string::npos) {
+    auto p = port_number(r);
+    if (!p) return std::nullopt;
+    return std::pair{*p, *p};
+  }
+  auto second = r.find('-', dash + 1);
+  auto a = port_number(r.substr(0, dash));
+  auto b = port_number(r.substr(dash + 1, second == std::string::npos ? std::string::npos : second - dash - 1));
+  if (!a || !b || *b < *a) return std::nullopt;
+  return std::pair{*a, *b};
+}
+
+bool valid_ip(std::string ip) {
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, ip.c_str(), buf) == 1 || ::inet_pton(AF_INET6, ip.c_str(), buf) == 1;
+}
+
+// The ExposedPorts keys one EXPOSE word gives, as docker's nat.ParsePortSpec reads
+// `[[ip:]hostport:]port[-port][/proto]`: a range is expanded to one key per port, numbers are
+// written without leading zeros and the protocol is lower-cased ("9000-9001/UDP" gives
+// "9000/udp", "9001/udp"). What docker refuses throws, with docker's reason.
+std::vector<std::string> exposed_ports(const std::string& word) {
+  std::vector<std::string> parts;
+  for (std::size_t at = 0;;) {
+    auto colon = word.find(':', at);
+    parts.push_back(word.substr(at, colon == std::string::npos ? std::string::npos : colon - at));
+    if (colon == std::string::npos) break;
+    at = colon + 1;
+  }
+  std::string container = parts.back(), host, ip;
+  if (parts.size() >= 2) host = parts[parts.size() - 2];
+  for (std::size_t k = 0; k + 2 < parts.size(); ++k) ip += (k ? ":" : "") + parts[k];
+  std::string proto = "tcp";
+  auto slash = container.find('/');
+  if (slash != std::string::npos && slash > 0) {
+    auto end = container.find('/', slash + 1);
+    std::string p = container.substr(slash + 1, end == std::string::npos ? std::string::npos : end - slash - 1);
+    if (!p.empty()) proto = p;
+    container = container.substr(0, slash);
+  } else if (slash == 0) {
+    container.clear();
+  }
+  auto bad = [&](const std::string& why) {
+    return Fail{"EXPOSE: " + why + " in " + quote(word) + " (expected [[IP:]HOSTPORT:]PORT[-PORT][/tcp|udp|sctp])"};
   };
-  auto dash = port.find('-');
-  if (dash == std::string::npos) return check(port);
-  return check(port.substr(0, dash)) && check(port.substr(dash + 1));
+  if (!ip.empty() && !valid_ip(ip)) throw bad("invalid ip address " + quote(ip));
+  if (container.empty()) throw bad("no port specified");
+  auto range = port_range(container);
+  if (!range) throw bad("invalid containerPort " + quote(container));
+  if (!host.empty()) {
+    auto h = port_range(host);
+    if (!h) throw bad("invalid hostPort " + quote(host));
+    if (h->second - h->first != range->second - range->first && range->first != range->second)
+      throw bad("invalid ranges specified for container and host ports " + quote(container) + " and " + quote(host));
+  }
+  proto = lower(proto);
+  if (proto != "tcp" && proto != "udp" && proto != "sctp") throw bad("invalid proto " + quote(proto));
+  std::vector<std::string> out;
+  for (unsigned p = range->first; p <= range->second; ++p) out.push_back(std::to_string(p) + "/" + proto);
+  return out;
 }
 
 class Planner {
@@ -281,8 +343,10 @@ class Planner {
         st.platform = f.platform.empty() ? std::string() : sw_.process_word(f.platform, lookup);
         if (!st.platform.empty()) (void)split_platform(st.platform);
         if (image.empty()) throw Fail{"FROM: base name (" + f.image + ") should not be blank"};
+        // Stage names are lower-cased when declared, but FROM matches them exactly, as docker
+        // does: `FROM BUILDER` is an image reference, and an invalid one (upper case).
         for (int k = 0; k < st.index; ++k)
-          if (!names_[k].empty() && names_[k] == lower(image)) st.base_stage = k;
+          if (!names_[k].empty() && names_[k] == image) st.base_stage = k;
         if (st.base_stage >= 0) {
           st.base = Stage::Base::Stage;
           st.stage_deps.push_back(st.base_stage);
@@ -292,6 +356,11 @@ class Planner {
         } else if (image == "scratch") {
           st.base = Stage::Base::Scratch;
         } else {
+          try {
+            (void)registry::Reference::parse(image);
+          } catch (const Error& e) {
+            throw Fail{"FROM: failed to parse stage name " + q(image) + ": " + e.message()};
+          }
           st.base = Stage::Base::Image;
           st.base_image = image;
           if (opt_.image_env) {
@@ -463,10 +532,8 @@ class Planner {
           } else if constexpr (std::is_same_v<T, df::ExposeInstr>) {
             std::vector<std::string> ports;
             for (const auto& p : i.ports)
-              for (auto& w : sw_.process_words(p, lookup)) {
-                if (!valid_port(w)) throw Fail{"EXPOSE: invalid port " + quote(w) + " (expected PORT[-PORT][/tcp|udp|sctp])"};
-                ports.push_back(w);
-              }
+              for (auto& w : sw_.process_words(p, lookup))
+                for (auto& k : exposed_ports(w)) ports.push_back(std::move(k));
             i.ports = ports;
             for (const auto& p : ports) add(p);
           } else if constexpr (std::is_same_v<T, df::VolumeInstr>) {

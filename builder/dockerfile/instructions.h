@@ -100,7 +100,7 @@ struct CopyInstr {
 };
 
 struct ExposeInstr {
-  std::vector<std::string> ports;  // as written, "80", "53/udp", "8000-8010/tcp"
+  std::vector<std::string> ports;  // as written ("8000-8010/TCP"); planned: "8000/tcp", …
 };
 
 struct VolumeInstr {

@@ -492,4 +492,14 @@ ParsedDockerfile parse(std::string_view text, std::string_view file_name) {
   return out;
 }
 
+std::optional<Heredoc> heredoc_word(const std::string& word) {
+  try {
+    return parse_heredoc_word(word);
+  } catch (const ParseFail&) {
+    return std::nullopt;
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
 }  // namespace cbuild::builder::dockerfile

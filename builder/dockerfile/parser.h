@@ -11,6 +11,7 @@
 // time linear in the input. Thread-safe (no shared state).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,5 +26,10 @@ ParsedDockerfile parse(std::string_view text, std::string_view file_name = "Dock
 
 // Parses "  # name = value" into (lower-case name, value); false if it is not of that form.
 bool parse_directive_line(std::string_view line, std::string& name, std::string& value);
+
+// The heredoc a word opens ("<<EOF", "<<-'EOF'", "3<<\"A\"": name without quotes, expand,
+// chomp, fd; content empty), or nullopt when the word is not one (BuildKit's
+// MustParseHeredoc). A COPY/ADD source names its heredoc this way.
+std::optional<Heredoc> heredoc_word(const std::string& word);
 
 }  // namespace cbuild::builder::dockerfile

@@ -108,7 +108,7 @@ TEST_CASE("planner: cycles, bad indexes, errors in skipped stages, cache inputs 
   // An error in a stage the target does not need is not reported (as in BuildKit).
   CHECK(error_of("FROM a AS bad\nWORKDIR ${X:?x}\nFROM b\nRUN true\n").empty());
   CHECK(error_of("RUN x\nFROM a\n").find("RUN is not allowed before the first FROM") != std::string::npos);
-  CHECK(error_of("FROM a\nEXPOSE 80/tcp 99999\n").find("invalid port \"99999\"") != std::string::npos);
+  CHECK(error_of("FROM a\nEXPOSE 80/tcp 99999\n").find("EXPOSE: invalid containerPort \"99999\"") != std::string::npos);
   CHECK(error_of("FROM a\nCOPY --chmod=999 a b\n").find("invalid --chmod") != std::string::npos);
   PlanOptions o1, o2;
   o1.build_args = {{"V", "1"}, {"HTTP_PROXY", "http://p1"}};
