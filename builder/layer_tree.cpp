@@ -197,7 +197,8 @@ struct LayerTree::Walked {
   Found f;
 };
 
-LayerTree::Walked LayerTree::walk(const std::string& path, bool create, bool follow) {
+LayerTree::Walked LayerTree::walk(const std::string& path, bool create, bool follow, std::uint32_t uid,
+                                  std::uint32_t gid, const char* verb) {
   std::deque<std::string> q = components(overlay::clean_path(path));
   Node* cur = root();
   std::vector<Node*> up;
@@ -218,7 +219,7 @@ LayerTree::Walked LayerTree::walk(const std::string& path, bool create, bool fol
     Found f = lookup(cur, c);
     if (last && !follow) return {cur, c, std::move(f)};
     if (f.exists && S_ISLNK(f.type)) {
-      if (++hops > 40) throw_errno("open", shown, ELOOP);
+      if (++hops > 40) throw_errno(verb, shown, ELOOP);
       std::deque<std::string> t = components(f.link_target);
       q.insert(q.begin(), t.begin(), t.end());
       if (!f.link_target.empty() && f.link_target[0] == '/') {
@@ -229,13 +230,13 @@ LayerTree::Walked LayerTree::walk(const std::string& path, bool create, bool fol
     }
     if (last) return {cur, c, std::move(f)};
     if (!f.exists) {
-      if (!create) throw_errno("open", shown, ENOENT);
-      Node* d = new_dir(cur, c, 0, 0);
+      if (!create) throw_errno(verb, shown, ENOENT);
+      Node* d = new_dir(cur, c, uid, gid);
       up.push_back(cur);
       cur = d;
       continue;
     }
-    if (!S_ISDIR(f.type)) throw_errno("open", shown, ENOTDIR);
+    if (!S_ISDIR(f.type)) throw_errno(verb, shown, ENOTDIR);
     up.push_back(cur);
     cur = f.node ? f.node : copy_up(cur, c, f.lst);
   }
@@ -298,44 +299,13 @@ void LayerTree::ensure_dir(const std::string& path, std::uint32_t uid, std::uint
 // /wd -> /somewhere makes /somewhere/sub). A link never leads out: ".." stops at the root and
 // an absolute target restarts at it.
 void LayerTree::mkdir_owned(const std::string& path, std::uint32_t uid, std::uint32_t gid) {
-  std::deque<std::string> q = components(overlay::clean_path(path));
-  Node* cur = root();
-  std::vector<Node*> up;
-  int hops = 0;
-  const std::string shown = "/" + overlay::clean_path(path);
-  while (!q.empty()) {
-    std::string c = std::move(q.front());
-    q.pop_front();
-    if (c == ".") continue;
-    if (c == "..") {
-      if (!up.empty()) {
-        cur = up.back();
-        up.pop_back();
-      }
-      continue;
-    }
-    Found f = lookup(cur, c);
-    if (!f.exists) {
-      Node* d = new_dir(cur, c, uid, gid);
-      up.push_back(cur);
-      cur = d;
-      continue;
-    }
-    if (S_ISLNK(f.type)) {
-      if (++hops > 40) throw_errno("mkdir", shown, ELOOP);
-      std::deque<std::string> t = components(f.link_target);
-      q.insert(q.begin(), t.begin(), t.end());
-      if (!f.link_target.empty() && f.link_target[0] == '/') {
-        cur = root();
-        up.clear();
-      }
-      continue;
-    }
-    if (!S_ISDIR(f.type))
-      throw Error(ErrorKind::FailedPrecondition, "/" + join(cur->path, c) + " exists and is not a directory");
-    up.push_back(cur);
-    cur = f.node ? f.node : copy_up(cur, c, f.lst);
+  Walked w = walk(path, /*create=*/true, /*follow=*/true, uid, gid, "mkdir");
+  if (w.leaf.empty()) return;  // the root, or a directory a link led to
+  if (!w.f.exists) {
+    new_dir(w.dir, w.leaf, uid, gid);
+    return;
   }
+  if (!S_ISDIR(w.f.type)) throw_errno("mkdir", "/" + overlay::clean_path(path), ENOTDIR);
 }
 
 void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {

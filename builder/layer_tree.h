@@ -100,7 +100,11 @@ class LayerTree {
   Node* root();
   std::optional<struct stat> lower_stat(const std::string& path);
   Found lookup(Node* dir, const std::string& name);
-  Walked walk(const std::string& path, bool create, bool follow);
+  // Resolves `path` inside the tree, symlinks on the way followed inside the root (the last
+  // one too when `follow`); with `create`, missing parents are made as directories owned
+  // uid:gid. Errors are "VERB /path: …".
+  Walked walk(const std::string& path, bool create, bool follow, std::uint32_t uid = 0, std::uint32_t gid = 0,
+              const char* verb = "open");
   Node* copy_up(Node* dir, const std::string& name, const struct stat& st);
   Node* add_node(Node* dir, const std::string& name, std::unique_ptr<Node> n);
   Node* new_dir(Node* dir, const std::string& name, std::uint32_t uid, std::uint32_t gid);
