@@ -16,12 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string base_for_test() {
-  if (::geteuid() == 0)
-    if (auto* d = test::DockerPeer::get()) return d->base();
-  return "cbuild-test-busybox:1";
-}
-
 std::string last_created_by(const json& config) {
   std::string out;
   for (const auto& h : config["history"]) out = h.value("created_by", "");
@@ -32,7 +26,7 @@ std::string last_created_by(const json& config) {
 
 TEST_CASE("EXPOSE expands ranges and lower-cases protocols as docker does") {
   REQUIRE_ROOT();
-  test::BuildProject p(base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("Dockerfile", "FROM " + p.base + "\n"
          "EXPOSE 9000-9002/udp 8443/TCP 080 1.2.3.4:81:81/Sctp 8443/tcp\n");
   auto r = p.build({"-t", "expose:1"});
@@ -109,7 +103,7 @@ TEST_CASE("FROM matches stage names exactly (FROM BUILDER is refused) while COPY
 // BuildKit's documented semantics instead: a quoted delimiter only turns expansion off.
 TEST_CASE("heredocs with quoted delimiters, <<- and several in one instruction") {
   REQUIRE_ROOT();
-  test::BuildProject p(base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("Dockerfile", "FROM " + p.base + "\n"
          "ARG V=val\n"
          "COPY <<\"EOF\" /etc/a.conf\na $V\nEOF\n"

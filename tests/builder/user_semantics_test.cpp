@@ -17,12 +17,6 @@ using namespace cbuild;
 
 namespace {
 
-std::string base_for_test() {
-  if (::geteuid() == 0)
-    if (auto* d = test::DockerPeer::get()) return d->base();
-  return "cbuild-test-busybox:1";
-}
-
 // The base has app 1000:1000, a member of extra (1500). Added here: audio (63) listing app, and
 // u2, whose passwd gid (2100) differs from its uid.
 const char* kUsers =
@@ -44,7 +38,7 @@ const Form kForms[] = {
 
 TEST_CASE("USER name:group gives the RUN process exactly that gid and no supplementary groups, as docker does") {
   REQUIRE_ROOT();
-  test::BuildProject p(base_for_test());
+  test::BuildProject p(test::base_for_test());
   std::string df = "FROM " + p.base + "\n" + kUsers;
   int i = 0;
   for (const Form& f : kForms) {
@@ -85,7 +79,7 @@ TEST_CASE("USER name:group gives the RUN process exactly that gid and no supplem
 
 TEST_CASE("WORKDIR makes its directories owned as docker does for each form of USER") {
   REQUIRE_ROOT();
-  test::BuildProject p(base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("Dockerfile", "FROM " + p.base + "\n" + kUsers +
          "USER 1001\nWORKDIR /data/x\n"
          "USER 2000\nWORKDIR /w-uid-with-entry/a\n"
