@@ -110,15 +110,15 @@ CommandRegistration reg{{
       auto f = std::make_shared<BuildFlags>();
       app.add_option("context", f->context, "Build context: a directory, or - for a tar on stdin")->required();
       app.add_option("-f,--file", f->file, "Dockerfile (default CONTEXT/Dockerfile; - reads stdin)");
-      app.add_option("-t,--tag", f->tags, "Name and tag for the image (repeatable)");
-      app.add_option("--build-arg", f->build_args, "Set a build-time variable KEY=VALUE (repeatable)");
+      app.add_option("-t,--tag", f->tags, "Name and tag for the image (repeatable)")->allow_extra_args(false);
+      app.add_option("--build-arg", f->build_args, "Set a build-time variable KEY=VALUE (repeatable)")->allow_extra_args(false);
       app.add_option("--target", f->target, "Build this stage and what it needs, not the last one");
       app.add_flag("--no-cache", f->no_cache, "Do not use the build cache");
       app.add_flag("--pull", f->pull, "Always fetch the base images, even if present");
-      app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)");
+      app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)")->allow_extra_args(false);
       app.add_option("--platform", f->platform, "Target platform os/arch[/variant] (metadata; runs on the host)");
       app.add_option("--network", f->network, "Network for RUN: host (default) or none");
-      app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR");
+      app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR")->allow_extra_args(false);
       app.add_option("--format", f->format, "Image format: oci (default) or docker")->check(CLI::IsMember({"oci", "docker"}));
       app.add_option("--compression", f->compression, "Layer compression: gzip (default) or zstd")
           ->check(CLI::IsMember({"gzip", "zstd"}));
@@ -135,7 +135,8 @@ CommandRegistration reg{{
       app.add_option("-o,--output", f->outputs,
                      "Export instead of tagging in the store (repeatable): type=oci|docker,dest=FILE|- ; "
                      "type=oci,dest=DIR,tar=false ; type=local,dest=DIR (or -o DIR, -o - for a tar) ; "
-                     "type=registry[,name=REF] ; type=image[,name=REF][,push=true]");
+                     "type=registry[,name=REF] ; type=image[,name=REF][,push=true]")
+          ->allow_extra_args(false);
       return [f, &g] { return run_build(*f, g); };
     }}};
 
