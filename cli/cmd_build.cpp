@@ -3,7 +3,6 @@
 // handed to builder::build(). Prints the image ID on stdout (like `docker build -q`, and as the
 // last line otherwise) unless an --output writes its tar there; progress always on stderr.
 #include <cstdio>
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -12,9 +11,11 @@
 #include "builder/build_options.h"
 #include "builder/executor.h"
 #include "cli/command.h"
+#include "cli/exit_codes.h"
 #include "cli/progress.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/tar_writer.h"
 
 namespace cbuild::cli {
 
@@ -30,6 +31,18 @@ struct BuildFlags {
   int jobs = 0;
   bool no_cache = false, pull = false, quiet = false, push = false;
 };
+
+// buildx passes the environment's SOURCE_DATE_EPOCH as a build-arg unless one is given, so an
+// explicit --build-arg wins. Empty means unset, as for the variable.
+std::optional<std::int64_t> source_date_epoch(const std::map<std::string, std::string>& build_args) {
+  try {
+    if (auto it = build_args.find("SOURCE_DATE_EPOCH"); it != build_args.end() && !it->second.empty())
+      return oci::parse_source_date_epoch(it->second, "--build-arg SOURCE_DATE_EPOCH");
+    return oci::source_date_epoch_from_env();
+  } catch (const Error& e) {
+    throw UsageError(e);
+  }
+}
 
 builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   builder::BuildOptions o;
@@ -58,12 +71,7 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   else if (f.progress == "tty") o.progress = builder::ProgressMode::Tty;
   o.push = f.push;
   for (const auto& out : f.outputs) o.outputs.push_back(builder::parse_output(out));
-  if (const char* e = std::getenv("SOURCE_DATE_EPOCH"); e && *e) {
-    char* end = nullptr;
-    long long v = std::strtoll(e, &end, 10);
-    if (*end != '\0' || v < 0) throw Error(ErrorKind::InvalidArgument, "SOURCE_DATE_EPOCH: not a number of seconds: " + quote(e));
-    o.source_date_epoch = v;
-  }
+  o.source_date_epoch = source_date_epoch(o.build_args);
   o.tls_verify = g.tls_verify;
   o.tls_verify_set = g.tls_verify_set;
   o.root = g.resolved_root();
@@ -102,15 +110,15 @@ CommandRegistration reg{{
       auto f = std::make_shared<BuildFlags>();
       app.add_option("context", f->context, "Build context: a directory, or - for a tar on stdin")->required();
       app.add_option("-f,--file", f->file, "Dockerfile (default CONTEXT/Dockerfile; - reads stdin)");
-      app.add_option("-t,--tag", f->tags, "Name and tag for the image (repeatable)");
-      app.add_option("--build-arg", f->build_args, "Set a build-time variable KEY=VALUE (repeatable)");
+      app.add_option("-t,--tag", f->tags, "Name and tag for the image (repeatable)")->allow_extra_args(false);
+      app.add_option("--build-arg", f->build_args, "Set a build-time variable KEY=VALUE (repeatable)")->allow_extra_args(false);
       app.add_option("--target", f->target, "Build this stage and what it needs, not the last one");
       app.add_flag("--no-cache", f->no_cache, "Do not use the build cache");
       app.add_flag("--pull", f->pull, "Always fetch the base images, even if present");
-      app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)");
+      app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)")->allow_extra_args(false);
       app.add_option("--platform", f->platform, "Target platform os/arch[/variant] (metadata; runs on the host)");
       app.add_option("--network", f->network, "Network for RUN: host (default) or none");
-      app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR");
+      app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR")->allow_extra_args(false);
       app.add_option("--format", f->format, "Image format: oci (default) or docker")->check(CLI::IsMember({"oci", "docker"}));
       app.add_option("--compression", f->compression, "Layer compression: gzip (default) or zstd")
           ->check(CLI::IsMember({"gzip", "zstd"}));
@@ -127,7 +135,8 @@ CommandRegistration reg{{
       app.add_option("-o,--output", f->outputs,
                      "Export instead of tagging in the store (repeatable): type=oci|docker,dest=FILE|- ; "
                      "type=oci,dest=DIR,tar=false ; type=local,dest=DIR (or -o DIR, -o - for a tar) ; "
-                     "type=registry[,name=REF] ; type=image[,name=REF][,push=true]");
+                     "type=registry[,name=REF] ; type=image[,name=REF][,push=true]")
+          ->allow_extra_args(false);
       return [f, &g] { return run_build(*f, g); };
     }}};
 

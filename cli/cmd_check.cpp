@@ -54,7 +54,7 @@ cbuild::cli::CommandRegistration reg{{
       auto o = std::make_shared<CheckOptions>();
       app.add_option("-f,--file", o->file, "Dockerfile to check (- for stdin)");
       app.add_option("FILE", o->positional, "Dockerfile or context directory (default: ./Dockerfile)");
-      app.add_option("--build-arg", o->build_args, "Build-time variable NAME=VALUE (repeatable)");
+      app.add_option("--build-arg", o->build_args, "Build-time variable NAME=VALUE (repeatable)")->allow_extra_args(false);
       app.add_option("--target", o->target, "Stage to check for");
       app.add_option("--platform", o->platform, "Target platform os/arch[/variant]");
       return [o] { return run_check(*o); };

@@ -4,10 +4,12 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/exit_codes.h"
 #include "cli/store_open.h"
 #include "oci/base/error.h"
 #include "oci/layer_writer.h"
 #include "oci/media_types.h"
+#include "oci/tar_writer.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::cli {
@@ -29,7 +31,11 @@ int run_roundtrip(const RoundtripOptions& o, const GlobalOptions& g) {
   auto lease = store->acquire_lease("roundtrip");
   store->set_default_lease(lease);
   oci::LayerWriterOptions lo;
-  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde && *sde) lo.clamp_mtime = std::stoll(sde);
+  try {
+    lo.clamp_mtime = oci::source_date_epoch_from_env();
+  } catch (const Error& e) {
+    throw UsageError(e);
+  }
   oci::LayerResult layer = oci::write_layer(o.dir, *store, lo);
   oci::ImageConfig cfg;
   oci::Platform host = oci::Platform::host();

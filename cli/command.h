@@ -24,7 +24,6 @@ namespace cbuild::cli {
 // Flags accepted before or after any subcommand.
 struct GlobalOptions {
   std::string root;        // --root / CBUILD_ROOT; empty means the default
-  std::string log_level = "info";  // --log-level: debug, info, warn, error
   bool tls_verify = true;  // --tls-verify=false allows plain HTTP and unverified TLS
   bool tls_verify_set = false;  // true when --tls-verify was given explicitly
 

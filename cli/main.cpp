@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
@@ -53,9 +54,15 @@ bool is_command_word(std::string_view w) {
   return false;
 }
 
-// Global flags that take a value, so their value is not mistaken for the subcommand.
-bool global_takes_value(std::string_view a) {
-  return a == "--root" || a == "--log-level";
+// docker's wording for a flag nobody declared ("unknown flag: --foo", "unknown shorthand flag:
+// 'x' in -x"), or nullopt when `extras` holds only surplus arguments.
+std::optional<std::string> unknown_flag_message(const std::vector<std::string>& extras) {
+  for (const auto& a : extras) {
+    if (a.size() < 2 || a[0] != '-') continue;
+    if (a[1] == '-') return "unknown flag: " + a.substr(0, a.find('='));
+    return "unknown shorthand flag: '" + a.substr(1, 1) + "' in " + a;
+  }
+  return std::nullopt;
 }
 }  // namespace
 
@@ -84,15 +91,14 @@ int main(int argc, char** argv) {
     std::size_t i = 0;
     while (i < args.size()) {
       const std::string& a = args[i];
-      if (a == "--root" || a == "--log-level") { i += 2; continue; }
-      if (a.rfind("--root=", 0) == 0 || a.rfind("--log-level=", 0) == 0 || a.rfind("--tls-verify", 0) == 0) { ++i; continue; }
+      if (a == "--root") { i += 2; continue; }
+      if (a.rfind("--root=", 0) == 0 || a.rfind("--tls-verify", 0) == 0) { ++i; continue; }
       break;
     }
     bool top_level_flag = i < args.size() && (args[i] == "--help" || args[i] == "-h" || args[i] == "--version");
     if (i < args.size() && !top_level_flag && !is_command_word(args[i]) && is_command_word("build"))
       args.insert(args.begin() + static_cast<std::ptrdiff_t>(i), "build");
   }
-  (void)global_takes_value;
 
   CLI::App app{"cbuild — a daemonless container image builder (Dockerfile → OCI image)", "cbuild"};
   app.set_version_flag("--version", std::string("cbuild version ") + CBUILD_VERSION);
@@ -102,8 +108,6 @@ int main(int argc, char** argv) {
   GlobalOptions g;
   auto add_globals = [&g](CLI::App& a) {
     a.add_option("--root", g.root, "Store root (default /var/lib/cbuild as root; env CBUILD_ROOT)");
-    a.add_option("--log-level", g.log_level, "Log level: debug, info, warn, error")
-        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     a.add_option_function<std::string>(
          "--tls-verify",
          [&g](const std::string& v) {
@@ -133,6 +137,14 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
+  } catch (const CLI::ExtrasError& e) {
+    // The parser keeps what it could not place; every app on the way down has a share of it.
+    std::vector<std::string> extras = app.remaining(true);
+    for (const CLI::App* sub : app.get_subcommands())
+      for (const auto& a : sub->remaining(true)) extras.push_back(a);
+    std::fprintf(stderr, "cbuild: error: %s\n", unknown_flag_message(extras).value_or(e.what()).c_str());
+    std::fprintf(stderr, "Run 'cbuild --help' for usage.\n");
+    return kExitUsage;
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "cbuild: error: %s\n", e.what());
     std::fprintf(stderr, "Run 'cbuild --help' for usage.\n");
@@ -154,6 +166,10 @@ int main(int argc, char** argv) {
     if (interrupted()) {
       std::fprintf(stderr, "cbuild: error: interrupted\n");
       return kExitInterrupted;
+    }
+    if (const auto* usage = dynamic_cast<const UsageError*>(&e)) {
+      std::fprintf(stderr, "cbuild: error: %s\n", usage->what());
+      return kExitUsage;
     }
     if (const auto* err = dynamic_cast<const Error*>(&e)) {
       std::fprintf(stderr, "cbuild: error: %s\n", err->what());

@@ -52,15 +52,20 @@ std::uint64_t path_fingerprint(std::string_view path) {
 
 std::string tar_writer_id() { return std::string("pax-restricted-1 ") + archive_version_string(); }
 
+std::int64_t parse_source_date_epoch(std::string_view value, std::string_view origin) {
+  std::int64_t out = 0;
+  // from_chars, unlike strtoll/stoll, takes no leading space or '+' and reports trailing bytes.
+  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+  if (value.empty() || ec != std::errc() || p != value.data() + value.size() || out < 0)
+    throw Error(ErrorKind::InvalidArgument,
+                std::string(origin) + " " + quote(value) + ": not a number of seconds (a non-negative integer)");
+  return out;
+}
+
 std::optional<std::int64_t> source_date_epoch_from_env() {
   const char* v = std::getenv("SOURCE_DATE_EPOCH");
   if (!v || !*v) return std::nullopt;
-  std::int64_t out = 0;
-  std::string_view s(v);
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  if (ec != std::errc() || p != s.data() + s.size() || out < 0)
-    throw Error(ErrorKind::InvalidArgument, "SOURCE_DATE_EPOCH " + quote(s) + " is not a non-negative integer");
-  return out;
+  return parse_source_date_epoch(v, "environment variable SOURCE_DATE_EPOCH");
 }
 
 struct TarWriter::Impl {

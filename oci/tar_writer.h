@@ -21,6 +21,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "oci/digest.h"
 #include "oci/stream.h"
@@ -51,8 +52,13 @@ struct TarWriterOptions {
   BoundaryListener* listener = nullptr;
 };
 
-// The SOURCE_DATE_EPOCH environment variable, when set to a valid non-negative integer.
-// Throws InvalidArgument when it is set but malformed.
+// A SOURCE_DATE_EPOCH value: decimal seconds since 1970 and nothing else (no sign, no spaces,
+// nothing after the digits, within int64). `origin` says where the value came from
+// ("environment variable SOURCE_DATE_EPOCH", "--build-arg SOURCE_DATE_EPOCH"); the
+// InvalidArgument thrown otherwise reads `<origin> "<value>": not a number of seconds`.
+std::int64_t parse_source_date_epoch(std::string_view value, std::string_view origin);
+// The SOURCE_DATE_EPOCH environment variable through parse_source_date_epoch(); nullopt when
+// unset or empty.
 std::optional<std::int64_t> source_date_epoch_from_env();
 
 // Identifies the bytes TarWriter makes of given entries: the format and the libarchive version
