@@ -63,8 +63,8 @@ TEST_CASE("reclaim: the next command after a SIGKILLed build removes its mounts,
 
   ::kill(build.pid(), SIGKILL);  // cbuild only, not its group
   REQUIRE(build.wait(15s));
-  // The RUN's processes may outlive cbuild (its sandbox's PID 1 runs on); they are not what
-  // this test is about, so they go the hard way too.
+  // The RUN dies with cbuild (its PID 1's parent-death signal, tested elsewhere); killed here
+  // as well so that this test is only about what the next command reclaims.
   kill_processes_mentioning({p.dir.path().string(), token});
   // What the dead build left: the overlay mount and its scratch in the store.
   auto left = p.leftovers(token);

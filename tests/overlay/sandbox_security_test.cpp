@@ -19,6 +19,7 @@
 #include "overlay/sandbox.h"
 #include "overlay/seccomp_filter.h"
 #include "tests/overlay/overlay_test_util.h"
+#include "tests/overlay/sandbox_test_util.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/root.h"
 #include "tests/support/tiny_rootfs.h"
@@ -30,37 +31,6 @@ using namespace cbuild::overlay;
 using namespace cbuild::test;
 
 namespace {
-
-const fs::path& busybox() {
-  static TempDir dir;
-  static fs::path p = [] {
-    make_busybox_rootfs(dir.path() / "rootfs");
-    return dir.path() / "rootfs";
-  }();
-  return p;
-}
-
-struct Captured {
-  ExitStatus status;
-  std::string out, err;
-};
-
-Captured run(RunSpec spec, std::vector<std::string> argv) {
-  TempDir tmp;
-  UniqueFd out(::open((tmp.path() / "out").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  UniqueFd err(::open((tmp.path() / "err").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (spec.rootfs.empty()) spec.rootfs = busybox();
-  spec.argv = std::move(argv);
-  spec.stdout_fd = out.get();
-  spec.stderr_fd = err.get();
-  Captured c;
-  c.status = Sandbox::run(spec);
-  c.out = read_text(tmp.path() / "out");
-  c.err = read_text(tmp.path() / "err");
-  return c;
-}
-
-Captured sh(RunSpec spec, const std::string& script) { return run(std::move(spec), {"sh", "-c", script}); }
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -74,7 +44,7 @@ TEST_CASE("sandbox security: writing a sysctl back fails; /proc's kernel files a
   std::string value = trim(read_text("/proc/sys/vm/swappiness"));
   REQUIRE(!value.empty());
   RunSpec spec;
-  auto c = sh(spec, "echo " + value + " > /proc/sys/vm/swappiness && echo WROTE; "
+  auto c = run_sh(spec, "echo " + value + " > /proc/sys/vm/swappiness && echo WROTE; "
                     "echo " + value + " > /proc/sys/vm/../vm/swappiness && echo WROTE-DOTDOT; "
                     "awk '{print $5, $6}' /proc/self/mountinfo");
   INFO(c.out << c.err);
@@ -96,9 +66,9 @@ TEST_CASE("sandbox security: writing a sysctl back fails; /proc's kernel files a
   REQUIRE(::chmod((root / "bin/cbuild_probe").c_str(), 04755) == 0);
   spec.rootfs = root;
   spec.user = "user";
-  c = run(spec, {"/bin/cbuild_probe", "creds"});
+  c = run_captured(spec, {"/bin/cbuild_probe", "creds"});
   CHECK(c.out == "uid=1234 euid=0\n");
-  c = run(spec, {"/bin/cbuild_probe", "write", "/proc/sys/vm/swappiness", value});
+  c = run_captured(spec, {"/bin/cbuild_probe", "write", "/proc/sys/vm/swappiness", value});
   CHECK(c.status.code == 1);
   CHECK(c.err.find("Read-only file system") != std::string::npos);
 }
@@ -120,7 +90,7 @@ TEST_CASE("sandbox security: masked kernel files read empty [root]") {
     ++checked;
   }
   REQUIRE(checked >= 2);
-  auto c = sh(spec, script);
+  auto c = run_sh(spec, script);
   INFO(c.out << c.err);
   CHECK(c.status.code == 0);
   std::istringstream in(c.out);
@@ -132,7 +102,7 @@ TEST_CASE("sandbox security: masked kernel files read empty [root]") {
   }
   CHECK(seen == checked);
   // A masked directory cannot be written either.
-  c = sh(spec, "touch /sys/firmware/x 2>/dev/null && echo WROTE; true");
+  c = run_sh(spec, "touch /sys/firmware/x 2>/dev/null && echo WROTE; true");
   CHECK(c.out == "");
 }
 
@@ -143,10 +113,11 @@ TEST_CASE("sandbox security: device nodes a RUN makes cannot be opened; /dev's o
   TempDir cache;
   RunSpec spec;
   spec.binds = {{cache.path(), "/cache", false}};
-  auto c = sh(spec,
+  auto c = run_sh(spec,
               "for d in /tmp /dev /cache; do mknod $d/n c 1 3 && echo made $d; "
               "echo x > $d/n && echo OPENED $d; done; "
-              "echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c");
+              "echo x > /dev/null && head -c 4 /dev/zero | wc -c && head -c 4 /dev/urandom | wc -c; "
+              "rm /tmp/n");  // the rootfs is shared by the test binary: leave it as it was
   INFO(c.out << c.err);
   CHECK(c.status.code == 0);
   for (const char* d : {"/tmp", "/dev", "/cache"}) CHECK(c.out.find(std::string("made ") + d) != std::string::npos);
@@ -177,7 +148,7 @@ TEST_CASE("sandbox security: docker's seccomp policy, class by class, for root a
   std::vector<std::string> argv{"/bin/probe", "syscall"};
   std::istringstream in(expected);
   for (std::string line; std::getline(in, line);) argv.push_back(line.substr(0, line.find('=')));
-  auto c = run(spec, argv);
+  auto c = run_captured(spec, argv);
   INFO(c.err);
   CHECK(c.status.code == 0);
   CHECK(c.out == expected);
@@ -185,14 +156,14 @@ TEST_CASE("sandbox security: docker's seccomp policy, class by class, for root a
   // An unprivileged user is filtered the same (the filter is loaded before root is given up).
   spec.user = "user";
   std::vector<std::string> some{"/bin/probe", "syscall", "unshare-user", "keyctl", "clone3", "clone-plain"};
-  c = run(spec, some);
+  c = run_captured(spec, some);
   CHECK(c.out == "unshare-user=EPERM\nkeyctl=EPERM\nclone3=ENOSYS\nclone-plain=ok\n");
 }
 
 TEST_CASE("sandbox security: seccomp mode 2, docker's capabilities, no no_new_privs; glibc programs run [root]") {
   REQUIRE_ROOT();
   RunSpec spec;
-  auto c = sh(spec, "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; "
+  auto c = run_sh(spec, "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; "
                     "ls / >/dev/null && cp /bin/busybox /tmp/b && chown 1000 /tmp/b && echo fine");
   INFO(c.err);
   CHECK(c.status.code == 0);
@@ -200,7 +171,7 @@ TEST_CASE("sandbox security: seccomp mode 2, docker's capabilities, no no_new_pr
         "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\n"
         "CapBnd:\t00000000a80425fb\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t2\nfine\n");
   spec.user = "app";
-  c = sh(spec, "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp:)' /proc/self/status");
+  c = run_sh(spec, "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp:)' /proc/self/status");
   CHECK(c.out == "CapEff:\t0000000000000000\nCapBnd:\t00000000a80425fb\nNoNewPrivs:\t0\nSeccomp:\t2\n");
 }
 
@@ -211,7 +182,7 @@ TEST_CASE("sandbox security: PID 1 shows no builder argv nor environment [root]"
   RunSpec spec;
   spec.env = {"VISIBLE=1"};
   // NUL-padded to the length of the overwritten arguments: only the NULs are dropped here.
-  auto c = sh(spec, "tr -d '\\0' < /proc/1/cmdline; echo; cat /proc/1/comm; "
+  auto c = run_sh(spec, "tr -d '\\0' < /proc/1/cmdline; echo; cat /proc/1/comm; "
                     "cat /proc/1/environ 2>/dev/null | wc -c");
   ::unsetenv("CBUILD_TEST_PID1_SECRET");
   INFO(c.err);

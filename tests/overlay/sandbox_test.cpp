@@ -19,6 +19,7 @@
 #include "overlay/differ.h"
 #include "overlay/init_layer.h"
 #include "tests/overlay/overlay_test_util.h"
+#include "tests/overlay/sandbox_test_util.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/root.h"
 #include "tests/support/tiny_rootfs.h"
@@ -30,42 +31,6 @@ using cbuild::TempDir;
 using cbuild::UniqueFd;
 using namespace cbuild::overlay;
 using namespace cbuild::test;
-
-namespace {
-
-// One busybox rootfs for the whole binary (building it is the slow part).
-const fs::path& busybox() {
-  static TempDir dir;
-  static bool made = false;
-  if (!made) {
-    make_busybox_rootfs(dir.path() / "rootfs");
-    made = true;
-  }
-  static fs::path p = dir.path() / "rootfs";
-  return p;
-}
-
-struct Captured {
-  ExitStatus status;
-  std::string out, err;
-};
-
-Captured run_sh(RunSpec spec, const std::string& script) {
-  TempDir tmp;
-  UniqueFd out(::open((tmp.path() / "out").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  UniqueFd err(::open((tmp.path() / "err").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (spec.rootfs.empty()) spec.rootfs = busybox();
-  spec.argv = {"sh", "-c", script};
-  spec.stdout_fd = out.get();
-  spec.stderr_fd = err.get();
-  Captured c;
-  c.status = Sandbox::run(spec);
-  c.out = read_text(tmp.path() / "out");
-  c.err = read_text(tmp.path() / "err");
-  return c;
-}
-
-}  // namespace
 
 TEST_CASE("sandbox: exit status, signals, stdout and stderr [root]") {
   REQUIRE_ROOT();
@@ -79,7 +44,7 @@ TEST_CASE("sandbox: exit status, signals, stdout and stderr [root]") {
   CHECK(c.status.code == 137);
   CHECK(c.status.signal == 9);
   CHECK(run_sh(spec, "true").status.ok());
-  CHECK_FALSE(has_mounts_under(busybox()));
+  CHECK_FALSE(has_mounts_under(shared_busybox_rootfs()));
 }
 
 TEST_CASE("sandbox: namespaces, environment, user, cwd, umask [root]") {
@@ -136,7 +101,7 @@ TEST_CASE("sandbox: network none has only lo, up; host network sees the host's [
 TEST_CASE("sandbox: failures before exec are clear errors [root]") {
   REQUIRE_ROOT();
   RunSpec spec;
-  spec.rootfs = busybox();
+  spec.rootfs = shared_busybox_rootfs();
   spec.argv = {"no-such-command"};
   CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("executable file not found in $PATH"), Error);
   spec.argv = {"/bin/none"};
@@ -150,18 +115,18 @@ TEST_CASE("sandbox: failures before exec are clear errors [root]") {
   spec.user = "ghost";
   CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("unable to find user ghost"), Error);
   spec.user = "";
-  spec.rootfs = busybox() / "nope";
+  spec.rootfs = shared_busybox_rootfs() / "nope";
   CHECK_THROWS_WITH_AS(Sandbox::run(spec), doctest::Contains("nope"), Error);
-  spec.rootfs = busybox();
+  spec.rootfs = shared_busybox_rootfs();
   spec.argv = {};
   CHECK_THROWS_AS(Sandbox::run(spec), Error);
-  CHECK_FALSE(has_mounts_under(busybox()));
+  CHECK_FALSE(has_mounts_under(shared_busybox_rootfs()));
 }
 
 TEST_CASE("sandbox: timeout kills the whole tree; pid 1 forwards SIGTERM and reaps [root]") {
   REQUIRE_ROOT();
   RunSpec spec;
-  spec.rootfs = busybox();
+  spec.rootfs = shared_busybox_rootfs();
   spec.argv = {"sh", "-c", "sleep 30 & sleep 30 & sleep 30"};
   spec.timeout = std::chrono::milliseconds(300);
   auto t0 = std::chrono::steady_clock::now();
@@ -223,7 +188,7 @@ TEST_CASE("sandbox: a RUN in an overlay: the upper holds only the change [root]"
   fs::create_directories(tmp.path() / "work");
   fs::path init = tmp.path() / "init";
   write_init_files(init, {});
-  MountSpec ms{.lowers = {busybox().string()}, .upper = (tmp.path() / "upper").string(),
+  MountSpec ms{.lowers = {shared_busybox_rootfs().string()}, .upper = (tmp.path() / "upper").string(),
                .work = (tmp.path() / "work").string()};
   RunSpec spec;
   spec.init_files = init;
@@ -296,7 +261,7 @@ TEST_CASE("sandbox: a static program in a shell-less rootfs; user:group by name 
 TEST_CASE("sandbox: cancellation kills the tree and throws Cancelled [root]") {
   REQUIRE_ROOT();
   RunSpec spec;
-  spec.rootfs = busybox();
+  spec.rootfs = shared_busybox_rootfs();
   spec.argv = {"sh", "-c", "sleep 30 & sleep 30"};
   std::thread canceller([] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -312,7 +277,7 @@ TEST_CASE("sandbox: cancellation kills the tree and throws Cancelled [root]") {
   canceller.join();
   cbuild::cancel_signal().store(0);
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10));
-  CHECK(Sandbox::run(RunSpec{.rootfs = busybox(), .argv = {"true"}}).ok());
+  CHECK(Sandbox::run(RunSpec{.rootfs = shared_busybox_rootfs(), .argv = {"true"}}).ok());
 }
 
 TEST_CASE("sandbox: no way back to the host through /proc/1 or a leaked fd cwd [root]") {
@@ -401,7 +366,7 @@ TEST_CASE("sandbox: an fd bind keeps what was resolved; secrets are read-only fi
   fs::create_symlink("/etc", tmp.path() / "src");
   fs::path rootfs = tmp.path() / "rootfs";
   fs::create_directories(rootfs);
-  fs::copy(busybox(), rootfs, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  fs::copy(shared_busybox_rootfs(), rootfs, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
   RunSpec spec;
   spec.rootfs = rootfs;
   spec.binds = {{.source = tmp.path() / "src", .target = "/fdbind", .readonly = true, .source_fd = src.get()}};
