@@ -63,6 +63,9 @@ if(CBUILD_STATIC_DEPS_USED)
   add_library(cbuild_libarchive_shim OBJECT ${PROJECT_SOURCE_DIR}/cmake/libarchive_static_shim.c)
   target_include_directories(cbuild_libarchive_shim PRIVATE ${LibArchive_INCLUDE_DIRS})
   target_link_libraries(cbuild_deps INTERFACE $<TARGET_OBJECTS:cbuild_libarchive_shim> ${_static_libs})
+  # $<TARGET_OBJECTS> carries no build order: without this, building one target (a bench, a
+  # test binary) on a fresh tree links before the shim's object exists.
+  add_dependencies(cbuild_deps cbuild_libarchive_shim)
 else()
   target_link_libraries(cbuild_deps INTERFACE OpenSSL::Crypto ZLIB::ZLIB LibArchive::LibArchive PkgConfig::ZSTD
                                               Threads::Threads)

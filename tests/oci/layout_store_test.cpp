@@ -382,7 +382,12 @@ TEST_CASE("skopeo and umoci read what the store wrote") {
   CHECK_MESSAGE(r.exit_code == 0, r.err);
   CHECK(r.out.find("\"Architecture\": \"amd64\"") != std::string::npos);
 
-  if (::geteuid() != 0) return;  // umoci unpack without --rootless needs root
+  // umoci unpack without --rootless needs root.
+  if (::geteuid() != 0) {
+    if (test::in_ci()) FAIL("umoci unpack needs root, and CI runs as root");
+    MESSAGE("skipped: umoci unpack needs root");
+    return;
+  }
   r = test::run_command({"umoci", "unpack", "--image", root.string() + ":docker.io/library/demo:1", (t.path() / "bundle").string()});
   CHECK_MESSAGE(r.exit_code == 0, r.err);
   CHECK(read_file(t.path() / "bundle" / "rootfs" / "etc" / "hello.txt") == "hello from cbuild\n");

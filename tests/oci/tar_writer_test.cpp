@@ -208,7 +208,8 @@ TEST_CASE("add_tree: sorted by path bytes, hardlinks, symlinks, fifos, xattrs, s
     REQUIRE(by["a.txt"].entry.xattrs.size() == 1);
     CHECK(by["a.txt"].entry.xattrs[0] == std::pair<std::string, std::string>{"user.note", "hi"});
   } else {
-    MESSAGE("user xattrs unsupported here; xattr walking not exercised");
+    if (test::in_ci()) FAIL("user xattrs unsupported on CI's filesystem; xattr walking not exercised");
+    MESSAGE("skipped: user xattrs unsupported here; xattr walking not exercised");
   }
   CHECK_THROWS_AS(tar_of_tree(d.path() / "missing"), Error);
 }
