@@ -17,7 +17,10 @@ bin="$build/bench/bench_overlay"
 [ -x "$bin" ] || { echo "build first: cmake --build $build --target bench_overlay" >&2; exit 1; }
 mkdir -p "$work"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-settle() { sync; [ -n "${NODROP:-}" ] || echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; sleep "${SETTLE:-2}"; }
+# Every run starts cold (page cache dropped) unless NODROP is set or dropping is refused; the
+# label printed with the figures says which.
+state=cold
+settle() { sync; if [ -n "${NODROP:-}" ] || ! echo 3 > /proc/sys/vm/drop_caches 2>/dev/null; then state=warm; fi; sleep "${SETTLE:-2}"; }
 secs() { local s e; s=$(date +%s.%N); "$@" >&2; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 
 blob="$work/layer-$mib.tar.zst"
@@ -45,5 +48,5 @@ rm -rf "$work/out" "$work/diff.tar"
 a=$(printf '%s\n' "${A[@]}" | median); b=$(printf '%s\n' "${B[@]}" | median)
 c=$(printf '%s\n' "${C[@]}" | median); d=$(printf '%s\n' "${D[@]}" | median)
 echo "runs $runs, cores $(nproc), layer $(du -m "$blob" | cut -f1) MiB zstd of $mib MiB, $files small files"
-printf 'apply  cbuild %7.2fs   zstd -dc | tar -x %7.2fs   ratio %.2f   (%s | %s)\n' "$a" "$b" "$(echo "$a/$b" | bc -l)" "${A[*]}" "${B[*]}"
-printf 'diff   cbuild %7.2fs   tar -c            %7.2fs   ratio %.2f   (%s | %s)\n' "$c" "$d" "$(echo "$c/$d" | bc -l)" "${C[*]}" "${D[*]}"
+printf 'apply  %s cbuild %7.2fs   zstd -dc | tar -x %7.2fs   ratio %.2f   (%s | %s)\n' "$state" "$a" "$b" "$(echo "$a/$b" | bc -l)" "${A[*]}" "${B[*]}"
+printf 'diff   %s cbuild %7.2fs   tar -c            %7.2fs   ratio %.2f   (%s | %s)\n' "$state" "$c" "$d" "$(echo "$c/$d" | bc -l)" "${C[*]}" "${D[*]}"

@@ -3,7 +3,8 @@
 # docker-registry: cbuild vs `skopeo copy` of the same OCI layout, side by side in one run.
 # Each timed push goes to a freshly started registry with empty storage (so nothing is skipped
 # or mounted); each timed pull goes into an empty directory. Prints every run, then medians and
-# ratios (skopeo / cbuild: above 1 means cbuild is faster).
+# ratios (skopeo / cbuild: above 1 means cbuild is faster). Every figure is warm: the pushed
+# blobs were just written (page cache), and pulls read what the registry has just stored.
 #
 # Usage: bench/registry.sh [CBUILD_BINARY] [RUNS]   (default build-registry/cbuild, 3 runs)
 set -euo pipefail
@@ -92,10 +93,10 @@ for i in $(seq "$RUNS"); do
   CL+=("$(echo "$t1 - $t0" | bc)")
   rm -rf "$W/pull"
   stop_registry
-  echo "run $i: push skopeo ${SP[-1]}s cbuild ${CP[-1]}s | pull skopeo ${SL[-1]}s cbuild ${CL[-1]}s" >&2
+  echo "run $i (warm): push skopeo ${SP[-1]}s cbuild ${CP[-1]}s | pull skopeo ${SL[-1]}s cbuild ${CL[-1]}s" >&2
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 msp=$(median "${SP[@]}"); mcp=$(median "${CP[@]}"); msl=$(median "${SL[@]}"); mcl=$(median "${CL[@]}")
 echo "image: 3 layers x ${SIZE_MB} MiB (gzip of random data), registry on $HOST, $RUNS runs"
-echo "push: skopeo median ${msp}s, cbuild median ${mcp}s, ratio $(echo "scale=2; $msp / $mcp" | bc)x"
-echo "pull: skopeo median ${msl}s, cbuild median ${mcl}s, ratio $(echo "scale=2; $msl / $mcl" | bc)x"
+echo "push (warm): skopeo median ${msp}s, cbuild median ${mcp}s, ratio $(echo "scale=2; $msp / $mcp" | bc)x"
+echo "pull (warm): skopeo median ${msl}s, cbuild median ${mcl}s, ratio $(echo "scale=2; $msl / $mcl" | bc)x"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sandbox start → exec of /bin/true in a busybox rootfs (issue 4, Speed: median < 15 ms), next
 # to `unshare --mount --pid --fork --uts --ipc chroot ROOT /bin/true` timed the same way
-# (fork/exec/wait from the same C++ program). Needs root.
+# (fork/exec/wait from the same C++ program). Warm: both run after a warm-up, the rootfs in the
+# page cache. Needs root.
 # usage: bench/sandbox_start.sh [BUILD_DIR] [RUNS]
 set -euo pipefail
 build=${1:-build}
@@ -18,6 +19,6 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 cb=$("$bin" sandbox "$root" "$runs" | median)
 un=$("$bin" spawn "$runs" unshare --mount --pid --fork --uts --ipc chroot "$root" /bin/true | median)
 printf 'runs %s, cores %s\n' "$runs" "$(nproc)"
-printf 'cbuild sandbox /bin/true        median %7.2f ms\n' "$cb"
-printf 'unshare … chroot … /bin/true    median %7.2f ms\n' "$un"
+printf 'cbuild sandbox /bin/true   warm median %7.2f ms\n' "$cb"
+printf 'unshare … chroot … /bin/true warm median %7.2f ms\n' "$un"
 printf 'ratio cbuild/unshare            %7.2f\n' "$(echo "$cb / $un" | bc -l)"
