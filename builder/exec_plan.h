@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -81,6 +82,15 @@ struct RunOp {
   std::vector<std::string> env;   // ARG and ENV in scope, "K=V" (ARGs only here, never in config)
   std::optional<bool> network_none;  // RUN --network; nullopt: the build's --network
   std::vector<RunMount> mounts;
+  // A RUN whose only command is a heredoc starting with "#!" (BuildKit): the heredoc becomes the
+  // file /dev/pipes/<name>, mode 0755, in a read-only directory mount of its own, and argv is
+  // that path, so the kernel runs it with the interpreter its first line names.
+  static constexpr std::string_view kScriptDir = "/dev/pipes";
+  struct ScriptFile {
+    std::string name;
+    std::string content;
+  };
+  std::optional<ScriptFile> script_file;
 };
 
 using Op = std::variant<ConfigOp, WorkdirOp, CopyOp, RunOp>;

@@ -168,6 +168,12 @@ struct StageAdapter {
         auto word = df::heredoc_word(trimmed);
         if (r.heredocs.size() == 1 && word && word->name == h.name) {
           script = h.chomp ? df::chomp_heredoc(h.content) : h.content;  // the heredoc is the script
+          if (h.content.rfind("#!", 0) == 0) {
+            if (h.name.find('/') != std::string::npos || h.name == "." || h.name == "..")
+              fail(plan, s, "heredoc " + quote(h.name) + " starts with #! and cannot name a script file");
+            op.script_file = RunOp::ScriptFile{h.name, script};
+            script = std::string(RunOp::kScriptDir) + "/" + h.name;
+          }
         } else {
           for (const auto& hd : r.heredocs) script += "\n" + hd.content + hd.name;
         }

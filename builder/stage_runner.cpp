@@ -307,6 +307,14 @@ struct Stepper {
     spec.network = net;
     spec.init_files = init.path();
     mounts.attach(spec);
+    TempDir script_dir;
+    if (op.script_file) {
+      // Searchable by any USER, as BuildKit's mount of it is.
+      fs::permissions(script_dir.path(), fs::perms(0755));
+      fs::path f = script_dir.path() / op.script_file->name;
+      write_file_atomic(f, op.script_file->content, 0755);
+      spec.binds.push_back({.source = script_dir.path(), .target = std::string(RunOp::kScriptDir), .readonly = true});
+    }
     // docker 20.10 commits the directories it created as mount points (see sandbox.h).
     spec.keep_directory_stubs = true;
     std::vector<std::string> exclude = overlay::Sandbox::stub_paths(spec);

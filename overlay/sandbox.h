@@ -16,7 +16,9 @@
 //    links; the files of `init_files` (hosts, resolv.conf, hostname — see init_layer.h) and
 //    `binds` bind-mounted at their targets, a fresh tmpfs (mode 1777, nosuid, nodev) at each
 //    of `tmpfs` (RUN --mount=type=tmpfs), then each of `secrets` as a read-only file from a
-//    tmpfs private to the run (RUN --mount=type=secret), in that order;
+//    tmpfs private to the run (RUN --mount=type=secret), in that order; a bind or tmpfs
+//    target under /dev gets its mount point on the /dev tmpfs (never in the image), and none
+//    of /dev's own symlinks (fd, stdin, …) may be on its way;
 //  - hostname `hostname`; uid/gid from `user` looked up in the rootfs' /etc/passwd and
 //    /etc/group (parsed by cbuild, never NSS), supplementary groups from /etc/group
 //    memberships; umask 022; `cwd` as working directory (created when missing, as docker does

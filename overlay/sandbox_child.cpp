@@ -226,9 +226,44 @@ void protect_kernel_files(const ChildPlan& p) noexcept {
   }
 }
 
+// Creates a mount point below the /dev tmpfs (see ChildBind::dev_components). Nothing the
+// command made is there yet, but /dev holds symlinks of ours (/dev/fd → /proc/self/fd): no
+// component may be one, or the mount would land wherever it points.
+bool make_dev_mount_point(const ChildPlan& p, const ChildBind& b) noexcept {
+  int fd = ::open(p.dev.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  for (std::size_t k = 0; fd >= 0 && k < b.dev_components.size(); ++k) {
+    const char* name = b.dev_components[k].c_str();
+    bool leaf = k + 1 == b.dev_components.size();
+    if (!leaf || b.dir) {
+      if (::mkdirat(fd, name, 0755) != 0 && errno != EEXIST) {
+        ::close(fd);
+        return false;
+      }
+      int next = ::openat(fd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      ::close(fd);
+      fd = next;
+      if (leaf) break;
+      continue;
+    }
+    if (::mknodat(fd, name, S_IFREG | 0644, 0) != 0 && errno != EEXIST) {
+      ::close(fd);
+      return false;
+    }
+    struct stat st {};
+    bool ok = ::fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode);
+    ::close(fd);
+    if (!ok) errno = ELOOP;
+    return ok;
+  }
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
 void bind_mounts(const ChildPlan& p) noexcept {
   int i = 0;
   for (const ChildBind& b : p.binds) {
+    if (!b.dev_components.empty()) check(make_dev_mount_point(p, b), Step::BindMounts, i);
     if (b.tree_fd >= 0)
       check(::syscall(SYS_move_mount, b.tree_fd, "", AT_FDCWD, b.target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) == 0,
             Step::BindMounts, i);

@@ -35,6 +35,7 @@
 namespace cbuild::overlay {
 namespace {
 
+using internal::ChildBind;
 using internal::ChildPlan;
 using internal::ChildReport;
 using internal::Step;
@@ -130,6 +131,26 @@ std::string stub_target(int root_fd, const std::string& root_canon, const std::s
   return canon;
 }
 
+// The mount point of a bind or tmpfs at `path` (cleaned, relative to the rootfs). Under /dev it
+// is left to the child, on the /dev tmpfs: a stub in the image would be hidden by that tmpfs.
+ChildBind mount_point(int root_fd, const ChildPlan& p, const std::string& path, bool dir) {
+  ChildBind b;
+  b.dir = dir;
+  if (path.rfind("dev/", 0) != 0) {
+    b.target = stub_target(root_fd, p.rootfs, path, dir);
+    return b;
+  }
+  b.target = p.dev + path.substr(3);
+  std::size_t start = 4;
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    b.dev_components.push_back(path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+  return b;
+}
+
 // Fields 48-51 of /proc/self/stat: where the kernel shows this process's argv and environ from.
 void arg_env_ranges(ChildPlan& p) {
   auto text = read_file_if_exists("/proc/self/stat", 4096);
@@ -197,13 +218,17 @@ ChildPlan make_plan(const RunSpec& spec, const std::string& secret_dir) {
     }
     std::string t = clean_path(b.target);
     if (t.empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: cannot bind mount over the root directory");
-    p.binds.push_back({source, tree, stub_target(root.get(), p.rootfs, t, S_ISDIR(st.st_mode)), b.readonly, {}});
+    p.binds.push_back(mount_point(root.get(), p, t, S_ISDIR(st.st_mode)));
+    p.binds.back().source = source;
+    p.binds.back().tree_fd = tree;
+    p.binds.back().readonly = b.readonly;
   }
   std::sort(p.bind_fds.begin(), p.bind_fds.end());
   for (const auto& tm : spec.tmpfs) {
     std::string t = clean_path(tm.target);
     if (t.empty()) throw Error(ErrorKind::InvalidArgument, "sandbox: cannot mount a tmpfs over the root directory");
-    p.binds.push_back({"", -1, stub_target(root.get(), p.rootfs, t, true), false, tmpfs_options(tm)});
+    p.binds.push_back(mount_point(root.get(), p, t, true));
+    p.binds.back().tmpfs_options = tmpfs_options(tm);
   }
   std::size_t secret_bytes = 0;
   for (const auto& sf : spec.secrets) {

@@ -207,7 +207,7 @@ Instruction type_run(const Node& n) {
   RunInstr r;
   r.command = n.args;
   r.json = n.json;
-  r.heredocs = chomped(n.heredocs);
+  r.heredocs = n.heredocs;
   if (r.command.empty()) throw Fail{"RUN requires at least one argument"};
   for (const std::string& m : f.list("mount")) r.mounts.push_back(parse_mount(m));
   r.network = lower(f.string("network"));

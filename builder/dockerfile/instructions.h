@@ -50,7 +50,9 @@ struct RunInstr {
   std::vector<RunMount> mounts;      // string fields unexpanded
   std::string network;               // "" (default) | "default" | "none" | "host"
   std::string security;              // "" | "sandbox" | "insecure"
-  std::vector<Heredoc> heredocs;     // bodies chomped already when `<<-`
+  // Bodies as written, even with `<<-`: BuildKit decides on the raw body (a "#!" script or
+  // not) and hands it to the shell unchomped when the heredoc is not the whole command.
+  std::vector<Heredoc> heredocs;
 };
 
 struct CmdInstr {

@@ -20,6 +20,11 @@ struct ChildBind {
   std::string target;  // canonical absolute host path of the stub inside the rootfs
   bool readonly = false;
   std::string tmpfs_options;  // tmpfs: the mount data ("mode=1777[,size=N]")
+  // Non-empty: the target lies under /dev, on the tmpfs the child mounts there, so the child
+  // creates these path components below it (directories, the last one a file unless `dir`)
+  // after mounting /dev; `target` is then that path, not a stub in the image.
+  std::vector<std::string> dev_components;
+  bool dir = false;
 };
 
 struct ChildSecret {

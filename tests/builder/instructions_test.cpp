@@ -93,15 +93,19 @@ TEST_CASE("typed: errors name the file, line and instruction, with suggestions")
   CHECK(error_of("FROM a\nCOPY --from a b\n").find("missing a value on flag: --from") != std::string::npos);
 }
 
-TEST_CASE("typed: warnings for MAINTAINER and JSON-looking shell form; heredocs chomped") {
+TEST_CASE("typed: warnings for MAINTAINER and JSON-looking shell form; COPY heredocs chomped, RUN's raw") {
   std::vector<DockerfileWarning> w;
-  auto t = typed("FROM a\nMAINTAINER me\nCMD ['a', 'b']\nRUN <<-EOF\n\techo hi\n\t\tx\nEOF\n", &w);
+  auto t = typed("FROM a\nMAINTAINER me\nCMD ['a', 'b']\nRUN <<-EOF\n\techo hi\n\t\tx\nEOF\nCOPY <<-EOF /f\n\techo hi\n\t\tx\nEOF\n", &w);
   REQUIRE(w.size() == 2);
   CHECK(w[0].to_string().find("Dockerfile:2: MAINTAINER is deprecated") == 0);
   CHECK(w[1].to_string().find("Dockerfile:3: CMD: arguments look like a JSON array") == 0);
   const auto& r = std::get<RunInstr>(t[3].instr);
   REQUIRE(r.heredocs.size() == 1);
-  CHECK(r.heredocs[0].content == "echo hi\nx\n");
+  CHECK(r.heredocs[0].content == "\techo hi\n\t\tx\n");
+  CHECK(r.heredocs[0].chomp);
+  const auto& c = std::get<CopyInstr>(t[4].instr);
+  REQUIRE(c.heredocs.size() == 1);
+  CHECK(c.heredocs[0].content == "echo hi\nx\n");
 }
 
 TEST_CASE("Go durations and suggestions") {

@@ -392,3 +392,35 @@ TEST_CASE("sandbox: an fd bind keeps what was resolved; secrets are read-only fi
   CHECK_FALSE(listed(stubs, "small"));
   CHECK(listed(stubs, "run/secrets/tok"));
 }
+
+TEST_CASE("sandbox: binds and tmpfs under /dev land on the /dev tmpfs, never through its symlinks [root]") {
+  REQUIRE_ROOT();
+  TempDir tmp;
+  fs::path rootfs = tmp.path() / "rootfs";
+  make_busybox_rootfs(rootfs);
+  write_text(tmp.path() / "dir/script", "x");
+  write_text(tmp.path() / "file", "f");
+  RunSpec spec;
+  spec.rootfs = rootfs;
+  spec.binds = {{tmp.path() / "dir", "/dev/pipes", true}, {tmp.path() / "file", "/dev/a/b/file", true}};
+  spec.tmpfs = {{"/dev/scratch"}};
+  auto c = run_sh(spec, "cat /dev/pipes/script /dev/a/b/file; echo t > /dev/scratch/t && cat /dev/scratch/t; "
+                        "test -c /dev/null && echo null-ok");
+  CHECK(c.err == "");
+  CHECK(c.out == "xft\nnull-ok\n");
+  // Nothing was made in the image's /dev: the mount points lived on the tmpfs.
+  CHECK_FALSE(fs::exists(rootfs / "dev/pipes"));
+  CHECK_FALSE(fs::exists(rootfs / "dev/a"));
+  CHECK_FALSE(has_mounts_under(tmp.path()));
+  // /dev/fd is the sandbox's symlink to /proc/self/fd: a mount point below it is refused.
+  RunSpec through = spec;
+  through.tmpfs.clear();
+  through.binds = {{tmp.path() / "file", "/dev/fd/x", true}};
+  try {
+    run_sh(through, "true");
+    FAIL("a mount point below /dev/fd was accepted");
+  } catch (const Error& e) {
+    CHECK_MESSAGE(std::string(e.what()).find("/dev/fd/x") != std::string::npos, e.what());
+  }
+  CHECK_FALSE(has_mounts_under(tmp.path()));
+}
