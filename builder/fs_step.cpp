@@ -43,6 +43,24 @@ std::optional<oci::Digest> ensure_snapshots(FsContext& ctx, const LayerStack& st
 
 namespace {
 
+// prune may remove a snapshot between ensure_snapshots() and the shared locks prepare() and
+// view() take, after which prune leaves it alone. The build leases its blobs, so the snapshot
+// is made again. One prune pass removes a snapshot once, so only prunes run back to back
+// can need more than a round or two; the cap only guards against a store that loses
+// snapshots for another reason.
+void lock_stack(FsContext& ctx, const LayerStack& stack,
+                const std::function<void(const std::optional<oci::Digest>& top)>& lock) {
+  for (int round = 1;; ++round) {
+    std::optional<oci::Digest> top = ensure_snapshots(ctx, stack);
+    try {
+      lock(top);
+      return;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::NotFound || round == 100) throw;
+    }
+  }
+}
+
 // One streaming layer write (tar → DiffID → framed compression → digest → store), reusing
 // and recording compressed frames through the frame cache.
 oci::LayerResult write_layer(FsContext& ctx, const std::function<void(oci::TarWriter&)>& fill) {
@@ -65,8 +83,9 @@ oci::LayerResult write_layer(FsContext& ctx, const std::function<void(oci::TarWr
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const fs::path& merged)>& mutate,
                          const std::vector<std::string>& exclude) {
-  std::optional<oci::Digest> parent_chain = ensure_snapshots(ctx, parent);
-  overlay::PreparedSnapshot prepared = ctx.snapshots.prepare(parent_chain);
+  std::optional<overlay::PreparedSnapshot> locked;
+  lock_stack(ctx, parent, [&](const std::optional<oci::Digest>& top) { locked.emplace(ctx.snapshots.prepare(top)); });
+  overlay::PreparedSnapshot& prepared = *locked;
   {
     TempDir mnt;
     overlay::ActiveMount mount(prepared.mount_spec(), mnt.path() / "merged");
@@ -76,7 +95,7 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
   overlay::DiffOptions diff{.exclude = exclude};
   FsStepResult r{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { overlay::write_diff(prepared.upper(), tar, diff); }),
                  .chain = {}};
-  r.chain = overlay::chain_id(parent_chain, r.layer.diff_id);
+  r.chain = overlay::chain_id(prepared.parent(), r.layer.diff_id);
   ctx.snapshots.commit(prepared, r.chain, diff);
   return r;
 }
@@ -133,12 +152,13 @@ void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void
 }
 
 StackView::StackView(FsContext& ctx, const LayerStack& stack) {
-  std::optional<oci::Digest> top = ensure_snapshots(ctx, stack);
-  if (!top) {
+  lock_stack(ctx, stack, [&](const std::optional<oci::Digest>& top) {
+    if (top) view_.emplace(ctx.snapshots.view(*top));
+  });
+  if (!view_) {
     root_ = dir_.path();
     return;
   }
-  view_.emplace(ctx.snapshots.view(*top));
   mount_.emplace(view_->mount_spec(), dir_.path() / "view");
   root_ = mount_->target();
 }

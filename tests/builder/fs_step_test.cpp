@@ -6,7 +6,9 @@
 
 #include <fstream>
 #include <map>
+#include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "builder/run_command.h"
 #include "oci/base/error.h"
@@ -96,4 +98,37 @@ TEST_CASE("run_with_output streams lines and keeps the tail; exit codes pass thr
   CHECK(out.tail.size() == 20);
   CHECK(out.tail.back() == "err");
   CHECK(out.tail.front() == "line12");
+}
+
+TEST_CASE("run_fs_step and with_view survive a prune racing for their lower snapshots") {
+  REQUIRE_ROOT();
+  TempDir root;
+  test::BlobMap store;
+  overlay::SnapshotStore snaps(root.path());
+  FsContext ctx{.store = store, .snapshots = snaps, .layer_options = {}};
+  FsStepResult a = run_fs_step(ctx, {}, [](const fs::path& m) { std::ofstream(m / "base") << "b"; });
+  LayerStack s1{{a.layer.descriptor}, {a.layer.diff_id}};
+  // A prune that keeps nothing, over and over: every snapshot no step holds locked goes, also in
+  // the window between making a lower snapshot and locking it.
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> pruned{0};
+  std::thread pruner([&] {
+    while (!stop) pruned += snaps.prune({});
+  });
+  std::size_t failures = 0;
+  std::string first;
+  for (int i = 0; i < 60; ++i) {
+    try {
+      run_fs_step(ctx, s1, [](const fs::path& m) { CHECK(test::read_text(m / "base") == "b"); });
+      with_view(ctx, s1, [](const fs::path& v) { CHECK(test::read_text(v / "base") == "b"); });
+    } catch (const Error& e) {
+      if (first.empty()) first = e.what();
+      ++failures;
+    }
+  }
+  stop = true;
+  pruner.join();
+  CHECK_MESSAGE(failures == 0, failures << " of 60 rounds failed, first: " << first);
+  CHECK(pruned > 0);
+  CHECK_FALSE(test::has_mounts_under(root.path()));
 }
