@@ -79,8 +79,10 @@ CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const Co
         if (::fchmodat(dfd, leaf, it.st.st_mode & 07777, 0) != 0) throw_errno("chmod", it.dest);
         continue;
       }
-      if (exists && !S_ISDIR(existing.st_mode) && ::unlinkat(dfd, leaf, 0) != 0) throw_errno("replace", it.dest);
-      if ((!exists || !S_ISDIR(existing.st_mode)) && ::mkdirat(dfd, leaf, 0700) != 0) throw_errno("mkdir", it.dest);
+      if (exists && !S_ISDIR(existing.st_mode))  // BuildKit refuses it too; never replaced
+        throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
+                                                       " onto the non-directory " + quote("/" + it.dest));
+      if (!exists && ::mkdirat(dfd, leaf, 0700) != 0) throw_errno("mkdir", it.dest);
       if (::fchownat(dfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("chown", it.dest);
       if (::fchmodat(dfd, leaf, perm, 0) != 0) throw_errno("chmod", it.dest);
       dirs.push_back({it.dest, it.st.st_mtim});

@@ -10,6 +10,8 @@
 //  - The destination is a directory when it ends in "/" (or is "." / "/"), when there are
 //    several sources, or when it already is a directory in the image; otherwise a single file
 //    source is copied *to* it. Several sources need a destination ending in "/" (docker's rule).
+//  - A directory is never copied onto an existing non-directory (FailedPrecondition, as
+//    BuildKit refuses it); a non-directory onto a non-directory replaces it.
 //  - Entries keep their mode and mtime; owners are 0:0 unless `chown` is given, which also
 //    owns the directories the copy creates; `chmod` replaces the permission bits of every
 //    copied entry. Paths `excluded` (.dockerignore) are skipped, with their subtrees.

@@ -24,7 +24,6 @@ struct LayerTree::Node {
   Node* parent = nullptr;
   bool in_upper = false;     // false: a directory of the lower met on the way, not (yet) copied up
   bool lower_backed = false; // a directory whose lower counterpart shows through it
-  bool opaque = false;
   bool touched = false;      // an entry was created or removed in it: its mtime becomes "now"
   bool times_set = false;    // utimens after the last change: keep e.mtime
   bool has_whiteout_child = false;
@@ -258,6 +257,19 @@ LayerTree::Node* LayerTree::new_dir(Node* dir, const std::string& name, std::uin
   return add_node(dir, name, std::move(n));
 }
 
+std::string LayerTree::resolve(const std::string& path) {
+  return overlay::resolve_links(path, [this](const std::string& p) -> std::optional<std::string> {
+    // p's parents are resolved already: the walk follows no link, and fails only where a
+    // parent is missing or not a directory (then p is no link either).
+    try {
+      Walked w = walk(p, /*create=*/false, /*follow=*/false);
+      if (w.f.exists && S_ISLNK(w.f.type)) return w.f.link_target;
+    } catch (const Error&) {
+    }
+    return std::nullopt;
+  });
+}
+
 bool LayerTree::is_dir(const std::string& path) {
   try {
     return S_ISDIR(walk(path, false, true).f.type);
@@ -335,19 +347,15 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
         d->e.mode = it.st.st_mode & 07777;
         continue;
       }
+      if (ex.exists && !S_ISDIR(ex.type))  // BuildKit refuses it too; never replaced
+        throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
+                                                       " onto the non-directory " + quote("/" + it.dest));
       Node* d;
-      if (ex.exists && S_ISDIR(ex.type)) {
+      if (ex.exists) {
         d = ex.node ? ex.node : copy_up(w.dir, w.leaf, ex.lst);
         make_upper(d, lower_);
       } else {
-        // Replacing a non-directory the lower has leaves a whiteout that mkdir turns opaque.
-        bool over_whiteout = false;
-        if (ex.exists) {
-          remove(w.dir, w.leaf);
-          over_whiteout = w.dir->lower_backed && lower_stat(join(w.dir->path, w.leaf)).has_value();
-        }
         d = new_dir(w.dir, w.leaf, 0, 0);
-        d->opaque = over_whiteout;
       }
       d->e.uid = uid;
       d->e.gid = gid;
@@ -428,15 +436,6 @@ void LayerTree::visit(Node& n, const std::string& name, Out& out) {
       e.mtime_nsec = now_nsec_;
     }
     out.entry(e);
-    if (n.opaque) {
-      oci::TarEntry m;
-      m.path = n.path + "/" + std::string(overlay::kOpaqueMarker);
-      m.type = oci::TarType::File;
-      m.mode = 0;
-      m.mtime_sec = e.mtime_sec;
-      m.mtime_nsec = e.mtime_nsec;
-      out.entry(m);
-    }
     visit_children(n, out);
     return;
   }
