@@ -102,6 +102,13 @@ CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const Co
       ++stats.symlinks;
       continue;
     }
+    if (S_ISREG(it.st.st_mode) && !it.link_to.empty()) {
+      // Another name of a file this copy made (same source inode): link it, as BuildKit does.
+      auto first = overlay::open_parent_in_root(dest_root, it.link_to, false);
+      if (::linkat(first.dir.get(), first.leaf.c_str(), dfd, leaf, 0) != 0) throw_errno("link", it.dest);
+      ++stats.files;
+      continue;
+    }
     if (S_ISREG(it.st.st_mode)) {
       UniqueFd in = overlay::open_in_root(src_root, it.src, O_RDONLY | O_NOFOLLOW);
       int ofd = ::openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -162,6 +169,7 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
     field(std::to_string(it.st.st_mode & S_IFMT) + " " + std::to_string(mode) + " " + std::to_string(uid) + ":" +
           std::to_string(gid));
     if (S_ISLNK(it.st.st_mode)) field(it.link_target);
+    if (!it.link_to.empty()) field("link " + it.link_to);
     if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) field(std::to_string(it.st.st_rdev));
     if (S_ISREG(it.st.st_mode)) {
       FileStamp stamp = FileStamp::of(it.st);

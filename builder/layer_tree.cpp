@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <deque>
 #include <fstream>
+#include <set>
 #include <utility>
 
 #include "oci/base/cancel.h"
@@ -28,6 +29,7 @@ struct LayerTree::Node {
   bool times_set = false;    // utimens after the last change: keep e.mtime
   bool has_whiteout_child = false;
   int src_root = -1;         // regular files: read from (src_root, src) when written
+  std::uint64_t link_group = 0;  // regular files sharing an inode share a non-zero group
   std::string src;
   FileStamp stamp;           // regular files: the source's stat data when it was planned
   std::map<std::string, std::unique_ptr<Node>> children;  // upper entries and lower dirs on the way
@@ -328,6 +330,11 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
   };
   for (const auto& p : plan.parents)
     ensure_dir(p, spec.uid.value_or(0), spec.gid.value_or(spec.uid.value_or(0)));
+  // Hardlink groups: the dests other items link to, and the group each one got.
+  std::set<std::string> linked;
+  for (const auto& it : plan.items)
+    if (!it.link_to.empty()) linked.insert(it.link_to);
+  std::map<std::string, std::uint64_t> links;
   struct DirMeta {
     std::string dest;
     struct timespec mtime;
@@ -383,6 +390,11 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
       n->stamp = FileStamp::of(it.st);
       n->src_root = src_root;
       n->src = it.src;
+      if (!it.link_to.empty()) {
+        n->link_group = links[it.link_to];
+      } else if (linked.count(it.dest)) {
+        n->link_group = links[it.dest] = ++link_groups_;
+      }
     } else {
       // mknodat: the umask applies, no times are set.
       n->e.mode = perm & ~umask_;
@@ -440,6 +452,18 @@ void LayerTree::visit(Node& n, const std::string& name, Out& out) {
     return;
   }
   if (e.type == oci::TarType::File) {
+    if (n.link_group) {
+      // The differ's view of a shared inode: the first path it meets holds the data.
+      auto [first, inserted] = link_first_.emplace(n.link_group, n.path);
+      if (!inserted) {
+        oci::TarEntry h = e;
+        h.type = oci::TarType::Hardlink;
+        h.link_target = first->second;
+        h.size = 0;
+        out.entry(h);
+        return;
+      }
+    }
     out.file(e, n);
   } else {
     out.entry(e);
@@ -490,6 +514,7 @@ std::uint64_t LayerTree::write(oci::TarWriter& tar, const DigestOf& known) {
       ++count;
     }
   } w{*this, tar, known};
+  link_first_.clear();
   visit_children(*root_, w);
   return w.count;
 }
@@ -527,6 +552,7 @@ std::optional<oci::Digest> LayerTree::describe(const std::function<std::optional
       field(d->str());
     }
   } d{digest_of, {}, true};
+  link_first_.clear();
   visit_children(*root_, d);
   if (!d.complete) return std::nullopt;
   return d.h.finish();

@@ -14,6 +14,8 @@
 //    owner, mode and xattrs, and its mtime becomes "now"; its ancestors are copied up with
 //    their lower mtime (overlayfs restores the parent's times after a copy-up);
 //  - chown/chmod/utimens of a lower entry copies it up with the change;
+//  - files a plan links (CopyItem::link_to) share an inode: the differ writes the first one
+//    it meets as a file and the others as hardlink entries to it;
 //  - new files, symlinks and directories carry no xattrs; fifos and devices are created with
 //    the process umask applied and mtime "now", as mknodat does.
 // "now" is one timestamp per tree (the on-disk path gives per-entry times of the same moment;
@@ -125,6 +127,8 @@ class LayerTree {
   std::uint32_t now_nsec_ = 0;
   mode_t umask_ = 022;
   bool sources_changed_ = false;
+  std::uint64_t link_groups_ = 0;                      // hardlink groups made so far
+  std::map<std::uint64_t, std::string> link_first_;    // while visiting: each group's first path
 };
 
 }  // namespace cbuild::builder

@@ -180,3 +180,32 @@ TEST_CASE("a directory copied onto a symlink to a non-directory, or below onto a
     CHECK_MESSAGE(b.result.exit_code != 0, "docker accepted it");
   }
 }
+
+TEST_CASE("hardlinked context files stay hardlinked within one COPY source, as docker keeps them") {
+  REQUIRE_ROOT();
+  test::BuildProject p(test::base_for_test());
+  p.file("hl/a", "H\n");
+  p.file("hl/o", "other\n");
+  fs::create_directories(p.ctx / "hl/sub");
+  fs::create_hard_link(p.ctx / "hl/a", p.ctx / "hl/b");
+  fs::create_hard_link(p.ctx / "hl/a", p.ctx / "hl/sub/c");
+  p.file("arch/in-tar", "t\n");
+  auto t = test::run_command({"tar", "-cf", (p.ctx / "a.tar").string(), "-C", (p.ctx / "arch").string(), "in-tar"});
+  REQUIRE_MESSAGE(t.exit_code == 0, t.err);
+  fs::remove_all(p.ctx / "arch");
+  p.file("Dockerfile", "FROM " + p.base + "\n"
+         "COPY hl /x/\n"
+         "COPY . /all/\n"
+         "COPY hl/a hl/b /y/\n"
+         "COPY hl/* /w/\n"
+         "ADD a.tar hl /m/\n");
+  auto layers = same_as_docker(p, "copylinks:3", 1);
+  REQUIRE(layers.size() == 6);
+  // Independently of docker: link entries for the streamed and the mounted path alike.
+  CHECK(layers[1].find("x/b hardlink 420 0:0 0 -> x/a") != std::string::npos);
+  CHECK(layers[1].find("x/sub/c hardlink 420 0:0 0 -> x/a") != std::string::npos);
+  CHECK(layers[2].find("all/hl/b hardlink") != std::string::npos);
+  CHECK(layers[3].find("hardlink") == std::string::npos);
+  CHECK(layers[4].find("hardlink") == std::string::npos);
+  CHECK(layers[5].find("m/b hardlink 420 0:0 0 -> m/a") != std::string::npos);
+}

@@ -147,8 +147,9 @@ TEST_CASE("streamed COPY layer: same digest as mount-and-diff for a varied conte
     f.both(CopyOp{.sources = {"top.txt"}, .dest = "/link"}, "/link");
     f.both(CopyOp{.sources = {"top.txt"}, .dest = "/dangling/f"}, "/dangling/f");
     // The destination itself a link: followed, the last component too (a dangling one to
-    // where it leads).
-    f.both(CopyOp{.sources = {"tree"}, .dest = "/link"}, "/link");
+    // where it leads), and hardlinked sources stay linked either way.
+    auto l = f.both(CopyOp{.sources = {"tree"}, .dest = "/link"}, "/link");
+    CHECK(std::find_if(l.begin(), l.end(), [](const std::string& e) { return e.rfind("srv/hard 3 ", 0) == 0; }) != l.end());
     f.both(CopyOp{.sources = {"top.txt"}, .dest = "/dangling"}, "/dangling");
   }
   SUBCASE("a directory onto a file fails both ways; a file replaces a file, deep existing parents") {
