@@ -84,7 +84,9 @@ void CopyStep::fetch_one(Url& u) {
 }
 
 std::string CopyStep::key_inputs() {
-  std::string out = "dest " + q(dest_) + "\nowner " + q(owner()) + "\n";
+  // "links v1": the layer follows the image's symlinks at the destination (keys made before
+  // name layers that replaced them).
+  std::string out = "links v1\ndest " + q(dest_) + "\nowner " + q(owner()) + "\n";
   if (!spec_.sources.empty()) {
     // dest_is_dir is unknown here (it depends on the image); the chained key covers that.
     key_plan_ = plan_copy(src_root_, spec_, nullptr);
