@@ -209,3 +209,19 @@ TEST_CASE("hardlinked context files stay hardlinked within one COPY source, as d
   CHECK(layers[4].find("hardlink") == std::string::npos);
   CHECK(layers[5].find("m/b hardlink 420 0:0 0 -> m/a") != std::string::npos);
 }
+
+TEST_CASE("COPY --from a stage keeps the stage's hardlinks within one source, as docker does") {
+  REQUIRE_ROOT();
+  test::BuildProject p(test::base_for_test());
+  // The links live in a lower layer of the source stage: its files are read through a view.
+  p.file("Dockerfile", "FROM " + p.base + " AS src\n"
+         "RUN mkdir -p /hd/sub && echo x > /hd/a && ln /hd/a /hd/b && ln /hd/a /hd/sub/c && chown 7:8 /hd/a\n"
+         "FROM " + p.base + "\n"
+         "COPY --from=src /hd /z/\n"
+         "COPY --from=src /hd/a /hd/b /y/\n");
+  auto layers = same_as_docker(p, "copylinks:4", 1);
+  REQUIRE(layers.size() == 3);
+  CHECK(layers[1].find("z/b hardlink 420 7:8 0 -> z/a") != std::string::npos);
+  CHECK(layers[1].find("z/sub/c hardlink 420 7:8 0 -> z/a") != std::string::npos);
+  CHECK(layers[2].find("hardlink") == std::string::npos);
+}
