@@ -79,8 +79,10 @@ CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const Co
         if (::fchmodat(dfd, leaf, it.st.st_mode & 07777, 0) != 0) throw_errno("chmod", it.dest);
         continue;
       }
-      if (exists && !S_ISDIR(existing.st_mode) && ::unlinkat(dfd, leaf, 0) != 0) throw_errno("replace", it.dest);
-      if ((!exists || !S_ISDIR(existing.st_mode)) && ::mkdirat(dfd, leaf, 0700) != 0) throw_errno("mkdir", it.dest);
+      if (exists && !S_ISDIR(existing.st_mode))  // BuildKit refuses it too; never replaced
+        throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
+                                                       " onto the non-directory " + quote("/" + it.dest));
+      if (!exists && ::mkdirat(dfd, leaf, 0700) != 0) throw_errno("mkdir", it.dest);
       if (::fchownat(dfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("chown", it.dest);
       if (::fchmodat(dfd, leaf, perm, 0) != 0) throw_errno("chmod", it.dest);
       dirs.push_back({it.dest, it.st.st_mtim});
@@ -98,6 +100,13 @@ CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const Co
       struct timespec ts[2] = {it.st.st_mtim, it.st.st_mtim};
       ::utimensat(dfd, leaf, ts, AT_SYMLINK_NOFOLLOW);
       ++stats.symlinks;
+      continue;
+    }
+    if (S_ISREG(it.st.st_mode) && !it.link_to.empty()) {
+      // Another name of a file this copy made (same source inode): link it, as BuildKit does.
+      auto first = overlay::open_parent_in_root(dest_root, it.link_to, false);
+      if (::linkat(first.dir.get(), first.leaf.c_str(), dfd, leaf, 0) != 0) throw_errno("link", it.dest);
+      ++stats.files;
       continue;
     }
     if (S_ISREG(it.st.st_mode)) {
@@ -160,6 +169,7 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
     field(std::to_string(it.st.st_mode & S_IFMT) + " " + std::to_string(mode) + " " + std::to_string(uid) + ":" +
           std::to_string(gid));
     if (S_ISLNK(it.st.st_mode)) field(it.link_target);
+    if (!it.link_to.empty()) field("link " + it.link_to);
     if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) field(std::to_string(it.st.st_rdev));
     if (S_ISREG(it.st.st_mode)) {
       FileStamp stamp = FileStamp::of(it.st);

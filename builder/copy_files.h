@@ -10,6 +10,10 @@
 //  - The destination is a directory when it ends in "/" (or is "." / "/"), when there are
 //    several sources, or when it already is a directory in the image; otherwise a single file
 //    source is copied *to* it. Several sources need a destination ending in "/" (docker's rule).
+//  - Regular files hardlinked to each other within one source (a source word, or one match of
+//    a wildcard) stay hardlinked in the destination; across sources they are separate files.
+//  - A directory is never copied onto an existing non-directory (FailedPrecondition, as
+//    BuildKit refuses it); a non-directory onto a non-directory replaces it.
 //  - Entries keep their mode and mtime; owners are 0:0 unless `chown` is given, which also
 //    owns the directories the copy creates; `chmod` replaces the permission bits of every
 //    copied entry. Paths `excluded` (.dockerignore) are skipped, with their subtrees.
@@ -68,6 +72,10 @@ struct CopyItem {
   // entry under an excluded directory): when the destination already has it, only its
   // permission bits are set (owner and times stay), as fsutil does.
   bool lazy_parent = false;
+  // Regular files: the dest of an earlier item of the same source (one wildcard match, or one
+  // --parents source) with the same inode, "" otherwise. BuildKit's copy keeps the hardlinks
+  // a source holds (and only within it): this item is written as a link to that one.
+  std::string link_to;
 };
 
 struct CopyPlan {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -315,6 +316,18 @@ void plan_parents_source(int root, const std::string& raw, const std::string& de
   }
 }
 
+// Sets link_to on the regular files from `first` on that share an inode with an earlier one:
+// the items one source (fsutil's copier) produced.
+void link_hardlinks(CopyPlan& plan, std::size_t first) {
+  std::map<std::pair<dev_t, ino_t>, std::string> seen;
+  for (std::size_t i = first; i < plan.items.size(); ++i) {
+    CopyItem& it = plan.items[i];
+    if (!S_ISREG(it.st.st_mode) || it.st.st_nlink < 2) continue;
+    auto [at, inserted] = seen.emplace(std::pair{it.st.st_dev, it.st.st_ino}, it.dest);
+    if (!inserted) it.link_to = at->second;
+  }
+}
+
 void add_dir_chain(const std::string& path, bool include_self, std::set<std::string>& seen,
                    std::vector<std::string>& out) {
   auto comps = split(path);
@@ -340,7 +353,11 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
   if (spec.parents) {
     // Every source lands below the destination, which is therefore a directory (created even
     // when everything is excluded, as BuildKit's copy of a directory's contents does).
-    for (const auto& raw : spec.sources) plan_parents_source(src_root, raw, dest, spec, sel);
+    for (const auto& raw : spec.sources) {
+      std::size_t first = plan.items.size();
+      plan_parents_source(src_root, raw, dest, spec, sel);
+      link_hardlinks(plan, first);
+    }
     add_dir_chain(dest, /*include_self=*/true, parents_seen, plan.parents);
   } else {
     // Resolve every source first: the destination rule depends on how many there are.
@@ -373,6 +390,7 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
     }
 
     for (const auto& r : srcs) {
+      std::size_t first = plan.items.size();
       if (S_ISDIR(r.st.st_mode)) {
         if (!dest.empty()) {
           CopyItem top;
@@ -391,6 +409,7 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
         if (item.dest.empty()) throw Error(ErrorKind::InvalidArgument, "cannot copy a file onto the image root");
         plan.items.push_back(std::move(item));
       }
+      link_hardlinks(plan, first);
     }
   }
   std::set<std::string> seen;

@@ -16,6 +16,18 @@ namespace {
 
 std::string q(const std::string& s) { return std::to_string(s.size()) + ":" + s; }
 
+// `dest` where the image's symlinks lead (`resolved`, cleaned): BuildKit resolves the
+// destination (fs.RootPath) before it copies, so `COPY f /etc/link.conf` writes the link's
+// target and a directory copied to /lib/ on a merged-/usr base lands in /usr/lib, the links
+// staying links. The trailing "/" (or "/.") that says "into" is kept.
+std::string resolved_dest(const std::string& dest, const std::string& resolved) {
+  bool into = dest.empty() || dest.back() == '/' || dest == "." ||
+              (dest.size() >= 2 && dest.compare(dest.size() - 2, 2, "/.") == 0);
+  std::string out = "/" + resolved;
+  if (into && out.back() != '/') out += '/';
+  return out;
+}
+
 }  // namespace
 
 CopyStep::CopyStep(const CopyOp& op, std::string dest, int src_root, CopyStepOptions options)
@@ -72,7 +84,9 @@ void CopyStep::fetch_one(Url& u) {
 }
 
 std::string CopyStep::key_inputs() {
-  std::string out = "dest " + q(dest_) + "\nowner " + q(owner()) + "\n";
+  // "links v1": the layer follows the image's symlinks at the destination (keys made before
+  // name layers that replaced them).
+  std::string out = "links v1\ndest " + q(dest_) + "\nowner " + q(owner()) + "\n";
   if (!spec_.sources.empty()) {
     // dest_is_dir is unknown here (it depends on the image); the chained key covers that.
     key_plan_ = plan_copy(src_root_, spec_, nullptr);
@@ -108,7 +122,9 @@ void CopyStep::write(const std::filesystem::path& rootfs) {
       return false;
     }
   };
+  const std::string dest = resolved_dest(dest_, overlay::resolve_in_root(dst.get(), dest_));
   CopySpec s = spec_;
+  s.dest = dest;
   if (op_.add && !op_.parents) {
     // ADD extracts local tar archives into the destination directory; other sources copy.
     // (With --parents BuildKit copies from the source root, a directory, so nothing unpacks.)
@@ -123,7 +139,7 @@ void CopyStep::write(const std::filesystem::path& rootfs) {
       }
       struct stat sst {};
       if (::fstat(f.get(), &sst) == 0 && S_ISREG(sst.st_mode) && is_tar_archive(f.get())) {
-        UniqueFd d = overlay::mkdir_in_root(dst.get(), dest_);
+        UniqueFd d = overlay::mkdir_in_root(dst.get(), dest);
         extract_tar_archive(f.get(), "/proc/self/fd/" + std::to_string(d.get()), src);
       } else {
         plain.push_back(src);
@@ -139,7 +155,7 @@ void CopyStep::write(const std::filesystem::path& rootfs) {
   fetch();
   // Downloaded files are copied like context files (owner 0:0 unless --chown, their 0600 mode
   // unless --chmod, their mtime) and never extracted.
-  CopySpec u{.sources = {}, .dest = dest_, .uid = spec_.uid, .gid = spec_.gid, .chmod = op_.chmod};
+  CopySpec u{.sources = {}, .dest = dest, .uid = spec_.uid, .gid = spec_.gid, .chmod = op_.chmod};
   for (const auto& url : urls_) u.sources.push_back(url.rel);
   UniqueFd src = open_file(downloads_->path(), O_RDONLY | O_DIRECTORY);
   CopyPlan plan = plan_copy(src.get(), u, is_dir);
@@ -169,19 +185,23 @@ void CopyStep::write(LayerTree& tree, const std::filesystem::path& view) {
   if (extracts_archives()) throw Error(ErrorKind::Internal, "COPY: archive extraction needs a mounted rootfs");
   if (!owner_resolved_) resolve_owner(view);
   auto is_dir = [&](const std::string& p) { return tree.is_dir(p); };
+  const std::string dest = resolved_dest(dest_, tree.resolve(dest_));
   if (!spec_.sources.empty()) {
     // The plan the key was made from, unless the destination turned out to be a directory
-    // (which plan_copy was not asked then): walking the sources twice costs a stat per entry.
-    if (key_plan_ && (key_plan_->dest_probe.empty() || !is_dir(key_plan_->dest_probe))) {
+    // (which plan_copy was not asked then) or a symlink: walking the sources twice costs a
+    // stat per entry.
+    if (key_plan_ && dest == dest_ && (key_plan_->dest_probe.empty() || !is_dir(key_plan_->dest_probe))) {
       tree.copy(src_root_, *key_plan_, spec_);
     } else {
-      CopyPlan plan = plan_copy(src_root_, spec_, is_dir);
-      tree.copy(src_root_, plan, spec_);
+      CopySpec s = spec_;
+      s.dest = dest;
+      CopyPlan plan = plan_copy(src_root_, s, is_dir);
+      tree.copy(src_root_, plan, s);
     }
   }
   if (urls_.empty()) return;
   fetch();
-  CopySpec u{.sources = {}, .dest = dest_, .uid = spec_.uid, .gid = spec_.gid, .chmod = op_.chmod};
+  CopySpec u{.sources = {}, .dest = dest, .uid = spec_.uid, .gid = spec_.gid, .chmod = op_.chmod};
   for (const auto& url : urls_) u.sources.push_back(url.rel);
   UniqueFd src = open_file(downloads_->path(), O_RDONLY | O_DIRECTORY);
   CopyPlan plan = plan_copy(src.get(), u, is_dir);

@@ -47,6 +47,8 @@ struct CopyStepOptions {
 class CopyStep {
  public:
   // `dest` is absolute in the image, WORKDIR applied, a trailing "/" kept when it means "into".
+  // write() copies to where it leads: symlinks of the image on the way (the last one too) are
+  // followed inside the rootfs, as BuildKit resolves its destination.
   CopyStep(const CopyOp& op, std::string dest, int src_root, CopyStepOptions options);
 
   // Resolves --chown: names against `rootfs`'s /etc/passwd and /etc/group; a numeric user

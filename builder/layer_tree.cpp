@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <deque>
 #include <fstream>
+#include <set>
 #include <utility>
 
 #include "oci/base/cancel.h"
@@ -24,11 +25,11 @@ struct LayerTree::Node {
   Node* parent = nullptr;
   bool in_upper = false;     // false: a directory of the lower met on the way, not (yet) copied up
   bool lower_backed = false; // a directory whose lower counterpart shows through it
-  bool opaque = false;
   bool touched = false;      // an entry was created or removed in it: its mtime becomes "now"
   bool times_set = false;    // utimens after the last change: keep e.mtime
   bool has_whiteout_child = false;
   int src_root = -1;         // regular files: read from (src_root, src) when written
+  std::uint64_t link_group = 0;  // regular files sharing an inode share a non-zero group
   std::string src;
   FileStamp stamp;           // regular files: the source's stat data when it was planned
   std::map<std::string, std::unique_ptr<Node>> children;  // upper entries and lower dirs on the way
@@ -258,6 +259,19 @@ LayerTree::Node* LayerTree::new_dir(Node* dir, const std::string& name, std::uin
   return add_node(dir, name, std::move(n));
 }
 
+std::string LayerTree::resolve(const std::string& path) {
+  return overlay::resolve_links(path, [this](const std::string& p) -> std::optional<std::string> {
+    // p's parents are resolved already: the walk follows no link, and fails only where a
+    // parent is missing or not a directory (then p is no link either).
+    try {
+      Walked w = walk(p, /*create=*/false, /*follow=*/false);
+      if (w.f.exists && S_ISLNK(w.f.type)) return w.f.link_target;
+    } catch (const Error&) {
+    }
+    return std::nullopt;
+  });
+}
+
 bool LayerTree::is_dir(const std::string& path) {
   try {
     return S_ISDIR(walk(path, false, true).f.type);
@@ -316,6 +330,11 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
   };
   for (const auto& p : plan.parents)
     ensure_dir(p, spec.uid.value_or(0), spec.gid.value_or(spec.uid.value_or(0)));
+  // Hardlink groups: the dests other items link to, and the group each one got.
+  std::set<std::string> linked;
+  for (const auto& it : plan.items)
+    if (!it.link_to.empty()) linked.insert(it.link_to);
+  std::map<std::string, std::uint64_t> links;
   struct DirMeta {
     std::string dest;
     struct timespec mtime;
@@ -335,19 +354,15 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
         d->e.mode = it.st.st_mode & 07777;
         continue;
       }
+      if (ex.exists && !S_ISDIR(ex.type))  // BuildKit refuses it too; never replaced
+        throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
+                                                       " onto the non-directory " + quote("/" + it.dest));
       Node* d;
-      if (ex.exists && S_ISDIR(ex.type)) {
+      if (ex.exists) {
         d = ex.node ? ex.node : copy_up(w.dir, w.leaf, ex.lst);
         make_upper(d, lower_);
       } else {
-        // Replacing a non-directory the lower has leaves a whiteout that mkdir turns opaque.
-        bool over_whiteout = false;
-        if (ex.exists) {
-          remove(w.dir, w.leaf);
-          over_whiteout = w.dir->lower_backed && lower_stat(join(w.dir->path, w.leaf)).has_value();
-        }
         d = new_dir(w.dir, w.leaf, 0, 0);
-        d->opaque = over_whiteout;
       }
       d->e.uid = uid;
       d->e.gid = gid;
@@ -375,6 +390,11 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
       n->stamp = FileStamp::of(it.st);
       n->src_root = src_root;
       n->src = it.src;
+      if (!it.link_to.empty()) {
+        n->link_group = links[it.link_to];
+      } else if (linked.count(it.dest)) {
+        n->link_group = links[it.dest] = ++link_groups_;
+      }
     } else {
       // mknodat: the umask applies, no times are set.
       n->e.mode = perm & ~umask_;
@@ -428,19 +448,22 @@ void LayerTree::visit(Node& n, const std::string& name, Out& out) {
       e.mtime_nsec = now_nsec_;
     }
     out.entry(e);
-    if (n.opaque) {
-      oci::TarEntry m;
-      m.path = n.path + "/" + std::string(overlay::kOpaqueMarker);
-      m.type = oci::TarType::File;
-      m.mode = 0;
-      m.mtime_sec = e.mtime_sec;
-      m.mtime_nsec = e.mtime_nsec;
-      out.entry(m);
-    }
     visit_children(n, out);
     return;
   }
   if (e.type == oci::TarType::File) {
+    if (n.link_group) {
+      // The differ's view of a shared inode: the first path it meets holds the data.
+      auto [first, inserted] = link_first_.emplace(n.link_group, n.path);
+      if (!inserted) {
+        oci::TarEntry h = e;
+        h.type = oci::TarType::Hardlink;
+        h.link_target = first->second;
+        h.size = 0;
+        out.entry(h);
+        return;
+      }
+    }
     out.file(e, n);
   } else {
     out.entry(e);
@@ -491,6 +514,7 @@ std::uint64_t LayerTree::write(oci::TarWriter& tar, const DigestOf& known) {
       ++count;
     }
   } w{*this, tar, known};
+  link_first_.clear();
   visit_children(*root_, w);
   return w.count;
 }
@@ -528,6 +552,7 @@ std::optional<oci::Digest> LayerTree::describe(const std::function<std::optional
       field(d->str());
     }
   } d{digest_of, {}, true};
+  link_first_.clear();
   visit_children(*root_, d);
   if (!d.complete) return std::nullopt;
   return d.h.finish();

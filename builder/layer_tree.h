@@ -14,8 +14,8 @@
 //    owner, mode and xattrs, and its mtime becomes "now"; its ancestors are copied up with
 //    their lower mtime (overlayfs restores the parent's times after a copy-up);
 //  - chown/chmod/utimens of a lower entry copies it up with the change;
-//  - a directory made where an entry of the lower was just removed is opaque (overlayfs
-//    creates it over the whiteout the removal left), and gets the ".wh..wh..opq" marker;
+//  - files a plan links (CopyItem::link_to) share an inode: the differ writes the first one
+//    it meets as a file and the others as hardlink entries to it;
 //  - new files, symlinks and directories carry no xattrs; fifos and devices are created with
 //    the process umask applied and mtime "now", as mknodat does.
 // "now" is one timestamp per tree (the on-disk path gives per-entry times of the same moment;
@@ -66,6 +66,9 @@ class LayerTree {
 
   // Whether `path` (inside the image) is a directory in the merged view, symlinks followed.
   bool is_dir(const std::string& path);
+  // Where `path` leads in the merged view (overlay::resolve_links: every symlink followed
+  // inside the root, the last one too; what is missing kept as written). Cleaned, "" = root.
+  std::string resolve(const std::string& path);
   // apply_copy() of `plan` (copy_files.h), recorded instead of written.
   void copy(int src_root, const CopyPlan& plan, const CopySpec& spec);
   // WORKDIR's mkdir -p, as BuildKit does it: symlinks on the way (dangling ones too) are
@@ -124,6 +127,8 @@ class LayerTree {
   std::uint32_t now_nsec_ = 0;
   mode_t umask_ = 022;
   bool sources_changed_ = false;
+  std::uint64_t link_groups_ = 0;                      // hardlink groups made so far
+  std::map<std::uint64_t, std::string> link_first_;    // while visiting: each group's first path
 };
 
 }  // namespace cbuild::builder

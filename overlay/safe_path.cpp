@@ -205,6 +205,50 @@ ParentAndLeaf open_parent_in_root(int root_fd, std::string_view path, bool creat
   return {std::move(dir), std::move(leaf), std::move(cleaned)};
 }
 
+std::string resolve_links(std::string_view path,
+                          const std::function<std::optional<std::string>(const std::string&)>& link_at) {
+  std::deque<std::string> todo;
+  split_into(path, todo, false);
+  std::vector<std::string> done;
+  auto joined = [&done] {
+    std::string s;
+    for (const auto& c : done) s += (s.empty() ? "" : "/") + c;
+    return s;
+  };
+  int links = 0;
+  while (!todo.empty()) {
+    std::string comp = std::move(todo.front());
+    todo.pop_front();
+    if (comp == ".") continue;
+    if (comp == "..") {
+      if (!done.empty()) done.pop_back();
+      continue;
+    }
+    done.push_back(std::move(comp));
+    std::optional<std::string> target = link_at(joined());
+    if (!target) continue;
+    if (++links > kMaxSymlinks) throw_errno("resolve in root", path, ELOOP);
+    done.pop_back();
+    if (!target->empty() && (*target)[0] == '/') done.clear();
+    split_into(*target, todo, true);
+  }
+  return joined();
+}
+
+std::string resolve_in_root(int root_fd, std::string_view path) {
+  return resolve_links(path, [root_fd](const std::string& p) -> std::optional<std::string> {
+    // The parents of p are resolved (directories, or missing): only the leaf can be a link, so
+    // the kernel meets no link before it (ENOTDIR: a file on the way, kept as a name).
+    struct stat st {};
+    if (::fstatat(root_fd, p.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+      throw_errno("stat", p);
+    }
+    if (!S_ISLNK(st.st_mode)) return std::nullopt;
+    return sys::readlinkat(root_fd, p, p);
+  });
+}
+
 namespace {
 
 std::string fd_path(int fd) {

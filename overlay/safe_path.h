@@ -15,6 +15,8 @@
 
 #include <sys/types.h>
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +47,18 @@ struct ParentAndLeaf {
 // `create_parents`: make missing parent directories (0755). Throws InvalidArgument when the
 // cleaned path is the root itself.
 ParentAndLeaf open_parent_in_root(int root_fd, std::string_view path, bool create_parents);
+
+// Where `path` leads inside a root, as containerd's fs.RootPath answers it (BuildKit resolves
+// a COPY destination so): every symlink on the way, the last one too, is followed inside the
+// root (".." stops at the root, an absolute target restarts at it), and what does not exist
+// (a missing name, a dangling link's target) is kept as written, so the result may name
+// nothing yet. `link_at(p)` gives the target of the cleaned in-root path `p` when it is a
+// symlink, nullopt otherwise (missing included); its parents are always already resolved.
+// Returns a cleaned path ("" for the root); ELOOP (InvalidArgument) after 40 links.
+std::string resolve_links(std::string_view path,
+                          const std::function<std::optional<std::string>(const std::string&)>& link_at);
+// resolve_links() over the directory `root_fd`.
+std::string resolve_in_root(int root_fd, std::string_view path);
 
 // The path of `fd` (opened inside the root, e.g. by open_in_root) relative to `root_fd`, ""
 // for the root itself, read from the kernel (/proc/self/fd) after every symlink was resolved.

@@ -146,11 +146,21 @@ TEST_CASE("streamed COPY layer: same digest as mount-and-diff for a varied conte
     f.both(CopyOp{.sources = {"tree"}, .dest = "/link/x/"}, "/link/x/");
     f.both(CopyOp{.sources = {"top.txt"}, .dest = "/link"}, "/link");
     f.both(CopyOp{.sources = {"top.txt"}, .dest = "/dangling/f"}, "/dangling/f");
+    // The destination itself a link: followed, the last component too (a dangling one to
+    // where it leads), and hardlinked sources stay linked either way.
+    auto l = f.both(CopyOp{.sources = {"tree"}, .dest = "/link"}, "/link");
+    CHECK(std::find_if(l.begin(), l.end(), [](const std::string& e) { return e.rfind("srv/hard 3 ", 0) == 0; }) != l.end());
+    f.both(CopyOp{.sources = {"top.txt"}, .dest = "/dangling"}, "/dangling");
   }
-  SUBCASE("a directory replaces a file (opaque), a file replaces a file, deep existing parents") {
-    auto l = f.both(CopyOp{.sources = {"tree"}, .dest = "/replace"}, "/replace");
-    CHECK(std::find_if(l.begin(), l.end(), [](const std::string& e) { return e.rfind("replace/.wh..wh..opq ", 0) == 0; }) !=
-          l.end());
+  SUBCASE("a directory onto a file fails both ways; a file replaces a file, deep existing parents") {
+    UniqueFd src = open_file(f.context.path(), O_RDONLY | O_DIRECTORY);
+    CopyOp op{.sources = {"tree"}, .dest = "/replace"};
+    CopyStep on_disk(op, "/replace", src.get(), {});
+    CHECK_THROWS_WITH_AS(run_fs_step(f.ctx, f.base, [&](const fs::path& m) { on_disk.write(m); }),
+                         doctest::Contains("onto the non-directory \"/replace\""), Error);
+    CopyStep streamed(op, "/replace", src.get(), {});
+    CHECK_THROWS_WITH_AS(run_streamed_step(f.ctx, f.base, [&](LayerTree& t, const fs::path& v) { streamed.write(t, v); }),
+                         doctest::Contains("onto the non-directory \"/replace\""), Error);
     f.both(CopyOp{.sources = {"top.txt"}, .dest = "/srv/old"}, "/srv/old");
     f.both(CopyOp{.sources = {"top.txt"}, .dest = "/opt/a/b/c/top"}, "/opt/a/b/c/top");
   }

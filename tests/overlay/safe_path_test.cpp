@@ -105,6 +105,23 @@ TEST_CASE_FIXTURE(Fixture, "open_parent_in_root never follows the leaf and refus
   CHECK_THROWS_AS(open_parent_in_root(root_fd.get(), "missing/x", false), Error);
 }
 
+TEST_CASE_FIXTURE(Fixture, "resolve_in_root follows every link inside the root, the last and dangling ones too") {
+  fs::create_symlink("/etc/passwd", root / "etc" / "link");
+  fs::create_symlink("../nowhere/deeper", root / "etc" / "dangling");
+  fs::create_symlink("/../../gone", root / "climb");
+  CHECK(resolve_in_root(root_fd.get(), "/etc/link") == "etc/passwd");
+  CHECK(resolve_in_root(root_fd.get(), "abs/link") == "etc/passwd");
+  CHECK(resolve_in_root(root_fd.get(), "up/up/abs/") == "etc");
+  CHECK(resolve_in_root(root_fd.get(), "etc/dangling/x") == "nowhere/deeper/x");
+  CHECK(resolve_in_root(root_fd.get(), "climb/a/../b") == "gone/b");
+  CHECK(resolve_in_root(root_fd.get(), "to_outside") == outside.relative_path().string() + "/secret");
+  CHECK(resolve_in_root(root_fd.get(), "etc/passwd/x") == "etc/passwd/x");  // a file on the way: kept
+  CHECK(resolve_in_root(root_fd.get(), "..") == "");
+  fs::create_symlink("loop2", root / "loop1");
+  fs::create_symlink("loop1", root / "loop2");
+  CHECK_THROWS_AS(resolve_in_root(root_fd.get(), "loop1/x"), Error);
+}
+
 TEST_CASE("symlink loops end in ELOOP, not a hang") {
   TempDir tmp;
   fs::create_symlink("b", tmp.path() / "a");
