@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 
 #include "oci/base/error.h"
 #include "oci/base/unique_fd.h"
+#include "overlay/safe_path.h"
 
 namespace cbuild::builder {
 
@@ -59,8 +61,8 @@ BuildContext BuildContext::read(const std::filesystem::path& dir, const DockerIg
       if (fstatat(cur.fd.get(), name.c_str(), &entry.st, AT_SYMLINK_NOFOLLOW) != 0)
         throw_errno("stat build context entry", (dir / rel).string());
       bool is_dir = S_ISDIR(entry.st.st_mode);
-      bool excluded = ignore.excluded(rel);
-      if (excluded && !(is_dir && ignore.has_exceptions())) continue;
+      DockerIgnore::Verdict v = ignore.context_verdict(rel);
+      if (v == DockerIgnore::Verdict::Excluded || (v == DockerIgnore::Verdict::SentIfDirectory && !is_dir)) continue;
       if (S_ISLNK(entry.st.st_mode)) {
         std::string buf(static_cast<std::size_t>(entry.st.st_size > 0 ? entry.st.st_size : 255) + 1, '\0');
         ssize_t n = readlinkat(cur.fd.get(), name.c_str(), buf.data(), buf.size());
@@ -73,8 +75,7 @@ BuildContext BuildContext::read(const std::filesystem::path& dir, const DockerIg
         if (sub < 0) throw_errno("open build context directory", (dir / rel).string());
         stack.push_back({rel, UniqueFd(sub)});
       }
-      // An excluded directory walked only for its exceptions is not itself an entry.
-      if (!excluded) ctx.entries_.push_back(std::move(entry));
+      ctx.entries_.push_back(std::move(entry));
     }
   }
   std::sort(ctx.entries_.begin(), ctx.entries_.end(),
@@ -92,8 +93,36 @@ const ContextEntry* BuildContext::find(std::string_view path) const {
 }
 
 std::function<bool(const std::string&)> BuildContext::excluded_predicate() const {
-  DockerIgnore ig = ignore_;
-  return [ig](const std::string& p) { return ig.excluded(p); };
+  return context_exclusion(root_, ignore_);
+}
+
+std::function<bool(const std::string&)> context_exclusion(const std::filesystem::path& dir, DockerIgnore ignore) {
+  if (ignore.patterns().empty()) return nullptr;
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_errno("open build context", dir.string());
+  auto root = std::make_shared<UniqueFd>(fd);
+  return [root, ignore = std::move(ignore)](const std::string& path) {
+    switch (ignore.context_verdict(path)) {
+      case DockerIgnore::Verdict::Sent:
+        return false;
+      case DockerIgnore::Verdict::Excluded:
+        return true;
+      case DockerIgnore::Verdict::SentIfDirectory:
+        break;
+    }
+    std::string p = clean_path(path);
+    auto slash = p.rfind('/');
+    std::string parent = slash == std::string::npos ? "." : p.substr(0, slash);
+    std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
+    UniqueFd dir_fd;
+    try {
+      dir_fd = overlay::open_in_root(root->get(), parent, O_PATH | O_DIRECTORY);
+    } catch (const Error&) {
+      return true;  // no such directory: nothing of it is sent
+    }
+    struct stat st {};
+    return ::fstatat(dir_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode);
+  };
 }
 
 }  // namespace cbuild::builder

@@ -105,7 +105,7 @@ DockerIgnore compile_patterns(const std::vector<std::string>& patterns, std::str
     if (!p.empty() && (p[0] == '#' || (escape_bang && p[0] == '!'))) p = "\\" + p;
     text += p + "\n";
   }
-  return DockerIgnore::parse(text, what);
+  return DockerIgnore::parse(text, what, DockerIgnore::Syntax::Flag);
 }
 
 // Walks source directories into a plan, applying .dockerignore (paths relative to the source
