@@ -97,6 +97,28 @@ void CopyStep::fetch() {
   for (auto& u : urls_) fetch_one(u);
 }
 
+// BuildKit's unpack makes the destination with copy.MkdirAll(dest, 0755, chowner): every
+// directory it creates on the way, the destination included, gets the --chown owner (0:0
+// without one), as COPY's parents do. The archive's own entries keep their owners.
+UniqueFd CopyStep::make_archive_dest(int dst) const {
+  std::string cleaned = overlay::clean_path(dest_);
+  uid_t uid = spec_.uid.value_or(0);
+  gid_t gid = spec_.gid.value_or(uid);
+  for (std::size_t i = 0; i <= cleaned.size() && !cleaned.empty(); ++i) {
+    if (i < cleaned.size() && cleaned[i] != '/') continue;
+    auto pl = overlay::open_parent_in_root(dst, cleaned.substr(0, i), /*create_parents=*/false);
+    struct stat st {};
+    if (::fstatat(pl.dir.get(), pl.leaf.c_str(), &st, 0) == 0) continue;  // there (through links)
+    if (::mkdirat(pl.dir.get(), pl.leaf.c_str(), 0755) != 0) {
+      if (errno == EEXIST) break;  // a dangling symlink: mkdir_in_root creates its target
+      throw_errno("mkdir", "/" + cleaned.substr(0, i));
+    }
+    if (::fchownat(pl.dir.get(), pl.leaf.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+      throw_errno("chown", "/" + cleaned.substr(0, i));
+  }
+  return overlay::mkdir_in_root(dst, dest_);
+}
+
 void CopyStep::write(const std::filesystem::path& rootfs) {
   if (!owner_resolved_) resolve_owner(rootfs);
   UniqueFd dst = open_file(rootfs, O_RDONLY | O_DIRECTORY);
@@ -116,6 +138,8 @@ void CopyStep::write(const std::filesystem::path& rootfs) {
     for (const auto& src : s.sources) {
       UniqueFd f;
       try {
+        // An archive .dockerignore leaves out is missing, as the copy rules then report.
+        if (s.excluded && s.excluded(overlay::clean_path(src))) throw Error(ErrorKind::NotFound, src);
         f = overlay::open_in_root(src_root_, src, O_RDONLY);
       } catch (const Error&) {
         plain.push_back(src);  // wildcards and directories go through the copy rules
@@ -123,7 +147,7 @@ void CopyStep::write(const std::filesystem::path& rootfs) {
       }
       struct stat sst {};
       if (::fstat(f.get(), &sst) == 0 && S_ISREG(sst.st_mode) && is_tar_archive(f.get())) {
-        UniqueFd d = overlay::mkdir_in_root(dst.get(), dest_);
+        UniqueFd d = make_archive_dest(dst.get());
         extract_tar_archive(f.get(), "/proc/self/fd/" + std::to_string(d.get()), src);
       } else {
         plain.push_back(src);
@@ -155,6 +179,7 @@ bool CopyStep::extracts_archives() const {
   for (const auto& src : spec_.sources) {
     UniqueFd f;
     try {
+      if (spec_.excluded && spec_.excluded(overlay::clean_path(src))) continue;
       f = overlay::open_in_root(src_root_, src, O_RDONLY);
     } catch (const Error&) {
       continue;

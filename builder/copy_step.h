@@ -73,6 +73,8 @@ class CopyStep {
     std::optional<FetchedUrl> fetched;
   };
   void fetch_one(Url& u);
+  // The destination an archive is extracted into, created as BuildKit does (owners included).
+  UniqueFd make_archive_dest(int dst) const;
 
   const CopyOp& op_;
   std::string dest_;
