@@ -6,11 +6,10 @@
 //
 // Patterns are read like moby's ignorefile.ReadAll: a line starting with `#` is a comment,
 // lines are trimmed, `!` starts an exception, paths are cleaned (`dir/` → `dir`, `./a` →
-// `a`) and a leading `/` is dropped. In both readings the
-// last matching pattern wins, a pattern also matches everything below a matching
-// directory, `*` and `?` never cross `/`, `**` spans any number of directories, `[...]`
-// classes and `\` escapes work as in Go. load() picks `<Dockerfile>.dockerignore` next to
-// the Dockerfile before `<context>/.dockerignore`.
+// `a`) and a leading `/` is dropped. In both readings the last matching pattern wins, a
+// pattern also matches below a matching directory, `*` and `?` never cross `/`, `**` spans
+// any number of directories, `[...]` classes and `\` escapes work as in Go. load() picks
+// `<Dockerfile>.dockerignore` next to the Dockerfile before `<context>/.dockerignore`.
 //
 // Immutable after construction; the const methods are thread-safe. Throws cbuild::Error
 // {InvalidArgument} naming the file for a bad pattern (e.g. a lone `!`, an unclosed `[`).

@@ -14,6 +14,7 @@
 #include "tests/support/docker_peer.h"
 #include "tests/support/image_tree.h"
 #include "tests/support/root.h"
+#include "tests/support/run_command.h"
 
 namespace fs = std::filesystem;
 using namespace cbuild;
@@ -86,9 +87,13 @@ TEST_CASE("dockerignore: a directory an exception keeps can be copied and bind-m
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
   make_context(p);
-  p.file(".dockerignore", "*\n!src/**\n!vendor/lib/keep.go\n!cmd/app/keep.go\n");
+  // An archive next to the sources puts ADD on the path that writes onto disk (not streamed).
+  auto tar = test::run_command({"/bin/sh", "-c", "cd " + p.ctx.string() + " && echo t > t.txt && tar -cf a.tar t.txt && rm t.txt"});
+  REQUIRE_MESSAGE(tar.exit_code == 0, tar.err);
+  p.file(".dockerignore", "*\n!src/**\n!vendor/lib/keep.go\n!cmd/app/keep.go\n!a.tar\n");
   p.file("Dockerfile", "FROM " + p.base + "\n"
          "COPY src/ /s/\n"
+         "ADD a.tar vendor /both/\n"
          "COPY vendor/lib /lib/\n"
          "COPY cmd /cmd/\n"
          "COPY vendor /vendor/\n"
@@ -101,6 +106,7 @@ TEST_CASE("dockerignore: a directory an exception keeps can be copied and bind-m
   CHECK(read_file(mine / "lib/keep.go") == "vendor/lib/keep.go\n");
   CHECK_FALSE(fs::exists(mine / "lib/drop.go"));
   CHECK(read_file(mine / "mounted.txt") == "/m\n/m/lib\n/m/lib/keep.go\n");
+  CHECK(test::tree_listing(mine / "both", {"t.txt"}) == test::tree_listing(mine / "vendor"));
   // vendor/other is left out of the context with all it holds.
   p.file("Dockerfile.missing", "FROM " + p.base + "\nCOPY vendor/other /o/\n");
   auto missing = p.build({"-f", (p.ctx / "Dockerfile.missing").string(), "-t", "ignore:3"});
@@ -111,7 +117,7 @@ TEST_CASE("dockerignore: a directory an exception keeps can be copied and bind-m
   if (!docker) return;
   auto b = docker->build(p.ctx, p.ctx / "Dockerfile", work.path() / "docker");
   REQUIRE_MESSAGE(b.result.exit_code == 0, b.result.err);
-  for (const char* dir : {"s", "lib", "cmd", "vendor"}) {
+  for (const char* dir : {"s", "lib", "cmd", "vendor", "both"}) {
     CAPTURE(dir);
     std::string diff = test::listing_diff(test::tree_listing(b.rootfs / dir), test::tree_listing(mine / dir));
     CHECK_MESSAGE(diff.empty(), "docker (-) vs cbuild (+):\n" << diff);
