@@ -86,6 +86,9 @@ std::size_t parse_class(const std::u32string& p, std::size_t i, Tok& t) {
 // (`+`, `(`, `|`, a `{n}` repeat, `^`, a `\d`-style escape, a `[:alpha:]` class) is refused
 // here rather than read literally.
 void check_no_regexp(const std::u32string& p) {
+  auto refuse = [](const std::u32string& what, const char* as) {
+    return Bad{"docker build reads \"" + du::encode(what) + "\" in it as " + as + "; cbuild does not"};
+  };
   bool in_class = false, class_start = false;
   for (std::size_t i = 0; i < p.size(); ++i) {
     char32_t c = p[i];
@@ -95,14 +98,14 @@ void check_no_regexp(const std::u32string& p) {
       if (i + 1 < p.size()) {
         char32_t n = p[++i];
         if (n < 0x80 && std::isalnum(static_cast<int>(n)))
-          throw Bad{"docker build reads \"\\" + du::encode(std::u32string(1, n)) + "\" in it as a regular-expression escape; cbuild does not"};
+          throw refuse(std::u32string{'\\', n}, "a regular-expression escape");
       }
       continue;
     }
     if (in_class) {
       if (c == ']' && !was_start) in_class = false;
       else if (c == '[' && i + 1 < p.size() && (p[i + 1] == ':' || p[i + 1] == '=' || p[i + 1] == '.'))
-        throw Bad{"docker build reads \"[" + du::encode(std::u32string(1, p[i + 1])) + "\" in a class as regular-expression syntax; cbuild does not"};
+        throw refuse(std::u32string{'[', p[i + 1]}, "regular-expression class syntax");
       continue;
     }
     if (c == '[') {
@@ -122,7 +125,7 @@ void check_no_regexp(const std::u32string& p) {
       repeat = digits && j < p.size() && p[j] == '}';
     }
     if (c == '+' || c == '(' || c == ')' || c == '|' || c == '^' || repeat)
-      throw Bad{"docker build reads \"" + du::encode(std::u32string(1, c)) + "\" in it as a regular-expression operator; cbuild does not"};
+      throw refuse(std::u32string(1, c), "a regular-expression operator");
   }
 }
 
@@ -377,10 +380,8 @@ bool DockerIgnore::excluded(std::string_view raw) const {
 // fileutils' PatternMatcher.Matches of every path: like MatchesOrParentMatches, except that
 // the only parent it tries is the one with as many components as the pattern.
 bool DockerIgnore::matches_as_docker_client(std::string_view file) const {
-  auto slash = file.rfind('/');
-  std::size_t parent_dirs = 0;
-  if (slash != std::string_view::npos)
-    parent_dirs = static_cast<std::size_t>(std::count(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(slash), '/')) + 1;
+  // filepath.Dir(file) has as many components as `file` has slashes.
+  auto parent_dirs = static_cast<std::size_t>(std::count(file.begin(), file.end(), '/'));
   std::string path(file);
   bool matched = false;
   for (const Pattern& p : impl_->patterns) {

@@ -148,9 +148,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       prev = e.path;
       if (e.path.empty() || b::clean_path(e.path) != e.path || e.path.rfind("../", 0) == 0)
         fail("bad entry path: " + e.path);
-      auto v = ignore.context_verdict(e.path);
-      if (v == b::DockerIgnore::Verdict::Excluded || (v == b::DockerIgnore::Verdict::SentIfDirectory && !S_ISDIR(e.st.st_mode)) ||
-          (excluded && excluded(e.path)))
+      using V = b::DockerIgnore::Verdict;
+      V v = ignore.context_verdict(e.path);
+      if (v == V::Excluded || (v == V::SentIfDirectory && !S_ISDIR(e.st.st_mode)) || (excluded && excluded(e.path)))
         fail("excluded entry listed: " + e.path);
       if (ctx.find(e.path) != &e) fail("find() misses " + e.path);
       struct stat st {};

@@ -73,7 +73,8 @@ TEST_CASE("ADD --chown of an archive owns the directories it creates, not the ar
 TEST_CASE("ADD of an archive .dockerignore leaves out is an error, as for any other file") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  auto made = test::run_command({"/bin/sh", "-c", "cd " + p.ctx.string() + " && echo x > f && tar -cf a.tar f && rm f"});
+  auto made =
+      test::run_command({"/bin/sh", "-c", "cd " + p.ctx.string() + " && echo x > f && tar -cf a.tar f && rm f"});
   REQUIRE_MESSAGE(made.exit_code == 0, made.err);
   p.file(".dockerignore", "*.tar\n");
   p.file("Dockerfile", "FROM " + p.base + "\nADD a.tar /x/\n");

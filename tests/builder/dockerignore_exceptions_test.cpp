@@ -88,7 +88,8 @@ TEST_CASE("dockerignore: a directory an exception keeps can be copied and bind-m
   test::BuildProject p(test::base_for_test());
   make_context(p);
   // An archive next to the sources puts ADD on the path that writes onto disk (not streamed).
-  auto tar = test::run_command({"/bin/sh", "-c", "cd " + p.ctx.string() + " && echo t > t.txt && tar -cf a.tar t.txt && rm t.txt"});
+  auto tar = test::run_command(
+      {"/bin/sh", "-c", "cd " + p.ctx.string() + " && echo t > t.txt && tar -cf a.tar t.txt && rm t.txt"});
   REQUIRE_MESSAGE(tar.exit_code == 0, tar.err);
   p.file(".dockerignore", "*\n!src/**\n!vendor/lib/keep.go\n!cmd/app/keep.go\n!a.tar\n");
   p.file("Dockerfile", "FROM " + p.base + "\n"
