@@ -25,7 +25,7 @@ namespace {
 // differ from the default, so a re-created parent with the wrong mode shows.
 void make_context(const test::BuildProject& p) {
   for (const char* f : {"README.md", "NOTES.md", "main.go", "src/main.go", "src/util.go", "src/sub/deep.go",
-                        "src/sub/keep.go", "cmd/app/main.go", "cmd/app/keep.go", "cmd/tool/x.go",
+                        "src/sub/keep.go", "src/mykeep.go", "cmd/app/main.go", "cmd/app/keep.go", "cmd/tool/x.go",
                         "vendor/lib/keep.go", "vendor/lib/drop.go", "vendor/other/x.go", "dir/a.txt", "dir/b.md",
                         "dir/sub/c.txt", "docs/guide.md", "docs/README.md", "a+b", "aab",
                         "web/app/node_modules/keep.js", "web/app/node_modules/drop.js", "web/app/index.js"})
@@ -57,6 +57,10 @@ const Case kCases[] = {
     {"a leading slash", "/src/sub\n!/src/sub/keep.go\n"},
     {"**/node_modules but one file", "**/node_modules\n!web/app/node_modules/keep.js\n"},
     {"an excluded directory with an exception naming nothing in it", "cmd\n!cmd/none\n"},
+    {"** but a directory", "**\n!src\n"},
+    {"dir/* but a file two levels down", "src/*\n!src/sub/keep.go\n"},
+    {"a leading ** glued to a name", "**keep.go\n"},
+    {"? and a class", "?ain.go\n[a-m]*.md\n!docs/[r-s]*.md\n"},
 };
 
 }  // namespace
