@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 
 #include "oci/base/error.h"
 #include "oci/base/unique_fd.h"
@@ -61,7 +63,7 @@ BuildContext BuildContext::read(const std::filesystem::path& dir, const DockerIg
       if (fstatat(cur.fd.get(), name.c_str(), &entry.st, AT_SYMLINK_NOFOLLOW) != 0)
         throw_errno("stat build context entry", (dir / rel).string());
       bool is_dir = S_ISDIR(entry.st.st_mode);
-      DockerIgnore::Verdict v = ignore.context_verdict(rel);
+      DockerIgnore::Verdict v = ignore.entry_verdict(rel);  // its parents were entered
       if (v == DockerIgnore::Verdict::Excluded || (v == DockerIgnore::Verdict::SentIfDirectory && !is_dir)) continue;
       if (S_ISLNK(entry.st.st_mode)) {
         std::string buf(static_cast<std::size_t>(entry.st.st_size > 0 ? entry.st.st_size : 255) + 1, '\0');
@@ -100,9 +102,30 @@ std::function<bool(const std::string&)> context_exclusion(const std::filesystem:
   if (ignore.patterns().empty()) return nullptr;
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) throw_errno("open build context", dir.string());
-  auto root = std::make_shared<UniqueFd>(fd);
-  return [root, ignore = std::move(ignore)](const std::string& path) {
-    switch (ignore.context_verdict(path)) {
+  struct State {
+    UniqueFd root;
+    DockerIgnore ignore;
+    std::mutex mu;
+    std::unordered_map<std::string, bool> cut;  // directory -> the walk leaves it out whole
+  };
+  auto state = std::make_shared<State>();
+  state->root = UniqueFd(fd);
+  state->ignore = std::move(ignore);
+  return [state](const std::string& raw) {
+    const DockerIgnore& ignore = state->ignore;
+    std::string path = clean_path(raw);
+    while (!path.empty() && path[0] == '/') path.erase(0, 1);
+    // Copy code asks about every entry of a tree: each parent's own verdict is worked out once.
+    if (ignore.has_exceptions()) {
+      std::lock_guard lock(state->mu);
+      for (std::size_t i = path.find('/'); i != std::string::npos; i = path.find('/', i + 1)) {
+        std::string dir = path.substr(0, i);
+        auto [it, added] = state->cut.try_emplace(dir, false);
+        if (added) it->second = ignore.entry_verdict(dir) == DockerIgnore::Verdict::Excluded;
+        if (it->second) return true;
+      }
+    }
+    switch (ignore.has_exceptions() ? ignore.entry_verdict(path) : ignore.context_verdict(path)) {
       case DockerIgnore::Verdict::Sent:
         return false;
       case DockerIgnore::Verdict::Excluded:
@@ -110,13 +133,12 @@ std::function<bool(const std::string&)> context_exclusion(const std::filesystem:
       case DockerIgnore::Verdict::SentIfDirectory:
         break;
     }
-    std::string p = clean_path(path);
-    auto slash = p.rfind('/');
-    std::string parent = slash == std::string::npos ? "." : p.substr(0, slash);
-    std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
+    auto slash = path.rfind('/');
+    std::string parent = slash == std::string::npos ? "." : path.substr(0, slash);
+    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     UniqueFd dir_fd;
     try {
-      dir_fd = overlay::open_in_root(root->get(), parent, O_PATH | O_DIRECTORY);
+      dir_fd = overlay::open_in_root(state->root.get(), parent, O_PATH | O_DIRECTORY);
     } catch (const Error&) {
       return true;  // no such directory: nothing of it is sent
     }

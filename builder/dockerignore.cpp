@@ -408,18 +408,34 @@ bool DockerIgnore::walk_enters(std::string_view dir) const {
   return false;
 }
 
-DockerIgnore::Verdict DockerIgnore::context_verdict(std::string_view raw) const {
-  if (impl_->patterns.empty()) return Verdict::Sent;
+namespace {
+
+std::string relative_clean(std::string_view raw) {
   std::string file = clean_path(raw);
   while (!file.empty() && file[0] == '/') file.erase(0, 1);
-  if (file.empty() || file == ".") return Verdict::Sent;
-  // Every directory on the way was either not matched or entered (else the walk never got here).
-  for (std::size_t i = file.find('/'); i != std::string::npos; i = file.find('/', i + 1)) {
-    std::string_view dir(file.data(), i);
-    if (matches_as_docker_client(dir) && !walk_enters(dir)) return Verdict::Excluded;
-  }
-  if (!matches_as_docker_client(file)) return Verdict::Sent;
+  return file == "." ? std::string() : file;
+}
+
+}  // namespace
+
+DockerIgnore::Verdict DockerIgnore::entry_verdict(std::string_view raw) const {
+  if (impl_->patterns.empty()) return Verdict::Sent;
+  std::string file = relative_clean(raw);
+  if (file.empty() || !matches_as_docker_client(file)) return Verdict::Sent;
   return walk_enters(file) ? Verdict::SentIfDirectory : Verdict::Excluded;
+}
+
+DockerIgnore::Verdict DockerIgnore::context_verdict(std::string_view raw) const {
+  if (impl_->patterns.empty()) return Verdict::Sent;
+  std::string file = relative_clean(raw);
+  if (file.empty()) return Verdict::Sent;
+  // Without exceptions every matching directory is skipped whole, which is exactly "the path
+  // or a parent matches": one pass instead of one per parent.
+  if (!impl_->exceptions) return excluded(file) ? Verdict::Excluded : Verdict::Sent;
+  // Every directory on the way was either not matched or entered (else the walk never got here).
+  for (std::size_t i = file.find('/'); i != std::string::npos; i = file.find('/', i + 1))
+    if (entry_verdict(std::string_view(file.data(), i)) == Verdict::Excluded) return Verdict::Excluded;
+  return entry_verdict(file);
 }
 
 bool DockerIgnore::has_exceptions() const { return impl_->exceptions; }

@@ -59,6 +59,9 @@ class DockerIgnore {
     SentIfDirectory,  // matched, but a directory here would be sent (a file is not)
   };
   Verdict context_verdict(std::string_view path) const;
+  // The same for an entry whose parent directories are known to be entered (a walk from the
+  // top): only `path` itself is judged.
+  Verdict entry_verdict(std::string_view path) const;
   // True when some pattern is an exception (`!…`): an excluded directory may then still
   // contain included files, so a walker must descend into it.
   bool has_exceptions() const;
