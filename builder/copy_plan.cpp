@@ -328,6 +328,12 @@ void add_dir_chain(const std::string& path, bool include_self, std::set<std::str
 
 }  // namespace
 
+std::vector<std::string> expand_source(int src_root, const std::string& source, const CopySpec& spec) {
+  std::vector<std::string> out;
+  expand(src_root, split(overlay::clean_path(source)), 0, "", spec, out);
+  return out;
+}
+
 CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(const std::string&)>& dest_is_dir) {
   if (spec.sources.empty()) throw Error(ErrorKind::InvalidArgument, "COPY: no source files were specified");
   std::optional<DockerIgnore> exclude;

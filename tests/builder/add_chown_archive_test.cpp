@@ -1,6 +1,7 @@
 // ADD --chown of a local archive, compared with docker build: the directories ADD creates on
 // the way to the destination (the destination included) get the --chown owner, as COPY's do,
-// while the archive's own entries keep the owners the archive records.
+// while the archive's own entries keep the owners the archive records. Archives a wildcard
+// matches are extracted too, and one .dockerignore leaves out is missing.
 #include <doctest/doctest.h>
 #include <sys/stat.h>
 
@@ -82,4 +83,29 @@ TEST_CASE("ADD of an archive .dockerignore leaves out is an error, as for any ot
   CHECK(r.exit_code != 0);
   CHECK_MESSAGE(r.err.find("a.tar") != std::string::npos, r.err);
   CHECK_MESSAGE(r.err.find(".dockerignore") != std::string::npos, r.err);
+}
+
+TEST_CASE("ADD of archives named by a wildcard extracts each of them, as docker does") {
+  REQUIRE_ROOT();
+  test::BuildProject p(test::base_for_test());
+  auto made = test::run_command({"/bin/sh", "-c",
+                                 "cd " + p.ctx.string() + " && mkdir -p t && echo one > t/one && echo two > t/two && "
+                                 "tar -czf one.tar.gz -C t one && tar -cf two.tar -C t two && rm -r t && echo n > note.txt"});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  p.file("Dockerfile", "FROM " + p.base + "\nADD --chown=1234:5678 *.tar* note.txt /w/new/\n");
+  auto r = p.build({"-t", "addwild:1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  TempDir work;
+  auto [config, mine] = p.image("docker.io/library/addwild:1", work.path() / "mine/rootfs");
+  CHECK(read_file(mine / "w/new/one") == "one\n");
+  CHECK(read_file(mine / "w/new/two") == "two\n");
+  CHECK_FALSE(fs::exists(mine / "w/new/one.tar.gz"));
+  CHECK(owner_of(mine / "w/new/note.txt") == "1234:5678");
+
+  test::DockerPeer* docker = test::DockerPeer::get();
+  if (!docker) return;
+  auto b = docker->build(p.ctx, p.ctx / "Dockerfile", work.path() / "docker");
+  REQUIRE_MESSAGE(b.result.exit_code == 0, b.result.err);
+  std::string diff = test::listing_diff(test::tree_listing(b.rootfs / "w"), test::tree_listing(mine / "w"));
+  CHECK_MESSAGE(diff.empty(), "docker (-) vs cbuild (+):\n" << diff);
 }
