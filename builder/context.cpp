@@ -5,9 +5,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 
 #include "oci/base/error.h"
 #include "oci/base/unique_fd.h"
+#include "overlay/safe_path.h"
 
 namespace cbuild::builder {
 
@@ -59,8 +63,8 @@ BuildContext BuildContext::read(const std::filesystem::path& dir, const DockerIg
       if (fstatat(cur.fd.get(), name.c_str(), &entry.st, AT_SYMLINK_NOFOLLOW) != 0)
         throw_errno("stat build context entry", (dir / rel).string());
       bool is_dir = S_ISDIR(entry.st.st_mode);
-      bool excluded = ignore.excluded(rel);
-      if (excluded && !(is_dir && ignore.has_exceptions())) continue;
+      DockerIgnore::Verdict v = ignore.entry_verdict(rel);  // its parents were entered
+      if (v == DockerIgnore::Verdict::Excluded || (v == DockerIgnore::Verdict::SentIfDirectory && !is_dir)) continue;
       if (S_ISLNK(entry.st.st_mode)) {
         std::string buf(static_cast<std::size_t>(entry.st.st_size > 0 ? entry.st.st_size : 255) + 1, '\0');
         ssize_t n = readlinkat(cur.fd.get(), name.c_str(), buf.data(), buf.size());
@@ -73,8 +77,7 @@ BuildContext BuildContext::read(const std::filesystem::path& dir, const DockerIg
         if (sub < 0) throw_errno("open build context directory", (dir / rel).string());
         stack.push_back({rel, UniqueFd(sub)});
       }
-      // An excluded directory walked only for its exceptions is not itself an entry.
-      if (!excluded) ctx.entries_.push_back(std::move(entry));
+      ctx.entries_.push_back(std::move(entry));
     }
   }
   std::sort(ctx.entries_.begin(), ctx.entries_.end(),
@@ -92,8 +95,56 @@ const ContextEntry* BuildContext::find(std::string_view path) const {
 }
 
 std::function<bool(const std::string&)> BuildContext::excluded_predicate() const {
-  DockerIgnore ig = ignore_;
-  return [ig](const std::string& p) { return ig.excluded(p); };
+  return context_exclusion(root_, ignore_);
+}
+
+std::function<bool(const std::string&)> context_exclusion(const std::filesystem::path& dir, DockerIgnore ignore) {
+  if (ignore.patterns().empty()) return nullptr;
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw_errno("open build context", dir.string());
+  struct State {
+    UniqueFd root;
+    DockerIgnore ignore;
+    std::mutex mu;
+    std::unordered_map<std::string, bool> cut;  // directory -> the walk leaves it out whole
+  };
+  auto state = std::make_shared<State>();
+  state->root = UniqueFd(fd);
+  state->ignore = std::move(ignore);
+  return [state](const std::string& raw) {
+    const DockerIgnore& ignore = state->ignore;
+    std::string path = clean_path(raw);
+    while (!path.empty() && path[0] == '/') path.erase(0, 1);
+    // Copy code asks about every entry of a tree: each parent's own verdict is worked out once.
+    if (ignore.has_exceptions()) {
+      std::lock_guard lock(state->mu);
+      for (std::size_t i = path.find('/'); i != std::string::npos; i = path.find('/', i + 1)) {
+        std::string dir = path.substr(0, i);
+        auto [it, added] = state->cut.try_emplace(dir, false);
+        if (added) it->second = ignore.entry_verdict(dir) == DockerIgnore::Verdict::Excluded;
+        if (it->second) return true;
+      }
+    }
+    switch (ignore.has_exceptions() ? ignore.entry_verdict(path) : ignore.context_verdict(path)) {
+      case DockerIgnore::Verdict::Sent:
+        return false;
+      case DockerIgnore::Verdict::Excluded:
+        return true;
+      case DockerIgnore::Verdict::SentIfDirectory:
+        break;
+    }
+    auto slash = path.rfind('/');
+    std::string parent = slash == std::string::npos ? "." : path.substr(0, slash);
+    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    UniqueFd dir_fd;
+    try {
+      dir_fd = overlay::open_in_root(state->root.get(), parent, O_PATH | O_DIRECTORY);
+    } catch (const Error&) {
+      return true;  // no such directory: nothing of it is sent
+    }
+    struct stat st {};
+    return ::fstatat(dir_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode);
+  };
 }
 
 }  // namespace cbuild::builder

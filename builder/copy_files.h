@@ -118,6 +118,10 @@ CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const Co
 // when its stat data did not change while it was read.
 oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec, ContentHashes* hashes = nullptr);
 
+// The paths (inside the source root, sorted) a source with wildcards matches, .dockerignore
+// (`spec.excluded`) applied; none is an empty result, not an error.
+std::vector<std::string> expand_source(int src_root, const std::string& source, const CopySpec& spec);
+
 // Go filepath.Match over one path component pattern (no "/" inside). Exposed for tests.
 bool match_component(std::string_view pattern, std::string_view name);
 

@@ -106,7 +106,7 @@ DockerIgnore compile_patterns(const std::vector<std::string>& patterns, std::str
     if (!p.empty() && (p[0] == '#' || (escape_bang && p[0] == '!'))) p = "\\" + p;
     text += p + "\n";
   }
-  return DockerIgnore::parse(text, what);
+  return DockerIgnore::parse(text, what, DockerIgnore::Syntax::Flag);
 }
 
 // Walks source directories into a plan, applying .dockerignore (paths relative to the source
@@ -340,6 +340,12 @@ void add_dir_chain(const std::string& path, bool include_self, std::set<std::str
 }
 
 }  // namespace
+
+std::vector<std::string> expand_source(int src_root, const std::string& source, const CopySpec& spec) {
+  std::vector<std::string> out;
+  expand(src_root, split(overlay::clean_path(source)), 0, "", spec, out);
+  return out;
+}
 
 CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(const std::string&)>& dest_is_dir) {
   if (spec.sources.empty()) throw Error(ErrorKind::InvalidArgument, "COPY: no source files were specified");

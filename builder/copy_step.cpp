@@ -111,6 +111,82 @@ void CopyStep::fetch() {
   for (auto& u : urls_) fetch_one(u);
 }
 
+// BuildKit's unpack makes the destination with copy.MkdirAll(dest, 0755, chowner): every
+// directory it creates on the way, the destination included, gets the --chown owner (0:0
+// without one), as COPY's parents do. The archive's own entries keep their owners.
+UniqueFd CopyStep::make_archive_dest(int dst, const std::string& dest) const {
+  std::string cleaned = overlay::clean_path(dest);
+  uid_t uid = spec_.uid.value_or(0);
+  gid_t gid = spec_.gid.value_or(uid);
+  for (std::size_t i = 0; i <= cleaned.size() && !cleaned.empty(); ++i) {
+    if (i < cleaned.size() && cleaned[i] != '/') continue;
+    auto pl = overlay::open_parent_in_root(dst, cleaned.substr(0, i), /*create_parents=*/false);
+    struct stat st {};
+    if (::fstatat(pl.dir.get(), pl.leaf.c_str(), &st, 0) == 0) continue;  // there (through links)
+    if (::mkdirat(pl.dir.get(), pl.leaf.c_str(), 0755) != 0) {
+      if (errno == EEXIST) break;  // a dangling symlink: mkdir_in_root creates its target
+      throw_errno("mkdir", "/" + cleaned.substr(0, i));
+    }
+    if (::fchownat(pl.dir.get(), pl.leaf.c_str(), uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+      throw_errno("chown", "/" + cleaned.substr(0, i));
+  }
+  return overlay::mkdir_in_root(dst, dest);
+}
+
+namespace {
+
+// A matched name as a COPY source that matches only itself.
+std::string literal_source(const std::string& name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '*' || c == '?' || c == '[' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+// The local tar archive (plain or compressed) at `path` inside the root, or an invalid fd.
+UniqueFd open_archive(int root, const std::string& path) {
+  UniqueFd f;
+  try {
+    f = overlay::open_in_root(root, path, O_RDONLY);
+  } catch (const Error&) {
+    return {};  // missing (the copy rules report it) or unreadable as a file
+  }
+  struct stat st {};
+  if (::fstat(f.get(), &st) != 0 || !S_ISREG(st.st_mode) || !is_tar_archive(f.get())) return {};
+  return f;
+}
+
+}  // namespace
+
+// BuildKit unpacks every archive a source names, a wildcard's matches included (its
+// unpack runs per match); what is no archive copies by the usual rules.
+CopyStep::SplitSources CopyStep::split_archives() const {
+  SplitSources out;
+  for (const auto& src : spec_.sources) {
+    std::string cleaned = overlay::clean_path(src);
+    bool wildcard = cleaned.find_first_of("*?[") != std::string::npos;
+    std::vector<std::string> names = wildcard ? expand_source(src_root_, src, spec_) : std::vector<std::string>{cleaned};
+    std::vector<std::string> rest;
+    for (const auto& name : names) {
+      // One .dockerignore leaves out is missing, as the copy rules then report.
+      UniqueFd f = spec_.excluded && spec_.excluded(name) ? UniqueFd() : open_archive(src_root_, name);
+      if (f) {
+        out.archives.emplace_back(name, std::move(f));
+      } else {
+        rest.push_back(name);
+      }
+    }
+    if (!wildcard || names.empty()) {
+      if (!rest.empty() || names.empty()) out.plain.push_back(src);  // as written, for messages
+    } else {
+      for (const auto& name : rest) out.plain.push_back(literal_source(name));
+    }
+  }
+  return out;
+}
+
 void CopyStep::write(const std::filesystem::path& rootfs) {
   if (!owner_resolved_) resolve_owner(rootfs);
   UniqueFd dst = open_file(rootfs, O_RDONLY | O_DIRECTORY);
@@ -128,23 +204,12 @@ void CopyStep::write(const std::filesystem::path& rootfs) {
   if (op_.add && !op_.parents) {
     // ADD extracts local tar archives into the destination directory; other sources copy.
     // (With --parents BuildKit copies from the source root, a directory, so nothing unpacks.)
-    std::vector<std::string> plain;
-    for (const auto& src : s.sources) {
-      UniqueFd f;
-      try {
-        f = overlay::open_in_root(src_root_, src, O_RDONLY);
-      } catch (const Error&) {
-        plain.push_back(src);  // wildcards and directories go through the copy rules
-        continue;
-      }
-      struct stat sst {};
-      if (::fstat(f.get(), &sst) == 0 && S_ISREG(sst.st_mode) && is_tar_archive(f.get())) {
-        UniqueFd d = overlay::mkdir_in_root(dst.get(), dest);
-        extract_tar_archive(f.get(), "/proc/self/fd/" + std::to_string(d.get()), src);
-      } else {
-        plain.push_back(src);
-      }
+    SplitSources split = split_archives();
+    for (auto& [name, fd] : split.archives) {
+      UniqueFd d = make_archive_dest(dst.get(), dest);
+      extract_tar_archive(fd.get(), "/proc/self/fd/" + std::to_string(d.get()), name);
     }
+    std::vector<std::string>& plain = split.plain;
     s.sources = plain;
   }
   if (!s.sources.empty()) {
@@ -167,18 +232,7 @@ void CopyStep::write(const std::filesystem::path& rootfs) {
 namespace cbuild::builder {
 
 bool CopyStep::extracts_archives() const {
-  if (!op_.add || op_.parents) return false;
-  for (const auto& src : spec_.sources) {
-    UniqueFd f;
-    try {
-      f = overlay::open_in_root(src_root_, src, O_RDONLY);
-    } catch (const Error&) {
-      continue;
-    }
-    struct stat sst {};
-    if (::fstat(f.get(), &sst) == 0 && S_ISREG(sst.st_mode) && is_tar_archive(f.get())) return true;
-  }
-  return false;
+  return op_.add && !op_.parents && !split_archives().archives.empty();
 }
 
 void CopyStep::write(LayerTree& tree, const std::filesystem::path& view) {

@@ -25,6 +25,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "builder/add_url.h"
@@ -75,6 +76,15 @@ class CopyStep {
     std::optional<FetchedUrl> fetched;
   };
   void fetch_one(Url& u);
+  // ADD's sources: the local archives to extract (matches of wildcards included) and the rest.
+  struct SplitSources {
+    std::vector<std::pair<std::string, UniqueFd>> archives;  // path in the source root, open fd
+    std::vector<std::string> plain;                          // sources for the copy rules
+  };
+  SplitSources split_archives() const;
+  // The destination an archive is extracted into (`dest`, already resolved through the image's
+  // symlinks), created as BuildKit does (owners included).
+  UniqueFd make_archive_dest(int dst, const std::string& dest) const;
 
   const CopyOp& op_;
   std::string dest_;

@@ -4,6 +4,8 @@
 #include "builder/dockerfile/unicode.h"
 #include "builder/dockerignore.h"
 
+#include <algorithm>
+#include <cctype>
 #include <optional>
 
 #include "oci/base/error.h"
@@ -40,6 +42,7 @@ struct Pattern {
   bool exception = false;
   MatchType type = MatchType::Exact;
   std::vector<Tok> toks;
+  std::size_t dirs = 1;  // path components of `cleaned`
 };
 
 struct Bad {
@@ -78,11 +81,61 @@ std::size_t parse_class(const std::u32string& p, std::size_t i, Tok& t) {
   return i + 1;  // past ']'
 }
 
-Pattern compile(std::string cleaned, bool exception) {
+// Docker's client (20.10) turns an ignore-file pattern into a Go regexp escaping only `.` and
+// `$`: any other regexp syntax in the pattern is live there. What that would make an operator
+// (`+`, `(`, `|`, a `{n}` repeat, `^`, a `\d`-style escape, a `[:alpha:]` class) is refused
+// here rather than read literally.
+void check_no_regexp(const std::u32string& p) {
+  auto refuse = [](const std::u32string& what, const char* as) {
+    return Bad{"docker build reads \"" + du::encode(what) + "\" in it as " + as + "; cbuild does not"};
+  };
+  bool in_class = false, class_start = false;
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    char32_t c = p[i];
+    bool was_start = class_start;
+    class_start = false;
+    if (c == '\\') {
+      if (i + 1 < p.size()) {
+        char32_t n = p[++i];
+        if (n < 0x80 && std::isalnum(static_cast<int>(n)))
+          throw refuse(std::u32string{'\\', n}, "a regular-expression escape");
+      }
+      continue;
+    }
+    if (in_class) {
+      if (c == ']' && !was_start) in_class = false;
+      else if (c == '[' && i + 1 < p.size() && (p[i + 1] == ':' || p[i + 1] == '=' || p[i + 1] == '.'))
+        throw refuse(std::u32string{'[', p[i + 1]}, "regular-expression class syntax");
+      continue;
+    }
+    if (c == '[') {
+      in_class = class_start = true;
+      if (i + 1 < p.size() && p[i + 1] == '^') ++i, class_start = true;
+      continue;
+    }
+    bool repeat = false;
+    if (c == '{') {
+      std::size_t j = i + 1;
+      while (j < p.size() && p[j] >= '0' && p[j] <= '9') ++j;
+      bool digits = j > i + 1;
+      if (digits && j < p.size() && p[j] == ',') {
+        ++j;
+        while (j < p.size() && p[j] >= '0' && p[j] <= '9') ++j;
+      }
+      repeat = digits && j < p.size() && p[j] == '}';
+    }
+    if (c == '+' || c == '(' || c == ')' || c == '|' || c == '^' || repeat)
+      throw refuse(std::u32string(1, c), "a regular-expression operator");
+  }
+}
+
+Pattern compile(std::string cleaned, bool exception, bool ignore_file) {
   Pattern pat;
   pat.cleaned = cleaned;
   pat.exception = exception;
+  pat.dirs = static_cast<std::size_t>(std::count(cleaned.begin(), cleaned.end(), '/')) + 1;
   std::u32string p = du::decode_all(cleaned);
+  if (ignore_file) check_no_regexp(p);
   MatchType type = MatchType::Exact;
   for (std::size_t i = 0, n = 0; i < p.size(); ++n) {
     char32_t ch = p[i++];
@@ -101,7 +154,9 @@ Pattern compile(std::string cleaned, bool exception) {
           pat.toks.push_back(mk(Tok::DirStar));
           type = MatchType::Regexp;
         }
-        if (n == 0) type = MatchType::Suffix;
+        // patternmatcher's suffix shortcut ("**foo" matches "xfoo"); docker 20.10's regexp
+        // (what an ignore file gets) has "**foo" match "foo" and "a/foo" only.
+        if (n == 0 && !ignore_file) type = MatchType::Suffix;
       } else {
         pat.toks.push_back(mk(Tok::NotSlashStar));
         type = MatchType::Regexp;
@@ -234,7 +289,7 @@ std::string clean_path(std::string_view path) {
 }
 
 struct DockerIgnore::Impl {
-  std::vector<Pattern> patterns;
+  std::vector<Pattern> patterns;  // in file order
   std::vector<std::string> texts;
   std::string source;
   bool exceptions = false;
@@ -247,7 +302,7 @@ DockerIgnore& DockerIgnore::operator=(DockerIgnore&&) noexcept = default;
 DockerIgnore::DockerIgnore(const DockerIgnore&) = default;
 DockerIgnore& DockerIgnore::operator=(const DockerIgnore&) = default;
 
-DockerIgnore DockerIgnore::parse(std::string_view text, std::string_view source) {
+DockerIgnore DockerIgnore::parse(std::string_view text, std::string_view source, Syntax syntax) {
   auto impl = std::make_shared<Impl>();
   impl->source = std::string(source);
   std::size_t pos = 0;
@@ -273,7 +328,7 @@ DockerIgnore DockerIgnore::parse(std::string_view text, std::string_view source)
     std::string cleaned = clean_path(p);
     if (cleaned == ".") cleaned = ".";
     try {
-      impl->patterns.push_back(compile(cleaned, invert));
+      impl->patterns.push_back(compile(cleaned, invert, syntax == Syntax::IgnoreFile));
     } catch (const Bad& b) {
       throw Error(ErrorKind::InvalidArgument,
                   std::string(source) + ":" + std::to_string(line_no) + ": bad pattern " + quote(p) + ": " + b.why);
@@ -319,6 +374,68 @@ bool DockerIgnore::excluded(std::string_view raw) const {
     if (m) matched = !p.exception;
   }
   return matched;
+}
+
+// docker 20.10's client walks the context with fsutil's walker of that time, which asks
+// fileutils' PatternMatcher.Matches of every path: like MatchesOrParentMatches, except that
+// the only parent it tries is the one with as many components as the pattern.
+bool DockerIgnore::matches_as_docker_client(std::string_view file) const {
+  // filepath.Dir(file) has as many components as `file` has slashes.
+  auto parent_dirs = static_cast<std::size_t>(std::count(file.begin(), file.end(), '/'));
+  std::string path(file);
+  bool matched = false;
+  for (const Pattern& p : impl_->patterns) {
+    if (p.exception != matched) continue;  // cannot change the result
+    bool m = pattern_matches(p, path);
+    if (!m && parent_dirs > 0 && p.dirs <= parent_dirs) {
+      std::size_t end = 0, from = 0;
+      for (std::size_t k = 0; k < p.dirs; ++k, from = end + 1) end = path.find('/', from);
+      m = pattern_matches(p, path.substr(0, end));  // the first p.dirs components
+    }
+    if (m) matched = !p.exception;
+  }
+  return matched;
+}
+
+// The walker leaves out a matching directory with everything below it, unless the text of an
+// exception pattern starts with the directory's path and a "/": then the directory is sent
+// (even if nothing in it ends up kept) and its entries are tested one by one.
+bool DockerIgnore::walk_enters(std::string_view dir) const {
+  if (!impl_->exceptions) return false;
+  std::string dir_slash = std::string(dir) + "/";
+  for (const Pattern& p : impl_->patterns)
+    if (p.exception && (p.cleaned + "/").compare(0, dir_slash.size(), dir_slash) == 0) return true;
+  return false;
+}
+
+namespace {
+
+std::string relative_clean(std::string_view raw) {
+  std::string file = clean_path(raw);
+  while (!file.empty() && file[0] == '/') file.erase(0, 1);
+  return file == "." ? std::string() : file;
+}
+
+}  // namespace
+
+DockerIgnore::Verdict DockerIgnore::entry_verdict(std::string_view raw) const {
+  if (impl_->patterns.empty()) return Verdict::Sent;
+  std::string file = relative_clean(raw);
+  if (file.empty() || !matches_as_docker_client(file)) return Verdict::Sent;
+  return walk_enters(file) ? Verdict::SentIfDirectory : Verdict::Excluded;
+}
+
+DockerIgnore::Verdict DockerIgnore::context_verdict(std::string_view raw) const {
+  if (impl_->patterns.empty()) return Verdict::Sent;
+  std::string file = relative_clean(raw);
+  if (file.empty()) return Verdict::Sent;
+  // Without exceptions every matching directory is skipped whole, which is exactly "the path
+  // or a parent matches": one pass instead of one per parent.
+  if (!impl_->exceptions) return excluded(file) ? Verdict::Excluded : Verdict::Sent;
+  // Every directory on the way was either not matched or entered (else the walk never got here).
+  for (std::size_t i = file.find('/'); i != std::string::npos; i = file.find('/', i + 1))
+    if (entry_verdict(std::string_view(file.data(), i)) == Verdict::Excluded) return Verdict::Excluded;
+  return entry_verdict(file);
 }
 
 bool DockerIgnore::has_exceptions() const { return impl_->exceptions; }

@@ -10,6 +10,7 @@
 
 #include "builder/base_image.h"
 #include "builder/cache.h"
+#include "builder/context.h"
 #include "builder/dockerignore.h"
 #include "builder/content_hashes.h"
 #include "builder/frame_cache.h"
@@ -202,7 +203,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                .progress = progress,
                .options = o,
                .context = context,
-               .context_excluded = [&ignore](const std::string& p) { return ignore.excluded(p); },
+               .context_excluded = context_exclusion(context, ignore),
                .dockerfile = dockerfile_name,
                .stage_result = finished_stage,
                .image = [&](const std::string& ref) { return image_once(ref, o.platform); },

@@ -148,7 +148,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       prev = e.path;
       if (e.path.empty() || b::clean_path(e.path) != e.path || e.path.rfind("../", 0) == 0)
         fail("bad entry path: " + e.path);
-      if (ignore.excluded(e.path) || excluded(e.path)) fail("excluded entry listed: " + e.path);
+      using V = b::DockerIgnore::Verdict;
+      V v = ignore.context_verdict(e.path);
+      if (v == V::Excluded || (v == V::SentIfDirectory && !S_ISDIR(e.st.st_mode)) || (excluded && excluded(e.path)))
+        fail("excluded entry listed: " + e.path);
       if (ctx.find(e.path) != &e) fail("find() misses " + e.path);
       struct stat st {};
       if (::lstat((root / e.path).c_str(), &st) != 0) fail("entry does not exist: " + e.path);
