@@ -270,7 +270,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                       dockerfile_name + ":" + std::to_string(ps.range.start_line) + ": " + ps.from_original + ": image " +
                           quote(s.base_image) + " has ONBUILD triggers that " +
                           (s.base_onbuild ? "changed since the build was planned" : "were not known when the build was planned") +
-                          " (it was not in the local store); pull it first (cbuild pull " + s.base_image + ")");
+                          " (the image was pulled by this build; it is in the local store now, so building again, or "
+                          "`cbuild pull " + s.base_image + "` first, runs them)");
         }
         // The new image starts its own history time; the base's entries are kept.
         base.config.erase("created");

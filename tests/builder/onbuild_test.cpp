@@ -12,6 +12,7 @@
 #include "oci/base/fs.h"
 #include "tests/support/build_project.h"
 #include "tests/support/docker_peer.h"
+#include "tests/support/registry_server.h"
 #include "tests/support/root.h"
 
 namespace fs = std::filesystem;
@@ -289,4 +290,34 @@ TEST_CASE("ARG after an ENV of the same name wins in RUN and expansion but not i
     CHECK(config_field(mine, "Env") == config_field(theirs.config, "Env"));
     CHECK(history_after(mine, 1) == history_after(theirs.config, 1));
   }
+}
+
+TEST_CASE("a base with ONBUILD triggers that the build has to pull is refused until it is pulled") {
+  REQUIRE_ROOT();
+  test::BuildProject p(test::base_for_test());
+  TempDir base_ctx;
+  write(base_ctx.path() / "Dockerfile", "FROM " + p.base + "\nONBUILD RUN echo fired > /fired\n");
+  auto made = test::run_cbuild({"--root", p.root.string(), "--progress=plain", "--format", "docker", "-t",
+                                "onbuild-remote:1", base_ctx.path().string()});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  test::RegistryServer registry;
+  std::string remote = registry.host() + "/test/onbuild:1";
+  auto push = test::run_cbuild({"--root", p.root.string(), "push", "docker.io/library/onbuild-remote:1", remote});
+  REQUIRE_MESSAGE(push.exit_code == 0, push.err);
+
+  test::BuildProject fresh(test::base_for_test());
+  fresh.file("Dockerfile", "FROM " + remote + "\nRUN cat /fired\n");
+  auto r = fresh.build({"-t", "onbuild-pulled:1"});
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find("Dockerfile:1:") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("ONBUILD") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("cbuild pull") != std::string::npos, r.err);
+  CHECK(!oci::LayoutStore::open(fresh.root)->resolve("docker.io/library/onbuild-pulled:1"));
+
+  // Once in the store, the plan knows the triggers and runs them.
+  r = fresh.build({"-t", "onbuild-pulled:1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  TempDir work;
+  auto [config, root] = fresh.image("docker.io/library/onbuild-pulled:1", work.path() / "rootfs");
+  CHECK(file_in(root, "fired") == "fired\n");
 }
