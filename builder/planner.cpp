@@ -434,6 +434,9 @@ class Planner {
   // the FROM line, naming the trigger.
   void fire_trigger(const df::TypedInstruction& from, const std::string& trigger) {
     auto fail = [&](const std::string& why) { return Fail{"ONBUILD trigger " + q(trigger) + " of the base: " + why}; };
+    // Every stage built on a stage plans its triggers again: a short Dockerfile could make
+    // millions of steps. Each is charged about what a planned step holds.
+    charge_scope(kTriggerStepBytes + 2 * trigger.size(), "FROM");
     df::TypedInstruction t;
     try {
       df::ParsedDockerfile tree = df::parse(trigger, plan_.file);
@@ -530,6 +533,7 @@ class Planner {
             if (!i.security.empty()) add("--security=" + i.security);
             add(render_command(i.command, i.json));
             s.history_args = history_args(scope.arg_names, env_before);
+            charge_scope(s.history_args.size(), t.keyword);  // repeated ARGs make it long
           } else if constexpr (std::is_same_v<T, df::CmdInstr> || std::is_same_v<T, df::EntrypointInstr>) {
             add(render_command(i.command, i.json));
           } else if constexpr (std::is_same_v<T, df::ShellInstr>) {
@@ -723,6 +727,7 @@ class Planner {
   static constexpr std::size_t kMaxScopeEntries = 5'000'000;
   std::size_t scope_budget_ = 0;
   static constexpr std::size_t kMaxScopeBytes = std::size_t{256} << 20;
+  static constexpr std::size_t kTriggerStepBytes = 512;
   std::size_t scope_bytes_ = 0;
   df::ExpansionBudget budget_;  // all the word expansion of this Dockerfile
   const PlanOptions& opt_;

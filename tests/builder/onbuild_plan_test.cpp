@@ -83,3 +83,11 @@ TEST_CASE("planner: a trigger docker cannot run is an error at the FROM line nam
     CHECK_MESSAGE(e.find("ONBUILD trigger") != std::string::npos, e);
   }
 }
+
+TEST_CASE("planner: triggers fired again by many stages stop at the planning budget, not at memory's end") {
+  std::string text = "FROM scratch AS a\n";
+  for (int i = 0; i < 3000; ++i) text += "ONBUILD RUN " + std::to_string(i) + "\n";
+  for (int i = 0; i < 3000; ++i) text += "FROM a\n";
+  std::string e = error_of(text, with_triggers({}));
+  CHECK_MESSAGE(e.find("Dockerfile too large to plan") != std::string::npos, e);
+}
