@@ -28,6 +28,7 @@ struct ConfigOp {
   // Applies the instruction to the config. Must be deterministic: its effect is cached under
   // the step's cache inputs.
   std::function<void(ConfigDoc&)> apply;
+  bool history = true;  // false: no history entry (BuildKit writes none for ONBUILD)
 };
 
 struct WorkdirOp {
@@ -111,7 +112,10 @@ struct ExecStage {
   int base_stage = -1;     // Base::Stage
   std::string platform;    // FROM --platform (metadata)
   std::vector<ExecStep> steps;
-  std::vector<std::string> onbuild;  // ONBUILD triggers recorded by this stage (docker format)
+  // Base::Image: the image's ONBUILD triggers, which the plan made the first steps of this
+  // stage; nullopt when the plan did not know the image. The executor refuses a base whose
+  // config says otherwise, rather than build without (or with other) triggers.
+  std::optional<std::vector<std::string>> base_onbuild;
 };
 
 struct ExecPlan {

@@ -62,6 +62,20 @@ void strip_docker_only(ConfigDoc& c) {
   for (const char* k : {"Healthcheck", "OnBuild", "Shell"}) c["config"].erase(k);
 }
 
+// The OnBuild triggers of an image config (docker format); none when it has none.
+std::vector<std::string> onbuild_triggers(const ConfigDoc& c, const std::string& image) {
+  std::vector<std::string> out;
+  if (!c.contains("config") || !c["config"].is_object() || !c["config"].contains("OnBuild")) return out;
+  const json& ob = c["config"]["OnBuild"];
+  if (ob.is_null()) return out;
+  if (!ob.is_array()) throw Error(ErrorKind::InvalidArgument, "image " + quote(image) + ": config.OnBuild is not an array of strings");
+  for (const auto& t : ob) {
+    if (!t.is_string()) throw Error(ErrorKind::InvalidArgument, "image " + quote(image) + ": config.OnBuild is not an array of strings");
+    out.push_back(t.get<std::string>());
+  }
+  return out;
+}
+
 // The key that makes "busybox" and "docker.io/library/busybox:latest" one image; a reference
 // that does not parse is kept as written (loading it reports the error).
 std::string normalized_or_as_is(const std::string& ref) {
@@ -165,6 +179,16 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
       }
     return env;
   };
+  po.image_onbuild = [&](const std::string& image, const std::string& platform) -> std::optional<std::vector<std::string>> {
+    std::optional<ImageState> st;
+    try {
+      st = load_local_image(*store, image, platform);
+    } catch (const Error&) {
+      return std::nullopt;  // reported when the stage runs
+    }
+    if (!st) return std::nullopt;
+    return onbuild_triggers(st->config, image);
+  };
   Plan plan = plan_dockerfile(dockerfile_text, dockerfile_name, po);
   for (const auto& w : plan.warnings) progress.warning(w.to_string());
   ExecPlan ep = to_exec_plan(plan);
@@ -237,11 +261,26 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                                     ": " + e.what());
         }
         progress.step_done(ref, StepResult{});
+        // The plan made the base's ONBUILD triggers the first steps of this stage; a base
+        // it did not know (pulled by this build) or that changed since must not be built on
+        // without them, or with other ones.
+        std::vector<std::string> triggers = onbuild_triggers(base.config, s.base_image);
+        if (triggers != s.base_onbuild.value_or(std::vector<std::string>{})) {
+          const Stage& ps = plan.stages.at(static_cast<std::size_t>(i));
+          throw Error(ErrorKind::FailedPrecondition,
+                      dockerfile_name + ":" + std::to_string(ps.range.start_line) + ": " + ps.from_original + ": image " +
+                          quote(s.base_image) + " has ONBUILD triggers that " +
+                          (s.base_onbuild ? "changed since the build was planned" : "were not known when the build was planned") +
+                          " (the image was pulled by this build; it is in the local store now, so building again, or "
+                          "`cbuild pull " + s.base_image + "` first, runs them)");
+        }
         // The new image starts its own history time; the base's entries are kept.
         base.config.erase("created");
         break;
       }
     }
+    // Triggers fire once, in the stage built on them (docker clears them at FROM).
+    if (base.config.contains("config") && base.config["config"].is_object()) base.config["config"].erase("OnBuild");
     apply_from_defaults(base.config);
     done.at(static_cast<std::size_t>(i)) = run_stage(s, std::move(base), env);
   };

@@ -29,6 +29,14 @@ WrittenImage write_image(oci::Ingester& store, const ImageState& state, ImageFor
   WrittenImage w;
   // Parse-and-write validates every field and keeps keys ImageConfig does not model.
   w.config_bytes = oci::ImageConfig::parse(with_valid_utf8(state.config).dump(), "built image config").to_json();
+  if (format == ImageFormat::Docker) {
+    // docker writes "OnBuild": null in every image without triggers (ImageConfig drops it).
+    nlohmann::json j = nlohmann::json::parse(w.config_bytes);
+    if (j.contains("config") && j["config"].is_object() && !j["config"].contains("OnBuild")) {
+      j["config"]["OnBuild"] = nullptr;
+      w.config_bytes = j.dump();
+    }
+  }
   w.config = store.put_blob(w.config_bytes);
   oci::Manifest m;
   m.media_type = std::string(format == ImageFormat::Docker ? oci::media_types::kDockerManifest : oci::media_types::kOciManifest);

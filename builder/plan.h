@@ -10,8 +10,13 @@
 //     BUILDPLATFORM/BUILDOS/BUILDARCH/BUILDVARIANT are set globally and inside a stage
 //     once declared; the *_PROXY args (upper and lower case) reach RUN without a
 //     declaration when given with --build-arg, and are left out of cache keys.
-//   * ENV beats ARG of the same name; ENV/LABEL/ARG with several pairs expand every value
-//     against the scope as it was before the instruction.
+//   * Of an ENV and an ARG of the same name, the later one wins in expansion and in RUN's
+//     environment (`ENV W=a` then `ARG W=b`: $W is b), as in BuildKit; only ENV reaches the
+//     image's Env. ENV/LABEL/ARG with several pairs expand every value against the scope as
+//     it was before the instruction.
+//   * The base's ONBUILD triggers (PlanOptions::image_onbuild for an image, the ONBUILD lines
+//     of a base stage) are planned as the first steps of the stage, in this stage's scope;
+//     a trigger that is not one valid instruction is an error at the FROM line.
 //   * A stage based on another stage inherits its ENV (and the base image's Env, when
 //     PlanOptions::image_env can supply it).
 // Plain data, copyable, no hidden state.
@@ -66,6 +71,10 @@ struct PlanOptions {
   // the image config's Env as NAME=VALUE pairs, so that words expand against it as in
   // BuildKit (`FROM golang` then `WORKDIR $GOPATH`). Unset or returning nullopt: empty.
   std::function<std::optional<EnvList>(const std::string& image, const std::string& platform)> image_env;
+  // Likewise the image config's OnBuild triggers; nullopt when the image is not known (the
+  // executor then refuses an image that turns out to have triggers: ExecStage::base_onbuild).
+  std::function<std::optional<std::vector<std::string>>(const std::string& image, const std::string& platform)>
+      image_onbuild;
 };
 
 struct Step {
@@ -77,8 +86,12 @@ struct Step {
   std::string original;       // as written, for progress ("RUN make")
   dockerfile::SourceRange range;
   std::string expanded_text;  // canonical "KEYWORD [flags] args" after expansion
-  EnvSnapshot env;            // ENV in effect before this step (base image's Env first)
-  EnvSnapshot args;           // ARGs in scope with a value, before this step (for RUN's env)
+  // Before this step: the variables words expand against and RUN gets (the base image's
+  // Env, then ENV and ARG values, the later of the two winning for a name), and the ARGs in
+  // scope with a value (RUN's history, proxy args).
+  EnvSnapshot env;
+  EnvSnapshot args;
+  std::string history_args;  // RUN: BuildKit's "|N K=V " prefix of its history entry
 };
 
 // Everything a step's result depends on besides its parent layer and files read: its
@@ -94,6 +107,9 @@ struct Stage {
   std::string base_image;  // Base::Image: the expanded reference as written
   int base_stage = -1;     // Base::Stage
   std::string platform;    // FROM --platform after expansion; empty when not given
+  // Base::Image: the image's ONBUILD triggers as the plan fired them (its first steps);
+  // nullopt when PlanOptions::image_onbuild did not know the image.
+  std::optional<std::vector<std::string>> image_onbuild;
   dockerfile::SourceRange range;  // the FROM line
   std::string from_original;      // the FROM line as written
   std::vector<Step> steps;

@@ -78,14 +78,6 @@ std::string join(const std::vector<std::string>& v, const char* sep = " ") {
   return out;
 }
 
-// BuildKit prefixes RUN's history with the build ARGs in scope: "|2 A=1 B=2 ".
-std::string history_args(const EnvList& args) {
-  if (args.empty()) return "";
-  std::string out = "|" + std::to_string(args.size());
-  for (const auto& [k, v] : args) out += " " + k + "=" + v;
-  return out + " ";
-}
-
 [[noreturn]] void fail(const Plan& plan, const Step& step, const std::string& message) {
   throw df::DockerfileError(plan.file, step.range.start_line, step.keyword + ": " + message);
 }
@@ -185,7 +177,7 @@ struct StageAdapter {
       bool shadowed = std::any_of(s.env.begin(), s.env.end(), [&](const auto& kv) { return kv.first == k; });
       if (!shadowed) op.env.push_back(k + "=" + v);
     }
-    op.history_args = history_args(s.args);
+    op.history_args = s.history_args;
     e.created_by.clear();  // the runner writes it with the SHELL in effect
     e.op = std::move(op);
     return e;
@@ -389,14 +381,16 @@ struct StageAdapter {
     return config(e, [name](ConfigDoc& d) { d["author"] = name; });
   }
 
+  // BuildKit records the trigger in the config and writes no history entry for it.
   std::optional<ExecStep> one(const Step&, ExecStep e, const df::OnbuildInstr& o) {
     std::string expr = o.expression;
-    e.created_by = "ONBUILD " + expr;
-    return config(e, [expr](ConfigDoc& d) {
-      json& ob = cfg(d)["OnBuild"];
-      if (!ob.is_array()) ob = json::array();
-      ob.push_back(expr);
-    });
+    e.op = ConfigOp{[expr](ConfigDoc& d) {
+                      json& ob = cfg(d)["OnBuild"];
+                      if (!ob.is_array()) ob = json::array();
+                      ob.push_back(expr);
+                    },
+                    /*history=*/false};
+    return e;
   }
 };
 
@@ -422,6 +416,7 @@ ExecPlan to_exec_plan(const Plan& plan) {
     es.base_image = s.base_image;
     es.base_stage = s.base_stage;
     es.platform = s.platform;
+    es.base_onbuild = s.image_onbuild;
     if (s.needed) {
       StageAdapter a{plan, s};
       for (const Step& step : s.steps)

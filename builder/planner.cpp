@@ -28,6 +28,12 @@ std::string lower(std::string s) {
   return s;
 }
 
+std::string upper_ascii(std::string s) {
+  for (char& c : s)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return s;
+}
+
 bool is_proxy_arg(const std::string& n) {
   static const std::set<std::string> k = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
                                           "FTP_PROXY",  "ftp_proxy",  "NO_PROXY",    "no_proxy",
@@ -71,6 +77,18 @@ PlatformParts split_platform(const std::string& p) {
   if (b != std::string::npos) out.variant = p.substr(b + 1);
   if (out.os.empty() || out.arch.empty()) throw Fail{"invalid platform " + quote(p) + " (expected os/arch[/variant])"};
   return out;
+}
+
+// BuildKit's "|N K=V … " prefix of RUN's history: every ARG the stage declared, in order and
+// repeats included, each with the value it has now ("" when it has none).
+std::string history_args(const std::vector<std::string>& names, const EnvList& env) {
+  if (names.empty()) return "";
+  std::string out = "|" + std::to_string(names.size());
+  for (const auto& n : names) {
+    const std::string* v = get_var(env, n);
+    out += " " + n + "=" + (v ? *v : std::string());
+  }
+  return out + " ";
 }
 
 // Canonical, unambiguous rendering of a step for cache keys and progress.
@@ -308,8 +326,14 @@ class Planner {
   // --- stages ---------------------------------------------------------------------------
 
   struct Scope {
-    EnvList env;   // ENV (base image's Env first)
-    EnvList args;  // declared ARGs with a value
+    // What words expand against and RUN gets, as BuildKit's build state holds it: the base's
+    // Env, then ENV and ARG (with a value) in the order they come, so a later ARG beats an
+    // earlier ENV of the same name (`ENV W=a`, `ARG W=b`: $W is b) and the reverse.
+    EnvList env;
+    EnvList config_env;  // what the image's Env holds: the base's Env and ENV only, never ARG
+    EnvList args;        // declared ARGs with a value
+    std::vector<std::string> onbuild;  // ONBUILD triggers this stage records, in order
+    std::vector<std::string> arg_names;  // every ARG name this stage declared, in order, repeats kept
     // The snapshots steps share; reset whenever env or args change.
     std::shared_ptr<const EnvList> env_snapshot, args_snapshot;
     std::size_t env_bytes = 0, args_bytes = 0;  // byte_size() of the snapshots
@@ -331,6 +355,7 @@ class Planner {
 
   void begin_stage(const df::TypedInstruction& t, const df::FromInstr& f) {
     Stage st;
+    std::vector<std::string> triggers;  // the base's ONBUILD triggers
     st.index = static_cast<int>(plan_.stages.size());
     st.name = f.name;
     st.range = t.range;
@@ -350,9 +375,15 @@ class Planner {
         if (st.base_stage >= 0) {
           st.base = Stage::Base::Stage;
           st.stage_deps.push_back(st.base_stage);
-          charge_scope(byte_size(scopes_[st.base_stage].env), "FROM");
-          scope.env = scopes_[st.base_stage].env;
+          const Scope& base = scopes_[st.base_stage];
+          charge_scope(byte_size(base.env) + byte_size(base.config_env), "FROM");
+          // BuildKit starts from the base stage's build state and then sets the base image's
+          // Env over it: an ARG of the base stage stays visible unless an Env entry names it.
+          scope.env = base.env;
+          for (const auto& [k, v] : base.config_env) set_var(scope.env, k, v);
+          scope.config_env = base.config_env;
           scope.env_snapshot.reset();
+          triggers = base.onbuild;
         } else if (image == "scratch") {
           st.base = Stage::Base::Scratch;
         } else {
@@ -367,8 +398,14 @@ class Planner {
             std::string platform = st.platform.empty() ? *get_var(predefined_, "TARGETPLATFORM") : st.platform;
             if (auto env = opt_.image_env(image, platform)) {
               scope.env = *env;
+              scope.config_env = *env;
               scope.env_snapshot.reset();
             }
+          }
+          if (opt_.image_onbuild) {
+            std::string platform = st.platform.empty() ? *get_var(predefined_, "TARGETPLATFORM") : st.platform;
+            st.image_onbuild = opt_.image_onbuild(image, platform);
+            if (st.image_onbuild) triggers = *st.image_onbuild;
           }
         }
         for (int k = 0; k < st.index; ++k)
@@ -380,6 +417,50 @@ class Planner {
     }
     plan_.stages.push_back(std::move(st));
     scopes_.push_back(std::move(scope));
+    // The base's ONBUILD triggers run first, in order, as steps of this stage (docker's
+    // dispatchOnBuildTriggers): in this stage's scope, reading this build's context.
+    for (const std::string& trigger : triggers) {
+      if (errors_[plan_.stages.back().index]) break;
+      try {
+        at(t, [&] { fire_trigger(t, trigger); });
+      } catch (const df::DockerfileError& e) {
+        errors_[plan_.stages.back().index] = e;
+      }
+    }
+  }
+
+  // One ONBUILD trigger of the base, parsed as a Dockerfile line of its own (with the default
+  // escape character, as BuildKit parses it) and planned as a step. Problems are reported at
+  // the FROM line, naming the trigger.
+  void fire_trigger(const df::TypedInstruction& from, const std::string& trigger) {
+    auto fail = [&](const std::string& why) { return Fail{"ONBUILD trigger " + q(trigger) + " of the base: " + why}; };
+    // Every stage built on a stage plans its triggers again: a short Dockerfile could make
+    // millions of steps. Each is charged about what a planned step holds.
+    charge_scope(kTriggerStepBytes + 2 * trigger.size(), "FROM");
+    df::TypedInstruction t;
+    try {
+      df::ParsedDockerfile tree = df::parse(trigger, plan_.file);
+      if (tree.instructions.size() != 1) throw fail("onbuild trigger should be a single expression");
+      std::string k = tree.instructions[0].lower_keyword();
+      if (k == "onbuild") throw fail("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
+      if (k == "from" || k == "maintainer") throw fail(upper_ascii(k) + " isn't allowed as an ONBUILD trigger");
+      std::vector<df::DockerfileWarning> ignored;  // the base's own build reported them
+      t = df::type_instruction(tree.instructions[0], plan_.file, ignored);
+    } catch (const df::DockerfileError& e) {
+      throw fail(e.detail());
+    }
+    t.range = from.range;
+    t.original = "ONBUILD " + trigger;
+    std::string keyword = t.keyword;
+    try {
+      step(t);
+    } catch (const Fail& e) {
+      throw fail(e.message);
+    } catch (const df::DockerfileError& e) {
+      throw fail(e.detail());
+    } catch (const Error& e) {
+      throw fail(keyword + ": " + e.message());
+    }
   }
 
   int resolve_from(Stage& st, const std::string& from, const char* what) {
@@ -421,7 +502,8 @@ class Planner {
     s.args = scope.args_now();
     // The same in bytes: a few huge values copied into many snapshots and cache keys.
     charge_scope(scope.env_bytes + scope.args_bytes, t.keyword);
-    // ENV beats ARG: look in env first. The snapshots stay as they were before this step.
+    // env holds every ARG with a value too (the later of ENV and ARG wins); args is left for
+    // the proxy args. The snapshots stay as they were before this step.
     const EnvList& env_before = s.env.get();
     const EnvList& args_before = s.args.get();
     df::EnvLookup lookup = [&](std::string_view n) -> std::optional<std::string> {
@@ -450,6 +532,8 @@ class Planner {
             if (!i.network.empty()) add("--network=" + i.network);
             if (!i.security.empty()) add("--security=" + i.security);
             add(render_command(i.command, i.json));
+            s.history_args = history_args(scope.arg_names, env_before);
+            charge_scope(s.history_args.size(), t.keyword);  // repeated ARGs make it long
           } else if constexpr (std::is_same_v<T, df::CmdInstr> || std::is_same_v<T, df::EntrypointInstr>) {
             add(render_command(i.command, i.json));
           } else if constexpr (std::is_same_v<T, df::ShellInstr>) {
@@ -462,13 +546,17 @@ class Planner {
               add(q(kv.key) + "=" + q(kv.value));
             }
             if constexpr (std::is_same_v<T, df::EnvInstr>)
-              for (const auto& kv : i.pairs) set_var(scope.env, kv.key, kv.value);
+              for (const auto& kv : i.pairs) {
+                set_var(scope.env, kv.key, kv.value);
+                set_var(scope.config_env, kv.key, kv.value);
+              }
             if constexpr (std::is_same_v<T, df::EnvInstr>) scope.env_snapshot.reset();
           } else if constexpr (std::is_same_v<T, df::ArgInstr>) {
             for (auto& a : i.args) {
               a.name = word(a.name);
               if (a.default_value) a.default_value = word(*a.default_value);
               declared_.insert(a.name);
+              scope.arg_names.push_back(a.name);
               std::optional<std::string> value;
               auto ba = opt_.build_args.find(a.name);
               if (ba != opt_.build_args.end()) {
@@ -481,6 +569,8 @@ class Planner {
               if (value) {
                 set_var(scope.args, a.name, *value);
                 scope.args_snapshot.reset();
+                set_var(scope.env, a.name, *value);  // beats an earlier ENV of the name
+                scope.env_snapshot.reset();
               }
               add(a.name + (a.default_value ? "=" + q(*a.default_value) : std::string()));
             }
@@ -563,6 +653,7 @@ class Planner {
             add(i.name);
           } else if constexpr (std::is_same_v<T, df::OnbuildInstr>) {
             add(i.expression);
+            scope.onbuild.push_back(i.expression);
           } else if constexpr (std::is_same_v<T, df::FromInstr>) {
             // handled by begin_stage
           }
@@ -636,6 +727,7 @@ class Planner {
   static constexpr std::size_t kMaxScopeEntries = 5'000'000;
   std::size_t scope_budget_ = 0;
   static constexpr std::size_t kMaxScopeBytes = std::size_t{256} << 20;
+  static constexpr std::size_t kTriggerStepBytes = 512;
   std::size_t scope_bytes_ = 0;
   df::ExpansionBudget budget_;  // all the word expansion of this Dockerfile
   const PlanOptions& opt_;
@@ -663,6 +755,7 @@ std::string cache_inputs(const Step& step) {
           for (const auto& h : i.heredocs) key += "heredoc " + q(h.name) + " " + q(h.content) + "\n";
       },
       step.instruction);
+  if (!step.history_args.empty()) key += "history-args " + q(step.history_args) + "\n";
   for (const auto& [k, v] : step.env) key += "env " + q(k) + "=" + q(v) + "\n";
   for (const auto& [k, v] : step.args)
     if (!is_proxy_arg(k)) key += "arg " + q(k) + "=" + q(v) + "\n";

@@ -7,7 +7,8 @@
 // MAINTAINER, …) go to Plan::warnings. Hostile input is bounded: all the word expansion of
 // one Dockerfile shares one df::ExpansionBudget (shell_words.h: a word of at most 8 Mi
 // characters, 256 Mi units of work in all), and the ENV/ARG scopes its steps carry add up to
-// at most 5,000,000 entries and 256 MiB; beyond that a DockerfileError names the line.
+// at most 5,000,000 entries and 256 MiB (a fired ONBUILD trigger counts as
+// 512 bytes and more); beyond that a DockerfileError names the line.
 // Invalid UTF-8 in the text or the build-args is read as U+FFFD, one per byte, as docker
 // reads it (valid_utf8.h). Thread-safe (no shared state).
 #pragma once

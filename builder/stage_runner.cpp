@@ -139,11 +139,12 @@ struct Stepper {
   }
 
   StepResult operator()(const ConfigOp& op) {
-    oci::Digest key = BuildCache::key(st.cache_key, "config\n" + step.cache_inputs);
+    // A step without history has its own key: records made when ONBUILD wrote one differ.
+    oci::Digest key = BuildCache::key(st.cache_key, (op.history ? "config\n" : "config no-history\n") + step.cache_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     op.apply(st.config);
-    add_history(st.config, step, env.created, true);
+    if (op.history) add_history(st.config, step, env.created, true);
     remember(key, std::nullopt);
     return {};
   }
