@@ -30,6 +30,7 @@ struct BuildFlags {
   int compression_level = -1;
   int jobs = 0;
   bool no_cache = false, pull = false, quiet = false, push = false;
+  bool format_given = false;
 };
 
 // buildx passes the environment's SOURCE_DATE_EPOCH as a build-arg unless one is given, so an
@@ -62,6 +63,7 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   else throw Error(ErrorKind::InvalidArgument, "--network: unsupported mode " + quote(f.network) + " (expected host or none)");
   for (const auto& s : f.secrets) o.secrets.push_back(builder::parse_secret(s));
   o.format = f.format == "docker" ? builder::ImageFormat::Docker : builder::ImageFormat::Oci;
+  o.format_set = f.format_given;
   o.compression = f.compression == "zstd" ? builder::Compression::Zstd : builder::Compression::Gzip;
   o.compression_level = f.compression_level;
   o.iidfile = f.iidfile;
@@ -71,6 +73,11 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   else if (f.progress == "tty") o.progress = builder::ProgressMode::Tty;
   o.push = f.push;
   for (const auto& out : f.outputs) o.outputs.push_back(builder::parse_output(out));
+  try {
+    (void)builder::image_format(o);  // contradicting flags are a usage error, reported before any work
+  } catch (const Error& e) {
+    throw UsageError(e);
+  }
   o.source_date_epoch = source_date_epoch(o.build_args);
   o.tls_verify = g.tls_verify;
   o.tls_verify_set = g.tls_verify_set;
@@ -119,7 +126,8 @@ CommandRegistration reg{{
       app.add_option("--platform", f->platform, "Target platform os/arch[/variant] (metadata; runs on the host)");
       app.add_option("--network", f->network, "Network for RUN: host (default) or none");
       app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR")->allow_extra_args(false);
-      app.add_option("--format", f->format, "Image format: oci (default) or docker")->check(CLI::IsMember({"oci", "docker"}));
+      auto* format = app.add_option("--format", f->format, "Image format: oci (default; docker with -o type=docker) or docker")
+                         ->check(CLI::IsMember({"oci", "docker"}));
       app.add_option("--compression", f->compression, "Layer compression: gzip (default) or zstd")
           ->check(CLI::IsMember({"gzip", "zstd"}));
       app.add_option("--compression-level", f->compression_level, "Compression level (default: the codec's)");
@@ -137,7 +145,10 @@ CommandRegistration reg{{
                      "type=oci,dest=DIR,tar=false ; type=local,dest=DIR (or -o DIR, -o - for a tar) ; "
                      "type=registry[,name=REF] ; type=image[,name=REF][,push=true]")
           ->allow_extra_args(false);
-      return [f, &g] { return run_build(*f, g); };
+      return [f, &g, format] {
+        f->format_given = format->count() > 0;
+        return run_build(*f, g);
+      };
     }}};
 
 }  // namespace
