@@ -15,6 +15,7 @@
 #include "cli/progress.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/descriptor.h"
 #include "oci/tar_writer.h"
 
 namespace cbuild::cli {
@@ -45,6 +46,21 @@ std::optional<std::int64_t> source_date_epoch(const std::map<std::string, std::s
   }
 }
 
+// One target platform, normalized ("arm64" is linux/arm64), checked before any work. A list is
+// what buildx turns into a multi-platform build, which cbuild cannot make: refused, never
+// read as one odd platform.
+std::string target_platform(const std::string& flag) {
+  if (flag.empty()) return flag;
+  if (flag.find(',') != std::string::npos)
+    throw UsageError(Error(ErrorKind::InvalidArgument,
+                           "--platform " + quote(flag) + ": multi-platform builds are not supported (give one platform)"));
+  try {
+    return oci::Platform::parse(flag).str();
+  } catch (const Error& e) {
+    throw UsageError(Error(e.kind(), "--platform: " + e.message()));
+  }
+}
+
 builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   builder::BuildOptions o;
   o.context = f.context;
@@ -57,7 +73,7 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   o.target = f.target;
   o.no_cache = f.no_cache;
   o.pull = f.pull;
-  o.platform = f.platform;
+  o.platform = target_platform(f.platform);
   if (f.network == "host" || f.network == "default") o.network = builder::NetworkMode::Host;
   else if (f.network == "none") o.network = builder::NetworkMode::None;
   else throw Error(ErrorKind::InvalidArgument, "--network: unsupported mode " + quote(f.network) + " (expected host or none)");
@@ -123,7 +139,7 @@ CommandRegistration reg{{
       app.add_flag("--no-cache", f->no_cache, "Do not use the build cache");
       app.add_flag("--pull", f->pull, "Always fetch the base images, even if present");
       app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)")->allow_extra_args(false);
-      app.add_option("--platform", f->platform, "Target platform os/arch[/variant] (metadata; runs on the host)");
+      app.add_option("--platform", f->platform, "Target platform os/arch[/variant]: one; RUN needs it to be the host's or emulated");
       app.add_option("--network", f->network, "Network for RUN: host (default) or none");
       app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR")->allow_extra_args(false);
       auto* format = app.add_option("--format", f->format, "Image format: oci (default; docker with -o type=docker) or docker")
