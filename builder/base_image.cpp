@@ -11,6 +11,28 @@ namespace cbuild::builder {
 
 using nlohmann::json;
 
+namespace {
+
+// An image asked for by platform must be of it: a single-platform image of another one (the
+// store keeps one platform of a pulled index) would give a config claiming a platform its
+// files are not for.
+void check_platform(const json& config, const oci::Platform& want, const std::string& what) {
+  auto field = [&](const char* key) {
+    auto it = config.find(key);
+    return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  oci::Platform have;
+  have.os = field("os");
+  have.architecture = field("architecture");
+  have.variant = field("variant");
+  if (registry::platform_matches(want, have)) return;
+  throw Error(ErrorKind::NotFound,
+              what + " is for " + (have.architecture.empty() ? std::string("an unknown platform") : have.str()) +
+                  ", not the requested " + want.str() +
+                  " (the store holds that one platform of it; `cbuild pull --all-platforms` keeps them all)");
+}
+
+}  // namespace
 
 std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform,
                                            oci::Lease* lease) {
@@ -40,7 +62,13 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
         pick = &m;
         break;
       }
-    if (!pick) throw Error(ErrorKind::NotFound, what + ": no manifest for platform " + want.str());
+    if (!pick) {
+      std::string have;
+      for (const auto& m : index.manifests)
+        if (m.platform) have += (have.empty() ? "" : ", ") + m.platform->str();
+      throw Error(ErrorKind::NotFound, what + ": no manifest for platform " + want.str() + " (the index has: " +
+                                           (have.empty() ? "none" : have) + ")");
+    }
     manifest_desc = *pick;
     hold(pick->digest);
     bytes = store.read_blob(pick->digest);
@@ -53,6 +81,7 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
   ImageState st;
   st.config = json::parse(config_bytes, nullptr, false);
   if (!st.config.is_object()) throw Error(ErrorKind::InvalidArgument, what + ": the image config is not a JSON object");
+  if (!platform.empty()) check_platform(st.config, oci::Platform::parse(platform), what);
   const json& ids = st.config["rootfs"]["diff_ids"];
   if (!ids.is_array() || ids.size() != m.layers.size())
     throw Error(ErrorKind::InvalidArgument, what + ": the config lists " + std::to_string(ids.is_array() ? ids.size() : 0) +

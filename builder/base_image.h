@@ -1,7 +1,9 @@
 // Base images for FROM and COPY --from=IMAGE: found in the local store by their normalized
 // reference (docker's rules: "busybox" is docker.io/library/busybox:latest), pulled through
 // the registry client when absent (or always with --pull). An index picks the manifest of the
-// requested platform (the host's by default).
+// requested platform (the host's by default). A platform that was asked for (--platform, FROM
+// --platform) must be the image's: a single-platform image of another one is refused, naming
+// both; with none asked for, a single-platform image is used as it is, as docker does.
 //
 // With a lease, every blob of the image (the index if any, the manifest, the config and the
 // layers) is named in it as soon as the reference resolves and before it is read, so a
@@ -23,7 +25,8 @@ namespace cbuild::builder {
 
 // The image `ref` names in `store`, or nullopt when no tag names it. The state's cache key is
 // "image:<manifest digest>". Throws cbuild::Error for a malformed reference, a corrupt or
-// inconsistent manifest/config, or an index without the platform.
+// inconsistent manifest/config, an index without the platform, or (NotFound) an image of
+// another platform than a non-empty `platform`.
 std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform,
                                            oci::Lease* lease = nullptr);
 

@@ -1,5 +1,6 @@
 #include "builder/build_options.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "oci/base/error.h"
@@ -28,6 +29,17 @@ std::vector<std::pair<std::string, std::string>> split_csv_pairs(std::string_vie
 bool truthy(std::string_view v) { return v == "true" || v == "1" || v == "yes" || v.empty(); }
 
 }  // namespace
+
+ImageFormat image_format(const BuildOptions& o) {
+  bool docker_output = std::any_of(o.outputs.begin(), o.outputs.end(),
+                                   [](const OutputSpec& s) { return s.type == OutputSpec::Type::Docker; });
+  if (!docker_output) return o.format;
+  if (o.format_set && o.format == ImageFormat::Oci)
+    throw Error(ErrorKind::InvalidArgument,
+                "--format oci contradicts --output type=docker: a docker archive holds a Docker image "
+                "(drop --format, or use --output type=oci for an OCI archive)");
+  return ImageFormat::Docker;
+}
 
 OutputSpec parse_output(std::string_view value) {
   OutputSpec out;

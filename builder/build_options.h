@@ -47,6 +47,7 @@ struct BuildOptions {
   NetworkMode network = NetworkMode::Host;
   std::vector<SecretSpec> secrets;
   ImageFormat format = ImageFormat::Oci;
+  bool format_set = false;       // --format given explicitly (image_format() resolves it)
   Compression compression = Compression::Gzip;
   int compression_level = -1;    // -1: the codec's default
   std::string iidfile;
@@ -63,6 +64,12 @@ struct BuildOptions {
   // 1: one stage after another.
   int jobs = 0;
 };
+
+// The format of the image the build writes: --format, except that an -o type=docker output
+// makes it Docker (a docker archive carries a Docker config, with Healthcheck, OnBuild and
+// Shell; `docker load` keeps them). Throws Error{InvalidArgument} for --format oci given
+// explicitly together with -o type=docker, which asks for both at once.
+ImageFormat image_format(const BuildOptions& options);
 
 // Parses one --output value ("type=oci,dest=out.tar", "type=local,dest=dir", "out.tar").
 // Throws Error{InvalidArgument} naming the flag and the bad key.

@@ -56,10 +56,24 @@ std::string read_stdin() {
 }
 
 // Keys only Docker's image config format knows; an OCI image drops them at the end (they
-// still steer the build: SHELL shapes later RUN/CMD, ONBUILD triggers are recorded).
-void strip_docker_only(ConfigDoc& c) {
-  if (!c.contains("config") || !c["config"].is_object()) return;
-  for (const char* k : {"Healthcheck", "OnBuild", "Shell"}) c["config"].erase(k);
+// still steer the build: SHELL shapes later RUN/CMD, ONBUILD triggers are recorded). Returns a
+// warning for each one that had a value, worded as buildah words its own, since the image
+// loses it (whether this Dockerfile or its base set it).
+std::vector<std::string> strip_docker_only(ConfigDoc& c) {
+  std::vector<std::string> lost;
+  if (!c.contains("config") || !c["config"].is_object()) return lost;
+  json& cc = c["config"];
+  const std::pair<const char*, const char*> keys[] = {{"Healthcheck", "HEALTHCHECK"}, {"OnBuild", "ONBUILD"}, {"Shell", "SHELL"}};
+  for (const auto& [key, instruction] : keys) {
+    auto it = cc.find(key);
+    if (it == cc.end()) continue;
+    bool set = !it->is_null() && !((it->is_array() || it->is_object()) && it->empty());
+    if (set)
+      lost.push_back(std::string(instruction) + " is not supported for OCI image format and will be ignored; " +
+                     "use --format docker to keep it");
+    cc.erase(it);
+  }
+  return lost;
 }
 
 // The OnBuild triggers of an image config (docker format); none when it has none.
@@ -310,10 +324,11 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     for (const auto& [k, v] : o.labels) labels[k] = v;
   }
   if (!final_state.config.contains("created")) final_state.config["created"] = oci::rfc3339_utc(created);
-  if (o.format == ImageFormat::Oci) strip_docker_only(final_state.config);
+  if (outputs.format == ImageFormat::Oci)
+    for (const auto& w : strip_docker_only(final_state.config)) progress.warning(w);
 
   check_cancelled();  // a build stopped now must not tag or export anything
-  WrittenImage w = write_image(*store, final_state, o.format);
+  WrittenImage w = write_image(*store, final_state, outputs.format);
   check_cancelled();
   std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
 

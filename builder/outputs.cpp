@@ -173,6 +173,7 @@ OutputPlan plan_outputs(const BuildOptions& o) {
     throw Error(ErrorKind::InvalidArgument,
                 "--output dest=-: refusing to write a tar archive to a terminal (redirect stdout, or give dest=FILE)");
   plan.writes_stdout = to_stdout == 1;
+  plan.format = image_format(o);
   return plan;
 }
 

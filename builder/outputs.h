@@ -6,7 +6,8 @@
 //   type=registry                 BuildKit's alias of type=image,push=true
 //   type=oci,dest=FILE|-          an OCI archive (oci-layout, index.json, blobs/)
 //   type=oci,dest=DIR,tar=false   the same as an OCI image layout directory
-//   type=docker,dest=FILE|-       a docker-archive (manifest.json too) that `docker load` reads
+//   type=docker,dest=FILE|-       a docker-archive (manifest.json too) that `docker load` reads;
+//                                 the build's image is then in Docker format (image_format())
 //   type=local,dest=DIR, -o DIR   the final stage's filesystem, flattened (local_export.h)
 //   type=local,dest=-, -o -       the same as a tar stream on stdout
 //
@@ -55,11 +56,13 @@ struct OutputPlan {
   std::vector<std::string> push;        // references to push to, deduplicated
   std::vector<FileOutput> files;
   bool writes_stdout = false;
+  ImageFormat format = ImageFormat::Oci;  // of the one image every output carries
 };
 
 // Resolves options.outputs, options.push and options.tags into what to do (see above). Throws
 // Error{InvalidArgument} naming the flag: a bad name, --push without one, a second output to
-// stdout, stdout being a terminal, tar=false on something else than a type=oci directory.
+// stdout, stdout being a terminal, tar=false on something else than a type=oci directory,
+// --format oci with type=docker.
 OutputPlan plan_outputs(const BuildOptions& options);
 
 struct PushedImage {

@@ -67,7 +67,8 @@ struct PlanOptions {
   std::string target;                              // --target; empty: the last stage
   std::string target_platform;                     // "os/arch[/variant]"; empty: build platform
   std::string build_platform;                      // empty: the host's (linux/<arch>)
-  // Called once per FROM that names an image (reference and platform already expanded):
+  // Called once per FROM that names an image (reference and platform already expanded; the
+  // platform is empty when neither FROM --platform nor --platform names one):
   // the image config's Env as NAME=VALUE pairs, so that words expand against it as in
   // BuildKit (`FROM golang` then `WORKDIR $GOPATH`). Unset or returning nullopt: empty.
   std::function<std::optional<EnvList>(const std::string& image, const std::string& platform)> image_env;

@@ -10,6 +10,7 @@
 #include "builder/dockerfile/parser.h"
 #include "builder/dockerfile/shell_words.h"
 #include "builder/valid_utf8.h"
+#include "oci/descriptor.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::builder {
@@ -67,16 +68,18 @@ struct PlatformParts {
   std::string str() const { return os + "/" + arch + (variant.empty() ? "" : "/" + variant); }
 };
 
+// Normalized as containerd does (linux/x86_64 is linux/amd64). A list ("linux/amd64,linux/arm64")
+// is not one platform: cbuild makes single-platform images only.
 PlatformParts split_platform(const std::string& p) {
-  PlatformParts out;
-  auto a = p.find('/');
-  if (a == std::string::npos) throw Fail{"invalid platform " + quote(p) + " (expected os/arch[/variant])"};
-  out.os = p.substr(0, a);
-  auto b = p.find('/', a + 1);
-  out.arch = p.substr(a + 1, b == std::string::npos ? std::string::npos : b - a - 1);
-  if (b != std::string::npos) out.variant = p.substr(b + 1);
-  if (out.os.empty() || out.arch.empty()) throw Fail{"invalid platform " + quote(p) + " (expected os/arch[/variant])"};
-  return out;
+  if (p.find(',') != std::string::npos)
+    throw Fail{"platform " + quote(p) + ": multi-platform builds are not supported (give one platform)"};
+  oci::Platform parsed;
+  try {
+    parsed = oci::Platform::parse(p);
+  } catch (const Error&) {
+    throw Fail{"invalid platform " + quote(p) + " (expected os/arch[/variant])"};
+  }
+  return PlatformParts{.os = parsed.os, .arch = parsed.architecture, .variant = parsed.variant};
 }
 
 // BuildKit's "|N K=V … " prefix of RUN's history: every ARG the stage declared, in order and
@@ -366,7 +369,7 @@ class Planner {
         auto lookup = global_lookup();
         std::string image = sw_.process_word(f.image, lookup);
         st.platform = f.platform.empty() ? std::string() : sw_.process_word(f.platform, lookup);
-        if (!st.platform.empty()) (void)split_platform(st.platform);
+        if (!st.platform.empty()) st.platform = split_platform(st.platform).str();
         if (image.empty()) throw Fail{"FROM: base name (" + f.image + ") should not be blank"};
         // Stage names are lower-cased when declared, but FROM matches them exactly, as docker
         // does: `FROM BUILDER` is an image reference, and an invalid one (upper case).
@@ -395,7 +398,8 @@ class Planner {
           st.base = Stage::Base::Image;
           st.base_image = image;
           if (opt_.image_env) {
-            std::string platform = st.platform.empty() ? *get_var(predefined_, "TARGETPLATFORM") : st.platform;
+            // Empty when nobody asked for one, as the executor loads it: the base's own platform.
+            std::string platform = st.platform.empty() ? opt_.target_platform : st.platform;
             if (auto env = opt_.image_env(image, platform)) {
               scope.env = *env;
               scope.config_env = *env;

@@ -11,6 +11,7 @@
 #include "builder/copy_step.h"
 #include "builder/run_command.h"
 #include "builder/run_mounts.h"
+#include "builder/run_platform.h"
 #include "builder/valid_utf8.h"
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
@@ -41,6 +42,11 @@ json& cfg(ConfigDoc& c) {
 std::string config_string(const ConfigDoc& c, const char* key) {
   if (c.contains("config") && c["config"].is_object() && c["config"].contains(key) && c["config"][key].is_string())
     return c["config"][key].get<std::string>();
+  return "";
+}
+
+std::string config_top_string(const ConfigDoc& c, const char* key) {
+  if (c.contains(key) && c[key].is_string()) return c[key].get<std::string>();
   return "";
 }
 
@@ -293,6 +299,10 @@ struct Stepper {
     oci::Digest key = BuildCache::key(st.cache_key, inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
+    oci::Platform image{.architecture = config_top_string(st.config, "architecture"),
+                        .os = config_top_string(st.config, "os"),
+                        .variant = config_top_string(st.config, "variant")};
+    if (auto why = foreign_run_problem(image, oci::Platform::host())) throw Error(ErrorKind::FailedPrecondition, *why);
     TempDir init;
     overlay::NetworkMode net = none ? overlay::NetworkMode::None : overlay::NetworkMode::Host;
     overlay::write_init_files(init.path(), overlay::InitFilesOptions{.hostname = "cbuild", .network = net});

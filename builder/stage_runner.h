@@ -4,11 +4,12 @@
 //
 // Steps report to Progress (started / CACHED / done with layer and frame counts / failed).
 // Failures throw cbuild::Error whose message starts with "FILE:LINE:" and names the
-// instruction; RUN failures carry the exit code and the last lines of output. A step stopped
-// by cancellation (Ctrl-C, or the build cancelling this stage because another failed;
+// instruction; RUN failures carry the exit code and the last lines of output. A RUN in an
+// image of a platform this machine cannot run (run_platform.h) fails before it starts. A step
+// stopped by cancellation (Ctrl-C, or the build cancelling this stage because another failed;
 // oci/base/cancel.h) reports step_cancelled and throws Error{Cancelled} ("interrupted" or
-// "cancelled"), whatever the step's own error was. Nothing stays
-// mounted and no partial blob or snapshot is left (see fs_step.h).
+// "cancelled"), whatever the step's own error was. Nothing stays mounted and no partial blob
+// or snapshot is left (see fs_step.h).
 #pragma once
 
 #include <filesystem>

@@ -15,6 +15,7 @@
 #include "cli/progress.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/descriptor.h"
 #include "oci/tar_writer.h"
 
 namespace cbuild::cli {
@@ -30,6 +31,7 @@ struct BuildFlags {
   int compression_level = -1;
   int jobs = 0;
   bool no_cache = false, pull = false, quiet = false, push = false;
+  bool format_given = false;
 };
 
 // buildx passes the environment's SOURCE_DATE_EPOCH as a build-arg unless one is given, so an
@@ -41,6 +43,21 @@ std::optional<std::int64_t> source_date_epoch(const std::map<std::string, std::s
     return oci::source_date_epoch_from_env();
   } catch (const Error& e) {
     throw UsageError(e);
+  }
+}
+
+// One target platform, normalized ("arm64" is linux/arm64), checked before any work. A list is
+// what buildx turns into a multi-platform build, which cbuild cannot make: refused, never
+// read as one odd platform.
+std::string target_platform(const std::string& flag) {
+  if (flag.empty()) return flag;
+  if (flag.find(',') != std::string::npos)
+    throw UsageError(Error(ErrorKind::InvalidArgument,
+                           "--platform " + quote(flag) + ": multi-platform builds are not supported (give one platform)"));
+  try {
+    return oci::Platform::parse(flag).str();
+  } catch (const Error& e) {
+    throw UsageError(Error(e.kind(), "--platform: " + e.message()));
   }
 }
 
@@ -56,12 +73,13 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   o.target = f.target;
   o.no_cache = f.no_cache;
   o.pull = f.pull;
-  o.platform = f.platform;
+  o.platform = target_platform(f.platform);
   if (f.network == "host" || f.network == "default") o.network = builder::NetworkMode::Host;
   else if (f.network == "none") o.network = builder::NetworkMode::None;
   else throw Error(ErrorKind::InvalidArgument, "--network: unsupported mode " + quote(f.network) + " (expected host or none)");
   for (const auto& s : f.secrets) o.secrets.push_back(builder::parse_secret(s));
   o.format = f.format == "docker" ? builder::ImageFormat::Docker : builder::ImageFormat::Oci;
+  o.format_set = f.format_given;
   o.compression = f.compression == "zstd" ? builder::Compression::Zstd : builder::Compression::Gzip;
   o.compression_level = f.compression_level;
   o.iidfile = f.iidfile;
@@ -71,6 +89,11 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   else if (f.progress == "tty") o.progress = builder::ProgressMode::Tty;
   o.push = f.push;
   for (const auto& out : f.outputs) o.outputs.push_back(builder::parse_output(out));
+  try {
+    (void)builder::image_format(o);  // contradicting flags are a usage error, reported before any work
+  } catch (const Error& e) {
+    throw UsageError(e);
+  }
   o.source_date_epoch = source_date_epoch(o.build_args);
   o.tls_verify = g.tls_verify;
   o.tls_verify_set = g.tls_verify_set;
@@ -116,10 +139,11 @@ CommandRegistration reg{{
       app.add_flag("--no-cache", f->no_cache, "Do not use the build cache");
       app.add_flag("--pull", f->pull, "Always fetch the base images, even if present");
       app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)")->allow_extra_args(false);
-      app.add_option("--platform", f->platform, "Target platform os/arch[/variant] (metadata; runs on the host)");
+      app.add_option("--platform", f->platform, "Target platform os/arch[/variant]: one; RUN needs it to be the host's or emulated");
       app.add_option("--network", f->network, "Network for RUN: host (default) or none");
       app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR")->allow_extra_args(false);
-      app.add_option("--format", f->format, "Image format: oci (default) or docker")->check(CLI::IsMember({"oci", "docker"}));
+      auto* format = app.add_option("--format", f->format, "Image format: oci (default; docker with -o type=docker) or docker")
+                         ->check(CLI::IsMember({"oci", "docker"}));
       app.add_option("--compression", f->compression, "Layer compression: gzip (default) or zstd")
           ->check(CLI::IsMember({"gzip", "zstd"}));
       app.add_option("--compression-level", f->compression_level, "Compression level (default: the codec's)");
@@ -137,7 +161,10 @@ CommandRegistration reg{{
                      "type=oci,dest=DIR,tar=false ; type=local,dest=DIR (or -o DIR, -o - for a tar) ; "
                      "type=registry[,name=REF] ; type=image[,name=REF][,push=true]")
           ->allow_extra_args(false);
-      return [f, &g] { return run_build(*f, g); };
+      return [f, &g, format] {
+        f->format_given = format->count() > 0;
+        return run_build(*f, g);
+      };
     }}};
 
 }  // namespace

@@ -48,8 +48,12 @@ Platform Platform::parse(std::string_view s) {
     start = slash + 1;
   }
   Platform p;
+  // Each part is a word of letters, digits, '_' and '-', as containerd's platforms.Parse
+  // requires: "linux/amd64,linux/arm64" is a list, not an architecture "amd64,linux".
   for (auto& part : parts)
-    if (part.empty()) throw Error(ErrorKind::InvalidArgument, "invalid platform " + quote(s) + ": expected os/arch[/variant]");
+    if (part.empty() || part.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                            std::string::npos)
+      throw Error(ErrorKind::InvalidArgument, "invalid platform " + quote(s) + ": expected os/arch[/variant]");
   if (parts.size() == 1) {
     p.os = "linux";
     p.architecture = parts[0];

@@ -24,7 +24,8 @@ struct Platform {
 
   // "os/arch[/variant]"
   std::string str() const;
-  // Parses "os/arch[/variant]" (also "arch" alone, with os linux). Throws InvalidArgument.
+  // Parses "os/arch[/variant]" (also "arch" alone, with os linux), each part letters, digits,
+  // '_' or '-'. Throws InvalidArgument.
   static Platform parse(std::string_view s);
   // The platform of this machine (linux/amd64, …).
   static Platform host();
