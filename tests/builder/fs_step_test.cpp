@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <thread>
 
@@ -108,16 +109,20 @@ TEST_CASE("run_fs_step and with_view survive a prune racing for their lower snap
   FsContext ctx{.store = store, .snapshots = snaps, .layer_options = {}};
   FsStepResult a = run_fs_step(ctx, {}, [](const fs::path& m) { std::ofstream(m / "base") << "b"; });
   LayerStack s1{{a.layer.descriptor}, {a.layer.diff_id}};
-  // A prune that keeps nothing, over and over: every snapshot no step holds locked goes, also in
-  // the window between making a lower snapshot and locking it.
+  // Prunes that keep nothing, one after another as `cbuild prune` runs would (a pass, then a
+  // moment): every snapshot no step holds locked goes, also in the window between making a
+  // lower snapshot and locking it.
   std::atomic<bool> stop{false};
   std::atomic<std::size_t> pruned{0};
   std::thread pruner([&] {
-    while (!stop) pruned += snaps.prune({});
+    while (!stop) {
+      pruned += snaps.prune({});
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
   });
   std::size_t failures = 0;
   std::string first;
-  for (int i = 0; i < 60; ++i) {
+  for (int i = 0; i < 150; ++i) {
     try {
       run_fs_step(ctx, s1, [](const fs::path& m) { CHECK(test::read_text(m / "base") == "b"); });
       with_view(ctx, s1, [](const fs::path& v) { CHECK(test::read_text(v / "base") == "b"); });
@@ -128,7 +133,7 @@ TEST_CASE("run_fs_step and with_view survive a prune racing for their lower snap
   }
   stop = true;
   pruner.join();
-  CHECK_MESSAGE(failures == 0, failures << " of 60 rounds failed, first: " << first);
+  CHECK_MESSAGE(failures == 0, failures << " of 150 rounds failed, first: " << first);
   CHECK(pruned > 0);
   CHECK_FALSE(test::has_mounts_under(root.path()));
 }
