@@ -7,6 +7,7 @@
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "builder/base_image.h"
 #include "builder/cache.h"
@@ -142,18 +143,60 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                 .lease = lease.get(),
                 .diff_ids = &diff_ids};
 
+  // Base images, loaded (and pulled) once per build even when parallel stages name the same
+  // one. A failure is kept too and rethrown when the stage that names the image runs, so the
+  // error shows on its FROM line without a second pull.
+  struct LoadedImage {
+    std::optional<ImageState> state;
+    std::exception_ptr error;
+  };
+  KeyedMutex image_loading;
+  std::mutex images_mu;
+  std::map<std::string, LoadedImage> images;
+  auto image_once = [&](const std::string& ref, const std::string& platform) -> ImageState {
+    std::string key = platform + "\n" + normalized_or_as_is(ref);
+    KeyedMutex::Guard loading = image_loading.lock(key);
+    {
+      std::lock_guard lock(images_mu);
+      if (auto it = images.find(key); it != images.end()) {
+        if (it->second.error) std::rethrow_exception(it->second.error);
+        return *it->second.state;
+      }
+    }
+    LoadedImage l;
+    try {
+      l.state = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::Cancelled || cancel_requested()) throw;
+      l.error = std::current_exception();
+    }
+    std::lock_guard lock(images_mu);
+    const LoadedImage& got = images.emplace(key, std::move(l)).first->second;
+    if (got.error) std::rethrow_exception(got.error);
+    return *got.state;
+  };
+
   PlanOptions po;
   po.build_args = o.build_args;
   po.target = o.target;
   po.target_platform = o.platform;
+  // Images the planner could not take the Env of from the store (absent, or --pull asks for
+  // the registry's): they are pulled and the Dockerfile planned again (below).
+  std::set<std::string> unresolved;
+  bool pulled = false;
   po.image_env = [&](const std::string& image, const std::string& platform) -> std::optional<EnvList> {
     std::optional<ImageState> st;
-    try {
-      st = load_local_image(*store, image, platform);
-    } catch (const Error&) {
-      return std::nullopt;  // reported when the stage runs
+    if (!o.pull || pulled) {
+      try {
+        st = load_local_image(*store, image, platform);
+      } catch (const Error&) {
+        return std::nullopt;  // reported when the stage runs
+      }
     }
-    if (!st) return std::nullopt;
+    if (!st) {
+      unresolved.insert(image);
+      return std::nullopt;
+    }
     EnvList env;
     if (st->config.contains("config") && st->config["config"].contains("Env") && st->config["config"]["Env"].is_array())
       for (const auto& e : st->config["config"]["Env"]) {
@@ -165,6 +208,26 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     return env;
   };
   Plan plan = plan_dockerfile(dockerfile_text, dockerfile_name, po);
+  // Words expand against the base image's Env (`ENV FOO` in the base, `RUN echo $FOO` here),
+  // and the step cache keys hold it: a base the build pulls must be in the store before the
+  // plan is final, or the first build would expand against nothing and key differently from
+  // every later one. Only the stages the target needs are pulled, as BuildKit resolves them.
+  for (int i : plan.order) {
+    const Stage& s = plan.stages.at(static_cast<std::size_t>(i));
+    if (s.base != Stage::Base::Image || !unresolved.count(s.base_image)) continue;
+    check_cancelled();
+    try {
+      (void)image_once(s.base_image, s.platform.empty() ? o.platform : s.platform);
+      pulled = true;
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::Cancelled || cancel_requested()) throw;
+      // Kept by image_once: the stage reports it on its FROM line.
+    }
+  }
+  if (pulled) {
+    unresolved.clear();
+    plan = plan_dockerfile(dockerfile_text, dockerfile_name, po);
+  }
   for (const auto& w : plan.warnings) progress.warning(w.to_string());
   ExecPlan ep = to_exec_plan(plan);
 
@@ -179,22 +242,6 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     const auto& r = done.at(static_cast<std::size_t>(i));
     if (!r) throw Error(ErrorKind::Internal, "stage " + std::to_string(i) + " is used before it has run");
     return *r;
-  };
-
-  // Base images, loaded (and pulled) once per build even when parallel stages name the same one.
-  KeyedMutex image_loading;
-  std::mutex images_mu;
-  std::map<std::string, ImageState> images;
-  auto image_once = [&](const std::string& ref, const std::string& platform) -> ImageState {
-    std::string key = platform + "\n" + normalized_or_as_is(ref);
-    KeyedMutex::Guard loading = image_loading.lock(key);
-    {
-      std::lock_guard lock(images_mu);
-      if (auto it = images.find(key); it != images.end()) return it->second;
-    }
-    ImageState st = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids);
-    std::lock_guard lock(images_mu);
-    return images.emplace(key, std::move(st)).first->second;
   };
 
   StageEnv env{.fs = fsc,
