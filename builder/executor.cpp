@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -233,7 +234,25 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
 
   DockerIgnore ignore = DockerIgnore::load(context, dockerfile_path.empty() ? context / "Dockerfile" : dockerfile_path);
   std::atomic<int> vertex{0};
-  std::int64_t created = o.source_date_epoch.value_or(static_cast<std::int64_t>(std::time(nullptr)));
+  const std::int64_t clock = static_cast<std::int64_t>(std::time(nullptr));
+  std::int64_t created = o.source_date_epoch.value_or(clock);
+  // Every step key also holds how the layers are encoded, so a cache hit never hands back a
+  // layer in another compression (or with other clamped times) than this build asks for.
+  std::string layer_key_inputs =
+      "\nlayers " + (codec == oci::Codec::None ? std::string("none") : oci::encoder_id(codec, level)) +
+      (o.source_date_epoch ? "\nclamp " + std::to_string(*o.source_date_epoch) : std::string());
+  // The time a stage's history entries and Created carry (stage_runner.h StageEnv::created),
+  // and what the step keys say about it: a record made under one rule is never taken under
+  // another (a build without RUN must not inherit the clock of a build that had one).
+  auto stage_time = [&](const ExecStage& s, const ImageState& base) -> std::pair<std::int64_t, std::string> {
+    if (o.source_date_epoch) return {*o.source_date_epoch, "source-date-epoch"};
+    for (const ExecStep& step : s.steps)
+      if (std::holds_alternative<RunOp>(step.op)) return {clock, "clock"};
+    std::int64_t t = 0;
+    if (base.config.contains("created") && base.config["created"].is_string())
+      t = std::max<std::int64_t>(0, oci::parse_rfc3339(base.config["created"].get<std::string>()).value_or(0));
+    return {t, "inherited"};
+  };
 
   // Stage results, written once by the stage's own thread before any stage that needs it
   // starts (run_graph orders that), so readers need no lock.
@@ -283,13 +302,19 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                                     ": " + e.what());
         }
         progress.step_done(ref, StepResult{});
-        // The new image starts its own history time; the base's entries are kept.
-        base.config.erase("created");
         break;
       }
     }
     apply_from_defaults(base.config);
-    done.at(static_cast<std::size_t>(i)) = run_stage(s, std::move(base), env);
+    StageEnv stage_env = env;
+    auto [time, rule] = stage_time(s, base);
+    stage_env.created = time;
+    if (rule != "clock") stage_env.fixed_now = time;
+    stage_env.key_inputs = layer_key_inputs + "\ntimes " + rule;
+    stage_env.layer_key_inputs = layer_key_inputs;
+    // A stage whose steps change nothing (FROM alone) is its base made at this time.
+    base.config["created"] = oci::rfc3339_utc(time);
+    done.at(static_cast<std::size_t>(i)) = run_stage(s, std::move(base), stage_env);
   };
 
   // Every stage the plan needs plus whatever those name (the planner lists them all; this

@@ -82,10 +82,11 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
 }
 
 FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
-                               const std::function<void(LayerTree& tree, const fs::path& view)>& build) {
+                               const std::function<void(LayerTree& tree, const fs::path& view)>& build,
+                               std::optional<std::int64_t> now) {
   std::optional<FsStepResult> r;
   auto run = [&](const fs::path& view, int view_fd) {
-    LayerTree tree(view_fd);
+    LayerTree tree(view_fd, now);
     build(tree, view);
     // The content digests that files' stat data vouch for across builds: they identify the
     // layer (the memo) and key its frames (tar_writer.h known_content), so an unchanged file's

@@ -70,8 +70,10 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
 // digest run_fs_step would give for the same change. NO snapshot is recorded for the new
 // chain: ensure_snapshots() applies the blob when a later step first needs the files. With a
 // layer memo, a tree the store already holds as a layer is not written again (layer_memo.h).
+// `now`: LayerTree's time for what the step creates (the clock when unset).
 FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
-                               const std::function<void(LayerTree& tree, const std::filesystem::path& view)>& build);
+                               const std::function<void(LayerTree& tree, const std::filesystem::path& view)>& build,
+                               std::optional<std::int64_t> now = std::nullopt);
 
 // A read-only merged view of `stack` for the lifetime of the call (COPY --from, RUN
 // --mount=from). An empty stack shows an empty directory.

@@ -139,7 +139,7 @@ struct Stepper {
   }
 
   StepResult operator()(const ConfigOp& op) {
-    oci::Digest key = BuildCache::key(st.cache_key, "config\n" + step.cache_inputs);
+    oci::Digest key = BuildCache::key(st.cache_key, "config\n" + step.cache_inputs + env.key_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     op.apply(st.config);
@@ -150,7 +150,7 @@ struct Stepper {
 
   StepResult operator()(const WorkdirOp& op) {
     // v2: keys made before workdir_owner could name directories owned uid:0 for "USER 1001".
-    oci::Digest key = BuildCache::key(st.cache_key, "workdir v2\n" + step.cache_inputs);
+    oci::Digest key = BuildCache::key(st.cache_key, "workdir v2\n" + step.cache_inputs + env.key_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     std::string user = config_string(st.config, "User");
@@ -159,7 +159,7 @@ struct Stepper {
     FsStepResult r = run_streamed_step(env.fs, st.stack, [&](LayerTree& tree, const fs::path& view) {
       overlay::ExecUser u = workdir_owner(user, view);
       tree.mkdir_owned(path, u.uid, u.gid);
-    });
+    }, env.fixed_now);
     cfg(st.config)["WorkingDir"] = path;
     add_layer(st, r.layer);
     ExecStep h = step;
@@ -174,7 +174,8 @@ struct Stepper {
   FsStepResult run_copy(CopyStep& copy, const LayerStack& parent) {
     if (copy.extracts_archives())
       return run_fs_step(env.fs, parent, [&](const fs::path& merged) { copy.write(merged); });
-    return run_streamed_step(env.fs, parent, [&](LayerTree& tree, const fs::path& view) { copy.write(tree, view); });
+    return run_streamed_step(env.fs, parent, [&](LayerTree& tree, const fs::path& view) { copy.write(tree, view); },
+                             env.fixed_now);
   }
 
   // `from_context`: the sources are build-context files, whose hashes are remembered by stat.
@@ -195,7 +196,7 @@ struct Stepper {
     if (op.link) return copy_link(copy);
     // The key: what the sources hold (content, modes, links — not mtimes) and the instruction.
     std::string inputs = "copy\n" + step.cache_inputs + "\nchown=" + op.chown + "\n" + copy.key_inputs();
-    oci::Digest key = BuildCache::key(st.cache_key, inputs);
+    oci::Digest key = BuildCache::key(st.cache_key, inputs + env.key_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     copy.fetch();
@@ -221,9 +222,9 @@ struct Stepper {
       }
     }
     std::string inputs = "copy-link v1\nadd=" + std::string(op.add ? "1" : "0") + "\n" + copy.key_inputs();
-    oci::Digest layer_key = BuildCache::key("link", inputs);
+    oci::Digest layer_key = BuildCache::key("link", inputs + env.layer_key_inputs);
     // On the same parent, the whole step (config and history too) is a plain cache hit.
-    oci::Digest key = BuildCache::key(st.cache_key, "link\n" + step.cache_inputs + "\n" + layer_key.str());
+    oci::Digest key = BuildCache::key(st.cache_key, "link\n" + step.cache_inputs + "\n" + layer_key.str() + env.key_inputs);
     if (auto hit = lookup(key)) return take(key, *hit);
     std::optional<oci::LayerResult> layer;
     StepResult res;
@@ -289,7 +290,7 @@ struct Stepper {
     std::string wd = config_string(st.config, "WorkingDir");
     RunMounts mounts(op.mounts, env, wd.empty() ? "/" : wd);
     std::string inputs = "run\n" + step.cache_inputs + "\nnetwork=" + (none ? "none" : "host") + mounts.key_inputs();
-    oci::Digest key = BuildCache::key(st.cache_key, inputs);
+    oci::Digest key = BuildCache::key(st.cache_key, inputs + env.key_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     TempDir init;

@@ -51,7 +51,21 @@ struct StageEnv {
   std::function<int()> next_vertex;  // progress step numbers, unique in the build
   // All of the above are shared by stages running on different threads: the callbacks and
   // the stores they reach are thread-safe.
-  std::int64_t created = 0;          // unix seconds for history/created (SOURCE_DATE_EPOCH)
+  // Unix seconds for the stage's history entries and Created: SOURCE_DATE_EPOCH when given;
+  // else the clock in a stage with a RUN step (its files depend on when it ran anyway, and
+  // docker does the same); else the time of what the stage starts from — the base image's
+  // Created, the base stage's, the epoch (0) for scratch — so that a stage without RUN is a
+  // function of its inputs and two builds of it give one image ID.
+  std::int64_t created = 0;
+  // Set when `created` is not the clock: the mtime COPY and WORKDIR give the directories they
+  // create, so that the layers of a stage without RUN do not carry the clock either.
+  std::optional<std::int64_t> fixed_now;
+  // Appended to every step key of the stage: what the inputs alone do not say about the
+  // result — how layers are encoded (codec, level, SOURCE_DATE_EPOCH clamp) and which rule
+  // gave `created`. layer_key_inputs is the encoding part alone, for the keys of layers
+  // that stand on their own (COPY --link).
+  std::string key_inputs;
+  std::string layer_key_inputs;
 };
 
 // A fresh config document for FROM scratch on the host platform (or `platform`).

@@ -3,9 +3,12 @@
 // ran, and what the cache held when --compression changed. Docker is not the reference here:
 // these are properties of cbuild's own store and cache, checked through the real binary.
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
+#include <chrono>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -143,4 +146,106 @@ TEST_CASE("reproducible: a base the build fails to pull is reported once, on its
   CHECK(r.err.find("Dockerfile:3: FROM " + registry.host() + "/test/missing:1") != std::string::npos);
   CHECK(count(r.err, "pulling " + registry.host()) == 1);
   CHECK(r.err.find("unused") == std::string::npos);
+}
+
+// Docker (and BuildKit without SOURCE_DATE_EPOCH) writes the wall clock into Created and every
+// new history entry, so two builds of the same inputs a second apart give two image IDs even
+// when nothing ran. cbuild takes the clock only in a stage with a RUN step (whose files depend
+// on when it ran anyway); any other stage carries the time of what it starts from — the base
+// image's Created, or the epoch for scratch — in its config and in the directories its COPY
+// and WORKDIR create, so that its image is a function of its inputs (stage_runner.h).
+TEST_CASE("reproducible: without RUN two --no-cache builds a second apart give one image, and a changed file another") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("app/a.txt", "alpha\n");
+  p.file("app/sub/b.txt", "beta\n");
+  // /deep/new/ and /w are directories the build creates, not the context.
+  p.file("Dockerfile", "FROM scratch\nCOPY . /app/\nCOPY app/a.txt /deep/new/\nWORKDIR /w\nLABEL x=y\n");
+  auto build = [&] {
+    auto r = p.build({"--no-cache", "-t", "norun:1"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return manifest_digest(p, "docker.io/library/norun:1");
+  };
+  std::string first = build();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::string second = build();
+  CHECK(second == first);
+  TempDir work;
+  auto [config, rootfs] = p.image("docker.io/library/norun:1", work.path() / "a/rootfs");
+  CHECK(config["created"] == "1970-01-01T00:00:00Z");
+  for (const auto& h : config["history"]) CHECK(h["created"] == "1970-01-01T00:00:00Z");
+
+  p.file("app/a.txt", "changed\n");
+  CHECK(build() != first);
+}
+
+TEST_CASE("reproducible: a stage without RUN takes its times from its base image, and never from a RUN build's cache") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  // A base made at a known time (2001-09-09T01:46:40Z).
+  p.file("Dockerfile", "FROM " + p.base + "\nENV B=1\n");
+  auto made = p.build({"-t", "timed:1"}, {"SOURCE_DATE_EPOCH=1000000000"});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+  const std::string base_time = "2001-09-09T01:46:40Z";
+
+  // The same LABEL step on the same base, first in a stage that then runs a command (the clock),
+  // then in one that does not: the second must not take the first one's record and its time.
+  p.file("Dockerfile", "FROM timed:1\nLABEL a=b\nRUN true\n");
+  auto with_run = p.build({"-t", "withrun:1"});
+  REQUIRE_MESSAGE(with_run.exit_code == 0, with_run.err);
+  TempDir work;
+  auto [run_config, run_root] = p.image("docker.io/library/withrun:1", work.path() / "r/rootfs");
+  CHECK(run_config["created"] != base_time);  // docker's rule where a RUN ran
+
+  p.file("Dockerfile", "FROM timed:1\nLABEL a=b\nWORKDIR /w\n");
+  auto no_run = p.build({"-t", "norun:1"});
+  REQUIRE_MESSAGE(no_run.exit_code == 0, no_run.err);
+  auto [config, rootfs] = p.image("docker.io/library/norun:1", work.path() / "n/rootfs");
+  CHECK(config["created"] == base_time);
+  REQUIRE(config["history"].size() == 4);  // the base's two, then LABEL and WORKDIR
+  for (std::size_t i = 1; i < 4; ++i) CHECK(config["history"][i]["created"] == base_time);
+  struct stat st {};
+  REQUIRE(::lstat((rootfs / "w").c_str(), &st) == 0);
+  CHECK(st.st_mtime == 1000000000);
+
+  // FROM alone: the base itself, at its own time.
+  p.file("Dockerfile", "FROM timed:1\n");
+  auto bare = p.build({"-t", "bare:1"});
+  REQUIRE_MESSAGE(bare.exit_code == 0, bare.err);
+  CHECK(image_id(p, "docker.io/library/bare:1") == image_id(p, "docker.io/library/timed:1"));
+}
+
+TEST_CASE("reproducible: a final stage without RUN is not stamped with the clock by the stages before it that ran one") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM " + p.base + " AS build\nRUN echo made > /out\n"
+                       "FROM scratch\nCOPY --from=build /out /out\nLABEL x=y\n");
+  auto r = p.build({"-t", "multi:1"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  TempDir work;
+  auto [config, rootfs] = p.image("docker.io/library/multi:1", work.path() / "m/rootfs");
+  CHECK(test::read_text(rootfs / "out") == "made\n");
+  CHECK(config["created"] == "1970-01-01T00:00:00Z");
+  for (const auto& h : config["history"]) CHECK(h["created"] == "1970-01-01T00:00:00Z");
+}
+
+TEST_CASE("reproducible: SOURCE_DATE_EPOCH wins over the cache a build without it left") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM " + p.base + "\nRUN echo x > /x\nLABEL l=1\n");
+  auto plain = p.build({"-t", "sde:1"});
+  REQUIRE_MESSAGE(plain.exit_code == 0, plain.err);
+  auto pinned = p.build({"-t", "sde:1"}, {"SOURCE_DATE_EPOCH=5"});
+  REQUIRE_MESSAGE(pinned.exit_code == 0, pinned.err);
+  TempDir work;
+  auto [config, rootfs] = p.image("docker.io/library/sde:1", work.path() / "s/rootfs");
+  CHECK(config["created"] == "1970-01-01T00:00:05Z");
+  CHECK(config["history"].back()["created"] == "1970-01-01T00:00:05Z");
+  struct stat st {};
+  REQUIRE(::lstat((rootfs / "x").c_str(), &st) == 0);
+  CHECK(st.st_mtime <= 5);
+  // And a third build with it is all from the cache.
+  auto again = p.build({"-t", "sde:1"}, {"SOURCE_DATE_EPOCH=5"});
+  REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  CHECK(count(again.err, "CACHED") == 2);
 }
