@@ -121,7 +121,9 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   overlay::SnapshotStore snapshots(o.root);
   oci::DiffIdRecords diff_ids(o.root);
   BuildCache cache(o.root);
-  oci::Codec codec = o.compression == Compression::Zstd ? oci::Codec::Zstd : oci::Codec::Gzip;
+  oci::Codec codec = o.compression == Compression::Zstd           ? oci::Codec::Zstd
+                     : o.compression == Compression::Uncompressed ? oci::Codec::None
+                                                                  : oci::Codec::Gzip;
   int level = oci::resolve_level(codec, o.compression_level);
   StoreFrameCache frames(o.root, oci::encoder_id(codec, level));
   oci::LayerWriterOptions lo{.codec = codec, .level = level};

@@ -249,3 +249,53 @@ TEST_CASE("reproducible: SOURCE_DATE_EPOCH wins over the cache a build without i
   REQUIRE_MESSAGE(again.exit_code == 0, again.err);
   CHECK(count(again.err, "CACHED") == 2);
 }
+
+TEST_CASE("reproducible: --compression is what the layers ship in, whatever the cache and the COPY layer memo hold") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("data/a.txt", "alpha\n");
+  p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\nRUN echo r > /r\n");
+  // Files settled 2 s before the build: a --no-cache COPY of them may take the layer the
+  // store has (builder/layer_memo.h), which must then be one of the asked compression.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  const std::string gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+  const std::string zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+  const std::string tar = "application/vnd.oci.image.layer.v1.tar";
+  struct Run {
+    std::vector<std::string> flags;
+    std::string media_type;
+  };
+  const Run runs[] = {
+      {{}, gzip},
+      {{"--no-cache", "--compression", "zstd"}, zstd},
+      {{"--compression", "gzip"}, gzip},
+      {{"--compression", "uncompressed"}, tar},
+      {{"--no-cache"}, gzip},
+      {{"--compression", "zstd"}, zstd},
+      {{"--compression", "uncompressed"}, tar},
+  };
+  std::string copy_diff_id;
+  for (const Run& run : runs) {
+    std::string flags;
+    for (const auto& f : run.flags) flags += f + " ";
+    CAPTURE(flags);
+    std::vector<std::string> args = run.flags;
+    args.insert(args.end(), {"-t", "comp:1"});
+    auto r = p.build(args);
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    oci::Manifest m = manifest_of(p, "docker.io/library/comp:1");
+    REQUIRE(m.layers.size() == 3);
+    CHECK(m.layers[1].media_type == run.media_type);  // COPY
+    CHECK(m.layers[2].media_type == run.media_type);  // RUN
+    TempDir work;
+    auto [config, rootfs] = p.image("docker.io/library/comp:1", work.path() / "c/rootfs");
+    CHECK(test::read_text(rootfs / "data/a.txt") == "alpha\n");
+    CHECK(test::read_text(rootfs / "r") == "r\n");
+    // The same COPY layer every time, only encoded differently (a RUN rerun gives /r a new mtime).
+    if (copy_diff_id.empty()) copy_diff_id = config["rootfs"]["diff_ids"][1].get<std::string>();
+    CHECK(config["rootfs"]["diff_ids"][1] == copy_diff_id);
+  }
+  auto bad = p.build({"--compression", "lz4", "-t", "comp:2"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--compression") != std::string::npos);
+}
