@@ -254,7 +254,15 @@ struct Stepper {
   StepResult operator()(const CopyOp& op) {
     if (!op.inline_files.empty()) {
       TempDir files;
-      for (const auto& [name, content] : op.inline_files) write_file_atomic(files.path() / name, content, 0644, Durability::RenameOnly);
+      for (const auto& [name, content] : op.inline_files) {
+        fs::path f = files.path() / name;
+        write_file_atomic(f, content, 0644, Durability::RenameOnly);
+        // A here-document is made now: in a stage that takes no clock, at the stage's time.
+        if (env.fixed_now) {
+          struct timespec times[2] = {{.tv_sec = *env.fixed_now, .tv_nsec = 0}, {.tv_sec = *env.fixed_now, .tv_nsec = 0}};
+          if (::utimensat(AT_FDCWD, f.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("utimensat", f.string());
+        }
+      }
       UniqueFd fd = open_file(files.path(), O_RDONLY | O_DIRECTORY);
       return copy_from_root(op, fd.get(), false);
     }

@@ -159,8 +159,9 @@ TEST_CASE("reproducible: without RUN two --no-cache builds a second apart give o
   test::BuildProject p(kBase);
   p.file("app/a.txt", "alpha\n");
   p.file("app/sub/b.txt", "beta\n");
-  // /deep/new/ and /w are directories the build creates, not the context.
-  p.file("Dockerfile", "FROM scratch\nCOPY . /app/\nCOPY app/a.txt /deep/new/\nWORKDIR /w\nLABEL x=y\n");
+  // /deep/new/, /w and the here-document are made by the build, not taken from the context.
+  p.file("Dockerfile", "FROM scratch\nCOPY . /app/\nCOPY app/a.txt /deep/new/\nWORKDIR /w\nLABEL x=y\n"
+                       "COPY <<EOF /etc/motd\nhello\nEOF\n");
   auto build = [&] {
     auto r = p.build({"--no-cache", "-t", "norun:1"});
     REQUIRE_MESSAGE(r.exit_code == 0, r.err);
