@@ -127,8 +127,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   int level = oci::resolve_level(codec, o.compression_level);
   StoreFrameCache frames(o.root, oci::encoder_id(codec, level));
   oci::LayerWriterOptions lo{.codec = codec, .level = level};
-  // Without RUN nothing in the build depends on the clock, so docker's default of "now" only
-  // breaks reproducibility; SOURCE_DATE_EPOCH pins layer times and history either way.
+  // SOURCE_DATE_EPOCH clamps every layer time; stage_time (below) says what history and the
+  // directories a step creates carry without it.
   if (o.source_date_epoch) lo.clamp_mtime = o.source_date_epoch;
   ContentHashes hashes(ContentHashes::store_file(o.root));
   // Saved however the build ends: the hashes taken so far are right either way.
@@ -314,8 +314,10 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     if (rule != "clock") stage_env.fixed_now = time;
     stage_env.key_inputs = layer_key_inputs + "\ntimes " + rule;
     stage_env.layer_key_inputs = layer_key_inputs;
-    // A stage whose steps change nothing (FROM alone) is its base made at this time.
-    base.config["created"] = oci::rfc3339_utc(time);
+    // A stage whose steps change nothing (FROM alone) is its base made at this time (the base's
+    // own string when inherited, so that its fraction of a second stays too).
+    if (rule != "inherited" || !base.config.contains("created") || !base.config["created"].is_string())
+      base.config["created"] = oci::rfc3339_utc(time);
     done.at(static_cast<std::size_t>(i)) = run_stage(s, std::move(base), stage_env);
   };
 
