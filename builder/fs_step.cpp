@@ -1,6 +1,9 @@
 #include "builder/fs_step.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+
+#include <time.h>
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
@@ -60,19 +63,41 @@ oci::LayerResult write_layer(FsContext& ctx, const std::function<void(oci::TarWr
   return r;
 }
 
+// Gives `now` to every directory of `upper` whose mtime is `since` or later. Symlinks are
+// neither followed nor changed.
+void restamp_directories(const fs::path& upper, const struct timespec& since, std::int64_t now) {
+  const struct timespec times[2] = {{.tv_sec = now, .tv_nsec = 0}, {.tv_sec = now, .tv_nsec = 0}};
+  auto restamp = [&](const fs::path& p) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) throw_errno("lstat", p.string());
+    bool stamped = st.st_mtim.tv_sec > since.tv_sec || (st.st_mtim.tv_sec == since.tv_sec && st.st_mtim.tv_nsec >= since.tv_nsec);
+    if (S_ISDIR(st.st_mode) && stamped &&
+        ::utimensat(AT_FDCWD, p.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+      throw_errno("utimensat", p.string());
+  };
+  for (fs::recursive_directory_iterator it(upper), end; it != end; ++it)
+    if (!it->is_symlink() && it->is_directory()) restamp(it->path());
+  restamp(upper);  // last: restamping its children does not touch a directory's own mtime
+}
+
 }  // namespace
 
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const fs::path& merged)>& mutate,
-                         const std::vector<std::string>& exclude) {
+                         const std::vector<std::string>& exclude, std::optional<std::int64_t> now) {
   std::optional<oci::Digest> parent_chain = ensure_snapshots(ctx, parent);
   overlay::PreparedSnapshot prepared = ctx.snapshots.prepare(parent_chain);
+  // The clock the kernel stamps files with: whatever has an mtime at or after this, the step
+  // changed (or an archive it extracted dates in the future).
+  struct timespec started {};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &started);
   {
     TempDir mnt;
     overlay::ActiveMount mount(prepared.mount_spec(), mnt.path() / "merged");
     mutate(mount.target());
     mount.unmount();
   }
+  if (now) restamp_directories(prepared.upper(), started, *now);
   overlay::DiffOptions diff{.exclude = exclude};
   FsStepResult r{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { overlay::write_diff(prepared.upper(), tar, diff); }),
                  .chain = {}};

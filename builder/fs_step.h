@@ -60,9 +60,12 @@ struct FsStepResult {
 // Runs `mutate(merged_dir)` on a writable stack over `parent` and commits the change as a
 // layer and a snapshot. `exclude` lists paths (relative, e.g. "proc", "etc/hosts") that the
 // mutation may create as mount-point stubs: they stay out of the layer and the snapshot.
+// `now`, when set: the directories the mutation created or changed (those the kernel stamped
+// with the clock during the step; also any an archive dates after the step began) get this
+// mtime instead, as LayerTree's `now`.
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const std::filesystem::path& merged)>& mutate,
-                         const std::vector<std::string>& exclude = {});
+                         const std::vector<std::string>& exclude = {}, std::optional<std::int64_t> now = std::nullopt);
 
 // COPY/ADD/WORKDIR without a mount or a file on disk: `build(tree, view)` records the change
 // in a LayerTree (layer_tree.h) over a read-only view of `parent` (`view` is its root; an

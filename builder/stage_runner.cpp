@@ -173,7 +173,7 @@ struct Stepper {
   // extracting a local archive still writes into a mounted upper.
   FsStepResult run_copy(CopyStep& copy, const LayerStack& parent) {
     if (copy.extracts_archives())
-      return run_fs_step(env.fs, parent, [&](const fs::path& merged) { copy.write(merged); });
+      return run_fs_step(env.fs, parent, [&](const fs::path& merged) { copy.write(merged); }, {}, env.fixed_now);
     return run_streamed_step(env.fs, parent, [&](LayerTree& tree, const fs::path& view) { copy.write(tree, view); },
                              env.fixed_now);
   }

@@ -57,8 +57,9 @@ struct StageEnv {
   // Created, the base stage's, the epoch (0) for scratch — so that a stage without RUN is a
   // function of its inputs and two builds of it give one image ID.
   std::int64_t created = 0;
-  // Set when `created` is not the clock: the mtime COPY and WORKDIR give the directories they
-  // create, so that the layers of a stage without RUN do not carry the clock either.
+  // Set when `created` is not the clock: the mtime COPY, ADD and WORKDIR give what they create
+  // at build time (directories, here-documents), so that the layers of a stage without RUN do
+  // not carry the clock either.
   std::optional<std::int64_t> fixed_now;
   // Appended to every step key of the stage: what the inputs alone do not say about the
   // result — how layers are encoded (codec, level, SOURCE_DATE_EPOCH clamp) and which rule

@@ -159,9 +159,12 @@ TEST_CASE("reproducible: without RUN two --no-cache builds a second apart give o
   test::BuildProject p(kBase);
   p.file("app/a.txt", "alpha\n");
   p.file("app/sub/b.txt", "beta\n");
-  // /deep/new/, /w and the here-document are made by the build, not taken from the context.
+  auto tar = test::run_command({"tar", "-C", p.ctx.string(), "-cf", (p.ctx / "app.tar").string(), "app"});
+  REQUIRE_MESSAGE(tar.exit_code == 0, tar.err);
+  // /deep/new/, /w, /unpacked/ (ADD extracts on disk) and the here-document are made by the
+  // build, not taken from the context.
   p.file("Dockerfile", "FROM scratch\nCOPY . /app/\nCOPY app/a.txt /deep/new/\nWORKDIR /w\nLABEL x=y\n"
-                       "COPY <<EOF /etc/motd\nhello\nEOF\n");
+                       "COPY <<EOF /etc/motd\nhello\nEOF\nADD app.tar /unpacked/\n");
   auto build = [&] {
     auto r = p.build({"--no-cache", "-t", "norun:1"});
     REQUIRE_MESSAGE(r.exit_code == 0, r.err);
