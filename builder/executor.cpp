@@ -243,13 +243,11 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   std::string layer_key_inputs =
       "\nlayers " + (codec == oci::Codec::None ? std::string("none") : oci::encoder_id(codec, level)) +
       (o.source_date_epoch ? "\nclamp " + std::to_string(*o.source_date_epoch) : std::string());
-  // The time a stage's history entries and Created carry (stage_runner.h StageEnv::created),
-  // and what the step keys say about it: a record made under one rule is never taken under
-  // another (a build without RUN must not inherit the clock of a build that had one).
-  auto stage_time = [&](const ExecStage& s, const ImageState& base) -> std::pair<std::int64_t, std::string> {
+  // The time a stage starts with (stage_runner.h StageEnv::created), and what the step keys
+  // say about it: a record made under one rule is never taken under another (a step without
+  // RUN before it must not take the clock a build of another Dockerfile gave it).
+  auto stage_time = [&](const ImageState& base) -> std::pair<std::int64_t, std::string> {
     if (o.source_date_epoch) return {*o.source_date_epoch, "source-date-epoch"};
-    for (const ExecStep& step : s.steps)
-      if (std::holds_alternative<RunOp>(step.op)) return {clock, "clock"};
     std::int64_t t = 0;
     if (base.config.contains("created") && base.config["created"].is_string())
       t = std::max<std::int64_t>(0, oci::parse_rfc3339(base.config["created"].get<std::string>()).value_or(0));
@@ -309,11 +307,12 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     }
     apply_from_defaults(base.config);
     StageEnv stage_env = env;
-    auto [time, rule] = stage_time(s, base);
+    auto [time, rule] = stage_time(base);
     stage_env.created = time;
-    if (rule != "clock") stage_env.fixed_now = time;
+    stage_env.fixed_now = time;
     stage_env.key_inputs = layer_key_inputs + "\ntimes " + rule;
     stage_env.layer_key_inputs = layer_key_inputs;
+    if (!o.source_date_epoch) stage_env.clock = clock;
     // A stage whose steps change nothing (FROM alone) is its base made at this time (the base's
     // own string when inherited, so that its fraction of a second stays too).
     if (rule != "inherited" || !base.config.contains("created") || !base.config["created"].is_string())

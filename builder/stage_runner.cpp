@@ -379,6 +379,11 @@ ImageState run_stage(const ExecStage& stage, ImageState st, StageEnv& env) {
                 .line = step.line};
     env.progress.step_started(ref);
     auto t0 = std::chrono::steady_clock::now();
+    if (env.clock && env.fixed_now && std::holds_alternative<RunOp>(step.op)) {
+      env.created = *env.clock;
+      env.fixed_now.reset();
+      env.key_inputs = env.layer_key_inputs + "\ntimes clock";
+    }
     try {
       check_cancelled();
       Stepper s{env, st, step};

@@ -51,16 +51,18 @@ struct StageEnv {
   std::function<int()> next_vertex;  // progress step numbers, unique in the build
   // All of the above are shared by stages running on different threads: the callbacks and
   // the stores they reach are thread-safe.
-  // Unix seconds for the stage's history entries and Created: SOURCE_DATE_EPOCH when given;
-  // else the clock in a stage with a RUN step (its files depend on when it ran anyway, and
-  // docker does the same); else the time of what the stage starts from — the base image's
-  // Created, the base stage's, the epoch (0) for scratch — so that a stage without RUN is a
-  // function of its inputs and two builds of it give one image ID.
+  // Unix seconds for the history entries and Created of the steps: SOURCE_DATE_EPOCH when
+  // given; else the time of what the stage starts from — the base image's Created, the base
+  // stage's, the epoch (0) for scratch — until the stage's first RUN step, and from there on
+  // `clock` (what RUN writes depends on when it ran anyway, and docker takes the clock for
+  // every step). So a build without RUN is a function of its inputs: one image ID each time.
   std::int64_t created = 0;
-  // Set when `created` is not the clock: the mtime COPY, ADD and WORKDIR give what they create
-  // at build time (directories, here-documents), so that the layers of a stage without RUN do
-  // not carry the clock either.
+  // Set while `created` is not the clock: the mtime COPY, ADD and WORKDIR give what they create
+  // at build time (directories, here-documents), so those layers carry no clock either.
   std::optional<std::int64_t> fixed_now;
+  // The build's clock; unset with SOURCE_DATE_EPOCH. run_stage switches `created`, `fixed_now`
+  // and `key_inputs` to it at the first RUN step.
+  std::optional<std::int64_t> clock;
   // Appended to every step key of the stage: what the inputs alone do not say about the
   // result — how layers are encoded (codec, level, SOURCE_DATE_EPOCH clamp) and which rule
   // gave `created`. layer_key_inputs is the encoding part alone, for the keys of layers

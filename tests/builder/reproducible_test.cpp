@@ -150,10 +150,11 @@ TEST_CASE("reproducible: a base the build fails to pull is reported once, on its
 
 // Docker (and BuildKit without SOURCE_DATE_EPOCH) writes the wall clock into Created and every
 // new history entry, so two builds of the same inputs a second apart give two image IDs even
-// when nothing ran. cbuild takes the clock only in a stage with a RUN step (whose files depend
-// on when it ran anyway); any other stage carries the time of what it starts from — the base
-// image's Created, or the epoch for scratch — in its config and in the directories its COPY
-// and WORKDIR create, so that its image is a function of its inputs (stage_runner.h).
+// when nothing ran. cbuild takes the clock only from a stage's first RUN step on (what RUN
+// writes depends on when it ran anyway); the steps before carry the time of what the stage
+// starts from — the base image's Created, or the epoch for scratch — in the config and in the
+// directories COPY, ADD and WORKDIR create, so that an image without RUN is a function of its
+// inputs (stage_runner.h StageEnv::created).
 TEST_CASE("reproducible: without RUN two --no-cache builds a second apart give one image, and a changed file another") {
   REQUIRE_ROOT();
   test::BuildProject p(kBase);
@@ -183,7 +184,7 @@ TEST_CASE("reproducible: without RUN two --no-cache builds a second apart give o
   CHECK(build() != first);
 }
 
-TEST_CASE("reproducible: a stage without RUN takes its times from its base image, and never from a RUN build's cache") {
+TEST_CASE("reproducible: steps before the first RUN take their times from the base image, whatever the cache holds") {
   REQUIRE_ROOT();
   test::BuildProject p(kBase);
   // A base made at a known time (2001-09-09T01:46:40Z).
@@ -192,14 +193,17 @@ TEST_CASE("reproducible: a stage without RUN takes its times from its base image
   REQUIRE_MESSAGE(made.exit_code == 0, made.err);
   const std::string base_time = "2001-09-09T01:46:40Z";
 
-  // The same LABEL step on the same base, first in a stage that then runs a command (the clock),
-  // then in one that does not: the second must not take the first one's record and its time.
+  // The same LABEL step on the same base, first before a RUN (which takes the clock), then in
+  // a stage without one, which takes the first one's record: the same time either way.
   p.file("Dockerfile", "FROM timed:1\nLABEL a=b\nRUN true\n");
   auto with_run = p.build({"-t", "withrun:1"});
   REQUIRE_MESSAGE(with_run.exit_code == 0, with_run.err);
   TempDir work;
   auto [run_config, run_root] = p.image("docker.io/library/withrun:1", work.path() / "r/rootfs");
-  CHECK(run_config["created"] != base_time);  // docker's rule where a RUN ran
+  REQUIRE(run_config["history"].size() == 4);
+  CHECK(run_config["history"][2]["created"] == base_time);  // LABEL
+  CHECK(run_config["history"][3]["created"] != base_time);  // RUN: the clock, as docker
+  CHECK(run_config["created"] == run_config["history"][3]["created"]);
 
   p.file("Dockerfile", "FROM timed:1\nLABEL a=b\nWORKDIR /w\n");
   auto no_run = p.build({"-t", "norun:1"});
@@ -302,4 +306,17 @@ TEST_CASE("reproducible: --compression is what the layers ship in, whatever the 
   auto bad = p.build({"--compression", "lz4", "-t", "comp:2"});
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("--compression") != std::string::npos);
+}
+
+TEST_CASE("reproducible: appending a RUN step keeps the cache of the steps before it") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("data/a.txt", "alpha\n");
+  p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\nWORKDIR /w\n");
+  auto first = p.build({"-t", "grow:1"});
+  REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+  p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\nWORKDIR /w\nRUN echo r > /r\n");
+  auto second = p.build({"-t", "grow:1"});
+  REQUIRE_MESSAGE(second.exit_code == 0, second.err);
+  CHECK(count(second.err, "CACHED") == 2);
 }
