@@ -222,7 +222,9 @@ struct Stepper {
       }
     }
     std::string inputs = "copy-link v1\nadd=" + std::string(op.add ? "1" : "0") + "\n" + copy.key_inputs();
-    oci::Digest layer_key = BuildCache::key("link", inputs + env.layer_key_inputs);
+    // The directories the layer creates carry fixed_now when set: part of what it holds.
+    std::string now = env.fixed_now ? "\nnow " + std::to_string(*env.fixed_now) : std::string();
+    oci::Digest layer_key = BuildCache::key("link", inputs + env.layer_key_inputs + now);
     // On the same parent, the whole step (config and history too) is a plain cache hit.
     oci::Digest key = BuildCache::key(st.cache_key, "link\n" + step.cache_inputs + "\n" + layer_key.str() + env.key_inputs);
     if (auto hit = lookup(key)) return take(key, *hit);
@@ -257,7 +259,7 @@ struct Stepper {
       for (const auto& [name, content] : op.inline_files) {
         fs::path f = files.path() / name;
         write_file_atomic(f, content, 0644, Durability::RenameOnly);
-        // A here-document is made now: in a stage that takes no clock, at the stage's time.
+        // A here-document is made now: before the stage's first RUN, at the stage's time.
         if (env.fixed_now) {
           struct timespec times[2] = {{.tv_sec = *env.fixed_now, .tv_nsec = 0}, {.tv_sec = *env.fixed_now, .tv_nsec = 0}};
           if (::utimensat(AT_FDCWD, f.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("utimensat", f.string());
