@@ -52,7 +52,6 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
   std::string what = "image " + r.familiar();
   std::string bytes = store.read_blob(top->digest);
   std::string mt = top->media_type.empty() ? oci::sniff_media_type(bytes, what) : top->media_type;
-  oci::Descriptor manifest_desc = *top;
   if (oci::media_types::is_index(mt)) {
     oci::Index index = oci::Index::parse(bytes, what + " index", mt);
     oci::Platform want = platform.empty() ? oci::Platform::host() : oci::Platform::parse(platform);
@@ -69,7 +68,6 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
       throw Error(ErrorKind::NotFound, what + ": no manifest for platform " + want.str() + " (the index has: " +
                                            (have.empty() ? "none" : have) + ")");
     }
-    manifest_desc = *pick;
     hold(pick->digest);
     bytes = store.read_blob(pick->digest);
     mt = pick->media_type;
@@ -88,7 +86,10 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
                                                 " diff_ids for " + std::to_string(m.layers.size()) + " layers");
   st.stack.layers = m.layers;
   for (const auto& d : ids) st.stack.diff_ids.push_back(oci::Digest::parse(d.get<std::string>()));
-  st.cache_key = "image:" + manifest_desc.digest.str();
+  // Keyed by the config (the image ID), never the manifest: the same image pulled, pulled by
+  // digest of another manifest, or loaded from a docker archive (whose layers the store keeps
+  // uncompressed) has other manifest and layer digests, yet the config pins every DiffID.
+  st.cache_key = "image:" + m.config.digest.str();
   return st;
 }
 

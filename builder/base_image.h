@@ -24,9 +24,9 @@
 namespace cbuild::builder {
 
 // The image `ref` names in `store`, or nullopt when no tag names it. The state's cache key is
-// "image:<manifest digest>". Throws cbuild::Error for a malformed reference, a corrupt or
-// inconsistent manifest/config, an index without the platform, or (NotFound) an image of
-// another platform than a non-empty `platform`.
+// "image:<config digest>" (the image ID: one key however the image came in). Throws
+// cbuild::Error for a malformed reference, a corrupt or inconsistent manifest/config, an index
+// without the platform, or (NotFound) an image of another platform than a non-empty `platform`.
 std::optional<ImageState> load_local_image(const oci::Store& store, const std::string& ref, const std::string& platform,
                                            oci::Lease* lease = nullptr);
 

@@ -13,7 +13,7 @@
 namespace cbuild::builder {
 
 enum class ImageFormat { Oci, Docker };
-enum class Compression { Gzip, Zstd };
+enum class Compression { Gzip, Zstd, Uncompressed };  // --compression: gzip, zstd, uncompressed
 enum class NetworkMode { Host, None };
 enum class ProgressMode { Auto, Tty, Plain, Quiet };
 

@@ -1,10 +1,11 @@
 // BuildCache — the build-cache records under $ROOT/cache/steps/, one small JSON file per step.
 //
 // A step's key is a chain: key(step) = sha256(version, key(parent step), the step's inputs),
-// where the first parent is the base image's manifest digest (or "scratch"), and the inputs
+// where the first parent is the base image's config digest (or "scratch"), and the inputs
 // are what the planner and the executor say the step depends on (the expanded instruction,
-// every ARG and ENV in scope, content hashes of the files COPY/ADD read). So a record found
-// under a key is the result of exactly those inputs on exactly that parent.
+// every ARG and ENV in scope, content hashes of the files COPY/ADD read, and the stage's
+// StageEnv::key_inputs: layer encoding and time rule). So a record found under a key is the
+// result of exactly those inputs on exactly that parent.
 //
 // A record holds the step's result: the layer it added (descriptor + DiffID; none for
 // config-only steps) and the whole image config after the step (with history and rootfs). It

@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "builder/base_image.h"
 #include "builder/cache.h"
@@ -148,12 +150,14 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   overlay::SnapshotStore snapshots(o.root);
   oci::DiffIdRecords diff_ids(o.root);
   BuildCache cache(o.root);
-  oci::Codec codec = o.compression == Compression::Zstd ? oci::Codec::Zstd : oci::Codec::Gzip;
+  oci::Codec codec = o.compression == Compression::Zstd           ? oci::Codec::Zstd
+                     : o.compression == Compression::Uncompressed ? oci::Codec::None
+                                                                  : oci::Codec::Gzip;
   int level = oci::resolve_level(codec, o.compression_level);
   StoreFrameCache frames(o.root, oci::encoder_id(codec, level));
   oci::LayerWriterOptions lo{.codec = codec, .level = level};
-  // Without RUN nothing in the build depends on the clock, so docker's default of "now" only
-  // breaks reproducibility; SOURCE_DATE_EPOCH pins layer times and history either way.
+  // SOURCE_DATE_EPOCH clamps every layer time; stage_time (below) says what history and the
+  // directories a step creates carry without it.
   if (o.source_date_epoch) lo.clamp_mtime = o.source_date_epoch;
   ContentHashes hashes(ContentHashes::store_file(o.root));
   // Saved however the build ends: the hashes taken so far are right either way.
@@ -171,18 +175,60 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                 .lease = lease.get(),
                 .diff_ids = &diff_ids};
 
+  // Base images, loaded (and pulled) once per build even when parallel stages name the same
+  // one. A failure is kept too and rethrown when the stage that names the image runs, so the
+  // error shows on its FROM line without a second pull.
+  struct LoadedImage {
+    std::optional<ImageState> state;
+    std::exception_ptr error;
+  };
+  KeyedMutex image_loading;
+  std::mutex images_mu;
+  std::map<std::string, LoadedImage> images;
+  auto image_once = [&](const std::string& ref, const std::string& platform) -> ImageState {
+    std::string key = platform + "\n" + normalized_or_as_is(ref);
+    KeyedMutex::Guard loading = image_loading.lock(key);
+    {
+      std::lock_guard lock(images_mu);
+      if (auto it = images.find(key); it != images.end()) {
+        if (it->second.error) std::rethrow_exception(it->second.error);
+        return *it->second.state;
+      }
+    }
+    LoadedImage l;
+    try {
+      l.state = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::Cancelled || cancel_requested()) throw;
+      l.error = std::current_exception();
+    }
+    std::lock_guard lock(images_mu);
+    const LoadedImage& got = images.emplace(key, std::move(l)).first->second;
+    if (got.error) std::rethrow_exception(got.error);
+    return *got.state;
+  };
+
   PlanOptions po;
   po.build_args = o.build_args;
   po.target = o.target;
   po.target_platform = o.platform;
+  // Images the planner could not take the Env of from the store (absent, or --pull asks for
+  // the registry's): they are pulled and the Dockerfile planned again (below).
+  std::set<std::string> unresolved;
+  bool pulled = false;
   po.image_env = [&](const std::string& image, const std::string& platform) -> std::optional<EnvList> {
     std::optional<ImageState> st;
-    try {
-      st = load_local_image(*store, image, platform);
-    } catch (const Error&) {
-      return std::nullopt;  // reported when the stage runs
+    if (!o.pull || pulled) {
+      try {
+        st = load_local_image(*store, image, platform);
+      } catch (const Error&) {
+        return std::nullopt;  // reported when the stage runs
+      }
     }
-    if (!st) return std::nullopt;
+    if (!st) {
+      unresolved.insert(image);
+      return std::nullopt;
+    }
     EnvList env;
     if (st->config.contains("config") && st->config["config"].contains("Env") && st->config["config"]["Env"].is_array())
       for (const auto& e : st->config["config"]["Env"]) {
@@ -204,12 +250,48 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     return onbuild_triggers(st->config, image);
   };
   Plan plan = plan_dockerfile(dockerfile_text, dockerfile_name, po);
+  // Words expand against the base image's Env (`ENV FOO` in the base, `RUN echo $FOO` here),
+  // and the step cache keys hold it: a base the build pulls must be in the store before the
+  // plan is final, or the first build would expand against nothing and key differently from
+  // every later one. Only the stages the target needs are pulled, as BuildKit resolves them.
+  for (int i : plan.order) {
+    const Stage& s = plan.stages.at(static_cast<std::size_t>(i));
+    if (s.base != Stage::Base::Image || !unresolved.count(s.base_image)) continue;
+    check_cancelled();
+    try {
+      (void)image_once(s.base_image, s.platform.empty() ? o.platform : s.platform);
+      pulled = true;
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::Cancelled || cancel_requested()) throw;
+      // Kept by image_once: the stage reports it on its FROM line.
+    }
+  }
+  if (pulled) {
+    unresolved.clear();
+    plan = plan_dockerfile(dockerfile_text, dockerfile_name, po);
+  }
   for (const auto& w : plan.warnings) progress.warning(w.to_string());
   ExecPlan ep = to_exec_plan(plan);
 
   DockerIgnore ignore = DockerIgnore::load(context, dockerfile_path.empty() ? context / "Dockerfile" : dockerfile_path);
   std::atomic<int> vertex{0};
-  std::int64_t created = o.source_date_epoch.value_or(static_cast<std::int64_t>(std::time(nullptr)));
+  const std::int64_t clock = static_cast<std::int64_t>(std::time(nullptr));
+  std::int64_t created = o.source_date_epoch.value_or(clock);
+  // Every step key also holds how the layers are encoded, so a cache hit never hands back a
+  // layer in another compression (or with other clamped times) than this build asks for.
+  std::string layer_key_inputs =
+      "\nlayers " + (codec == oci::Codec::None ? std::string("none") : oci::encoder_id(codec, level)) +
+      (o.source_date_epoch ? "\nclamp " + std::to_string(*o.source_date_epoch) : std::string());
+  // The time a stage starts with (stage_runner.h StageEnv::created), and what the step keys
+  // say about it: a record made under one rule is never taken under another (a step without
+  // RUN before it must not take the clock a build of another Dockerfile gave it).
+  auto stage_time = [&](const ImageState& base) -> std::pair<std::int64_t, std::string> {
+    if (o.source_date_epoch) return {*o.source_date_epoch, "source-date-epoch"};
+    std::int64_t t = 0;
+    if (base.config.contains("created") && base.config["created"].is_string())
+      t = std::max<std::int64_t>(0, oci::parse_rfc3339(base.config["created"].get<std::string>()).value_or(0));
+    return {t, "inherited"};
+  };
 
   // Stage results, written once by the stage's own thread before any stage that needs it
   // starts (run_graph orders that), so readers need no lock.
@@ -218,22 +300,6 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     const auto& r = done.at(static_cast<std::size_t>(i));
     if (!r) throw Error(ErrorKind::Internal, "stage " + std::to_string(i) + " is used before it has run");
     return *r;
-  };
-
-  // Base images, loaded (and pulled) once per build even when parallel stages name the same one.
-  KeyedMutex image_loading;
-  std::mutex images_mu;
-  std::map<std::string, ImageState> images;
-  auto image_once = [&](const std::string& ref, const std::string& platform) -> ImageState {
-    std::string key = platform + "\n" + normalized_or_as_is(ref);
-    KeyedMutex::Guard loading = image_loading.lock(key);
-    {
-      std::lock_guard lock(images_mu);
-      if (auto it = images.find(key); it != images.end()) return it->second;
-    }
-    ImageState st = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids);
-    std::lock_guard lock(images_mu);
-    return images.emplace(key, std::move(st)).first->second;
   };
 
   StageEnv env{.fs = fsc,
@@ -276,8 +342,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
         }
         progress.step_done(ref, StepResult{});
         // The plan made the base's ONBUILD triggers the first steps of this stage; a base
-        // it did not know (pulled by this build) or that changed since must not be built on
-        // without them, or with other ones.
+        // that changed since it was planned must not be built on without them, or with
+        // other ones.
         std::vector<std::string> triggers = onbuild_triggers(base.config, s.base_image);
         if (triggers != s.base_onbuild.value_or(std::vector<std::string>{})) {
           const Stage& ps = plan.stages.at(static_cast<std::size_t>(i));
@@ -288,15 +354,24 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                           " (the image was pulled by this build; it is in the local store now, so building again, or "
                           "`cbuild pull " + s.base_image + "` first, runs them)");
         }
-        // The new image starts its own history time; the base's entries are kept.
-        base.config.erase("created");
         break;
       }
     }
     // Triggers fire once, in the stage built on them (docker clears them at FROM).
     if (base.config.contains("config") && base.config["config"].is_object()) base.config["config"].erase("OnBuild");
     apply_from_defaults(base.config);
-    done.at(static_cast<std::size_t>(i)) = run_stage(s, std::move(base), env);
+    StageEnv stage_env = env;
+    auto [time, rule] = stage_time(base);
+    stage_env.created = time;
+    stage_env.fixed_now = time;
+    stage_env.key_inputs = layer_key_inputs + "\ntimes " + rule;
+    stage_env.layer_key_inputs = layer_key_inputs;
+    if (!o.source_date_epoch) stage_env.clock = clock;
+    // A stage whose steps change nothing (FROM alone) is its base made at this time (the base's
+    // own string when inherited, so that its fraction of a second stays too).
+    if (rule != "inherited" || !base.config.contains("created") || !base.config["created"].is_string())
+      base.config["created"] = oci::rfc3339_utc(time);
+    done.at(static_cast<std::size_t>(i)) = run_stage(s, std::move(base), stage_env);
   };
 
   // Every stage the plan needs plus whatever those name (the planner lists them all; this

@@ -1,6 +1,9 @@
 #include "builder/fs_step.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+
+#include <time.h>
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
@@ -78,20 +81,42 @@ oci::LayerResult write_layer(FsContext& ctx, const std::function<void(oci::TarWr
   return r;
 }
 
+// Gives `now` to every directory of `upper` whose mtime is `since` or later. Symlinks are
+// neither followed nor changed.
+void restamp_directories(const fs::path& upper, const struct timespec& since, std::int64_t now) {
+  const struct timespec times[2] = {{.tv_sec = now, .tv_nsec = 0}, {.tv_sec = now, .tv_nsec = 0}};
+  auto restamp = [&](const fs::path& p) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) throw_errno("lstat", p.string());
+    bool stamped = st.st_mtim.tv_sec > since.tv_sec || (st.st_mtim.tv_sec == since.tv_sec && st.st_mtim.tv_nsec >= since.tv_nsec);
+    if (S_ISDIR(st.st_mode) && stamped &&
+        ::utimensat(AT_FDCWD, p.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+      throw_errno("utimensat", p.string());
+  };
+  for (fs::recursive_directory_iterator it(upper), end; it != end; ++it)
+    if (!it->is_symlink() && it->is_directory()) restamp(it->path());
+  restamp(upper);  // last: restamping its children does not touch a directory's own mtime
+}
+
 }  // namespace
 
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const fs::path& merged)>& mutate,
-                         const std::vector<std::string>& exclude) {
+                         const std::vector<std::string>& exclude, std::optional<std::int64_t> now) {
   std::optional<overlay::PreparedSnapshot> locked;
   lock_stack(ctx, parent, [&](const std::optional<oci::Digest>& top) { locked.emplace(ctx.snapshots.prepare(top)); });
   overlay::PreparedSnapshot& prepared = *locked;
+  // The clock the kernel stamps files with: whatever has an mtime at or after this, the step
+  // changed (or an archive it extracted dates in the future).
+  struct timespec started {};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &started);
   {
     TempDir mnt;
     overlay::ActiveMount mount(prepared.mount_spec(), mnt.path() / "merged");
     mutate(mount.target());
     mount.unmount();
   }
+  if (now) restamp_directories(prepared.upper(), started, *now);
   overlay::DiffOptions diff{.exclude = exclude};
   FsStepResult r{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { overlay::write_diff(prepared.upper(), tar, diff); }),
                  .chain = {}};
@@ -101,10 +126,11 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
 }
 
 FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
-                               const std::function<void(LayerTree& tree, const fs::path& view)>& build) {
+                               const std::function<void(LayerTree& tree, const fs::path& view)>& build,
+                               std::optional<std::int64_t> now) {
   std::optional<FsStepResult> r;
   auto run = [&](const fs::path& view, int view_fd) {
-    LayerTree tree(view_fd);
+    LayerTree tree(view_fd, now);
     build(tree, view);
     // The content digests that files' stat data vouch for across builds: they identify the
     // layer (the memo) and key its frames (tar_writer.h known_content), so an unchanged file's

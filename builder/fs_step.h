@@ -60,9 +60,12 @@ struct FsStepResult {
 // Runs `mutate(merged_dir)` on a writable stack over `parent` and commits the change as a
 // layer and a snapshot. `exclude` lists paths (relative, e.g. "proc", "etc/hosts") that the
 // mutation may create as mount-point stubs: they stay out of the layer and the snapshot.
+// `now`, when set: the directories the mutation created or changed (those the kernel stamped
+// with the clock during the step; also any an archive dates after the step began) get this
+// mtime instead, as LayerTree's `now`.
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const std::filesystem::path& merged)>& mutate,
-                         const std::vector<std::string>& exclude = {});
+                         const std::vector<std::string>& exclude = {}, std::optional<std::int64_t> now = std::nullopt);
 
 // COPY/ADD/WORKDIR without a mount or a file on disk: `build(tree, view)` records the change
 // in a LayerTree (layer_tree.h) over a read-only view of `parent` (`view` is its root; an
@@ -70,8 +73,10 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
 // digest run_fs_step would give for the same change. NO snapshot is recorded for the new
 // chain: ensure_snapshots() applies the blob when a later step first needs the files. With a
 // layer memo, a tree the store already holds as a layer is not written again (layer_memo.h).
+// `now`: LayerTree's time for what the step creates (the clock when unset).
 FsStepResult run_streamed_step(FsContext& ctx, const LayerStack& parent,
-                               const std::function<void(LayerTree& tree, const std::filesystem::path& view)>& build);
+                               const std::function<void(LayerTree& tree, const std::filesystem::path& view)>& build,
+                               std::optional<std::int64_t> now = std::nullopt);
 
 // A read-only merged view of `stack` for the lifetime of the call (COPY --from, RUN
 // --mount=from). An empty stack shows an empty directory.

@@ -91,14 +91,20 @@ void make_upper(LayerTree::Node* n, int lower) {
 
 }  // namespace
 
-LayerTree::LayerTree(int lower_root) : lower_(lower_root), root_(std::make_unique<Node>()) {
+LayerTree::LayerTree(int lower_root, std::optional<std::int64_t> fixed_now)
+    : lower_(lower_root), root_(std::make_unique<Node>()) {
   root_->e.type = oci::TarType::Dir;
   root_->in_upper = true;
   root_->lower_backed = lower_root >= 0;
-  struct timespec now {};
-  ::clock_gettime(CLOCK_REALTIME, &now);
-  now_sec_ = now.tv_sec;
-  now_nsec_ = static_cast<std::uint32_t>(now.tv_nsec);
+  if (fixed_now) {
+    now_sec_ = *fixed_now;
+    now_nsec_ = 0;
+  } else {
+    struct timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    now_sec_ = now.tv_sec;
+    now_nsec_ = static_cast<std::uint32_t>(now.tv_nsec);
+  }
   umask_ = current_umask();
 }
 

@@ -19,7 +19,7 @@
 //  - new files, symlinks and directories carry no xattrs; fifos and devices are created with
 //    the process umask applied and mtime "now", as mknodat does.
 // "now" is one timestamp per tree (the on-disk path gives per-entry times of the same moment;
-// with SOURCE_DATE_EPOCH both are clamped to the same value).
+// with SOURCE_DATE_EPOCH both are clamped to the same value), or the time the caller fixes.
 //
 // The parent filesystem is read through `lower_root`, an fd of a read-only merged view of the
 // parent (fs_step.h with_view: its snapshots, materialized from the blobs when missing) or -1
@@ -59,7 +59,9 @@ namespace cbuild::builder {
 
 class LayerTree {
  public:
-  explicit LayerTree(int lower_root);
+  // `now`: the time given to what the step creates "now" (see above); the clock when unset.
+  // A stage without RUN passes its own fixed time (stage_runner.h StageEnv::created).
+  explicit LayerTree(int lower_root, std::optional<std::int64_t> now = std::nullopt);
   ~LayerTree();
   LayerTree(const LayerTree&) = delete;
   LayerTree& operator=(const LayerTree&) = delete;

@@ -146,7 +146,8 @@ struct Stepper {
 
   StepResult operator()(const ConfigOp& op) {
     // A step without history has its own key: records made when ONBUILD wrote one differ.
-    oci::Digest key = BuildCache::key(st.cache_key, (op.history ? "config\n" : "config no-history\n") + step.cache_inputs);
+    oci::Digest key =
+        BuildCache::key(st.cache_key, (op.history ? "config\n" : "config no-history\n") + step.cache_inputs + env.key_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     op.apply(st.config);
@@ -157,7 +158,7 @@ struct Stepper {
 
   StepResult operator()(const WorkdirOp& op) {
     // v2: keys made before workdir_owner could name directories owned uid:0 for "USER 1001".
-    oci::Digest key = BuildCache::key(st.cache_key, "workdir v2\n" + step.cache_inputs);
+    oci::Digest key = BuildCache::key(st.cache_key, "workdir v2\n" + step.cache_inputs + env.key_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     std::string user = config_string(st.config, "User");
@@ -166,7 +167,7 @@ struct Stepper {
     FsStepResult r = run_streamed_step(env.fs, st.stack, [&](LayerTree& tree, const fs::path& view) {
       overlay::ExecUser u = workdir_owner(user, view);
       tree.mkdir_owned(path, u.uid, u.gid);
-    });
+    }, env.fixed_now);
     cfg(st.config)["WorkingDir"] = path;
     add_layer(st, r.layer);
     ExecStep h = step;
@@ -180,8 +181,9 @@ struct Stepper {
   // extracting a local archive still writes into a mounted upper.
   FsStepResult run_copy(CopyStep& copy, const LayerStack& parent) {
     if (copy.extracts_archives())
-      return run_fs_step(env.fs, parent, [&](const fs::path& merged) { copy.write(merged); });
-    return run_streamed_step(env.fs, parent, [&](LayerTree& tree, const fs::path& view) { copy.write(tree, view); });
+      return run_fs_step(env.fs, parent, [&](const fs::path& merged) { copy.write(merged); }, {}, env.fixed_now);
+    return run_streamed_step(env.fs, parent, [&](LayerTree& tree, const fs::path& view) { copy.write(tree, view); },
+                             env.fixed_now);
   }
 
   // `from_context`: the sources are build-context files, whose hashes are remembered by stat.
@@ -202,7 +204,7 @@ struct Stepper {
     if (op.link) return copy_link(copy);
     // The key: what the sources hold (content, modes, links — not mtimes) and the instruction.
     std::string inputs = "copy\n" + step.cache_inputs + "\nchown=" + op.chown + "\n" + copy.key_inputs();
-    oci::Digest key = BuildCache::key(st.cache_key, inputs);
+    oci::Digest key = BuildCache::key(st.cache_key, inputs + env.key_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     copy.fetch();
@@ -228,9 +230,11 @@ struct Stepper {
       }
     }
     std::string inputs = "copy-link v1\nadd=" + std::string(op.add ? "1" : "0") + "\n" + copy.key_inputs();
-    oci::Digest layer_key = BuildCache::key("link", inputs);
+    // The directories the layer creates carry fixed_now when set: part of what it holds.
+    std::string now = env.fixed_now ? "\nnow " + std::to_string(*env.fixed_now) : std::string();
+    oci::Digest layer_key = BuildCache::key("link", inputs + env.layer_key_inputs + now);
     // On the same parent, the whole step (config and history too) is a plain cache hit.
-    oci::Digest key = BuildCache::key(st.cache_key, "link\n" + step.cache_inputs + "\n" + layer_key.str());
+    oci::Digest key = BuildCache::key(st.cache_key, "link\n" + step.cache_inputs + "\n" + layer_key.str() + env.key_inputs);
     if (auto hit = lookup(key)) return take(key, *hit);
     std::optional<oci::LayerResult> layer;
     StepResult res;
@@ -260,7 +264,15 @@ struct Stepper {
   StepResult operator()(const CopyOp& op) {
     if (!op.inline_files.empty()) {
       TempDir files;
-      for (const auto& [name, content] : op.inline_files) write_file_atomic(files.path() / name, content, 0644, Durability::RenameOnly);
+      for (const auto& [name, content] : op.inline_files) {
+        fs::path f = files.path() / name;
+        write_file_atomic(f, content, 0644, Durability::RenameOnly);
+        // A here-document is made now: before the stage's first RUN, at the stage's time.
+        if (env.fixed_now) {
+          struct timespec times[2] = {{.tv_sec = *env.fixed_now, .tv_nsec = 0}, {.tv_sec = *env.fixed_now, .tv_nsec = 0}};
+          if (::utimensat(AT_FDCWD, f.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("utimensat", f.string());
+        }
+      }
       UniqueFd fd = open_file(files.path(), O_RDONLY | O_DIRECTORY);
       return copy_from_root(op, fd.get(), false);
     }
@@ -296,7 +308,7 @@ struct Stepper {
     std::string wd = config_string(st.config, "WorkingDir");
     RunMounts mounts(op.mounts, env, wd.empty() ? "/" : wd);
     std::string inputs = "run\n" + step.cache_inputs + "\nnetwork=" + (none ? "none" : "host") + mounts.key_inputs();
-    oci::Digest key = BuildCache::key(st.cache_key, inputs);
+    oci::Digest key = BuildCache::key(st.cache_key, inputs + env.key_inputs);
     KeyedMutex::Guard claim = env.cache.claim(key);
     if (auto hit = lookup(key)) return take(key, *hit);
     oci::Platform image{.architecture = config_top_string(st.config, "architecture"),
@@ -389,6 +401,11 @@ ImageState run_stage(const ExecStage& stage, ImageState st, StageEnv& env) {
                 .line = step.line};
     env.progress.step_started(ref);
     auto t0 = std::chrono::steady_clock::now();
+    if (env.clock && env.fixed_now && std::holds_alternative<RunOp>(step.op)) {
+      env.created = *env.clock;
+      env.fixed_now.reset();
+      env.key_inputs = env.layer_key_inputs + "\ntimes clock";
+    }
     try {
       check_cancelled();
       Stepper s{env, st, step};

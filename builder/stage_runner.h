@@ -52,7 +52,24 @@ struct StageEnv {
   std::function<int()> next_vertex;  // progress step numbers, unique in the build
   // All of the above are shared by stages running on different threads: the callbacks and
   // the stores they reach are thread-safe.
-  std::int64_t created = 0;          // unix seconds for history/created (SOURCE_DATE_EPOCH)
+  // Unix seconds for the history entries and Created of the steps: SOURCE_DATE_EPOCH when
+  // given; else the time of what the stage starts from — the base image's Created, the base
+  // stage's, the epoch (0) for scratch — until the stage's first RUN step, and from there on
+  // `clock` (what RUN writes depends on when it ran anyway, and docker takes the clock for
+  // every step). So a build without RUN is a function of its inputs: one image ID each time.
+  std::int64_t created = 0;
+  // Set while `created` is not the clock: the mtime COPY, ADD and WORKDIR give what they create
+  // at build time (directories, here-documents), so those layers carry no clock either.
+  std::optional<std::int64_t> fixed_now;
+  // The build's clock; unset with SOURCE_DATE_EPOCH. run_stage switches `created`, `fixed_now`
+  // and `key_inputs` to it at the first RUN step.
+  std::optional<std::int64_t> clock;
+  // Appended to every step key of the stage: what the inputs alone do not say about the
+  // result — how layers are encoded (codec, level, SOURCE_DATE_EPOCH clamp) and which rule
+  // gave `created`. layer_key_inputs is the encoding part alone, for the keys of layers
+  // that stand on their own (COPY --link).
+  std::string key_inputs;
+  std::string layer_key_inputs;
 };
 
 // A fresh config document for FROM scratch on the host platform (or `platform`).

@@ -80,7 +80,9 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   for (const auto& s : f.secrets) o.secrets.push_back(builder::parse_secret(s));
   o.format = f.format == "docker" ? builder::ImageFormat::Docker : builder::ImageFormat::Oci;
   o.format_set = f.format_given;
-  o.compression = f.compression == "zstd" ? builder::Compression::Zstd : builder::Compression::Gzip;
+  o.compression = f.compression == "zstd"           ? builder::Compression::Zstd
+                  : f.compression == "uncompressed" ? builder::Compression::Uncompressed
+                                                    : builder::Compression::Gzip;
   o.compression_level = f.compression_level;
   o.iidfile = f.iidfile;
   o.quiet = f.quiet;
@@ -144,8 +146,8 @@ CommandRegistration reg{{
       app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR")->allow_extra_args(false);
       auto* format = app.add_option("--format", f->format, "Image format: oci (default; docker with -o type=docker) or docker")
                          ->check(CLI::IsMember({"oci", "docker"}));
-      app.add_option("--compression", f->compression, "Layer compression: gzip (default) or zstd")
-          ->check(CLI::IsMember({"gzip", "zstd"}));
+      app.add_option("--compression", f->compression, "Layer compression: gzip (default), zstd or uncompressed")
+          ->check(CLI::IsMember({"gzip", "zstd", "uncompressed"}));
       app.add_option("--compression-level", f->compression_level, "Compression level (default: the codec's)");
       app.add_option("--jobs", f->jobs, "Stages built at the same time (default: the number of cores, at least 2; 1: serial)")
           ->check(CLI::NonNegativeNumber);
