@@ -351,8 +351,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                       dockerfile_name + ":" + std::to_string(ps.range.start_line) + ": " + ps.from_original + ": image " +
                           quote(s.base_image) + " has ONBUILD triggers that " +
                           (s.base_onbuild ? "changed since the build was planned" : "were not known when the build was planned") +
-                          " (the image was pulled by this build; it is in the local store now, so building again, or "
-                          "`cbuild pull " + s.base_image + "` first, runs them)");
+                          " (the tag was moved meanwhile; building again runs the triggers it names now)");
         }
         break;
       }
