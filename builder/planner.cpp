@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <set>
 
 #include "builder/dockerfile/parser.h"
@@ -370,6 +371,13 @@ class Planner {
               scope.env_snapshot.reset();
             }
           }
+        }
+        // The executor gives such a stage the default PATH (apply_from_defaults); words must
+        // expand against the same Env (`ENV PATH $PATH:/x`).
+        if (st.base != Stage::Base::Stage &&
+            std::none_of(scope.env.begin(), scope.env.end(), [](const auto& kv) { return kv.first == "PATH"; })) {
+          scope.env.insert(scope.env.begin(), {"PATH", kDefaultPath});
+          scope.env_snapshot.reset();
         }
         for (int k = 0; k < st.index; ++k)
           if (!st.name.empty() && names_[k] == st.name)

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "builder/copy_step.h"
+#include "builder/plan.h"
 #include "builder/run_command.h"
 #include "builder/run_mounts.h"
 #include "builder/valid_utf8.h"
@@ -30,7 +31,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kHistoryComment = "buildkit.dockerfile.v0";
 
 json& cfg(ConfigDoc& c) {
@@ -358,7 +358,7 @@ void apply_from_defaults(ConfigDoc& config) {
   if (!c.contains("Env") || !c["Env"].is_array()) c["Env"] = json::array();
   for (const auto& e : c["Env"])
     if (e.is_string() && e.get<std::string>().rfind("PATH=", 0) == 0) return;
-  c["Env"].insert(c["Env"].begin(), kDefaultPath);
+  c["Env"].insert(c["Env"].begin(), std::string("PATH=") + kDefaultPath);
 }
 
 ImageState run_stage(const ExecStage& stage, ImageState st, StageEnv& env) {
