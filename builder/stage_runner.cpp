@@ -346,7 +346,8 @@ ConfigDoc scratch_config(const std::string& platform) {
   oci::Platform p = platform.empty() ? oci::Platform::host() : oci::Platform::parse(platform);
   ConfigDoc c = {{"architecture", p.architecture},
                  {"os", p.os},
-                 {"config", json::object()},
+                 // BuildKit's empty image: WorkingDir "/" (PATH comes from apply_from_defaults).
+                 {"config", {{"WorkingDir", "/"}}},
                  {"rootfs", {{"type", "layers"}, {"diff_ids", json::array()}}},
                  {"history", json::array()}};
   if (!p.variant.empty()) c["variant"] = p.variant;

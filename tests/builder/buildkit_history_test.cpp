@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "builder/planner.h"
+#include "builder/stage_runner.h"
 
 using namespace cbuild;
 using namespace cbuild::builder;
@@ -38,4 +39,12 @@ TEST_CASE("$PATH expands to the default PATH when the base sets none (scratch or
   CHECK(instr<df::EnvInstr>(p, 0, 0).pairs[0].value == std::string(kDefaultPath) + ":/x");
   CHECK(instr<df::EnvInstr>(p, 1, 0).pairs[0].value == std::string(kDefaultPath) + ":/y");
   CHECK(instr<df::EnvInstr>(p, 2, 0).pairs[0].value == "/opt/bin:/z");
+}
+
+// docker 20.10: FROM scratch gives Env [PATH=<default>] and WorkingDir "/".
+TEST_CASE("FROM scratch starts from BuildKit's empty image config: WorkingDir / and the default PATH") {
+  ConfigDoc c = scratch_config("linux/amd64");
+  apply_from_defaults(c);
+  CHECK(c["config"]["WorkingDir"] == "/");
+  CHECK(c["config"]["Env"] == nlohmann::json::array({std::string("PATH=") + kDefaultPath}));
 }
