@@ -561,12 +561,16 @@ class Planner {
             i.signal = word(i.signal);
             add(i.signal);
           } else if constexpr (std::is_same_v<T, df::HealthcheckInstr>) {
-            add(render_list(i.test));
-            for (auto [name, v] : {std::pair{"interval", i.interval}, std::pair{"timeout", i.timeout},
-                                   std::pair{"start-period", i.start_period},
-                                   std::pair{"start-interval", i.start_interval}})
-              if (v) add(std::string("--") + name + "=" + std::to_string(*v) + "ns");
-            if (i.retries) add("--retries=" + std::to_string(*i.retries));
+            // BuildKit's history text is Go's %q of the config's HealthConfig struct: the test
+            // list, each duration (unset ones are 0s), the retries count as a rune literal.
+            std::string hc = "&{[";
+            for (std::size_t k = 0; k < i.test.size(); ++k) hc += (k ? " " : "") + q(i.test[k]);
+            hc += "]";
+            for (const auto& v : {i.interval, i.timeout, i.start_period})
+              hc += " " + q(df::go_duration_string(v.value_or(0)));
+            if (i.start_interval) hc += " " + q(df::go_duration_string(*i.start_interval));
+            hc += " " + df::go_quote_rune(i.retries.value_or(0)) + "}";
+            add(hc);
           } else if constexpr (std::is_same_v<T, df::MaintainerInstr>) {
             add(i.name);
           } else if constexpr (std::is_same_v<T, df::OnbuildInstr>) {

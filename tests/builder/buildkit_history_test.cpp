@@ -4,6 +4,8 @@
 // starts with when its base sets none. The expected strings are docker's own output.
 #include <doctest/doctest.h>
 
+#include "builder/dockerfile/ast.h"
+#include "builder/dockerfile/instructions.h"
 #include "builder/planner.h"
 #include "builder/stage_runner.h"
 
@@ -47,4 +49,49 @@ TEST_CASE("FROM scratch starts from BuildKit's empty image config: WorkingDir / 
   apply_from_defaults(c);
   CHECK(c["config"]["WorkingDir"] == "/");
   CHECK(c["config"]["Env"] == nlohmann::json::array({std::string("PATH=") + kDefaultPath}));
+}
+
+TEST_CASE("Go's Duration.String() as BuildKit's history shows it") {
+  CHECK(df::go_duration_string(0) == "0s");
+  CHECK(df::go_duration_string(90'000'000'000) == "1m30s");
+  CHECK(df::go_duration_string(1'500'000'000) == "1.5s");
+  CHECK(df::go_duration_string(3'720'000'000'000) == "1h2m0s");
+  CHECK(df::go_duration_string(360'000'000'000'000'000) == "100000h0m0s");
+  CHECK(df::go_duration_string(1'500'000) == "1.5ms");
+  CHECK(df::go_duration_string(2'500) == "2.5\xC2\xB5s");
+  CHECK(df::go_duration_string(999) == "999ns");
+  CHECK(df::go_duration_string(3'600'000'000'001) == "1h0m0.000000001s");
+  CHECK(df::go_duration_string(-1'000'000) == "-1ms");
+}
+
+TEST_CASE("Go's %q of an integer is a rune literal") {
+  CHECK(df::go_quote_rune(0) == "'\\x00'");
+  CHECK(df::go_quote_rune(3) == "'\\x03'");
+  CHECK(df::go_quote_rune(60) == "'<'");
+  CHECK(df::go_quote_rune(127) == "'\\x7f'");
+  CHECK(df::go_quote_rune(160) == "'\\u00a0'");
+  CHECK(df::go_quote_rune(200) == "'\xC3\x88'");
+  CHECK(df::go_quote_rune('\'') == "'\\''");
+  CHECK(df::go_quote_rune('"') == "'\"'");
+  CHECK(df::go_quote_rune('\n') == "'\\n'");
+  CHECK(df::go_quote_rune(0x110000) == "'\xEF\xBF\xBD'");
+}
+
+// docker 20.10: HEALTHCHECK &{["CMD" "a\tb" "é\x01"] "1m30s" "1.5s" "1h2m0s" 'È'} and the others below.
+TEST_CASE("HEALTHCHECK history text is Go's %q of the HealthConfig, as docker writes it") {
+  Plan p = plan_of(
+      "FROM scratch\n"
+      "HEALTHCHECK --interval=90s --timeout=1500ms --start-period=1h2m --retries=200 CMD [\"a\\tb\", \"\xC3\xA9\\u0001\"]\n"
+      "HEALTHCHECK --retries=3 CMD x\n"
+      "HEALTHCHECK NONE\n"
+      "HEALTHCHECK --interval=1.5ms --timeout=100000h CMD y\n"
+      "HEALTHCHECK --interval=10s --timeout=10s --start-period=10s --retries=60 CMD wget --spider -q http://localhost:80\n");
+  const auto& steps = p.stages[0].steps;
+  REQUIRE(steps.size() == 5);
+  CHECK(steps[0].expanded_text == "HEALTHCHECK &{[\"CMD\" \"a\\tb\" \"\xC3\xA9\\x01\"] \"1m30s\" \"1.5s\" \"1h2m0s\" '\xC3\x88'}");
+  CHECK(steps[1].expanded_text == "HEALTHCHECK &{[\"CMD-SHELL\" \"x\"] \"0s\" \"0s\" \"0s\" '\\x03'}");
+  CHECK(steps[2].expanded_text == "HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}");
+  CHECK(steps[3].expanded_text == "HEALTHCHECK &{[\"CMD-SHELL\" \"y\"] \"1.5ms\" \"100000h0m0s\" \"0s\" '\\x00'}");
+  CHECK(steps[4].expanded_text ==
+        "HEALTHCHECK &{[\"CMD-SHELL\" \"wget --spider -q http://localhost:80\"] \"10s\" \"10s\" \"10s\" '<'}");
 }
