@@ -84,6 +84,10 @@ struct Step {
   std::string expanded_text;  // canonical "KEYWORD [flags] args" after expansion
   EnvSnapshot env;            // ENV in effect before this step (base image's Env first)
   EnvSnapshot args;           // ARGs in scope with a value, before this step (for RUN's env)
+  // RUN only: what BuildKit's history shows before the command ("|N K=V ..."): every ARG the
+  // stage declared so far, in order and repeats included, each with the value $K expands to
+  // (empty when none). Not a cache input: it only names the scope.
+  EnvList history_args;
 };
 
 // Everything a step's result depends on besides its parent layer and files read: its

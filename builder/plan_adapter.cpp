@@ -179,7 +179,7 @@ struct StageAdapter {
       bool shadowed = std::any_of(s.env.begin(), s.env.end(), [&](const auto& kv) { return kv.first == k; });
       if (!shadowed) op.env.push_back(k + "=" + v);
     }
-    op.history_args = history_args(s.args);
+    op.history_args = history_args(s.history_args);
     e.created_by.clear();  // the runner writes it with the SHELL in effect
     e.op = std::move(op);
     return e;

@@ -311,6 +311,7 @@ class Planner {
   struct Scope {
     EnvList env;   // ENV (base image's Env first)
     EnvList args;  // declared ARGs with a value
+    std::vector<std::string> declared;  // every ARG declaration's name, in order (for history)
     // The snapshots steps share; reset whenever env or args change.
     std::shared_ptr<const EnvList> env_snapshot, args_snapshot;
     std::size_t env_bytes = 0, args_bytes = 0;  // byte_size() of the snapshots
@@ -421,7 +422,7 @@ class Planner {
     // Every step's cache key (cache_inputs(), rendered for each step of an ExecPlan) spells
     // out its scope; bound the total so that a hostile Dockerfile (100,000 ENV lines) fails
     // cleanly instead of using gigabytes.
-    scope_budget_ += scope.env.size() + scope.args.size() + 1;
+    scope_budget_ += scope.env.size() + scope.args.size() + scope.declared.size() + 1;
     if (scope_budget_ > kMaxScopeEntries)
       throw Fail{t.keyword + ": Dockerfile too large to plan (the ENV/ARG scopes of its steps exceed " +
                  std::to_string(kMaxScopeEntries) + " entries in total)"};
@@ -455,6 +456,7 @@ class Planner {
               if (!m.from.empty()) resolve_from(st, m.from, "RUN --mount from");
               add(render_mount(m));
             }
+            for (const auto& name : scope.declared) s.history_args.emplace_back(name, lookup(name).value_or(""));
             if (!i.network.empty()) add("--network=" + i.network);
             if (!i.security.empty()) add("--security=" + i.security);
             add(render_command(i.command, i.json));
@@ -477,6 +479,7 @@ class Planner {
               a.name = word(a.name);
               if (a.default_value) a.default_value = word(*a.default_value);
               declared_.insert(a.name);
+              scope.declared.push_back(a.name);
               std::optional<std::string> value;
               auto ba = opt_.build_args.find(a.name);
               if (ba != opt_.build_args.end()) {

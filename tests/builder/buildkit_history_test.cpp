@@ -25,31 +25,20 @@ const T& instr(const Plan& p, int stage, int step) {
   return std::get<T>(p.stages.at(stage).steps.at(step).instruction);
 }
 
+// The "K=V ..." part of each RUN's history text in the last stage (the runner writes
+// "RUN |N " + this + the shell words).
+std::vector<std::string> run_history_args(const Plan& p) {
+  std::vector<std::string> out;
+  for (const auto& s : p.stages.back().steps)
+    if (std::holds_alternative<df::RunInstr>(s.instruction)) {
+      std::string h;
+      for (const auto& [k, v] : s.history_args) h += (h.empty() ? "" : " ") + k + "=" + v;
+      out.push_back(h);
+    }
+  return out;
+}
+
 }  // namespace
-
-// docker 20.10: `FROM <image without Env>` then `ENV PATH $PATH:/usr/lib/postgresql/15/bin` gives
-// PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/15/bin.
-TEST_CASE("$PATH expands to the default PATH when the base sets none (scratch or an image without PATH)") {
-  PlanOptions o;
-  o.image_env = [](const std::string& image, const std::string&) -> std::optional<EnvList> {
-    if (image == "withpath") return EnvList{{"PATH", "/opt/bin"}};
-    return EnvList{};
-  };
-  Plan p = plan_of("FROM scratch\nENV PATH=$PATH:/x\nFROM nopath\nENV PATH $PATH:/y\n"
-                   "FROM withpath\nENV PATH=$PATH:/z\n",
-                   o);
-  CHECK(instr<df::EnvInstr>(p, 0, 0).pairs[0].value == std::string(kDefaultPath) + ":/x");
-  CHECK(instr<df::EnvInstr>(p, 1, 0).pairs[0].value == std::string(kDefaultPath) + ":/y");
-  CHECK(instr<df::EnvInstr>(p, 2, 0).pairs[0].value == "/opt/bin:/z");
-}
-
-// docker 20.10: FROM scratch gives Env [PATH=<default>] and WorkingDir "/".
-TEST_CASE("FROM scratch starts from BuildKit's empty image config: WorkingDir / and the default PATH") {
-  ConfigDoc c = scratch_config("linux/amd64");
-  apply_from_defaults(c);
-  CHECK(c["config"]["WorkingDir"] == "/");
-  CHECK(c["config"]["Env"] == nlohmann::json::array({std::string("PATH=") + kDefaultPath}));
-}
 
 TEST_CASE("Go's Duration.String() as BuildKit's history shows it") {
   CHECK(df::go_duration_string(0) == "0s");
@@ -94,4 +83,40 @@ TEST_CASE("HEALTHCHECK history text is Go's %q of the HealthConfig, as docker wr
   CHECK(steps[3].expanded_text == "HEALTHCHECK &{[\"CMD-SHELL\" \"y\"] \"1.5ms\" \"100000h0m0s\" \"0s\" '\\x00'}");
   CHECK(steps[4].expanded_text ==
         "HEALTHCHECK &{[\"CMD-SHELL\" \"wget --spider -q http://localhost:80\"] \"10s\" \"10s\" \"10s\" '<'}");
+}
+
+// docker 20.10, for the Dockerfile below: RUN |6 A= B=b2 G=g B=b2 C=argc D=envd, then with E=.
+// C is the one place this differs: ARG C after ENV C (docker's RUN sees the ARG's value there).
+TEST_CASE("RUN history lists every ARG declaration in order, valueless ones empty, ENV values winning") {
+  PlanOptions o;
+  o.build_args = {{"HTTP_PROXY", "http://proxy"}};  // undeclared: reaches RUN, never its history
+  Plan p = plan_of("ARG G=g\nFROM scratch\nARG A\nARG B=b\nARG G\nARG B=b2\nARG D=d\nENV D=envd\nRUN true\n"
+                   "ARG E\nRUN true\nENV E=late\nRUN true\n",
+                   o);
+  CHECK(run_history_args(p) == std::vector<std::string>{"A= B=b2 G=g B=b2 D=envd", "A= B=b2 G=g B=b2 D=envd E=",
+                                                         "A= B=b2 G=g B=b2 D=envd E=late"});
+}
+
+// docker 20.10: `FROM <image without Env>` then `ENV PATH $PATH:/usr/lib/postgresql/15/bin` gives
+// PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/15/bin.
+TEST_CASE("$PATH expands to the default PATH when the base sets none (scratch or an image without PATH)") {
+  PlanOptions o;
+  o.image_env = [](const std::string& image, const std::string&) -> std::optional<EnvList> {
+    if (image == "withpath") return EnvList{{"PATH", "/opt/bin"}};
+    return EnvList{};
+  };
+  Plan p = plan_of("FROM scratch\nENV PATH=$PATH:/x\nFROM nopath\nENV PATH $PATH:/y\n"
+                   "FROM withpath\nENV PATH=$PATH:/z\n",
+                   o);
+  CHECK(instr<df::EnvInstr>(p, 0, 0).pairs[0].value == std::string(kDefaultPath) + ":/x");
+  CHECK(instr<df::EnvInstr>(p, 1, 0).pairs[0].value == std::string(kDefaultPath) + ":/y");
+  CHECK(instr<df::EnvInstr>(p, 2, 0).pairs[0].value == "/opt/bin:/z");
+}
+
+// docker 20.10: FROM scratch gives Env [PATH=<default>] and WorkingDir "/".
+TEST_CASE("FROM scratch starts from BuildKit's empty image config: WorkingDir / and the default PATH") {
+  ConfigDoc c = scratch_config("linux/amd64");
+  apply_from_defaults(c);
+  CHECK(c["config"]["WorkingDir"] == "/");
+  CHECK(c["config"]["Env"] == nlohmann::json::array({std::string("PATH=") + kDefaultPath}));
 }
