@@ -4,7 +4,8 @@
 //
 //  - Sources are paths inside the source root ("/x" and "x" are the same; ".." never climbs
 //    out); each may hold wildcards (`*`, `?`, `[...]`, per path component, like Go's
-//    filepath.Match). A source that matches nothing is an error naming it.
+//    filepath.Match). A missing source is an error naming it; a wildcard that matches nothing
+//    copies nothing, as in BuildKit, unless the directory it searches is missing (an error).
 //  - A source directory copies its *contents*; a symlink named as a source is followed (inside
 //    the root); symlinks inside a copied directory are copied as symlinks.
 //  - The destination is a directory when it ends in "/" (or is "." / "/"), when there are
