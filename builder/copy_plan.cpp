@@ -394,6 +394,7 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
           top.src = r.resolved;
           top.dest = dest;
           top.st = r.st;
+          top.into = true;
           plan.items.push_back(std::move(top));
         }
         // --exclude patterns are anchored at each source (each match of a wildcard).

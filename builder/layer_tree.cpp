@@ -328,6 +328,18 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
     auto [uid, gid] = owner(it.st);
     std::uint32_t perm = spec.chmod ? *spec.chmod : (it.st.st_mode & 07777);
     const Found& ex = w.f;
+    if (S_ISDIR(it.st.st_mode) && it.into) {
+      if (ex.exists && S_ISDIR(ex.type)) continue;  // kept as it is (apply_copy)
+      bool over_whiteout = false;
+      if (ex.exists) {
+        remove(w.dir, w.leaf);
+        over_whiteout = w.dir->lower_backed && lower_stat(join(w.dir->path, w.leaf)).has_value();
+      }
+      Node* d = new_dir(w.dir, w.leaf, spec.uid.value_or(0), spec.gid.value_or(spec.uid.value_or(0)));
+      d->e.mode = 0755;
+      d->opaque = over_whiteout;
+      continue;
+    }
     if (S_ISDIR(it.st.st_mode)) {
       if (it.lazy_parent && ex.exists && S_ISDIR(ex.type)) {
         Node* d = ex.node ? ex.node : copy_up(w.dir, w.leaf, ex.lst);
