@@ -74,14 +74,24 @@ CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const Co
     struct stat existing {};
     bool exists = ::fstatat(dfd, leaf, &existing, AT_SYMLINK_NOFOLLOW) == 0;
     if (S_ISDIR(it.st.st_mode)) {
+      if (exists && !S_ISDIR(existing.st_mode))  // BuildKit refuses it too; never replaced
+        throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
+                                                       " onto the non-directory " + quote("/" + it.dest));
+      if (it.into) {
+        if (exists) continue;
+        if (::mkdirat(dfd, leaf, 0700) != 0) throw_errno("mkdir", it.dest);
+        uid_t u = spec.uid.value_or(0);
+        gid_t g = spec.gid.value_or(spec.uid.value_or(0));
+        if (::fchownat(dfd, leaf, u, g, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("chown", it.dest);
+        if (::fchmodat(dfd, leaf, 0755, 0) != 0) throw_errno("chmod", it.dest);
+        ++stats.dirs;
+        continue;
+      }
       if (it.lazy_parent && exists && S_ISDIR(existing.st_mode)) {
         // fsutil's createParentDirs on an existing directory: the source's mode, nothing else.
         if (::fchmodat(dfd, leaf, it.st.st_mode & 07777, 0) != 0) throw_errno("chmod", it.dest);
         continue;
       }
-      if (exists && !S_ISDIR(existing.st_mode))  // BuildKit refuses it too; never replaced
-        throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
-                                                       " onto the non-directory " + quote("/" + it.dest));
       if (!exists && ::mkdirat(dfd, leaf, 0700) != 0) throw_errno("mkdir", it.dest);
       if (::fchownat(dfd, leaf, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("chown", it.dest);
       if (::fchmodat(dfd, leaf, perm, 0) != 0) throw_errno("chmod", it.dest);

@@ -4,9 +4,12 @@
 //
 //  - Sources are paths inside the source root ("/x" and "x" are the same; ".." never climbs
 //    out); each may hold wildcards (`*`, `?`, `[...]`, per path component, like Go's
-//    filepath.Match). A source that matches nothing is an error naming it.
+//    filepath.Match). A missing source is an error naming it; a wildcard that matches nothing
+//    copies nothing, as in BuildKit, unless the directory it searches is missing (an error).
 //  - A source directory copies its *contents*; a symlink named as a source is followed (inside
-//    the root); symlinks inside a copied directory are copied as symlinks.
+//    the root); symlinks inside a copied directory are copied as symlinks. The directory they
+//    go into keeps its own mode and owner when it exists, and is made 0755 (owned as the
+//    directories the copy creates) when not; directories below it take the source's.
 //  - The destination is a directory when it ends in "/" (or is "." / "/"), when there are
 //    several sources, or when it already is a directory in the image; otherwise a single file
 //    source is copied *to* it. Several sources need a destination ending in "/" (docker's rule).
@@ -76,6 +79,10 @@ struct CopyItem {
   // --parents source) with the same inode, "" otherwise. BuildKit's copy keeps the hardlinks
   // a source holds (and only within it): this item is written as a link to that one.
   std::string link_to;
+  // The destination a source directory's contents are copied into (fsutil's top level): an
+  // existing directory there keeps its mode, owner and times; otherwise it is made like a
+  // parent directory (0755, owned by --chown's ids or root), whatever the source's mode.
+  bool into = false;
 };
 
 struct CopyPlan {

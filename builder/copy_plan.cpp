@@ -224,14 +224,29 @@ std::optional<std::pair<std::string, struct stat>> resolve(int root, const std::
   return std::pair{overlay::path_in_root(root, fd.get(), "resolved source"), st};
 }
 
-// The paths a source names: the wildcard matches of `cleaned` (none is an error), or `cleaned`
-// itself unless .dockerignore excludes it. `raw` is the source as written, for messages.
+// The paths a source names: the wildcard matches of `cleaned`, or `cleaned` itself unless
+// .dockerignore excludes it. `raw` is the source as written, for messages. A wildcard that
+// matches nothing names nothing, as in BuildKit (`COPY package.json yarn.lock* ./`), when the
+// directory it searches exists; when that directory is missing, or `allow_none` is false, it is
+// an error.
 std::vector<std::string> match_source(int root, const std::string& raw, const std::string& cleaned,
-                                      const CopySpec& spec, Selector& sel) {
+                                      const CopySpec& spec, Selector& sel, bool allow_none) {
   std::vector<std::string> matches;
   if (has_wildcard(cleaned)) {
-    expand(root, split(cleaned), 0, "", spec, matches);
-    if (matches.empty()) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " matches no file");
+    std::vector<std::string> comps = split(cleaned);
+    expand(root, comps, 0, "", spec, matches);
+    if (matches.empty()) {
+      std::string dir;  // the literal directories before the first wildcard
+      for (std::size_t i = 0; i < comps.size() && !has_wildcard(comps[i]); ++i) dir = join(dir, comps[i]);
+      bool searched = false;  // the directory exists (and .dockerignore keeps it)
+      if (dir.empty() || !spec.excluded || !spec.excluded(dir)) {
+        auto r = resolve(root, dir);
+        searched = r && S_ISDIR(r->second.st_mode);
+      }
+      if (!searched)
+        throw Error(ErrorKind::NotFound, "source " + quote(raw) + ": directory " + quote(dir) + " not found");
+      if (!allow_none) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " matches no file");
+    }
   } else {
     if (!cleaned.empty() && sel.ignored(cleaned))
       throw Error(ErrorKind::NotFound, "source " + quote(raw) + " not found (it is excluded by .dockerignore)");
@@ -247,7 +262,7 @@ void plan_parents_source(int root, const std::string& raw, const std::string& de
   auto cut = raw.find("/./");
   std::string base = overlay::clean_path(cut == std::string::npos ? std::string() : raw.substr(0, cut));
   std::string pattern = overlay::clean_path(cut == std::string::npos ? raw : raw.substr(cut + 3));
-  std::vector<std::string> pivots = match_source(root, raw, base, spec, sel);
+  std::vector<std::string> pivots = match_source(root, raw, base, spec, sel, /*allow_none=*/false);
   std::vector<std::string> comps = split(pattern);
   std::size_t first_wild = 0;
   while (first_wild < comps.size() && !has_wildcard(comps[first_wild])) ++first_wild;
@@ -375,7 +390,7 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
     std::vector<Resolved> srcs;
     for (const auto& raw : spec.sources) {
       std::string cleaned = overlay::clean_path(raw);
-      std::vector<std::string> matches = match_source(src_root, raw, cleaned, spec, sel);
+      std::vector<std::string> matches = match_source(src_root, raw, cleaned, spec, sel, /*allow_none=*/true);
       for (auto& m : matches) {
         auto r = resolve(src_root, m);
         if (!r) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " not found");
@@ -403,6 +418,7 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
           top.src = r.resolved;
           top.dest = dest;
           top.st = r.st;
+          top.into = true;
           plan.items.push_back(std::move(top));
         }
         // --exclude patterns are anchored at each source (each match of a wildcard).

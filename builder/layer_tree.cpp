@@ -353,6 +353,15 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
     auto [uid, gid] = owner(it.st);
     std::uint32_t perm = spec.chmod ? *spec.chmod : (it.st.st_mode & 07777);
     const Found& ex = w.f;
+    if (S_ISDIR(it.st.st_mode) && ex.exists && !S_ISDIR(ex.type))  // BuildKit refuses it too; never replaced
+      throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
+                                                     " onto the non-directory " + quote("/" + it.dest));
+    if (S_ISDIR(it.st.st_mode) && it.into) {
+      if (ex.exists) continue;  // kept as it is (apply_copy)
+      Node* d = new_dir(w.dir, w.leaf, spec.uid.value_or(0), spec.gid.value_or(spec.uid.value_or(0)));
+      d->e.mode = 0755;
+      continue;
+    }
     if (S_ISDIR(it.st.st_mode)) {
       if (it.lazy_parent && ex.exists && S_ISDIR(ex.type)) {
         Node* d = ex.node ? ex.node : copy_up(w.dir, w.leaf, ex.lst);
@@ -360,9 +369,6 @@ void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
         d->e.mode = it.st.st_mode & 07777;
         continue;
       }
-      if (ex.exists && !S_ISDIR(ex.type))  // BuildKit refuses it too; never replaced
-        throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
-                                                       " onto the non-directory " + quote("/" + it.dest));
       Node* d;
       if (ex.exists) {
         d = ex.node ? ex.node : copy_up(w.dir, w.leaf, ex.lst);

@@ -62,6 +62,11 @@ class EnvSnapshot {
   std::shared_ptr<const EnvList> list_;
 };
 
+// The PATH a stage starts with when its base sets none (scratch, or an image whose Env has no
+// PATH), as in BuildKit: it is in the image config's Env and `$PATH` in the Dockerfile expands
+// to it.
+inline constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 struct PlanOptions {
   std::map<std::string, std::string> build_args;  // --build-arg NAME=VALUE
   std::string target;                              // --target; empty: the last stage

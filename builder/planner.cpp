@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <set>
 
 #include "builder/dockerfile/parser.h"
@@ -412,6 +413,13 @@ class Planner {
             if (st.image_onbuild) triggers = *st.image_onbuild;
           }
         }
+        // The executor gives such a stage the default PATH (apply_from_defaults); words must
+        // expand against the same Env (`ENV PATH $PATH:/x`).
+        if (st.base != Stage::Base::Stage &&
+            std::none_of(scope.env.begin(), scope.env.end(), [](const auto& kv) { return kv.first == "PATH"; })) {
+          scope.env.insert(scope.env.begin(), {"PATH", kDefaultPath});
+          scope.env_snapshot.reset();
+        }
         for (int k = 0; k < st.index; ++k)
           if (!st.name.empty() && names_[k] == st.name)
             throw Fail{"FROM: duplicate stage name " + quote(st.name) + " (also used on an earlier FROM)"};
@@ -647,12 +655,16 @@ class Planner {
             i.signal = word(i.signal);
             add(i.signal);
           } else if constexpr (std::is_same_v<T, df::HealthcheckInstr>) {
-            add(render_list(i.test));
-            for (auto [name, v] : {std::pair{"interval", i.interval}, std::pair{"timeout", i.timeout},
-                                   std::pair{"start-period", i.start_period},
-                                   std::pair{"start-interval", i.start_interval}})
-              if (v) add(std::string("--") + name + "=" + std::to_string(*v) + "ns");
-            if (i.retries) add("--retries=" + std::to_string(*i.retries));
+            // BuildKit's history text is Go's %q of the config's HealthConfig struct: the test
+            // list, each duration (unset ones are 0s), the retries count as a rune literal.
+            std::string hc = "&{[";
+            for (std::size_t k = 0; k < i.test.size(); ++k) hc += (k ? " " : "") + q(i.test[k]);
+            hc += "]";
+            for (const auto& v : {i.interval, i.timeout, i.start_period})
+              hc += " " + q(df::go_duration_string(v.value_or(0)));
+            if (i.start_interval) hc += " " + q(df::go_duration_string(*i.start_interval));
+            hc += " " + df::go_quote_rune(i.retries.value_or(0)) + "}";
+            add(hc);
           } else if constexpr (std::is_same_v<T, df::MaintainerInstr>) {
             add(i.name);
           } else if constexpr (std::is_same_v<T, df::OnbuildInstr>) {

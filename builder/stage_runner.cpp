@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "builder/copy_step.h"
+#include "builder/plan.h"
 #include "builder/run_command.h"
 #include "builder/run_mounts.h"
 #include "builder/run_platform.h"
@@ -31,7 +32,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 constexpr const char* kHistoryComment = "buildkit.dockerfile.v0";
 
 json& cfg(ConfigDoc& c) {
@@ -377,7 +377,8 @@ ConfigDoc scratch_config(const std::string& platform) {
   oci::Platform p = platform.empty() ? oci::Platform::host() : oci::Platform::parse(platform);
   ConfigDoc c = {{"architecture", p.architecture},
                  {"os", p.os},
-                 {"config", json::object()},
+                 // BuildKit's empty image: WorkingDir "/" (PATH comes from apply_from_defaults).
+                 {"config", {{"WorkingDir", "/"}}},
                  {"rootfs", {{"type", "layers"}, {"diff_ids", json::array()}}},
                  {"history", json::array()}};
   if (!p.variant.empty()) c["variant"] = p.variant;
@@ -389,7 +390,7 @@ void apply_from_defaults(ConfigDoc& config) {
   if (!c.contains("Env") || !c["Env"].is_array()) c["Env"] = json::array();
   for (const auto& e : c["Env"])
     if (e.is_string() && e.get<std::string>().rfind("PATH=", 0) == 0) return;
-  c["Env"].insert(c["Env"].begin(), kDefaultPath);
+  c["Env"].insert(c["Env"].begin(), std::string("PATH=") + kDefaultPath);
 }
 
 ImageState run_stage(const ExecStage& stage, ImageState st, StageEnv& env) {

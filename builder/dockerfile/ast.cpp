@@ -56,6 +56,23 @@ std::string go_quote(std::string_view s) {
   return out;
 }
 
+std::string go_quote_rune(std::int64_t value) {
+  char32_t c = value < 0 || value > 0x10FFFF || (value >= 0xD800 && value <= 0xDFFF) ? char32_t{0xFFFD}
+                                                                                     : static_cast<char32_t>(value);
+  std::string out;
+  if (c == '\'') {
+    out = "\\'";
+  } else if (c == '"') {
+    out = "\"";  // a double quote needs no escape in a rune literal
+  } else {
+    std::string utf8;
+    unicode::append(utf8, c);
+    out = go_quote(utf8);  // the same escapes as in a string
+    out = out.substr(1, out.size() - 2);
+  }
+  return "'" + out + "'";
+}
+
 std::string dump(const Node& node) {
   std::string out = node.lower_keyword();
   if (!node.flags.empty()) {

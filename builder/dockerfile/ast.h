@@ -6,6 +6,7 @@
 // conformance `result` files), used by `cbuild debug ast`.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -61,5 +62,9 @@ std::string dump(const Node& node);
 std::string dump(const ParsedDockerfile& tree);
 // Go's strconv.Quote.
 std::string go_quote(std::string_view s);
+// Go's %q of an integer: the rune literal strconv.QuoteRune makes ('<', '\x03', '\u00a0');
+// values that are no valid rune (surrogates, above U+10FFFF, negative) print as the
+// replacement character U+FFFD, as in Go.
+std::string go_quote_rune(std::int64_t value);
 
 }  // namespace cbuild::builder::dockerfile

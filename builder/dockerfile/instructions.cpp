@@ -473,6 +473,37 @@ std::optional<std::int64_t> parse_go_duration(std::string_view s) {
   return neg ? -r : r;
 }
 
+std::string go_duration_string(std::int64_t ns) {
+  if (ns == 0) return "0s";
+  bool neg = ns < 0;
+  std::uint64_t u = neg ? 0 - static_cast<std::uint64_t>(ns) : static_cast<std::uint64_t>(ns);
+  // The fraction of v / 10^prec without trailing zeros (and without the point when it is 0).
+  auto frac = [](std::uint64_t v, int prec) {
+    std::string digits;
+    bool printed = false;
+    for (int i = 0; i < prec; ++i, v /= 10) {
+      int d = static_cast<int>(v % 10);
+      printed = printed || d != 0;
+      if (printed) digits.insert(digits.begin(), static_cast<char>('0' + d));
+    }
+    return printed ? "." + digits : std::string();
+  };
+  std::string out;
+  if (u < 1000000000ULL) {
+    if (u < 1000ULL) out = std::to_string(u) + "ns";
+    else if (u < 1000000ULL) out = std::to_string(u / 1000) + frac(u % 1000, 3) + "\xC2\xB5s";
+    else out = std::to_string(u / 1000000) + frac(u % 1000000, 6) + "ms";
+  } else {
+    std::uint64_t secs = u / 1000000000ULL;
+    out = std::to_string(secs % 60) + frac(u % 1000000000ULL, 9) + "s";
+    if (std::uint64_t mins = secs / 60) {
+      out = std::to_string(mins % 60) + "m" + out;
+      if (std::uint64_t hours = mins / 60) out = std::to_string(hours) + "h" + out;
+    }
+  }
+  return neg ? "-" + out : out;
+}
+
 TypedInstruction type_instruction(const Node& node, std::string_view file, std::vector<DockerfileWarning>& warnings) {
   TypedInstruction t;
   t.keyword = upper(node.keyword);

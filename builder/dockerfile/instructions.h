@@ -159,6 +159,8 @@ std::vector<TypedInstruction> type_instructions(const ParsedDockerfile& tree,
 
 // Parses a Go duration ("1m30s", "500ms", "1.5h") into nanoseconds; nullopt if malformed.
 std::optional<std::int64_t> parse_go_duration(std::string_view s);
+// Go's time.Duration.String() of `ns` nanoseconds: "1h2m0s", "1m30s", "1.5s", "500ms", "0s".
+std::string go_duration_string(std::int64_t ns);
 // The closest instruction keyword within a small edit distance, or "" (for "did you mean").
 std::string suggest_instruction(std::string_view word);
 // Removes leading tabs from every line of a `<<-` heredoc body.

@@ -62,7 +62,7 @@ TEST_CASE("planner: ENV pairs expand against the env before the instruction; a l
   CHECK(instr<df::EnvInstr>(p, 0, 3).pairs[0].value == "arg");  // as docker: ARG A came later
   const Step& run = p.stages[0].steps.at(5);
   CHECK(instr<df::RunInstr>(p, 0, 5).command[0] == "echo $A");  // RUN bodies are not expanded
-  CHECK(run.env == EnvList{{"A", "arg"}, {"B", "1"}, {"C", "arg"}, {"D", "x"}});
+  CHECK(run.env == EnvList{{"PATH", kDefaultPath}, {"A", "arg"}, {"B", "1"}, {"C", "arg"}, {"D", "x"}});
   CHECK(run.args == EnvList{{"A", "arg"}, {"D", "x"}});
   CHECK(cache_inputs(run).find("arg \"D\"=\"x\"") != std::string::npos);
 }
@@ -94,7 +94,7 @@ TEST_CASE("planner: stage DAG, --target pruning, skipped stages, image_env") {
   Plan t = plan_of(df, o);
   CHECK(t.target == 2);
   CHECK(t.order == std::vector<int>{0, 3, 2});
-  CHECK(t.stages[2].steps[0].env == EnvList{{"GOPATH", "/go"}});
+  CHECK(t.stages[2].steps[0].env == EnvList{{"PATH", kDefaultPath}, {"GOPATH", "/go"}});
   o.target = "nope";
   CHECK(error_of(df, o).find("no build stage named \"nope\"") != std::string::npos);
 }
