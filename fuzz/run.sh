@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets in fuzz/ with clang (ASan + UBSan) and runs them.
 #   fuzz/run.sh [SECONDS=600] [JOBS=1] [TARGET=all]
 # TARGET is dockerfile, layer_tar, context or all (each target then runs SECONDS).
-# Seeds: the BuildKit conformance Dockerfiles and shell vectors (read where they lie) for
+# Seeds: a few Dockerfiles of our own, plus the BuildKit conformance Dockerfiles and shell
+# vectors when CBUILD_CONFORMANCE_DIR names that data (it is not part of the project), for
 # dockerfile; small generated tars (plain, gzip, zstd) for layer_tar; a few trees for context.
 # Work files go to ${FUZZ_DIR:-/tmp/cbuild-fuzz}/TARGET; crashes are saved there as crash-*.
 set -euo pipefail
@@ -12,7 +13,7 @@ secs=${1:-600}
 jobs=${2:-1}
 target=${3:-all}
 out=${FUZZ_DIR:-/tmp/cbuild-fuzz}
-conf="$root/../shared/conformance/buildkit/frontend/dockerfile"
+conf=${CBUILD_CONFORMANCE_DIR:+$CBUILD_CONFORMANCE_DIR/buildkit/frontend/dockerfile}
 command -v clang++ >/dev/null || { echo "fuzz/run.sh: clang++ missing (scripts/install-deps.sh installs it)" >&2; exit 1; }
 case "$target" in dockerfile|layer_tar|context|all) ;; *)
   echo "fuzz/run.sh: unknown target $target (dockerfile, layer_tar, context or all)" >&2; exit 2;;
@@ -24,6 +25,13 @@ front_end=("$root"/builder/dockerfile/*.cpp "$root"/builder/planner.cpp "$root"/
 build_dockerfile() {
   "${cxx[@]}" "$here/dockerfile_fuzz.cpp" "${front_end[@]}" -o "$1/dockerfile_fuzz"
   local i=0
+  printf 'FROM busybox AS b\nARG V=1\nENV P=${V:-x}/bin\nRUN echo $P \\\n  && true\nCOPY --from=b /a /b\n' > "$1/seeds/own0"
+  printf '# escape=`\nFROM scratch\nRUN <<EOF\necho ${HOME%%%%/*}\nEOF\nONBUILD RUN ["sh", "-c", "x"]\n' > "$1/seeds/own1"
+  if [ -z "$conf" ]; then
+    echo "fuzz/run.sh: CBUILD_CONFORMANCE_DIR unset: dockerfile seeds are our own only" >&2
+    return
+  fi
+  [ -d "$conf" ] || { echo "fuzz/run.sh: $conf: no such directory (CBUILD_CONFORMANCE_DIR)" >&2; exit 1; }
   for f in "$conf"/parser/testfiles/*/Dockerfile "$conf"/parser/testfiles-negative/*/Dockerfile \
            "$conf"/parser/testfile-line/Dockerfile; do
     cp "$f" "$1/seeds/df$((i++))"
