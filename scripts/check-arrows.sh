@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Enforces DESIGN.md's module arrows on #include lines (the linker enforces them on symbols):
+# Enforces the module arrows of docs/design.md on #include lines (the linker enforces them on symbols):
 #   cli → builder → overlay → oci;  builder → registry-client → oci;  builder → oci
 # and forbids including another module's internal/ headers.
 set -euo pipefail
