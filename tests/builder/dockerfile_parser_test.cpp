@@ -1,5 +1,5 @@
-// Dockerfile parser (builder/dockerfile/parser.h): BuildKit's conformance data, read where it
-// lies, plus our own cases for what the dump cannot show (heredocs, JSON-ness, line ranges).
+// Dockerfile parser (builder/dockerfile/parser.h): BuildKit's conformance data, read from
+// $CBUILD_CONFORMANCE_DIR (tests/support/conformance_dir.h), plus our own cases for what the dump cannot show (heredocs, JSON-ness, line ranges).
 #include "builder/dockerfile/parser.h"
 
 #include <doctest/doctest.h>
@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "oci/base/fs.h"
+#include "tests/support/conformance_dir.h"
 #include "tests/support/run_command.h"
 
 using namespace cbuild;
@@ -15,11 +16,11 @@ using namespace cbuild::builder::dockerfile;
 namespace fs = std::filesystem;
 
 namespace {
-std::string parser_dir() { return test::conformance_dir() + "/buildkit/frontend/dockerfile/parser"; }
+std::string parser_dir(const std::string& conformance) { return conformance + "/buildkit/frontend/dockerfile/parser"; }
 
-std::vector<fs::path> cases(const std::string& sub) {
+std::vector<fs::path> cases(const std::string& conformance, const std::string& sub) {
   std::vector<fs::path> out;
-  for (const auto& e : fs::directory_iterator(parser_dir() + "/" + sub))
+  for (const auto& e : fs::directory_iterator(parser_dir(conformance) + "/" + sub))
     if (e.is_directory()) out.push_back(e.path());
   std::sort(out.begin(), out.end());
   return out;
@@ -27,7 +28,8 @@ std::vector<fs::path> cases(const std::string& sub) {
 }  // namespace
 
 TEST_CASE("conformance: every positive testfile dumps exactly its result") {
-  auto dirs = cases("testfiles");
+  REQUIRE_CONFORMANCE_DIR(conformance);
+  auto dirs = cases(conformance, "testfiles");
   REQUIRE(dirs.size() == 33);
   for (const auto& d : dirs) {
     CAPTURE(d.filename().string());
@@ -39,13 +41,14 @@ TEST_CASE("conformance: every positive testfile dumps exactly its result") {
 }
 
 TEST_CASE("conformance: cbuild debug ast prints the same bytes and fails on negatives") {
-  for (const auto& d : cases("testfiles")) {
+  REQUIRE_CONFORMANCE_DIR(conformance);
+  for (const auto& d : cases(conformance, "testfiles")) {
     CAPTURE(d.filename().string());
     auto r = test::run_cbuild({"debug", "ast", (d / "Dockerfile").string()});
     CHECK(r.exit_code == 0);
     CHECK(r.out == read_file(d / "result"));
   }
-  auto neg = cases("testfiles-negative");
+  auto neg = cases(conformance, "testfiles-negative");
   REQUIRE(neg.size() == 4);
   for (const auto& d : neg) {
     CAPTURE(d.filename().string());
@@ -58,7 +61,8 @@ TEST_CASE("conformance: cbuild debug ast prints the same bytes and fails on nega
 }
 
 TEST_CASE("conformance: line ranges of testfile-line") {
-  ParsedDockerfile t = parse(read_file(parser_dir() + "/testfile-line/Dockerfile"));
+  REQUIRE_CONFORMANCE_DIR(conformance);
+  ParsedDockerfile t = parse(read_file(parser_dir(conformance) + "/testfile-line/Dockerfile"));
   CHECK(t.range.start_line == 5);
   CHECK(t.range.end_line == 31);
   REQUIRE(t.instructions.size() == 3);

@@ -1,5 +1,5 @@
 // Shell-word expansion (builder/dockerfile/shell_words.h): BuildKit's envVarTest and
-// wordsTest vectors read where they lie (conformance README §3), plus our own cases.
+// wordsTest vectors read from $CBUILD_CONFORMANCE_DIR (tests/support/conformance_dir.h), plus our own cases.
 #include "builder/dockerfile/shell_words.h"
 
 #include <doctest/doctest.h>
@@ -8,13 +8,13 @@
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
-#include "tests/support/run_command.h"
+#include "tests/support/conformance_dir.h"
 
 using namespace cbuild;
 using namespace cbuild::builder::dockerfile;
 
 namespace {
-std::string shell_dir() { return test::conformance_dir() + "/buildkit/frontend/dockerfile/shell"; }
+std::string shell_dir(const std::string& conformance) { return conformance + "/buildkit/frontend/dockerfile/shell"; }
 
 std::string trim(std::string s) {
   auto b = s.find_first_not_of(" \t\r\n\v\f");
@@ -37,10 +37,11 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }  // namespace
 
 TEST_CASE("conformance: envVarTest (ProcessWord), Unix vectors") {
+  REQUIRE_CONFORMANCE_DIR(conformance);
   std::map<std::string, std::string> env{{"PWD", "/home"}, {"SHELL", "bash"}, {"KOREAN", "\xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4"}, {"NULL", ""}};
   EnvLookup lookup = env_lookup(env);
   ShellWords sw;
-  std::istringstream in(read_file(shell_dir() + "/envVarTest"));
+  std::istringstream in(read_file(shell_dir(conformance) + "/envVarTest"));
   std::string line;
   int run = 0;
   while (std::getline(in, line)) {
@@ -66,10 +67,11 @@ TEST_CASE("conformance: envVarTest (ProcessWord), Unix vectors") {
 }
 
 TEST_CASE("conformance: wordsTest (ProcessWords)") {
+  REQUIRE_CONFORMANCE_DIR(conformance);
   std::vector<std::pair<std::string, std::string>> env;
   EnvLookup lookup = env_lookup(env);
   ShellWords sw;
-  std::istringstream in(read_file(shell_dir() + "/wordsTest"));
+  std::istringstream in(read_file(shell_dir(conformance) + "/wordsTest"));
   std::string line;
   int run = 0;
   while (std::getline(in, line)) {

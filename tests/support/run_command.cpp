@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,14 +83,6 @@ CommandResult run_cbuild(const std::vector<std::string>& args, const std::string
   std::vector<std::string> argv{CBUILD_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_command(argv, input, extra_env);
-}
-
-std::string conformance_dir() {
-  std::string dir = std::string(CBUILD_SHARED_DIR) + "/conformance";
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0)
-    throw std::runtime_error("conformance data not found at " + dir + " (../shared must sit beside the project)");
-  return dir;
 }
 
 }  // namespace cbuild::test

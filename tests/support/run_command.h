@@ -18,7 +18,5 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 // Runs the cbuild binary built alongside the tests.
 CommandResult run_cbuild(const std::vector<std::string>& args, const std::string& input = {},
                          const std::vector<std::string>& extra_env = {});
-// Path of ../shared/conformance (fails the test loudly if it is missing).
-std::string conformance_dir();
 
 }  // namespace cbuild::test
