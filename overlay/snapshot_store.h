@@ -13,8 +13,9 @@
 // Creation is atomic: a snapshot is built in .tmp/ and renamed into place; a concurrent
 // creator of the same chain loses the rename and drops its copy. prepare()/view() return a
 // description (MountSpec) plus the locks that keep the lowers from being pruned; ActiveMount
-// performs it (STYLE.md item 4). After a step the upper *becomes* the next snapshot by rename
-// (commit), stripped of overlay-private xattrs and mount-point stubs first.
+// performs it, so a description can be checked or logged before anything is mounted. After a
+// step the upper *becomes* the next snapshot by rename (commit), stripped of overlay-private
+// xattrs and mount-point stubs first.
 // Thread-safe: threads creating the same chain at once (two build stages on one base, or two
 // steps that give the same layer) are serialised in-process, so the later one finds the
 // snapshot and reuses it (ensure/commit return false) instead of extracting it twice or
