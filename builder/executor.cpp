@@ -259,7 +259,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     if (s.base != Stage::Base::Image || !unresolved.count(s.base_image)) continue;
     check_cancelled();
     try {
-      (void)image_once(s.base_image, s.platform.empty() ? o.platform : s.platform);
+      image_once(s.base_image, s.platform.empty() ? o.platform : s.platform);  // for the pull; the state is memoized
       pulled = true;
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::Cancelled || cancel_requested()) throw;

@@ -392,7 +392,7 @@ class Planner {
           st.base = Stage::Base::Scratch;
         } else {
           try {
-            (void)registry::Reference::parse(image);
+            registry::Reference::parse(image);  // only whether it parses: the builder resolves it later
           } catch (const Error& e) {
             throw Fail{"FROM: failed to parse stage name " + q(image) + ": " + e.message()};
           }
@@ -715,8 +715,8 @@ class Planner {
       if (plan_.stages[k].needed && errors_[k]) throw *errors_[k];
     // Unused --build-arg (predefined, proxy and BUILDKIT_* args are always "used").
     std::string unused;
-    for (const auto& [k, v] : opt_.build_args) {
-      (void)v;
+    for (const auto& arg : opt_.build_args) {
+      const std::string& k = arg.first;
       if (declared_.count(k) || is_proxy_arg(k) || get_var(predefined_, k) || k.rfind("BUILDKIT_", 0) == 0 ||
           k == "SOURCE_DATE_EPOCH")
         continue;

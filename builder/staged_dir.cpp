@@ -83,7 +83,9 @@ StagedDir::StagedDir(const fs::path& dest) : dest_(normalized(dest)) {
 void StagedDir::commit() {
   if (!merge_) {
     if (::rename(staging_->path().c_str(), dest_.c_str()) != 0) throw_errno("rename into place", dest_.string());
-    (void)staging_->release();
+    // The directory now lives on as dest_: the staging owner must not remove it. Its
+    // returned path is the staging name, which no longer exists.
+    staging_->release();
     return;
   }
   UniqueFd src = open_file(staging_->path(), O_RDONLY | O_DIRECTORY);

@@ -13,7 +13,7 @@ bool is_valid(std::string_view s) {
       continue;
     }
     std::size_t w = 0;
-    (void)dockerfile::unicode::decode(s, i, w);
+    dockerfile::unicode::decode(s, i, w);  // only the width tells validity; the code point is not needed
     if (w == 1) return false;  // a non-ASCII byte that starts no valid sequence
     i += w;
   }

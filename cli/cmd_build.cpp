@@ -92,7 +92,7 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   o.push = f.push;
   for (const auto& out : f.outputs) o.outputs.push_back(builder::parse_output(out));
   try {
-    (void)builder::image_format(o);  // contradicting flags are a usage error, reported before any work
+    builder::image_format(o);  // only to refuse contradicting flags as a usage error, before any work
   } catch (const Error& e) {
     throw UsageError(e);
   }

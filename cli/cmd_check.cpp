@@ -11,6 +11,7 @@
 #include "cli/command.h"
 #include "oci/base/fs.h"
 
+namespace cbuild::cli {
 namespace {
 
 struct CheckOptions {
@@ -22,12 +23,12 @@ struct CheckOptions {
 };
 
 int run_check(const CheckOptions& o) {
-  namespace b = cbuild::builder;
+  namespace b = builder;
   std::string path = !o.file.empty() ? o.file : !o.positional.empty() ? o.positional : "Dockerfile";
   // A directory means DIR/Dockerfile, as for `docker build --check DIR`.
   if (o.file.empty() && std::filesystem::is_directory(path)) path = (std::filesystem::path(path) / "Dockerfile").string();
   std::string text = path == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>())
-                                 : cbuild::read_file(path);
+                                 : read_file(path);
   b::PlanOptions po;
   for (const std::string& a : o.build_args)
     if (auto kv = b::parse_key_value(a, "--build-arg", true)) po.build_args[kv->first] = kv->second;
@@ -41,16 +42,16 @@ int run_check(const CheckOptions& o) {
     std::cout << "Check complete: " << plan.order.size() << " of " << plan.stages.size() << " stages needed, "
               << steps << " steps, " << plan.warnings.size() << " warning(s)\n";
     return 0;
-  } catch (const cbuild::builder::dockerfile::DockerfileError& e) {
+  } catch (const builder::dockerfile::DockerfileError& e) {
     std::cerr << e.what() << "\n";
     return 1;
   }
 }
 
-cbuild::cli::CommandRegistration reg{{
+CommandRegistration reg{{
     .name = "check",
     .help = "Validate a Dockerfile (parse, instructions, plan) without building",
-    .setup = [](CLI::App& app, cbuild::cli::GlobalOptions&) -> std::function<int()> {
+    .setup = [](CLI::App& app, GlobalOptions&) -> std::function<int()> {
       auto o = std::make_shared<CheckOptions>();
       app.add_option("-f,--file", o->file, "Dockerfile to check (- for stdin)");
       app.add_option("FILE", o->positional, "Dockerfile or context directory (default: ./Dockerfile)");
@@ -61,3 +62,4 @@ cbuild::cli::CommandRegistration reg{{
     }}};
 
 }  // namespace
+}  // namespace cbuild::cli

@@ -8,23 +8,24 @@
 #include "cli/command.h"
 #include "oci/base/fs.h"
 
+namespace cbuild::cli {
 namespace {
 
 std::string read_dockerfile(const std::string& path) {
   if (path == "-") return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  return cbuild::read_file(path);
+  return read_file(path);
 }
 
-cbuild::cli::CommandRegistration reg{{
+CommandRegistration reg{{
     .name = "debug",
     .help = "Developer tools (debug ast FILE: print the Dockerfile syntax tree)",
-    .setup = [](CLI::App& app, cbuild::cli::GlobalOptions&) -> std::function<int()> {
+    .setup = [](CLI::App& app, GlobalOptions&) -> std::function<int()> {
       auto file = std::make_shared<std::string>();
       auto* ast = app.add_subcommand("ast", "Print the parsed Dockerfile in BuildKit's dump format");
       ast->add_option("FILE", *file, "Dockerfile to parse (- for stdin)")->required();
       app.require_subcommand(1);
       return [file] {
-        namespace df = cbuild::builder::dockerfile;
+        namespace df = builder::dockerfile;
         std::string text = read_dockerfile(*file);
         df::ParsedDockerfile tree;
         try {
@@ -41,3 +42,4 @@ cbuild::cli::CommandRegistration reg{{
     }}};
 
 }  // namespace
+}  // namespace cbuild::cli

@@ -14,9 +14,8 @@
 #include "registry-client/credentials.h"
 #include "registry-client/reference.h"
 
+namespace cbuild::cli {
 namespace {
-
-using namespace cbuild;
 
 struct LoginOptions {
   std::string registry;
@@ -56,7 +55,7 @@ std::string prompt(const std::string& text, bool echo) {
   return line;
 }
 
-int run_login(LoginOptions o, const cli::GlobalOptions& g) {
+int run_login(LoginOptions o, const GlobalOptions& g) {
   auto ref = registry_ref(o.registry, "login");
   const std::string name = ref.registry();
   const bool tty = ::isatty(STDIN_FILENO);
@@ -98,10 +97,10 @@ int run_logout(const std::string& arg) {
   return 0;
 }
 
-cli::CommandRegistration login_reg{{
+CommandRegistration login_reg{{
     .name = "login",
     .help = "Log in to a registry (stores the credentials in the docker config)",
-    .setup = [](CLI::App& app, cli::GlobalOptions& g) -> std::function<int()> {
+    .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<LoginOptions>();
       app.add_option("-u,--username", o->user, "User name");
       app.add_option("-p,--password", o->password, "Password (prefer --password-stdin)");
@@ -110,13 +109,14 @@ cli::CommandRegistration login_reg{{
       return [o, &g] { return run_login(*o, g); };
     }}};
 
-cli::CommandRegistration logout_reg{{
+CommandRegistration logout_reg{{
     .name = "logout",
     .help = "Log out of a registry (removes the credentials from the docker config)",
-    .setup = [](CLI::App& app, cli::GlobalOptions&) -> std::function<int()> {
+    .setup = [](CLI::App& app, GlobalOptions&) -> std::function<int()> {
       auto reg = std::make_shared<std::string>();
       app.add_option("REGISTRY", *reg, "Registry host[:port] (default docker.io)");
       return [reg] { return run_logout(*reg); };
     }}};
 
 }  // namespace
+}  // namespace cbuild::cli

@@ -10,6 +10,7 @@
 #include "registry-client/connect.h"
 #include "registry-client/puller.h"
 
+namespace cbuild::cli {
 namespace {
 
 struct PullCmdOptions {
@@ -20,8 +21,7 @@ struct PullCmdOptions {
   int jobs = 4;
 };
 
-int run_pull(const PullCmdOptions& o, const cbuild::cli::GlobalOptions& g) {
-  using namespace cbuild;
+int run_pull(const PullCmdOptions& o, const GlobalOptions& g) {
   auto ref = registry::Reference::parse(o.ref);
   auto store = oci::LayoutStore::open(g.resolved_root());
   auto lease = store->acquire_lease("pull");
@@ -45,10 +45,10 @@ int run_pull(const PullCmdOptions& o, const cbuild::cli::GlobalOptions& g) {
   return 0;
 }
 
-cbuild::cli::CommandRegistration reg{{
+CommandRegistration reg{{
     .name = "pull",
     .help = "Pull an image from a registry into the store",
-    .setup = [](CLI::App& app, cbuild::cli::GlobalOptions& g) -> std::function<int()> {
+    .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<PullCmdOptions>();
       app.add_option("--platform", o->platform, "Platform to pull from a multi-platform image (os/arch[/variant])");
       app.add_flag("-a,--all-platforms", o->all_platforms, "Pull every platform and tag the index");
@@ -59,3 +59,4 @@ cbuild::cli::CommandRegistration reg{{
     }}};
 
 }  // namespace
+}  // namespace cbuild::cli

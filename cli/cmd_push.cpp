@@ -10,6 +10,7 @@
 #include "registry-client/connect.h"
 #include "registry-client/pusher.h"
 
+namespace cbuild::cli {
 namespace {
 
 struct PushCmdOptions {
@@ -19,8 +20,7 @@ struct PushCmdOptions {
   int jobs = 4;
 };
 
-int run_push(const PushCmdOptions& o, const cbuild::cli::GlobalOptions& g) {
-  using namespace cbuild;
+int run_push(const PushCmdOptions& o, const GlobalOptions& g) {
   auto src = registry::Reference::parse(o.image);
   auto dest = o.dest.empty() ? src : registry::Reference::parse(o.dest);
   auto store = oci::LayoutStore::open(g.resolved_root());
@@ -38,10 +38,10 @@ int run_push(const PushCmdOptions& o, const cbuild::cli::GlobalOptions& g) {
   return 0;
 }
 
-cbuild::cli::CommandRegistration reg{{
+CommandRegistration reg{{
     .name = "push",
     .help = "Push an image from the store to a registry",
-    .setup = [](CLI::App& app, cbuild::cli::GlobalOptions& g) -> std::function<int()> {
+    .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<PushCmdOptions>();
       app.add_flag("-q,--quiet", o->quiet, "Print only the digest");
       app.add_option("--jobs", o->jobs, "Blobs uploaded at once")->check(CLI::Range(1, 64));
@@ -51,3 +51,4 @@ cbuild::cli::CommandRegistration reg{{
     }}};
 
 }  // namespace
+}  // namespace cbuild::cli

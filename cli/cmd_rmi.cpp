@@ -24,9 +24,8 @@ void delete_unused(oci::LayoutStore& store, const GlobalOptions& g, const oci::D
   opts.only = store.reachable({target});
   auto cache = builder::BuildCache(g.resolved_root()).referenced_blobs();
   opts.extra_roots = cache;
-  auto res = store.gc(opts);
+  store.gc(opts);
   std::cout << "Deleted: " << target.str() << "\n";
-  (void)res;
 }
 
 int rmi_one(oci::LayoutStore& store, const GlobalOptions& g, const RmiOptions& o, const std::string& arg) {

@@ -9,25 +9,17 @@
 
 #include <cmath>
 #include <iostream>
-#include <filesystem>
 #include <memory>
-#include <optional>
 
+#include "builder/image_run.h"
 #include "cli/command.h"
 #include "cli/exit_codes.h"
 #include "cli/layout_image.h"
 #include "oci/base/error.h"
-#include "oci/base/fs.h"
-#include "oci/base/owner.h"
-#include "overlay/active_mount.h"
-#include "overlay/init_layer.h"
 #include "overlay/snapshot_store.h"
-#include "overlay/sandbox.h"
 
+namespace cbuild::cli {
 namespace {
-
-using cbuild::Error;
-using cbuild::ErrorKind;
 
 struct RunOptions {
   bool rm = false;
@@ -59,54 +51,32 @@ std::uint64_t parse_size(const std::string& s, const char* flag) {
   double mul = unit.empty() || unit == "b" ? 1 : unit == "k" ? 1024.0 : unit == "m" ? 1048576.0
              : unit == "g" ? 1073741824.0 : -1;
   if (used == 0 || mul < 0 || v <= 0 || !std::isfinite(v))
-    throw Error(ErrorKind::InvalidArgument, std::string("invalid value for ") + flag + ": " + cbuild::quote(s));
+    throw Error(ErrorKind::InvalidArgument, std::string("invalid value for ") + flag + ": " + quote(s));
   return static_cast<std::uint64_t>(v * mul);
 }
 
-// `image` supplies the defaults (Entrypoint + Cmd, Env, WorkingDir, User); flags override.
-int run_in_rootfs(const RunOptions& o, const std::filesystem::path& rootfs, std::vector<std::string> argv,
-                  const cbuild::overlay::ImageRuntimeInfo& image = {}) {
-  std::vector<std::string> full = image.entrypoint;
-  const auto& cmd = argv.empty() ? image.cmd : argv;
-  full.insert(full.end(), cmd.begin(), cmd.end());
-  if (full.empty()) throw Error(ErrorKind::InvalidArgument, "run: no command given and the image has none");
-  cbuild::overlay::RunSpec spec;
-  spec.rootfs = rootfs;
-  spec.argv = std::move(full);
-  spec.env = image.env;
-  for (const auto& kv : o.env) {
-    std::string key = kv.substr(0, kv.find('='));
-    std::erase_if(spec.env, [&](const std::string& e) { return e.substr(0, e.find('=')) == key; });
-    spec.env.push_back(kv);
-  }
-  spec.cwd = o.workdir.empty() ? (image.working_dir.empty() ? "/" : image.working_dir) : o.workdir;
-  spec.user = o.user.empty() ? image.user : o.user;
-  if (o.network == "none") spec.network = cbuild::overlay::NetworkMode::None;
+// The flags as the library's options; a bad value is rejected before any work.
+builder::ImageRunOptions run_options(const RunOptions& o) {
+  builder::ImageRunOptions r;
+  r.env = o.env;
+  r.workdir = o.workdir;
+  r.user = o.user;
+  if (o.network == "none") r.network = overlay::NetworkMode::None;
   else if (o.network != "host" && o.network != "default")
-    throw Error(ErrorKind::InvalidArgument, "run: --network must be host or none, not " + cbuild::quote(o.network));
-  if (!o.hostname.empty()) spec.hostname = o.hostname;
-  if (!o.memory.empty()) spec.limits.memory_bytes = parse_size(o.memory, "--memory");
+    throw Error(ErrorKind::InvalidArgument, "run: --network must be host or none, not " + quote(o.network));
+  if (!o.hostname.empty()) r.hostname = o.hostname;
+  if (!o.memory.empty()) r.limits.memory_bytes = parse_size(o.memory, "--memory");
   if (o.cpus < 0) throw Error(ErrorKind::InvalidArgument, "run: --cpus must be positive");
-  if (o.cpus > 0) spec.limits.cpus = o.cpus;
+  if (o.cpus > 0) r.limits.cpus = o.cpus;
   if (o.pids_limit < 0) throw Error(ErrorKind::InvalidArgument, "run: --pids-limit must be positive");
-  if (o.pids_limit > 0) spec.limits.pids = static_cast<std::uint64_t>(o.pids_limit);
-  spec.stdin_fd = 0;
-  spec.stdout_fd = 1;
-  spec.stderr_fd = 2;
-  cbuild::TempDir init;
-  cbuild::overlay::InitFilesOptions io;
-  io.hostname = spec.hostname;
-  io.network = spec.network;
-  cbuild::overlay::write_init_files(init.path(), io);
-  spec.init_files = init.path();
-  std::cout.flush();
-  return cbuild::overlay::Sandbox::run(spec).code;
+  if (o.pids_limit > 0) r.limits.pids = static_cast<std::uint64_t>(o.pids_limit);
+  return r;
 }
 
-cbuild::cli::CommandRegistration reg{{
+CommandRegistration reg{{
     .name = "run",
     .help = "Run a command in an image (options end at IMAGE)",
-    .setup = [](CLI::App& app, cbuild::cli::GlobalOptions& g) -> std::function<int()> {
+    .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<RunOptions>();
       // Everything from IMAGE on belongs to the container; nothing may fall through to the
       // top-level parser (which would reject the command's own flags).
@@ -129,32 +99,25 @@ cbuild::cli::CommandRegistration reg{{
         std::vector<std::string> rest = app.remaining();
         if (rest.empty()) {
           std::cerr << "cbuild: error: run: an IMAGE is required\nRun 'cbuild run --help' for usage.\n";
-          return cbuild::cli::kExitUsage;
+          return kExitUsage;
         }
         if (o->tty)
           throw Error(ErrorKind::InvalidArgument, "run: -t/--tty is not supported; stdin, stdout and stderr are passed as they are");
         std::string image = rest.front();
         if (!image.empty() && image[0] == '-')
-          throw Error(ErrorKind::InvalidArgument, "run: unknown option " + cbuild::quote(image) + " before IMAGE");
+          throw Error(ErrorKind::InvalidArgument, "run: unknown option " + quote(image) + " before IMAGE");
         rest.erase(rest.begin());
         if (::geteuid() != 0)
           throw Error(ErrorKind::PermissionDenied, "run: the sandbox needs root (rootless runs are not supported yet)");
-        if (o->rootfs) return run_in_rootfs(*o, image, std::move(rest));
-        // An image: its snapshots stacked under a throw-away upper, discarded afterwards.
+        builder::ImageRunOptions ro = run_options(*o);
+        if (o->rootfs) return builder::run_in_rootfs(ro, image, rest);
         std::string root = g.resolved_root();
-        cbuild::cli::LayoutImage img = cbuild::cli::open_image_arg(image, root);
-        // The init files' temp dir goes to this process's scratch in the store, which the next
-        // store opener reclaims should this process be killed (as it does the upper below).
-        std::optional<cbuild::ProcessScratch> scratch;
-        std::error_code no_store;
-        if (std::filesystem::is_directory(std::filesystem::path(root) / "tmp", no_store))
-          scratch.emplace(std::filesystem::path(root) / "tmp");
-        cbuild::overlay::SnapshotStore snapshots(root);
-        auto top = cbuild::cli::ensure_snapshots(snapshots, img);
-        cbuild::overlay::PreparedSnapshot prepared = snapshots.prepare(top);
-        cbuild::overlay::ActiveMount mount(prepared.mount_spec(), prepared.upper().parent_path() / "merged");
-        return run_in_rootfs(*o, mount.target(), std::move(rest), img.runtime);
+        LayoutImage img = open_image_arg(image, root);
+        overlay::SnapshotStore snapshots(root);
+        auto top = ensure_snapshots(snapshots, img);
+        return builder::run_in_image(ro, root, snapshots, top, rest, img.runtime);
       };
     }}};
 
 }  // namespace
+}  // namespace cbuild::cli

@@ -9,6 +9,7 @@
 #include "oci/base/error.h"
 #include "overlay/runtime_bundle.h"
 
+namespace cbuild::cli {
 namespace {
 
 struct UnpackOptions {
@@ -17,10 +18,10 @@ struct UnpackOptions {
   std::vector<std::string> args;
 };
 
-cbuild::cli::CommandRegistration reg{{
+CommandRegistration reg{{
     .name = "unpack",
     .help = "Unpack an image into an OCI runtime bundle (config.json + rootfs/) for runc/crun",
-    .setup = [](CLI::App& app, cbuild::cli::GlobalOptions& g) -> std::function<int()> {
+    .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<UnpackOptions>();
       app.add_option("IMAGE", o->image, "Image (store reference or oci:LAYOUT[:REF])")->required();
       app.add_option("DIR", o->dir, "Bundle directory (must not exist or be empty)")->required();
@@ -29,10 +30,10 @@ cbuild::cli::CommandRegistration reg{{
       app.fallthrough(false);
       return [o, &g, &app]() -> int {
         o->args = app.remaining();
-        cbuild::cli::LayoutImage img = cbuild::cli::open_image_arg(o->image, g.resolved_root());
+        LayoutImage img = open_image_arg(o->image, g.resolved_root());
         std::size_t next = 0;
-        cbuild::overlay::write_bundle(o->dir, img.runtime,
-                                      [&]() -> std::unique_ptr<cbuild::oci::TarReader> {
+        overlay::write_bundle(o->dir, img.runtime,
+                                      [&]() -> std::unique_ptr<oci::TarReader> {
                                         return next < img.layers.size() ? img.open_layer(next++) : nullptr;
                                       },
                                       o->args);
@@ -42,3 +43,4 @@ cbuild::cli::CommandRegistration reg{{
     }}};
 
 }  // namespace
+}  // namespace cbuild::cli

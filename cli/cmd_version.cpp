@@ -3,11 +3,12 @@
 
 #include "cli/command.h"
 
+namespace cbuild::cli {
 namespace {
-cbuild::cli::CommandRegistration reg{{
+CommandRegistration reg{{
     .name = "version",
     .help = "Show the cbuild version",
-    .setup = [](CLI::App&, cbuild::cli::GlobalOptions&) -> std::function<int()> {
+    .setup = [](CLI::App&, GlobalOptions&) -> std::function<int()> {
       return [] {
         std::cout << "cbuild version " << CBUILD_VERSION << "\n";
 #ifdef CBUILD_HAVE_ISAL
@@ -19,3 +20,4 @@ cbuild::cli::CommandRegistration reg{{
       };
     }}};
 }  // namespace
+}  // namespace cbuild::cli

@@ -64,7 +64,7 @@ void Applier::apply(const oci::TarEntry& e, oci::ByteSource* data) {
   std::string dir = slash == std::string::npos ? "" : cleaned.substr(0, slash);
   std::string base = slash == std::string::npos ? cleaned : cleaned.substr(slash + 1);
   if (classify_whiteout(base) != WhiteoutName::None) {
-    apply_whiteout(cleaned, dir, base);
+    apply_whiteout(dir, base);
     return;
   }
 
@@ -170,7 +170,7 @@ void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEnt
   else sys::utimensat_nofollow(dirfd, leaf, e.mtime_sec, e.mtime_nsec, shown);
 }
 
-void Applier::apply_whiteout(const std::string& cleaned, const std::string& dir, const std::string& base) {
+void Applier::apply_whiteout(const std::string& dir, const std::string& base) {
   cached_fd_.reset();  // a whiteout removes things
   WhiteoutName kind = classify_whiteout(base);
   if (kind == WhiteoutName::Meta) return;
@@ -192,7 +192,6 @@ void Applier::apply_whiteout(const std::string& cleaned, const std::string& dir,
   std::string shown = dir.empty() ? target : dir + "/" + target;
   sys::remove_all_at(parent.get(), target, shown);
   if (options_.mode == ApplyMode::Overlay) make_overlay_whiteout(parent.get(), target, shown);
-  (void)cleaned;
 }
 
 void Applier::finish() {

@@ -62,7 +62,7 @@ class Applier {
   const ApplyStats& stats() const noexcept { return stats_; }
 
  private:
-  void apply_whiteout(const std::string& cleaned, const std::string& dir, const std::string& base);
+  void apply_whiteout(const std::string& dir, const std::string& base);
   void write_file(int dirfd, const std::string& leaf, const oci::TarEntry& e, oci::ByteSource* data,
                   const std::string& shown);
   void set_metadata(int dirfd, const std::string& leaf, const oci::TarEntry& e, const std::string& shown);

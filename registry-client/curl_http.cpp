@@ -189,7 +189,8 @@ HttpResponse CurlHttp::send(const HttpRequest& req) {
   auto add_header = [&](const std::string& line) {
     curl_slist* n = curl::api().slist_append(hdrs.get(), line.c_str());
     if (!n) throw Error(ErrorKind::ResourceExhausted, "curl_slist_append failed");
-    (void)hdrs.release();
+    // The old head is now part of n's list, which frees it: hand it over, do not free it.
+    hdrs.release();
     hdrs.reset(n);
   };
   for (const auto& [k, v] : req.headers) add_header(k + ": " + v);

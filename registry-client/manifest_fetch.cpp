@@ -83,8 +83,9 @@ FetchedManifest fetch_manifest(Transport& t, const Reference& ref, const std::st
     throw Error(ErrorKind::DataLoss,
                 what + ": manifest bytes hash to " + f.descriptor.digest.str() + ", not the requested " + d->str());
   // Parse once so a malformed document is refused before anything is stored.
-  if (oci::media_types::is_index(mt)) (void)oci::Index::parse(r.body, what, mt);
-  else (void)oci::Manifest::parse(r.body, what, mt);
+  // The parsed form is not kept: callers parse the stored bytes where they need them.
+  if (oci::media_types::is_index(mt)) oci::Index::parse(r.body, what, mt);
+  else oci::Manifest::parse(r.body, what, mt);
   f.bytes = std::move(r.body);
   return f;
 }

@@ -120,7 +120,6 @@ RunMount parse_mount(const std::string& spec) {
     else throw Fail{"RUN --mount: unsupported mount type " + quote(v.value_or("")) + " (expected bind, cache, tmpfs or secret)"};
   }
   m.readonly = m.type == RunMount::Type::Bind || m.type == RunMount::Type::Secret;
-  bool ro_set = false;
   for (auto& [k, v] : fields) {
     auto need = [&, &k = k, &v = v]() -> const std::string& {
       if (!v) throw Fail{"RUN --mount: " + k + " requires a value"};
@@ -135,10 +134,8 @@ RunMount parse_mount(const std::string& spec) {
       m.from = need();
     } else if (k == "readonly" || k == "ro") {
       m.readonly = v ? parse_bool_value(k, *v) : true;
-      ro_set = true;
     } else if (k == "readwrite" || k == "rw") {
       m.readonly = v ? !parse_bool_value(k, *v) : false;
-      ro_set = true;
     } else if (k == "id") {
       m.id = need();
     } else if (k == "sharing") {
@@ -163,7 +160,6 @@ RunMount parse_mount(const std::string& spec) {
       throw Fail{"RUN --mount: unexpected key '" + k + "' in " + quote(spec)};
     }
   }
-  (void)ro_set;
   if (m.type == RunMount::Type::Secret) {
     if (m.id.empty() && m.target.empty() && m.env.empty())
       throw Fail{"RUN --mount=type=secret: needs id= or target= (" + spec + ")"};
@@ -302,7 +298,7 @@ Instruction type_healthcheck(const Node& n) {
   return h;
 }
 
-Instruction type_node(const Node& n, std::string_view file, std::vector<DockerfileWarning>& warnings, bool nested) {
+Instruction type_node(const Node& n, std::string_view file, std::vector<DockerfileWarning>& warnings) {
   std::string k = n.lower_keyword();
   auto no_flags = [&] { parse_flags(n, {}); };
   auto single = [&](const char* what) {
@@ -376,7 +372,8 @@ Instruction type_node(const Node& n, std::string_view file, std::vector<Dockerfi
     std::string tk = upper(t.keyword);
     if (tk == "ONBUILD") throw Fail{"Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"};
     if (tk == "FROM" || tk == "MAINTAINER") throw Fail{tk + " isn't allowed as an ONBUILD trigger"};
-    (void)type_node(t, file, warnings, true);  // validate the trigger now, like BuildKit
+    // Typed only to refuse a bad trigger now, like BuildKit; the trigger is kept as its text.
+    type_node(t, file, warnings);
     OnbuildInstr o;
     o.expression = t.original;
     auto b = o.expression.find_first_not_of(" \t");
@@ -384,7 +381,6 @@ Instruction type_node(const Node& n, std::string_view file, std::vector<Dockerfi
     o.heredocs = n.heredocs;
     return o;
   }
-  (void)nested;
   std::string msg = "unknown instruction: " + upper(n.keyword);
   std::string s = suggest_instruction(n.keyword);
   if (!s.empty()) msg += " (did you mean " + s + "?)";
@@ -510,7 +506,7 @@ TypedInstruction type_instruction(const Node& node, std::string_view file, std::
   t.original = node.original;
   t.range = node.range;
   try {
-    t.instr = type_node(node, file, warnings, false);
+    t.instr = type_node(node, file, warnings);
   } catch (const Fail& f) {
     throw DockerfileError(std::string(file), node.range.start_line, f.message);
   }
