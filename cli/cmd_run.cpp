@@ -150,8 +150,7 @@ cbuild::cli::CommandRegistration reg{{
         if (std::filesystem::is_directory(std::filesystem::path(root) / "tmp", no_store))
           scratch.emplace(std::filesystem::path(root) / "tmp");
         cbuild::overlay::SnapshotStore snapshots(root);
-        auto top = cbuild::cli::ensure_snapshots(snapshots, img);
-        cbuild::overlay::PreparedSnapshot prepared = snapshots.prepare(top);
+        cbuild::overlay::PreparedSnapshot prepared = cbuild::cli::prepare_image(snapshots, img);
         cbuild::overlay::ActiveMount mount(prepared.mount_spec(), prepared.upper().parent_path() / "merged");
         return run_in_rootfs(*o, mount.target(), std::move(rest), img.runtime);
       };

@@ -1,6 +1,7 @@
-// `cbuild unpack IMAGE DIR` — writes an OCI runtime bundle (DIR/config.json + DIR/rootfs) that
+// `cbuild unpack [--platform os/arch[/variant]] IMAGE DIR` — writes an OCI runtime bundle (DIR/config.json + DIR/rootfs) that
 // `runc run` and `crun run` execute unchanged. IMAGE is a reference in the store or
-// "oci:LAYOUT[:REF]". Arguments after DIR replace the image's Cmd in config.json.
+// "oci:LAYOUT[:REF]"; of a multi-platform image, the manifest of --platform (the host's by
+// default), the one `inspect` and FROM pick. Arguments after DIR replace the image's Cmd in config.json.
 #include <iostream>
 #include <memory>
 
@@ -14,6 +15,7 @@ namespace {
 struct UnpackOptions {
   std::string image;
   std::string dir;
+  std::string platform;
   std::vector<std::string> args;
 };
 
@@ -22,6 +24,7 @@ cbuild::cli::CommandRegistration reg{{
     .help = "Unpack an image into an OCI runtime bundle (config.json + rootfs/) for runc/crun",
     .setup = [](CLI::App& app, cbuild::cli::GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<UnpackOptions>();
+      app.add_option("--platform", o->platform, "Platform of a multi-platform image (os/arch[/variant]; default: the host's)");
       app.add_option("IMAGE", o->image, "Image (store reference or oci:LAYOUT[:REF])")->required();
       app.add_option("DIR", o->dir, "Bundle directory (must not exist or be empty)")->required();
       // Everything after DIR is the command (its own flags included), never cbuild's.
@@ -29,7 +32,9 @@ cbuild::cli::CommandRegistration reg{{
       app.fallthrough(false);
       return [o, &g, &app]() -> int {
         o->args = app.remaining();
-        cbuild::cli::LayoutImage img = cbuild::cli::open_image_arg(o->image, g.resolved_root());
+        std::optional<cbuild::oci::Platform> platform;
+        if (!o->platform.empty()) platform = cbuild::oci::Platform::parse(o->platform);
+        cbuild::cli::LayoutImage img = cbuild::cli::open_image_arg(o->image, g.resolved_root(), platform);
         std::size_t next = 0;
         cbuild::overlay::write_bundle(o->dir, img.runtime,
                                       [&]() -> std::unique_ptr<cbuild::oci::TarReader> {
