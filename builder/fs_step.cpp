@@ -44,15 +44,13 @@ std::optional<oci::Digest> ensure_snapshots(FsContext& ctx, const LayerStack& st
   return parent;
 }
 
-namespace {
-
 // prune may remove a snapshot between ensure_snapshots() and the shared locks prepare() and
 // view() take, after which prune leaves it alone. The build leases its blobs, so the snapshot
 // is made again. One prune pass removes a snapshot once, so only prunes run back to back
 // can need more than a round or two; the cap only guards against a store that loses
 // snapshots for another reason.
-void lock_stack(FsContext& ctx, const LayerStack& stack,
-                const std::function<void(const std::optional<oci::Digest>& top)>& lock) {
+void lock_snapshots(FsContext& ctx, const LayerStack& stack,
+                    const std::function<void(const std::optional<oci::Digest>& top)>& lock) {
   for (int round = 1;; ++round) {
     std::optional<oci::Digest> top = ensure_snapshots(ctx, stack);
     try {
@@ -63,6 +61,8 @@ void lock_stack(FsContext& ctx, const LayerStack& stack,
     }
   }
 }
+
+namespace {
 
 // One streaming layer write (tar → DiffID → framed compression → digest → store), reusing
 // and recording compressed frames through the frame cache.
@@ -104,7 +104,7 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const fs::path& merged)>& mutate,
                          const std::vector<std::string>& exclude, std::optional<std::int64_t> now) {
   std::optional<overlay::PreparedSnapshot> locked;
-  lock_stack(ctx, parent, [&](const std::optional<oci::Digest>& top) { locked.emplace(ctx.snapshots.prepare(top)); });
+  lock_snapshots(ctx, parent, [&](const std::optional<oci::Digest>& top) { locked.emplace(ctx.snapshots.prepare(top)); });
   overlay::PreparedSnapshot& prepared = *locked;
   // The clock the kernel stamps files with: whatever has an mtime at or after this, the step
   // changed (or an archive it extracted dates in the future).
@@ -178,7 +178,7 @@ void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void
 }
 
 StackView::StackView(FsContext& ctx, const LayerStack& stack) {
-  lock_stack(ctx, stack, [&](const std::optional<oci::Digest>& top) {
+  lock_snapshots(ctx, stack, [&](const std::optional<oci::Digest>& top) {
     if (top) view_.emplace(ctx.snapshots.view(*top));
   });
   if (!view_) {

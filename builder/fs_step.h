@@ -52,6 +52,11 @@ struct FsContext {
 // it is applied, or from ctx.diff_ids' record when a pull or load already checked the blob.
 std::optional<oci::Digest> ensure_snapshots(FsContext& ctx, const LayerStack& stack);
 
+// ensure_snapshots(), then `lock(top)`, which takes the stack's shared locks (prepare, view):
+// a snapshot a concurrent prune removed in between (lock throws NotFound) is made again.
+void lock_snapshots(FsContext& ctx, const LayerStack& stack,
+                    const std::function<void(const std::optional<oci::Digest>& top)>& lock);
+
 struct FsStepResult {
   oci::LayerResult layer;
   oci::Digest chain;  // of the stack with the new layer on top

@@ -64,16 +64,14 @@ int run_in_rootfs(const ImageRunOptions& o, const fs::path& rootfs, const std::v
   return overlay::Sandbox::run(spec).code;
 }
 
-int run_in_image(const ImageRunOptions& o, const fs::path& store_root, overlay::SnapshotStore& snapshots,
-                 const std::optional<oci::Digest>& top, const std::vector<std::string>& argv,
-                 const overlay::ImageRuntimeInfo& image) {
+int run_in_image(const ImageRunOptions& o, const fs::path& store_root, overlay::PreparedSnapshot stack,
+                 const std::vector<std::string>& argv, const overlay::ImageRuntimeInfo& image) {
   // The init files' temp dir goes to this process's scratch in the store, which the next
   // store opener reclaims should this process be killed (as it does the upper below).
   std::optional<ProcessScratch> scratch;
   std::error_code no_store;
   if (fs::is_directory(store_root / "tmp", no_store)) scratch.emplace(store_root / "tmp");
-  overlay::PreparedSnapshot prepared = snapshots.prepare(top);
-  overlay::ActiveMount mount(prepared.mount_spec(), prepared.upper().parent_path() / "merged");
+  overlay::ActiveMount mount(stack.mount_spec(), stack.upper().parent_path() / "merged");
   return run_in_rootfs(o, mount.target(), argv, image);
 }
 

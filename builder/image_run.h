@@ -41,11 +41,12 @@ struct ImageRunOptions {
 int run_in_rootfs(const ImageRunOptions& o, const std::filesystem::path& rootfs, const std::vector<std::string>& argv,
                   const overlay::ImageRuntimeInfo& image = {});
 
-// `top` is the image's top chain ID in `snapshots` (nullopt: no layers, an empty rootfs).
-// `store_root` holds this process's scratch (reclaimed by the next opener if it is killed).
-int run_in_image(const ImageRunOptions& o, const std::filesystem::path& store_root, overlay::SnapshotStore& snapshots,
-                 const std::optional<oci::Digest>& top, const std::vector<std::string>& argv,
-                 const overlay::ImageRuntimeInfo& image);
+// `stack` is a writable stack over the image's snapshots, their locks held (SnapshotStore::
+// prepare, through builder::lock_snapshots so that a concurrent prune cannot take a lower);
+// it is mounted for the run and discarded after. `store_root` holds this process's scratch
+// (reclaimed by the next opener if it is killed).
+int run_in_image(const ImageRunOptions& o, const std::filesystem::path& store_root, overlay::PreparedSnapshot stack,
+                 const std::vector<std::string>& argv, const overlay::ImageRuntimeInfo& image);
 
 // The pin name of an image's view: the first 12 hex digits of its manifest digest.
 std::string image_view_name(const oci::Digest& manifest_digest);

@@ -1,5 +1,6 @@
-// `cbuild inspect [--format TEMPLATE] IMAGE...` — image details as JSON like `docker image
-// inspect`. --format takes a Go-template subset: literal text with {{.Field.Sub}} (printed the
+// `cbuild inspect [--format TEMPLATE] [--platform os/arch[/variant]] IMAGE...` — image details
+// as JSON like `docker image inspect`; a multi-platform image shows the manifest of --platform
+// (the host's by default), the one `run`, `unpack` and FROM use. --format takes a Go-template subset: literal text with {{.Field.Sub}} (printed the
 // way Go prints values: strings bare, lists as [a b], maps as map[k:v]) and {{json .Field}}.
 #include <iostream>
 
@@ -16,6 +17,7 @@ using ojson = nlohmann::ordered_json;
 
 struct InspectOptions {
   std::string format;
+  std::string platform;
   std::vector<std::string> images;
 };
 
@@ -123,12 +125,14 @@ std::string render(std::string_view tmpl, const ojson& data) {
 }
 
 int run_inspect(const InspectOptions& o, const GlobalOptions& g) {
+  std::optional<oci::Platform> platform;
+  if (!o.platform.empty()) platform = oci::Platform::parse(o.platform);
   auto store = open_store(g);
   ojson all = ojson::array();
   int rc = 0;
   for (auto& arg : o.images) {
     try {
-      ojson j = inspect_json(resolve_image(*store, arg));
+      ojson j = inspect_json(resolve_image(*store, arg, platform));
       if (!o.format.empty()) std::cout << render(o.format, j) << "\n";
       all.push_back(std::move(j));
     } catch (const Error& e) {
@@ -147,6 +151,7 @@ CommandRegistration reg{{
     .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<InspectOptions>();
       app.add_option("-f,--format", o->format, "Format the output using a Go-like template ({{.Config.Env}}, {{json .}})");
+      app.add_option("--platform", o->platform, "Platform of a multi-platform image (os/arch[/variant]; default: the host's)");
       app.add_option("IMAGE", o->images, "Images to inspect (name[:tag], digest or ID)")->required();
       return [o, &g] { return run_inspect(*o, g); };
     }}};

@@ -114,8 +114,7 @@ CommandRegistration reg{{
         std::string root = g.resolved_root();
         LayoutImage img = open_image_arg(image, root);
         overlay::SnapshotStore snapshots(root);
-        auto top = ensure_snapshots(snapshots, img);
-        return builder::run_in_image(ro, root, snapshots, top, rest, img.runtime);
+        return builder::run_in_image(ro, root, prepare_image(snapshots, img), rest, img.runtime);
       };
     }}};
 

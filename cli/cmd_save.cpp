@@ -24,19 +24,19 @@ int run_save(const SaveOptions& o, const GlobalOptions& g) {
   auto store = open_store(g);
   std::vector<oci::ArchiveImage> images;
   for (auto& arg : o.images) {
-    StoreImage img = resolve_image(*store, arg);
+    oci::Descriptor entry = resolve_entry(*store, arg);
     // A tag argument saves under that name only; an ID or digest under every name it has.
     std::vector<std::string> names;
     auto ref = registry::Reference::try_parse(arg);
     if (ref && !ref->digest() && store->resolve(ref->str())) names.push_back(ref->str());
-    else names = img.names;
-    auto same = std::find_if(images.begin(), images.end(), [&](auto& i) { return i.target.digest == img.target.digest; });
+    else names = names_of(*store, entry.digest);
+    auto same = std::find_if(images.begin(), images.end(), [&](auto& i) { return i.target.digest == entry.digest; });
     if (same != images.end()) {
       for (auto& n : names)
         if (std::find(same->names.begin(), same->names.end(), n) == same->names.end()) same->names.push_back(n);
       continue;
     }
-    oci::Descriptor target = img.target;
+    oci::Descriptor target = entry;
     target.annotations.clear();
     images.push_back({names, target});
   }

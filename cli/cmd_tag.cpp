@@ -15,8 +15,7 @@ int run_tag(const TagOptions& o, const GlobalOptions& g) {
   auto dst = registry::Reference::parse(o.target);
   if (dst.digest()) throw Error(ErrorKind::InvalidArgument, "tag " + quote(o.target) + ": a target cannot name a digest");
   auto store = open_store(g);
-  StoreImage img = resolve_image(*store, o.source);
-  oci::Descriptor d = img.target;
+  oci::Descriptor d = resolve_entry(*store, o.source);
   d.annotations.clear();
   store->set_tag(dst.str(), d);
   return 0;

@@ -1,6 +1,8 @@
 #include "cli/layout_image.h"
 
+#include "builder/fs_step.h"
 #include "oci/base/error.h"
+#include "oci/image_resolver.h"
 #include "oci/image_config.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
@@ -10,25 +12,6 @@ namespace cbuild::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Follows an index down to the host platform's manifest.
-oci::Descriptor pick_manifest(const oci::LayoutStore& store, oci::Descriptor d) {
-  for (int depth = 0; oci::is_index(d.media_type); ++depth) {
-    if (depth > 4) throw Error(ErrorKind::InvalidArgument, "image index " + d.digest.str() + ": nested too deep");
-    oci::Index idx = oci::Index::parse(store.read_blob(d.digest), "image index " + d.digest.str(), d.media_type);
-    const oci::Platform host = oci::Platform::host();
-    std::optional<oci::Descriptor> found;
-    for (const auto& c : idx.manifests) {
-      if (!c.platform || (c.platform->os == host.os && c.platform->architecture == host.architecture)) {
-        found = c;
-        break;
-      }
-    }
-    if (!found) throw Error(ErrorKind::NotFound, "no manifest for " + host.str() + " in image index " + d.digest.str());
-    d = *found;
-  }
-  return d;
-}
 
 std::optional<oci::Descriptor> find_entry(const oci::LayoutStore& store, std::string_view ref, std::string& name) {
   if (ref.empty()) {
@@ -62,7 +45,7 @@ std::unique_ptr<oci::TarReader> LayoutImage::open_layer(std::size_t i) const {
                                           diff_ids.at(i));
 }
 
-LayoutImage open_layout_image(const fs::path& layout, std::string_view ref) {
+LayoutImage open_layout_image(const fs::path& layout, std::string_view ref, const std::optional<oci::Platform>& platform) {
   if (!fs::exists(layout / "index.json"))
     throw Error(ErrorKind::NotFound, quote(layout.string()) + " is not an OCI image layout (no index.json)");
   LayoutImage img;
@@ -71,13 +54,15 @@ LayoutImage open_layout_image(const fs::path& layout, std::string_view ref) {
   if (!entry)
     throw Error(ErrorKind::NotFound, "image " + quote(ref.empty() ? layout.string() : std::string(ref)) +
                                          " not found in " + quote(layout.string()));
-  oci::Descriptor md = pick_manifest(*img.store, *entry);
-  img.manifest_digest = md.digest;
-  oci::Manifest manifest = oci::Manifest::parse(img.store->read_blob(md.digest), "manifest " + md.digest.str(), md.media_type);
-  img.config_digest = manifest.config.digest;
-  img.layers = manifest.layers;
-  oci::ImageConfig config = oci::ImageConfig::parse(img.store->read_blob(manifest.config.digest),
-                                                    "image config " + manifest.config.digest.str());
+  oci::ResolveOptions ro;
+  ro.platform = platform;
+  auto shown = ref.empty() ? std::nullopt : registry::Reference::try_parse(ref);
+  ro.what = "image " + (shown ? shown->familiar() : img.name);
+  oci::ResolvedImage r = oci::resolve_image(*img.store, *entry, ro);
+  img.manifest_digest = r.manifest_desc.digest;
+  img.config_digest = r.manifest.config.digest;
+  img.layers = r.manifest.layers;
+  oci::ImageConfig config = oci::ImageConfig::parse(r.config_bytes, "image config " + img.config_digest.str());
   img.diff_ids = config.rootfs.diff_ids;
   if (img.diff_ids.size() != img.layers.size())
     throw Error(ErrorKind::InvalidArgument, "image config " + img.config_digest.str() + " has " +
@@ -93,29 +78,38 @@ LayoutImage open_layout_image(const fs::path& layout, std::string_view ref) {
   return img;
 }
 
-LayoutImage open_image_arg(std::string_view arg, const std::string& store_root) {
+LayoutImage open_image_arg(std::string_view arg, const std::string& store_root,
+                           const std::optional<oci::Platform>& platform) {
   if (arg.rfind("oci:", 0) == 0) {
     std::string rest(arg.substr(4));
     // "oci:DIR:REF" — the first ':' splits only when the part before it is a layout.
     std::size_t colon = rest.find(':');
     if (colon != std::string::npos && fs::exists(fs::path(rest.substr(0, colon)) / "index.json"))
-      return open_layout_image(rest.substr(0, colon), rest.substr(colon + 1));
-    return open_layout_image(rest, "");
+      return open_layout_image(rest.substr(0, colon), rest.substr(colon + 1), platform);
+    return open_layout_image(rest, "", platform);
   }
   if (!fs::exists(fs::path(store_root) / "index.json"))
     throw Error(ErrorKind::NotFound, "image " + quote(arg) + " not found: the store " + quote(store_root) + " is empty");
-  return open_layout_image(store_root, arg);
+  return open_layout_image(store_root, arg, platform);
 }
 
+namespace {
+
+builder::LayerStack stack_of(const LayoutImage& image) { return {.layers = image.layers, .diff_ids = image.diff_ids}; }
+
+}  // namespace
+
 std::optional<oci::Digest> ensure_snapshots(overlay::SnapshotStore& snapshots, const LayoutImage& image) {
-  std::vector<oci::Digest> chains = overlay::chain_ids(image.diff_ids);
-  for (std::size_t i = 0; i < chains.size(); ++i) {
-    if (snapshots.has(chains[i])) continue;
-    auto reader = image.open_layer(i);
-    snapshots.ensure(chains[i], i ? std::optional<oci::Digest>(chains[i - 1]) : std::nullopt, *reader);
-  }
-  if (chains.empty()) return std::nullopt;
-  return chains.back();
+  builder::FsContext ctx{.store = *image.store, .snapshots = snapshots, .layer_options = {}};
+  return builder::ensure_snapshots(ctx, stack_of(image));
+}
+
+overlay::PreparedSnapshot prepare_image(overlay::SnapshotStore& snapshots, const LayoutImage& image) {
+  builder::FsContext ctx{.store = *image.store, .snapshots = snapshots, .layer_options = {}};
+  std::optional<overlay::PreparedSnapshot> prepared;
+  builder::lock_snapshots(ctx, stack_of(image),
+                          [&](const std::optional<oci::Digest>& top) { prepared.emplace(snapshots.prepare(top)); });
+  return std::move(*prepared);
 }
 
 }  // namespace cbuild::cli

@@ -4,8 +4,9 @@
 //
 // Resolution: a reference normalized by registry::Reference ("busybox" →
 // "docker.io/library/busybox:latest") looked up as a tag, or a manifest digest ("sha256:…");
-// with "oci:DIR" and no REF, the layout's only image. An image index picks the host platform's
-// manifest. Every document and layer is read through the store's verified reads.
+// with "oci:DIR" and no REF, the layout's only image. An image index picks the manifest of the
+// platform asked for (the host's when none) by oci::resolve_image's rule, the one FROM and
+// `inspect` use; a platform asked for must be the image's. Every document and layer is read through the store's verified reads.
 // Throws cbuild::Error (NotFound naming the reference, DataLoss for a corrupt blob).
 #pragma once
 
@@ -39,12 +40,18 @@ struct LayoutImage {
   std::unique_ptr<oci::TarReader> open_layer(std::size_t i) const;
 };
 
-LayoutImage open_layout_image(const std::filesystem::path& layout, std::string_view ref);
+LayoutImage open_layout_image(const std::filesystem::path& layout, std::string_view ref,
+                              const std::optional<oci::Platform>& platform = std::nullopt);
 // "oci:DIR[:REF]" or an IMAGE in the store at `store_root`.
-LayoutImage open_image_arg(std::string_view arg, const std::string& store_root);
+LayoutImage open_image_arg(std::string_view arg, const std::string& store_root,
+                           const std::optional<oci::Platform>& platform = std::nullopt);
 
-// Makes sure every layer of `image` has its snapshot (applied from the verified blob when
-// missing). Returns the top chain ID, nullopt for an image without layers.
+// Makes sure every layer of `image` has its snapshot, as a build does (builder::ensure_snapshots:
+// a layer is applied only if it decompresses to its diff_id). Returns the top chain ID,
+// nullopt for an image without layers.
 std::optional<oci::Digest> ensure_snapshots(overlay::SnapshotStore& snapshots, const LayoutImage& image);
+// A writable stack over the image's snapshots (builder::lock_snapshots: one a concurrent
+// prune removes before it is locked is made again).
+overlay::PreparedSnapshot prepare_image(overlay::SnapshotStore& snapshots, const LayoutImage& image);
 
 }  // namespace cbuild::cli

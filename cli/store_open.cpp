@@ -3,14 +3,13 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <utility>
 
 #include "oci/base/error.h"
-#include "oci/media_types.h"
+#include "oci/image_resolver.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::cli {
-namespace mt = oci::media_types;
-
 std::unique_ptr<oci::LayoutStore> open_store(const GlobalOptions& g) { return oci::LayoutStore::open(g.resolved_root()); }
 
 std::int64_t StoreImage::size() const {
@@ -26,58 +25,42 @@ std::vector<std::string> names_of(const oci::LayoutStore& store, const oci::Dige
   return out;
 }
 
-StoreImage load_store_image(const oci::LayoutStore& store, const oci::Descriptor& entry) {
+StoreImage load_store_image(const oci::LayoutStore& store, const oci::Descriptor& entry,
+                            const std::optional<oci::Platform>& platform, std::string_view what) {
   StoreImage img;
-  img.target = entry;
-  oci::Descriptor md = entry;
-  if (mt::is_index(entry.media_type)) {
-    std::string bytes = store.read_blob(entry.digest);
-    auto idx = oci::Index::parse(bytes, "index " + entry.digest.str(), entry.media_type);
-    const oci::Descriptor* pick = nullptr;
-    const oci::Platform host = oci::Platform::host();
-    for (auto& m : idx.manifests) {
-      if (!mt::is_manifest(m.media_type)) continue;
-      if (m.platform && m.platform->os == host.os && m.platform->architecture == host.architecture) {
-        pick = &m;
-        break;
-      }
-      if (!pick && (!m.platform || m.platform->os != "unknown")) pick = &m;
-    }
-    if (!pick) throw Error(ErrorKind::NotFound, "index " + entry.digest.str() + " has no image manifest for " + host.str());
-    md = *pick;
-  } else if (!mt::is_manifest(entry.media_type)) {
-    throw Error(ErrorKind::InvalidArgument, "store entry " + entry.digest.str() + " has media type " +
-                                                quote(entry.media_type) + ", not an image manifest or index");
-  }
-  img.manifest_desc = md;
-  std::string mbytes = store.read_blob(md.digest);
-  oci::verify_blob_bytes(md, mbytes, "manifest");
-  img.manifest = oci::Manifest::parse(mbytes, "manifest " + md.digest.str(), md.media_type);
+  oci::ResolveOptions ro;
+  ro.platform = platform;
+  ro.what = what.empty() ? "image " + entry.digest.str() : std::string(what);
+  oci::ResolvedImage r = oci::resolve_image(store, entry, ro);
+  img.target = r.top;
+  img.manifest_desc = r.manifest_desc;
+  img.manifest = std::move(r.manifest);
   img.config_digest = img.manifest.config.digest;
-  img.config_bytes = store.read_blob(img.config_digest);
-  oci::verify_blob_bytes(img.manifest.config, img.config_bytes, "config");
+  img.config_bytes = std::move(r.config_bytes);
   img.config = oci::ImageConfig::parse(img.config_bytes, "config " + img.config_digest.str());
   img.names = names_of(store, entry.digest);
   return img;
 }
 
-StoreImage resolve_image(const oci::LayoutStore& store, std::string_view arg) {
-  auto tags = store.tags();
+namespace {
+
+// The index.json entry `arg` names, and how errors name it. An image ID is the config of the
+// manifest resolve_image would pick for `platform`.
+std::pair<oci::Descriptor, std::string> find_entry(const oci::LayoutStore& store, std::string_view arg,
+                                                   const std::optional<oci::Platform>& platform) {
+  std::string what = "image " + std::string(arg);
   if (auto ref = registry::Reference::try_parse(arg)) {
+    what = "image " + ref->familiar();
     if (!ref->digest()) {
-      if (auto d = store.resolve(ref->str())) return load_store_image(store, *d);
+      if (auto d = store.resolve(ref->str())) return {*d, what};
     } else {
       for (auto& d : store.index_entries())
-        if (d.digest == *ref->digest()) return load_store_image(store, d);
+        if (d.digest == *ref->digest()) return {d, what};
     }
   }
   // A digest or an image-ID prefix.
   std::string_view p = arg;
-  bool full = false;
-  if (p.starts_with("sha256:")) {
-    p.remove_prefix(7);
-    full = true;
-  }
+  if (p.starts_with("sha256:")) p.remove_prefix(7);
   bool hex = !p.empty() && p.size() <= 64 && p.find_first_not_of("0123456789abcdef") == std::string_view::npos;
   if (hex) {
     std::optional<oci::Descriptor> found;
@@ -87,7 +70,7 @@ StoreImage resolve_image(const oci::LayoutStore& store, std::string_view arg) {
       std::string id;
       if (!match) {
         try {
-          id = load_store_image(store, d).config_digest.hex();
+          id = load_store_image(store, d, platform).config_digest.hex();
         } catch (const Error&) {
           continue;
         }
@@ -102,12 +85,22 @@ StoreImage resolve_image(const oci::LayoutStore& store, std::string_view arg) {
         found_id = key;
       }
     }
-    if (found) return load_store_image(store, *found);
+    if (found) return {*found, what};
   }
-  (void)full;
   std::string shown(arg);
   if (auto ref = registry::Reference::try_parse(arg)) shown = ref->familiar();
   throw Error(ErrorKind::NotFound, "No such image: " + shown);
+}
+
+}  // namespace
+
+oci::Descriptor resolve_entry(const oci::LayoutStore& store, std::string_view arg) {
+  return find_entry(store, arg, std::nullopt).first;
+}
+
+StoreImage resolve_image(const oci::LayoutStore& store, std::string_view arg, const std::optional<oci::Platform>& platform) {
+  auto [entry, what] = find_entry(store, arg, platform);
+  return load_store_image(store, entry, platform, what);
 }
 
 std::string human_size(std::int64_t bytes) {

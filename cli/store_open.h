@@ -6,12 +6,14 @@
 // (`busybox`, `library/busybox:latest` and `docker.io/library/busybox:latest` are one tag) —
 // then "name@sha256:…" / "sha256:…" naming a manifest, then an image-ID prefix (the config
 // digest, with or without "sha256:"; ambiguous prefixes are refused). An index entry picks the
-// host platform's manifest. Throws Error{NotFound} naming the argument, DataLoss for corrupt
+// manifest of `platform` (the host's when none) by oci::resolve_image's rule, the one FROM,
+// `run` and `unpack` use. Throws Error{NotFound} naming the argument, DataLoss for corrupt
 // blobs, InvalidArgument for a malformed manifest or config.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,8 +39,14 @@ struct StoreImage {
 };
 
 // Loads the image an index.json entry names (verified reads).
-StoreImage load_store_image(const oci::LayoutStore& store, const oci::Descriptor& entry);
-StoreImage resolve_image(const oci::LayoutStore& store, std::string_view arg);
+// `what` names the image in errors ("image busybox"; the entry's digest when empty).
+StoreImage load_store_image(const oci::LayoutStore& store, const oci::Descriptor& entry,
+                            const std::optional<oci::Platform>& platform = std::nullopt, std::string_view what = {});
+StoreImage resolve_image(const oci::LayoutStore& store, std::string_view arg,
+                         const std::optional<oci::Platform>& platform = std::nullopt);
+// Only the index.json entry an IMAGE argument names (a whole index for `tag` and `save`,
+// whatever platforms it holds). Same lookup and errors as resolve_image.
+oci::Descriptor resolve_entry(const oci::LayoutStore& store, std::string_view arg);
 // The index.json tag names (full references) whose target matches `target`.
 std::vector<std::string> names_of(const oci::LayoutStore& store, const oci::Digest& target);
 

@@ -73,6 +73,13 @@ Platform Platform::parse(std::string_view s) {
   return p;
 }
 
+bool Platform::matches(const std::optional<Platform>& have) const {
+  if (!have) return false;
+  if (have->os != os || have->architecture != architecture) return false;
+  if (variant.empty() || have->variant == variant) return true;
+  return architecture == "arm64" && variant == "v8" && have->variant.empty();
+}
+
 Platform Platform::host() {
   Platform p;
   p.os = "linux";

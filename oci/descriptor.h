@@ -29,6 +29,10 @@ struct Platform {
   static Platform parse(std::string_view s);
   // The platform of this machine (linux/amd64, …).
   static Platform host();
+  // Whether an index entry's (or a config's) platform `have` satisfies this wanted one, as
+  // containerd's default matcher: os and architecture equal, and the variant when this one
+  // names one (arm64's v8 also matches an entry without variant). No `have` never matches.
+  bool matches(const std::optional<Platform>& have) const;
   friend bool operator==(const Platform&, const Platform&) = default;
 };
 

@@ -45,13 +45,6 @@ class LimitSink : public oci::ByteSink {
 
 }  // namespace
 
-bool platform_matches(const oci::Platform& want, const std::optional<oci::Platform>& have) {
-  if (!have) return false;
-  if (have->os != want.os || have->architecture != want.architecture) return false;
-  if (want.variant.empty() || have->variant == want.variant) return true;
-  return want.architecture == "arm64" && want.variant == "v8" && have->variant.empty();
-}
-
 Puller::Puller(Transport& transport, oci::Store& store, PullOptions opts)
     : t_(transport), store_(store), opts_(std::move(opts)) {}
 
@@ -208,7 +201,7 @@ PullResult Puller::pull(const Reference& ref) {
       if (!mt::is_manifest(d.media_type)) continue;  // nested indexes and artifacts are not followed
       if (opts_.all_platforms) {
         chosen.push_back(d);
-      } else if (platform_matches(want, d.platform)) {
+      } else if (want.matches(d.platform)) {
         chosen.push_back(d);
         break;
       }

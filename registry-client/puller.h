@@ -79,8 +79,4 @@ class Puller {
   std::atomic<std::uint64_t> bytes_{0};
 };
 
-// Whether an index entry's platform satisfies `want` (os, architecture, and variant when
-// `want` names one; arm64's v8 matches an entry without variant).
-bool platform_matches(const oci::Platform& want, const std::optional<oci::Platform>& have);
-
 }  // namespace cbuild::registry
