@@ -14,15 +14,6 @@
 namespace fs = std::filesystem;
 using namespace cbuild;
 
-namespace {
-
-void executable(const test::BuildProject& p, const std::string& rel, const std::string& text) {
-  p.file(rel, text);
-  fs::permissions(p.ctx / rel, fs::perms(0755));
-}
-
-}  // namespace
-
 // Modelled on vercel/next.js examples/with-docker/Dockerfile.
 TEST_CASE("public Dockerfile: next.js with-docker (lockfile wildcards matching nothing, COPY --from --chown into ./)") {
   REQUIRE_ROOT();
@@ -100,8 +91,8 @@ TEST_CASE("public Dockerfile: jenkins (VOLUME $VAR, EXPOSE $VAR, USER $VAR, COPY
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
   p.file("init.groovy", "import jenkins.model.*\n");
-  executable(p, "jenkins.sh", "#!/bin/sh\nexec java -jar /usr/share/jenkins/jenkins.war \"$@\"\n");
-  executable(p, "plugins.sh", "#!/bin/sh\necho plugins\n");
+  p.executable("jenkins.sh", "#!/bin/sh\nexec java -jar /usr/share/jenkins/jenkins.war \"$@\"\n");
+  p.executable("plugins.sh", "#!/bin/sh\necho plugins\n");
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(FROM {BASE}
 
 # `/usr/share/jenkins/ref/` contains all reference configuration we want
@@ -163,11 +154,11 @@ COPY plugins.sh /usr/local/bin/plugins.sh
 TEST_CASE("public Dockerfile: php apache (legacy ENV over continuations, { } > file, sourced envvars, COPY wildcard)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "docker-php-source", "#!/bin/sh\necho source \"$@\"\n");
-  executable(p, "docker-php-ext-enable", "#!/bin/sh\nmkdir -p \"$PHP_INI_DIR/conf.d\" && echo \"extension=$1\" > \"$PHP_INI_DIR/conf.d/docker-php-ext-$1.ini\"\n");
-  executable(p, "docker-php-ext-install", "#!/bin/sh\necho install \"$@\"\n");
-  executable(p, "docker-php-entrypoint", "#!/bin/sh\nset -e\nexec \"$@\"\n");
-  executable(p, "apache2-foreground", "#!/bin/sh\nexec apache2 -DFOREGROUND \"$@\"\n");
+  p.executable("docker-php-source", "#!/bin/sh\necho source \"$@\"\n");
+  p.executable("docker-php-ext-enable", "#!/bin/sh\nmkdir -p \"$PHP_INI_DIR/conf.d\" && echo \"extension=$1\" > \"$PHP_INI_DIR/conf.d/docker-php-ext-$1.ini\"\n");
+  p.executable("docker-php-ext-install", "#!/bin/sh\necho install \"$@\"\n");
+  p.executable("docker-php-entrypoint", "#!/bin/sh\nset -e\nexec \"$@\"\n");
+  p.executable("apache2-foreground", "#!/bin/sh\nexec apache2 -DFOREGROUND \"$@\"\n");
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(#
 # NOTE: THIS DOCKERFILE IS GENERATED VIA "apply-templates.sh"
 #
@@ -305,7 +296,7 @@ CMD ["apache2-foreground"]
 TEST_CASE("public Dockerfile: mongo (ARG defaults copied into ENV pairs, ${X%-unstable} in RUN, VOLUME of two paths)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "docker-entrypoint.sh", "#!/bin/sh\nset -Eeuo pipefail\nexec \"$@\"\n");
+  p.executable("docker-entrypoint.sh", "#!/bin/sh\nset -Eeuo pipefail\nexec \"$@\"\n");
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(#
 # NOTE: THIS DOCKERFILE IS GENERATED VIA "apply-templates.sh"
 #

@@ -21,11 +21,6 @@ using namespace cbuild;
 
 namespace {
 
-void executable(const test::BuildProject& p, const std::string& rel, const std::string& text) {
-  p.file(rel, text);
-  fs::permissions(p.ctx / rel, fs::perms(0755));
-}
-
 // "name" and "tag" of the shared base, for Dockerfiles that build the FROM line out of ARGs.
 std::pair<std::string, std::string> split_base(const test::BuildProject& p) {
   auto colon = p.base.rfind(':');
@@ -48,7 +43,7 @@ TEST_CASE("public Dockerfile: grafana (COPY --from by stage index, ARG defaults 
   p.file("conf/sample.ini", "[paths]\n");
   p.file("conf/ldap.toml", "[[servers]]\n");
   p.file("tools/phantomjs/render.js", "// render\n");
-  executable(p, "packaging/docker/run.sh", "#!/bin/sh\nexec grafana-server \"$@\"\n");
+  p.executable("packaging/docker/run.sh", "#!/bin/sh\nexec grafana-server \"$@\"\n");
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(# Golang build container
 FROM {BASE}
 
@@ -245,7 +240,7 @@ CMD ["sh", "-c", "cat /PowerShell/path.txt"]
 TEST_CASE("public Dockerfile: SHELL exec form, ARG-derived ENV, COPY to an ARG path, unindented continuation args") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "create_user_workspace.sh",
+  p.executable("create_user_workspace.sh",
              "#!/bin/sh\nset -eu\n"
              "echo \"$3:x:$2:\" >> /etc/group\n"
              "echo \"$3:x:$1:$2::/home/$3:/bin/sh\" >> /etc/passwd\n"

@@ -18,11 +18,6 @@ using namespace cbuild;
 
 namespace {
 
-void executable(const test::BuildProject& p, const std::string& rel, const std::string& text) {
-  p.file(rel, text);
-  fs::permissions(p.ctx / rel, fs::perms(0755));
-}
-
 const char* kEntrypoint = "#!/bin/sh\nset -e\nexec \"$@\"\n";
 
 }  // namespace
@@ -31,8 +26,8 @@ const char* kEntrypoint = "#!/bin/sh\nset -e\nexec \"$@\"\n";
 TEST_CASE("public Dockerfile: postgres (comments inside continuations, ENV PATH $PATH:..., ln -sT, STOPSIGNAL)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "docker-entrypoint.sh", kEntrypoint);
-  executable(p, "docker-ensure-initdb.sh", "#!/bin/sh\necho initdb\n");
+  p.executable("docker-entrypoint.sh", kEntrypoint);
+  p.executable("docker-ensure-initdb.sh", "#!/bin/sh\necho initdb\n");
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(#
 # NOTE: THIS DOCKERFILE IS GENERATED VIA "apply-templates.sh"
 #
@@ -126,7 +121,7 @@ CMD ["postgres"]
 TEST_CASE("public Dockerfile: memcached (RUN with a trailing # comment, relative symlink, USER after ENTRYPOINT)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "docker-entrypoint.sh", kEntrypoint);
+  p.executable("docker-entrypoint.sh", kEntrypoint);
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(FROM {BASE}
 
 # add our user and group first to make sure their IDs get assigned consistently, regardless of whatever dependencies get added
@@ -172,7 +167,7 @@ CMD ["memcached"]
 TEST_CASE("public Dockerfile: haproxy (a quoted value spanning continuation lines, eval, STOPSIGNAL SIGUSR1, WORKDIR after USER)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "docker-entrypoint.sh", kEntrypoint);
+  p.executable("docker-entrypoint.sh", kEntrypoint);
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(FROM {BASE}
 
 # roughly, https://git.alpinelinux.org/aports/tree/main/haproxy/haproxy.pre-install?h=3.12-stable
@@ -232,8 +227,8 @@ CMD ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
 TEST_CASE("public Dockerfile: prometheus (aligned COPY columns, dir/ sources, ln -s of two sources, JSON CMD over continuations)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "prometheus", "#!/bin/sh\necho prometheus \"$@\"\n");
-  executable(p, "promtool", "#!/bin/sh\necho promtool\n");
+  p.executable("prometheus", "#!/bin/sh\necho prometheus \"$@\"\n");
+  p.executable("promtool", "#!/bin/sh\necho promtool\n");
   p.file("documentation/examples/prometheus.yml", "global:\n  scrape_interval: 15s\n");
   p.file("console_libraries/menu.lib", "{{ define \"menu\" }}\n");
   p.file("console_libraries/prom.lib", "{{ define \"prom\" }}\n");
@@ -271,10 +266,10 @@ CMD        [ "-config.file=/etc/prometheus/prometheus.yml", \
 TEST_CASE("public Dockerfile: nginx (ENV with a spaced legacy value, set -x \\ chains, quoted list over lines, ln -sf to /dev)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "docker-entrypoint.sh", kEntrypoint);
-  executable(p, "10-listen-on-ipv6-by-default.sh", "#!/bin/sh\necho ipv6\n");
-  executable(p, "20-envsubst-on-templates.sh", "#!/bin/sh\necho envsubst\n");
-  executable(p, "30-tune-worker-processes.sh", "#!/bin/sh\necho workers\n");
+  p.executable("docker-entrypoint.sh", kEntrypoint);
+  p.executable("10-listen-on-ipv6-by-default.sh", "#!/bin/sh\necho ipv6\n");
+  p.executable("20-envsubst-on-templates.sh", "#!/bin/sh\necho envsubst\n");
+  p.executable("30-tune-worker-processes.sh", "#!/bin/sh\necho workers\n");
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(#
 # NOTE: THIS DOCKERFILE IS GENERATED VIA "update.sh"
 #
@@ -346,7 +341,7 @@ CMD ["nginx", "-g", "daemon off;"]
 TEST_CASE("public Dockerfile: node (indented # comments inside a && chain, case on ${x##*-}, yarn symlinks)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "docker-entrypoint.sh", "#!/bin/sh\nset -e\nif [ \"${1#-}\" != \"${1}\" ]; then set -- node \"$@\"; fi\nexec \"$@\"\n");
+  p.executable("docker-entrypoint.sh", "#!/bin/sh\nset -e\nif [ \"${1#-}\" != \"${1}\" ]; then set -- node \"$@\"; fi\nexec \"$@\"\n");
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(FROM {BASE}
 
 ENV NODE_VERSION 18.18.1
@@ -534,8 +529,8 @@ CMD ["python3"]
 TEST_CASE("public Dockerfile: docker cli (COPY renaming into place, ENV k=v, case with exit 0 branch, mv -vT, ln -sv into a dir)") {
   REQUIRE_ROOT();
   test::BuildProject p(test::base_for_test());
-  executable(p, "modprobe.sh", "#!/bin/sh\nset -eu\nexec modprobe \"$@\"\n");
-  executable(p, "docker-entrypoint.sh", kEntrypoint);
+  p.executable("modprobe.sh", "#!/bin/sh\nset -eu\nexec modprobe \"$@\"\n");
+  p.executable("docker-entrypoint.sh", kEntrypoint);
   p.file("Dockerfile", test::dockerfile_text(p, R"DF(FROM {BASE}
 
 # ensure that nsswitch.conf is set up for Go's "netgo" implementation (which Docker explicitly uses)

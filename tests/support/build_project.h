@@ -45,6 +45,11 @@ struct BuildProject {
     std::filesystem::create_directories((ctx / rel).parent_path());
     std::ofstream(ctx / rel, std::ios::binary | std::ios::trunc) << text;
   }
+  // A context file with mode 0755 (scripts an image runs).
+  void executable(const std::string& rel, const std::string& text) const {
+    file(rel, text);
+    std::filesystem::permissions(ctx / rel, std::filesystem::perms(0755));
+  }
   CommandResult build(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
     std::vector<std::string> args{"--root", root.string(), "--progress=plain"};
     args.insert(args.end(), extra.begin(), extra.end());
