@@ -14,9 +14,9 @@
 #include <optional>
 #include <string>
 
-#include "builder/build_options.h"
-#include "builder/progress.h"
-#include "builder/stage_runner.h"
+#include "builder/plan/build_options.h"
+#include "builder/plan/progress.h"
+#include "builder/steps/stage_runner.h"
 #include "oci/diff_id.h"
 #include "oci/layout_store.h"
 #include "oci/store.h"

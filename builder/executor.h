@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "builder/build_options.h"
-#include "builder/outputs.h"
-#include "builder/progress.h"
+#include "builder/plan/build_options.h"
+#include "builder/export/outputs.h"
+#include "builder/plan/progress.h"
 
 namespace cbuild::builder {
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "builder/build_options.h"
+#include "builder/plan/build_options.h"
 #include "builder/executor.h"
 #include "cli/command.h"
 #include "cli/exit_codes.h"

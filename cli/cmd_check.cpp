@@ -5,9 +5,9 @@
 #include <iterator>
 #include <memory>
 
-#include "builder/build_options.h"
+#include "builder/plan/build_options.h"
 #include "builder/dockerfile/dockerfile_error.h"
-#include "builder/planner.h"
+#include "builder/plan/planner.h"
 #include "cli/command.h"
 #include "oci/base/fs.h"
 

@@ -8,11 +8,11 @@
 #include <iostream>
 #include <set>
 
-#include "builder/cache.h"
-#include "builder/cache_mounts.h"
-#include "builder/content_hashes.h"
-#include "builder/frame_cache.h"
-#include "builder/layer_memo.h"
+#include "builder/cache/cache.h"
+#include "builder/cache/cache_mounts.h"
+#include "builder/cache/content_hashes.h"
+#include "builder/cache/frame_cache.h"
+#include "builder/cache/layer_memo.h"
 #include "cli/command.h"
 #include "cli/store_open.h"
 #include "oci/base/error.h"

@@ -2,7 +2,7 @@
 // record or running operation uses (like `docker rmi`).
 #include <iostream>
 
-#include "builder/cache.h"
+#include "builder/cache/cache.h"
 #include "cli/command.h"
 #include "cli/store_open.h"
 #include "oci/base/error.h"

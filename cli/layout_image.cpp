@@ -1,6 +1,6 @@
 #include "cli/layout_image.h"
 
-#include "builder/fs_step.h"
+#include "builder/steps/fs_step.h"
 #include "oci/base/error.h"
 #include "oci/image_resolver.h"
 #include "oci/image_config.h"

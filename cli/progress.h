@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <memory>
 
-#include "builder/build_options.h"
-#include "builder/progress.h"
+#include "builder/plan/build_options.h"
+#include "builder/plan/progress.h"
 
 namespace cbuild::cli {
 

@@ -2,7 +2,7 @@
 // syntax tree (ast.h) with every --flag parsed and validated the way BuildKit does.
 //
 // Words are kept as written (not yet expanded): the planner expands them where BuildKit
-// does, with the ARG/ENV scope of each step (see builder/plan.h). Typing never touches disk.
+// does, with the ARG/ENV scope of each step (see builder/plan/plan.h). Typing never touches disk.
 // type_instructions() throws DockerfileError ("FILE:LINE: message" naming the instruction,
 // with a suggestion where one is obvious) and appends warnings (deprecated MAINTAINER,
 // JSON-looking arguments that are not JSON). Thread-safe (no shared state).

@@ -7,7 +7,7 @@
 // of 64 KiB or more (BuildKit's scanner limit, kept for compatibility), a NUL byte anywhere
 // (it would silently cut the instruction where it becomes a C string), ONBUILD nested more
 // than 16 deep. Other bytes are kept as they are, invalid UTF-8 included (the planner makes
-// those U+FFFD first, as docker does: builder/valid_utf8.h). Unknown instructions still parse (they are rejected when typed). Runs in
+// those U+FFFD first, as docker does: builder/dockerfile/valid_utf8.h). Unknown instructions still parse (they are rejected when typed). Runs in
 // time linear in the input. Thread-safe (no shared state).
 #pragma once
 

@@ -1,5 +1,5 @@
-// ADD's archive detection and extraction (builder/add_archive.h).
-#include "builder/add_archive.h"
+// ADD's archive detection and extraction (builder/steps/add_archive.h).
+#include "builder/steps/add_archive.h"
 
 #include <fcntl.h>
 

@@ -1,7 +1,7 @@
-// ADD of http(s) URLs: the helpers (builder/add_url.h) against a loopback HTTP server, and
+// ADD of http(s) URLs: the helpers (builder/steps/add_url.h) against a loopback HTTP server, and
 // `cbuild build` end to end — names, modes, owners, mtimes, --checksum, the cache, failures —
 // compared with docker build where docker can fetch from the loopback server too.
-#include "builder/add_url.h"
+#include "builder/steps/add_url.h"
 
 #include <sys/stat.h>
 
@@ -15,6 +15,7 @@
 #include "oci/base/fs.h"
 #include "oci/layout_store.h"
 #include "oci/manifest.h"
+#include "builder/plan/source_kind.h"
 #include "registry-client/curl_http.h"
 #include "tests/overlay/overlay_test_util.h"
 #include "tests/support/busybox_rootfs.h"

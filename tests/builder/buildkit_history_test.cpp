@@ -6,8 +6,8 @@
 
 #include "builder/dockerfile/ast.h"
 #include "builder/dockerfile/instructions.h"
-#include "builder/planner.h"
-#include "builder/stage_runner.h"
+#include "builder/plan/planner.h"
+#include "builder/steps/stage_runner.h"
 
 using namespace cbuild;
 using namespace cbuild::builder;

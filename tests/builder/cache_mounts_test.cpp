@@ -1,6 +1,6 @@
 // CacheMountStore: the persistent directories of RUN --mount=type=cache and their sharing
 // modes (shared, locked, private), creation with mode/owner and a seed, and clear().
-#include "builder/cache_mounts.h"
+#include "builder/cache/cache_mounts.h"
 
 #include <sys/stat.h>
 

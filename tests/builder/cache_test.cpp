@@ -1,5 +1,5 @@
-// Build-cache records (builder/cache.h).
-#include "builder/cache.h"
+// Build-cache records (builder/cache/cache.h).
+#include "builder/cache/cache.h"
 
 #include <doctest/doctest.h>
 

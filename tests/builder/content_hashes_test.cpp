@@ -1,5 +1,5 @@
 // ContentHashes: file hashes remembered by stat data, and the COPY key that uses them.
-#include "builder/content_hashes.h"
+#include "builder/cache/content_hashes.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <thread>
 
-#include "builder/copy_files.h"
+#include "builder/steps/copy_files.h"
 #include "oci/base/fs.h"
 
 namespace fs = std::filesystem;

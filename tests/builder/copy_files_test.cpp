@@ -1,5 +1,5 @@
-// COPY semantics between two directory roots (builder/copy_files.h).
-#include "builder/copy_files.h"
+// COPY semantics between two directory roots (builder/steps/copy_files.h).
+#include "builder/steps/copy_files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/dockerignore.h"
+#include "builder/context/dockerignore.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 #include "tests/support/build_project.h"

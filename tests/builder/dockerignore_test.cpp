@@ -1,13 +1,13 @@
-// .dockerignore (builder/dockerignore.h) with patternmatcher semantics, and the context walk
-// that applies it (builder/context.h).
-#include "builder/dockerignore.h"
+// .dockerignore (builder/context/dockerignore.h) with patternmatcher semantics, and the context walk
+// that applies it (builder/context/context.h).
+#include "builder/context/dockerignore.h"
 
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "builder/context.h"
+#include "builder/context/context.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "builder/dockerfile/shell_words.h"
-#include "builder/planner.h"
+#include "builder/plan/planner.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 

@@ -1,5 +1,5 @@
 // Incremental recompression across builds through the store-backed frame cache.
-#include "builder/frame_cache.h"
+#include "builder/cache/frame_cache.h"
 
 #include <doctest/doctest.h>
 

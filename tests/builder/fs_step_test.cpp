@@ -1,6 +1,6 @@
-// Filesystem steps: mutate a mounted stack, get a layer and a snapshot (builder/fs_step.h),
-// and RUN output streaming (builder/run_command.h).
-#include "builder/fs_step.h"
+// Filesystem steps: mutate a mounted stack, get a layer and a snapshot (builder/steps/fs_step.h),
+// and RUN output streaming (builder/steps/run_command.h).
+#include "builder/steps/fs_step.h"
 
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 #include <mutex>
 #include <thread>
 
-#include "builder/run_command.h"
+#include "builder/steps/run_command.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 #include "oci/sinks.h"

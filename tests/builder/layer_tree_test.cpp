@@ -1,7 +1,7 @@
-// The streamed COPY layer (builder/layer_tree.h, fs_step.h run_streamed_step) against the
+// The streamed COPY layer (builder/steps/layer_tree.h, fs_step.h run_streamed_step) against the
 // on-disk path it replaces (run_fs_step: overlay mount, CopyStep::write, diff): for the same
 // parent and sources both must give the same layer, byte for byte.
-#include "builder/layer_tree.h"
+#include "builder/steps/layer_tree.h"
 
 #include <doctest/doctest.h>
 #include <fcntl.h>
@@ -14,9 +14,9 @@
 #include <fstream>
 #include <limits>
 
-#include "builder/copy_step.h"
-#include "builder/frame_cache.h"
-#include "builder/fs_step.h"
+#include "builder/steps/copy_step.h"
+#include "builder/cache/frame_cache.h"
+#include "builder/steps/fs_step.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
 #include "oci/tar_reader.h"

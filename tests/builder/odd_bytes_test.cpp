@@ -10,8 +10,8 @@
 
 #include "builder/dockerfile/dockerfile_error.h"
 #include "builder/dockerfile/parser.h"
-#include "builder/planner.h"
-#include "builder/valid_utf8.h"
+#include "builder/plan/planner.h"
+#include "builder/dockerfile/valid_utf8.h"
 #include "tests/overlay/overlay_test_util.h"
 #include "tests/support/build_project.h"
 #include "tests/support/docker_peer.h"

@@ -3,7 +3,7 @@
 // at that FROM line, naming the trigger.
 #include <doctest/doctest.h>
 
-#include "builder/planner.h"
+#include "builder/plan/planner.h"
 #include "oci/base/error.h"
 
 using namespace cbuild;

@@ -1,4 +1,4 @@
-// Independent stages run at the same time (builder/stage_graph.h), through the real binary: the
+// Independent stages run at the same time (builder/plan/stage_graph.h), through the real binary: the
 // RUNs of two stages overlap, the image is the same as a serial (--jobs 1) build's, and the
 // first failing stage stops the others with one clear error and nothing left behind.
 #include <doctest/doctest.h>

@@ -1,5 +1,5 @@
-// Planner (builder/planner.h): stages, ARG/ENV scoping, expansion, DAG, --target, cache inputs.
-#include "builder/planner.h"
+// Planner (builder/plan/planner.h): stages, ARG/ENV scoping, expansion, DAG, --target, cache inputs.
+#include "builder/plan/planner.h"
 
 #include <doctest/doctest.h>
 

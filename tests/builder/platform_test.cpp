@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "builder/run_platform.h"
+#include "builder/steps/run_platform.h"
 #include "oci/base/fs.h"
 #include "oci/layout_store.h"
 #include "oci/manifest.h"

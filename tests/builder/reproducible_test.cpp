@@ -264,7 +264,7 @@ TEST_CASE("reproducible: --compression is what the layers ship in, whatever the 
   p.file("data/a.txt", "alpha\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\nRUN echo r > /r\n");
   // Files settled 2 s before the build: a --no-cache COPY of them may take the layer the
-  // store has (builder/layer_memo.h), which must then be one of the asked compression.
+  // store has (builder/cache/layer_memo.h), which must then be one of the asked compression.
   std::this_thread::sleep_for(std::chrono::milliseconds(2100));
   const std::string gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
   const std::string zstd = "application/vnd.oci.image.layer.v1.tar+zstd";

@@ -1,6 +1,6 @@
-// run_graph (builder/stage_graph.h): dependencies first, `order` preferred, independent nodes
+// run_graph (builder/plan/stage_graph.h): dependencies first, `order` preferred, independent nodes
 // at the same time, the first failure cancels the rest and is the one rethrown.
-#include "builder/stage_graph.h"
+#include "builder/plan/stage_graph.h"
 
 #include <atomic>
 #include <chrono>

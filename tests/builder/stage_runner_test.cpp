@@ -1,6 +1,6 @@
 // The stage runner on hand-made ExecPlans: every step kind against real overlay mounts and the
 // sandbox, the build cache, failures — and the result compared with docker build's.
-#include "builder/stage_runner.h"
+#include "builder/steps/stage_runner.h"
 
 #include <doctest/doctest.h>
 
