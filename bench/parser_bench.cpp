@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "builder/dockerfile/parser.h"
-#include "builder/planner.h"
+#include "builder/plan/planner.h"
 #include "oci/base/error.h"
 
 namespace {

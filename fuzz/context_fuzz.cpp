@@ -1,4 +1,4 @@
-// libFuzzer target over the build-context walker (builder/context.h) and .dockerignore
+// libFuzzer target over the build-context walker (builder/context/context.h) and .dockerignore
 // loading and matching. The input is decoded into a .dockerignore text and a small tree of
 // files, directories and symlinks in a fresh directory, which BuildContext::read() then walks.
 // Every input must end in a result or a cbuild::Error, and the result must be consistent:
@@ -24,8 +24,8 @@
 #include <string_view>
 #include <vector>
 
-#include "builder/context.h"
-#include "builder/dockerignore.h"
+#include "builder/context/context.h"
+#include "builder/context/dockerignore.h"
 #include "oci/base/error.h"
 
 namespace fs = std::filesystem;

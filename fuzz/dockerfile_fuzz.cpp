@@ -11,8 +11,8 @@
 #include "builder/dockerfile/instructions.h"
 #include "builder/dockerfile/parser.h"
 #include "builder/dockerfile/shell_words.h"
-#include "builder/dockerignore.h"
-#include "builder/planner.h"
+#include "builder/context/dockerignore.h"
+#include "builder/plan/planner.h"
 #include "oci/base/error.h"
 
 namespace df = cbuild::builder::dockerfile;

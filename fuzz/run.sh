@@ -19,7 +19,7 @@ case "$target" in dockerfile|layer_tar|context|all) ;; *)
   echo "fuzz/run.sh: unknown target $target (dockerfile, layer_tar, context or all)" >&2; exit 2;;
 esac
 cxx=(clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I"$root")
-front_end=("$root"/builder/dockerfile/*.cpp "$root"/builder/planner.cpp "$root"/builder/valid_utf8.cpp "$root"/builder/dockerignore.cpp
+front_end=("$root"/builder/dockerfile/*.cpp "$root"/builder/plan/planner.cpp "$root"/builder/dockerfile/valid_utf8.cpp "$root"/builder/context/dockerignore.cpp
            "$root"/oci/base/error.cpp "$root"/oci/base/fs.cpp)
 
 build_dockerfile() {
@@ -78,7 +78,7 @@ EOF
 }
 
 build_context() {
-  "${cxx[@]}" "$here/context_fuzz.cpp" "$root"/builder/context.cpp "$root"/builder/dockerignore.cpp \
+  "${cxx[@]}" "$here/context_fuzz.cpp" "$root"/builder/context/context.cpp "$root"/builder/context/dockerignore.cpp \
     "$root"/builder/dockerfile/unicode.cpp "$root"/oci/base/error.cpp "$root"/oci/base/fs.cpp -o "$1/context_fuzz"
   printf 'a\n!a/keep\n**/*.log\0\001a\n\001a/keep\n\000a/keep/x\n\000b.log\n\002l\n/etc\n\002a/up\n../..\n' > "$1/seeds/c0"
   printf '*\n!*.c\n!d/**\0\000x.c\n\000d/e/f\n\003d/y\nbody\n\001e\n\002e/z\n.\n' > "$1/seeds/c1"

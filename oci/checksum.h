@@ -2,7 +2,7 @@
 // it (several GB/s with carry-less multiply) and by zlib otherwise; both give the same value.
 //
 // For detecting damage, not forgery: cbuild uses it where a record in its own store checks
-// that bytes it points at are still the bytes it saw (builder/frame_cache.h). Anyone who can
+// that bytes it points at are still the bytes it saw (builder/cache/frame_cache.h). Anyone who can
 // write those bytes can rewrite the record too, so a cryptographic hash would buy nothing there
 // and cost a SHA-256 pass over every reused frame.
 #pragma once

@@ -62,7 +62,7 @@ std::int64_t parse_source_date_epoch(std::string_view value, std::string_view or
 std::optional<std::int64_t> source_date_epoch_from_env();
 
 // Identifies the bytes TarWriter makes of given entries: the format and the libarchive version
-// that writes the headers (a cache of finished layers keys on it, builder/layer_memo.h).
+// that writes the headers (a cache of finished layers keys on it, builder/cache/layer_memo.h).
 std::string tar_writer_id();
 
 class TarWriter {
