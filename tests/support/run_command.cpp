@@ -6,7 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <mutex>
+#include <regex>
 #include <stdexcept>
 
 extern char** environ;
@@ -78,11 +83,39 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
   return r;
 }
 
+namespace {
+
+// CBUILD_TEST_IMAGE_LOG (docs/contributing.md, "Refactors that must not change images"):
+// appends "<call number> <image ID> <manifest digest>" for every image a cbuild run reports
+// writing, and pins SOURCE_DATE_EPOCH (unless the test sets it) so RUN steps do not stamp
+// the clock. Two runs of a suite, before and after a change, then compare line by line.
+void log_images(const std::string& path, const CommandResult& r) {
+  static std::atomic<int> calls{0};
+  static std::mutex mu;
+  const int call = ++calls;
+  static const std::regex written(R"(writing image (sha256:[0-9a-f]{64}) \(manifest (sha256:[0-9a-f]{64})\))");
+  std::lock_guard lock(mu);
+  std::ofstream log(path, std::ios::app);
+  for (const std::string* text : {&r.out, &r.err})
+    for (std::sregex_iterator m(text->begin(), text->end(), written), end; m != end; ++m)
+      log << call << ' ' << (*m)[1] << ' ' << (*m)[2] << '\n';
+}
+
+}  // namespace
+
 CommandResult run_cbuild(const std::vector<std::string>& args, const std::string& input,
                          const std::vector<std::string>& extra_env) {
   std::vector<std::string> argv{CBUILD_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, input, extra_env);
+  const char* image_log = std::getenv("CBUILD_TEST_IMAGE_LOG");
+  if (!image_log) return run_command(argv, input, extra_env);
+  std::vector<std::string> env = extra_env;
+  bool epoch_set = std::getenv("SOURCE_DATE_EPOCH") != nullptr;
+  for (const auto& e : env) epoch_set = epoch_set || e.rfind("SOURCE_DATE_EPOCH=", 0) == 0;
+  if (!epoch_set) env.insert(env.begin(), "SOURCE_DATE_EPOCH=1700000000");
+  CommandResult r = run_command(argv, input, env);
+  log_images(image_log, r);
+  return r;
 }
 
 }  // namespace cbuild::test
