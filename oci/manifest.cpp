@@ -34,6 +34,20 @@ std::string opt_string(const json& j, const char* key, std::string_view what) {
   return it->get<std::string>();
 }
 
+// The document's mediaType, checked to be of its kind (`is_kind`, named `kind` in messages)
+// and to agree with the descriptor that led to it (`expected`, empty when none did). An OCI
+// document may omit mediaType; it then reads as `oci_type`.
+std::string media_type_of(const json& j, std::string_view what, std::string_view expected,
+                          bool (*is_kind)(std::string_view), std::string_view kind, std::string_view oci_type) {
+  std::string type = opt_string(j, "mediaType", what);
+  if (!type.empty() && !is_kind(type))
+    bad(what, "mediaType", "is " + quote(type) + ", not " + std::string(kind) + " type");
+  std::string_view actual = type.empty() ? oci_type : std::string_view(type);
+  if (!expected.empty() && actual != expected)
+    bad(what, "mediaType", "is " + quote(actual) + " but the descriptor says " + quote(expected));
+  return type;
+}
+
 std::map<std::string, std::string> annotations_from(const json& j, std::string_view what) {
   std::map<std::string, std::string> out;
   auto it = j.find("annotations");
@@ -81,15 +95,8 @@ Manifest Manifest::parse(std::string_view bytes, std::string_view what, std::str
   json j = parse_object(bytes, what);
   check_schema_version(j, what);
   Manifest m;
-  m.media_type = opt_string(j, "mediaType", what);
-  if (!m.media_type.empty() && !media_types::is_manifest(m.media_type))
-    bad(what, "mediaType", "is " + quote(m.media_type) + ", not an image manifest type");
-  if (!expected_media_type.empty()) {
-    // An OCI manifest may omit mediaType; then the descriptor's type must be the OCI one.
-    std::string_view actual = m.media_type.empty() ? media_types::kOciManifest : std::string_view(m.media_type);
-    if (actual != expected_media_type)
-      bad(what, "mediaType", "is " + quote(actual) + " but the descriptor says " + quote(expected_media_type));
-  }
+  m.media_type = media_type_of(j, what, expected_media_type, media_types::is_manifest, "an image manifest",
+                               media_types::kOciManifest);
   if (j.contains("manifests")) bad(what, "manifests", "must not appear in an image manifest");
   auto cfg = j.find("config");
   if (cfg == j.end()) bad(what, "config", "is missing");
@@ -127,14 +134,8 @@ Index Index::parse(std::string_view bytes, std::string_view what, std::string_vi
   json j = parse_object(bytes, what);
   check_schema_version(j, what);
   Index x;
-  x.media_type = opt_string(j, "mediaType", what);
-  if (!x.media_type.empty() && !media_types::is_index(x.media_type))
-    bad(what, "mediaType", "is " + quote(x.media_type) + ", not an image index type");
-  if (!expected_media_type.empty()) {
-    std::string_view actual = x.media_type.empty() ? media_types::kOciIndex : std::string_view(x.media_type);
-    if (actual != expected_media_type)
-      bad(what, "mediaType", "is " + quote(actual) + " but the descriptor says " + quote(expected_media_type));
-  }
+  x.media_type =
+      media_type_of(j, what, expected_media_type, media_types::is_index, "an image index", media_types::kOciIndex);
   if (j.contains("config")) bad(what, "config", "must not appear in an image index");
   x.manifests = descriptors_from(j, "manifests", what);
   x.artifact_type = opt_string(j, "artifactType", what);

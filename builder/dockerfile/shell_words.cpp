@@ -92,6 +92,17 @@ class Lexer {
   char32_t peek() const { return pos_ < src_.size() ? src_[pos_] : kEof; }
   char32_t next() { return pos_ < src_.size() ? src_[pos_++] : kEof; }
 
+  // The operand of a ${…} modifier, up to `stop`; running out of input is `missing` (the
+  // shell's message), any other failure inside the operand is its own.
+  std::u32string operand(char32_t stop, bool raw_escapes, const char* missing) {
+    try {
+      return stop_on(stop, raw_escapes).first;
+    } catch (const Fail&) {
+      if (peek() == kEof) throw Fail{missing};
+      throw;
+    }
+  }
+
   std::pair<std::u32string, std::vector<std::string>> stop_on(char32_t stop, bool raw_escapes) {
     if (++depth_ > kMaxDepth) throw Fail{"expression nested too deeply"};
     bool saved = raw_escapes_;
@@ -263,13 +274,7 @@ class Lexer {
         bool raw = c == '#' || c == '%';
         if (null_is_unset && raw)
           throw Fail{"unsupported modifier (" + unicode::encode(chs) + ") in substitution"};
-        std::u32string word;
-        try {
-          word = stop_on('}', raw).first;
-        } catch (const Fail&) {
-          if (peek() == kEof) throw Fail{"syntax error: missing '}'"};
-          throw;
-        }
+        std::u32string word = operand(U'}', raw, "syntax error: missing '}'");
         auto v = get_env(n);
         if (opt_.skip_unset_env && !v) return U"${" + n + chs + word + U"}";
         bool empty_or_unset = !v || (null_is_unset && v->empty());
@@ -308,20 +313,8 @@ class Lexer {
       case '/': {
         bool all = peek() == '/';
         if (all) next();
-        std::u32string pattern;
-        try {
-          pattern = stop_on('/', true).first;
-        } catch (const Fail&) {
-          if (peek() == kEof) throw Fail{"syntax error: missing '/' in ${}"};
-          throw;
-        }
-        std::u32string repl;
-        try {
-          repl = stop_on('}', true).first;
-        } catch (const Fail&) {
-          if (peek() == kEof) throw Fail{"syntax error: missing '}'"};
-          throw;
-        }
+        std::u32string pattern = operand(U'/', true, "syntax error: missing '/' in ${}");
+        std::u32string repl = operand(U'}', true, "syntax error: missing '}'");
         auto v = get_env(n);
         if (opt_.skip_unset_env && !v) return U"${" + n + U"/" + pattern + U"/" + repl + U"}";
         try {

@@ -6,13 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
 #include <regex>
 #include <stdexcept>
+
+#include <doctest/doctest.h>
 
 extern char** environ;
 
@@ -86,19 +87,24 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 namespace {
 
 // CBUILD_TEST_IMAGE_LOG (docs/contributing.md, "Refactors that must not change images"):
-// appends "<call number> <image ID> <manifest digest>" for every image a cbuild run reports
-// writing, and pins SOURCE_DATE_EPOCH (unless the test sets it) so RUN steps do not stamp
-// the clock. Two runs of a suite, before and after a change, then compare line by line.
+// appends "<test case> #<call> <image ID> <manifest digest>" for every image a cbuild run
+// reports writing (calls counted within the test case), and pins SOURCE_DATE_EPOCH (unless
+// the test sets it) so RUN steps do not stamp the clock. Two runs of a suite, before and after
+// a change, then compare line by line.
 void log_images(const std::string& path, const CommandResult& r) {
-  static std::atomic<int> calls{0};
   static std::mutex mu;
-  const int call = ++calls;
+  static std::string last_case;
+  static int calls = 0;
   static const std::regex written(R"(writing image (sha256:[0-9a-f]{64}) \(manifest (sha256:[0-9a-f]{64})\))");
+  const doctest::detail::TestCase* current = doctest::getContextOptions()->currentTest;
+  const std::string test_case = current ? current->m_name : "(no test case)";
   std::lock_guard lock(mu);
+  if (test_case != last_case) last_case = test_case, calls = 0;
+  ++calls;
   std::ofstream log(path, std::ios::app);
   for (const std::string* text : {&r.out, &r.err})
     for (std::sregex_iterator m(text->begin(), text->end(), written), end; m != end; ++m)
-      log << call << ' ' << (*m)[1] << ' ' << (*m)[2] << '\n';
+      log << test_case << " #" << calls << ' ' << (*m)[1] << ' ' << (*m)[2] << '\n';
 }
 
 }  // namespace
