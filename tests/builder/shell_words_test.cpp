@@ -117,6 +117,10 @@ TEST_CASE("expansion: modifiers, patterns, escape character, used-variable track
   CHECK(sw.process_word("${N#*e}", lookup) == "1\nline2");
   CHECK_THROWS_WITH_AS(sw.process_word("${U:?must be set}", lookup), doctest::Contains("U: must be set"), Error);
   CHECK_THROWS_AS(sw.process_word("${V#\\q}", lookup), Error);
+  // An operand cut short by the end of the word names what is missing, as the shell does.
+  CHECK_THROWS_WITH_AS(sw.process_word("${V:-abc", lookup), doctest::Contains("missing '}'"), Error);
+  CHECK_THROWS_WITH_AS(sw.process_word("${V/abc", lookup), doctest::Contains("missing '/' in ${}"), Error);
+  CHECK_THROWS_WITH_AS(sw.process_word("${V/a/b", lookup), doctest::Contains("missing '}'"), Error);
   ShellWords backtick(ShellWordsOptions{.escape = '`'});
   CHECK(backtick.process_word("a`$V\\b", lookup) == "a$V\\b");
   ExpandResult r = sw.expand("$V ${U:-x}", lookup);
