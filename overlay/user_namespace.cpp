@@ -278,6 +278,14 @@ bool in_initial_user_namespace() {
   return inside == 0 && outside == 0 && count == 4294967295ULL && !(in >> more);
 }
 
+bool gid_is_mapped(gid_t gid) {
+  std::istringstream in(read_text("/proc/self/gid_map"));
+  std::uint64_t inside, outside, count;
+  while (in >> inside >> outside >> count)
+    if (gid >= inside && gid - inside < count) return true;
+  return false;
+}
+
 XattrNamespace overlay_xattr_namespace() {
   int v = g_xattr_ns.load();
   if (v < 0) {

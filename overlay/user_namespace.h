@@ -82,6 +82,9 @@ bool in_initial_user_namespace();
 
 XattrNamespace overlay_xattr_namespace();
 
+// Whether `gid` has a mapping in this process's user namespace (always true in the initial one).
+bool gid_is_mapped(gid_t gid);
+
 // The paragraph to print once for a Single mapping.
 std::string single_mapping_notice(const IdMapping& m);
 
