@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <sstream>
 #include <string>
 
 #include <doctest/doctest.h>
@@ -13,6 +14,7 @@
 #include "oci/layout_store.h"
 #include "tests/overlay/overlay_test_util.h"
 #include "tests/support/build_project.h"
+#include "tests/support/busybox_rootfs.h"
 #include "tests/support/root.h"
 #include "tests/support/unprivileged_user.h"
 
@@ -156,4 +158,36 @@ TEST_CASE("rootless: the store defaults to $XDG_DATA_HOME/cbuild, else ~/.local/
   INFO(with_xdg.err);
   CHECK(with_xdg.exit_code == 0);
   CHECK(fs::exists(xdg / "cbuild/oci-layout"));
+}
+
+TEST_CASE("rootless: cbuild run in a user namespace, network none on request, limits said [root]") {
+  REQUIRE_ROOT();
+  test::UnprivilegedUser user;
+  TempDir tmp;
+  fs::permissions(tmp.path(), fs::perms(0755));
+  fs::path rootfs = tmp.path() / "rootfs";
+  test::make_busybox_rootfs(rootfs);
+  user.own(rootfs);
+  auto host = user.run_cbuild({"run", "--rootfs", rootfs.string(), "sh", "-c", "id -u; ls /dev/null /dev/zero; cat /proc/self/uid_map | wc -l; ip link | grep -c ': '"});
+  INFO(host.err);
+  REQUIRE(host.exit_code == 0);
+  std::istringstream lines(host.out);
+  std::string uid, null_dev, zero_dev, map_lines, links;
+  lines >> uid >> null_dev >> zero_dev >> map_lines >> links;
+  CHECK(uid == "0");
+  CHECK(map_lines == "2");  // 0 → the user, 1.. → the subordinate range
+  auto none = user.run_cbuild({"run", "--network", "none", "--rootfs", rootfs.string(), "sh", "-c", "ip link | grep -c ': '"});
+  INFO(none.err);
+  REQUIRE(none.exit_code == 0);
+  CHECK(none.out == "1\n");  // only lo
+  std::size_t host_links = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/sys/class/net")) ++host_links;
+  CHECK(links == std::to_string(host_links));  // the host's network by default
+
+  // This host delegates no cgroup to the user: the run goes on and names what it did without.
+  auto limited = user.run_cbuild({"run", "--memory", "64m", "--rootfs", rootfs.string(), "sh", "-c", "echo ran"});
+  INFO(limited.err);
+  CHECK(limited.exit_code == 0);
+  CHECK(limited.out == "ran\n");
+  CHECK(limited.err.find("limit --memory not applied") != std::string::npos);
 }
