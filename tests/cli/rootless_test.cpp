@@ -2,9 +2,12 @@
 // image digest as root's build (several owners, a setuid bit, a whiteout, an opaque
 // directory), the one-id mapping and its notice, clear refusals for what a user namespace
 // cannot write, and the store's default path.
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -16,6 +19,7 @@
 #include "tests/support/build_project.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/root.h"
+#include "tests/support/store_image.h"
 #include "tests/support/unprivileged_user.h"
 
 namespace fs = std::filesystem;
@@ -29,7 +33,8 @@ struct RootlessProject {
   test::BuildProject p{"cbuild-test-busybox:1"};
   fs::path root_store = p.dir.path() / "root-store";
 
-  explicit RootlessProject(const test::UnprivilegedUser& user) {
+  explicit RootlessProject(const test::UnprivilegedUser& user, const std::function<void(const fs::path&)>& more_bases = {}) {
+    if (more_bases) more_bases(p.root);
     fs::copy(p.root, root_store, fs::copy_options::recursive);
     fs::permissions(p.dir.path(), fs::perms(0755));
     user.own(p.root);
@@ -190,4 +195,29 @@ TEST_CASE("rootless: cbuild run in a user namespace, network none on request, li
   CHECK(limited.exit_code == 0);
   CHECK(limited.out == "ran\n");
   CHECK(limited.err.find("limit --memory not applied") != std::string::npos);
+}
+
+TEST_CASE("rootless: a base image with a device node is refused, naming it [root]") {
+  REQUIRE_ROOT();
+  test::UnprivilegedUser user;
+  RootlessProject rp(user, [](const fs::path& store) {
+    TempDir tree;
+    fs::path rootfs = tree.path() / "rootfs";
+    test::make_busybox_rootfs(rootfs);
+    REQUIRE(::mknod((rootfs / "dev/console").c_str(), S_IFCHR | 0600, makedev(5, 1)) == 0);
+    auto s = oci::LayoutStore::open(store);
+    test::put_rootfs_image(*s, rootfs, "docker.io/library/cbuild-test-devices:1");
+  });
+  rp.p.file("Dockerfile", "FROM cbuild-test-devices:1\nRUN echo built > /built\n");
+  auto rooted = rp.build_as_root("devices-root:1");
+  INFO("root stderr: " << rooted.err);
+  REQUIRE(rooted.exit_code == 0);  // root writes the node
+
+  auto rootless = rp.build_as(user, "devices:1");
+  INFO("rootless stderr: " << rootless.err);
+  CHECK(rootless.exit_code != 0);
+  CHECK(rootless.err.find("cannot create device node \"dev/console\"") != std::string::npos);
+  CHECK(count(rootless.err, "cbuild: error:") == 1);
+  CHECK_FALSE(oci::LayoutStore::open(rp.p.root)->resolve("docker.io/library/devices:1"));
+  CHECK_FALSE(test::has_mounts_under(rp.p.dir.path()));
 }
