@@ -113,6 +113,11 @@ TEST_CASE("rootless: a build with several owners gives root's image digest [root
   CHECK_FALSE(fs::exists(fs::symlink_status(tree / "usr/sbin/chroot")));
   CHECK(test::read_text(tree / "tmp/id-of-app").starts_with("uid=1000"));
   CHECK_FALSE(test::has_mounts_under(rp.p.dir.path()));
+
+  // Root cannot stack the user's snapshots: their opaque marks are user.overlay.* xattrs.
+  auto mixed = test::run_cbuild(rp.args(rp.p.root, "mixed:1"), {}, rp.env());
+  CHECK(mixed.exit_code != 0);
+  CHECK(mixed.err.find("made by a rootless cbuild") != std::string::npos);
 }
 
 TEST_CASE("rootless: without subordinate ids one id is mapped, said once [root]") {
