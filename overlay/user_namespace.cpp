@@ -314,9 +314,10 @@ std::optional<std::string> rootless_limit_message(std::string_view operation, in
            "\": a rootless build runs in a user namespace, where only root of the host may create device "
            "nodes; build this image as root";
   if (operation == "chown" && errno_value == EINVAL) {
-    std::string range = m ? " (ids 0-" + std::to_string(m->uid_count() - 1) + " and gids 0-" +
-                                std::to_string(m->gid_count() - 1) + ")"
-                          : "";
+    std::string range;
+    if (m && m->kind == IdMapping::Kind::Single) range = " (only 0: no subordinate ids)";
+    else if (m)
+      range = " (uids 0-" + std::to_string(m->uid_count() - 1) + ", gids 0-" + std::to_string(m->gid_count() - 1) + ")";
     return "cannot give \"" + p + "\" the owner " + std::to_string(uid) + ":" + std::to_string(gid) +
            ": it is outside the ids this rootless build's user namespace maps" + range +
            "; grant a larger range in /etc/subuid and /etc/subgid, or build as root";
