@@ -190,9 +190,9 @@ void mount_dev(const ChildPlan& p) noexcept {
   // Mount through the fd path: the strings are fixed, the directory is our fresh tmpfs.
   char path[64];
   std::snprintf(path, sizeof path, "/proc/self/fd/%d/pts", dev);
-  check(::mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
-                p.devpts_gid_tty ? "newinstance,ptmxmode=0666,mode=0620,gid=5" : "newinstance,ptmxmode=0666,mode=0620") == 0,
-        Step::MountDevpts);
+  const char* devpts = p.devpts_gid_tty ? "newinstance,ptmxmode=0666,mode=0620,gid=5"
+                                        : "newinstance,ptmxmode=0666,mode=0620";
+  check(::mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, devpts) == 0, Step::MountDevpts);
   std::snprintf(path, sizeof path, "/proc/self/fd/%d/shm", dev);
   check(::mount("shm", path, "tmpfs", kNoSuidDevExec, "mode=1777,size=65536k") == 0, Step::MountShm);
   struct Link {

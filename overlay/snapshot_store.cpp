@@ -83,12 +83,13 @@ void SnapshotStore::check_xattr_namespace() const {
     else write_file_atomic(marker, mine, 0644, Durability::RenameOnly);
   }
   while (recorded && !recorded->empty() && recorded->back() == '\n') recorded->pop_back();
-  if (recorded && *recorded != mine)
-    throw Error(ErrorKind::FailedPrecondition,
-                "store " + quote(root_.parent_path().string()) + ": its snapshots were made by " +
-                    (*recorded == "user" ? "a rootless cbuild (user.overlay xattrs)" : "cbuild as root (trusted.overlay xattrs)") +
-                    " and cannot be stacked by " + (mine == "user" ? "a rootless one" : "one running as root") +
-                    "; use another --root");
+  if (!recorded || *recorded == mine) return;
+  std::string made_by = *recorded == "user" ? "a rootless cbuild (user.overlay xattrs)"
+                                            : "cbuild as root (trusted.overlay xattrs)";
+  throw Error(ErrorKind::FailedPrecondition,
+              "store " + quote(root_.parent_path().string()) + ": its snapshots were made by " + made_by +
+                  " and cannot be stacked by " + (mine == "user" ? "a rootless one" : "one running as root") +
+                  "; use another --root");
 }
 
 fs::path SnapshotStore::snap_dir(const oci::Digest& chain) const { return root_ / chain.hex(); }

@@ -33,7 +33,8 @@ struct RootlessProject {
   test::BuildProject p{"cbuild-test-busybox:1"};
   fs::path root_store = p.dir.path() / "root-store";
 
-  explicit RootlessProject(const test::UnprivilegedUser& user, const std::function<void(const fs::path&)>& more_bases = {}) {
+  explicit RootlessProject(const test::UnprivilegedUser& user,
+                           const std::function<void(const fs::path&)>& more_bases = {}) {
     if (more_bases) more_bases(p.root);
     fs::copy(p.root, root_store, fs::copy_options::recursive);
     fs::permissions(p.dir.path(), fs::perms(0755));
@@ -178,15 +179,21 @@ TEST_CASE("rootless: cbuild run in a user namespace, network none on request, li
   fs::path rootfs = tmp.path() / "rootfs";
   test::make_busybox_rootfs(rootfs);
   user.own(rootfs);
-  auto host = user.run_cbuild({"run", "--rootfs", rootfs.string(), "sh", "-c", "id -u; ls /dev/null /dev/zero; cat /proc/self/uid_map | wc -l; ip link | grep -c ': '"});
+  // /dev/null and /dev/zero are the host's devices (a user namespace cannot make nodes).
+  auto host = user.run_cbuild({"run", "--rootfs", rootfs.string(), "sh", "-c",
+                               "id -u; test -c /dev/null && echo hi > /dev/null && echo null-ok; "
+                               "head -c 4 /dev/zero | wc -c; cat /proc/self/uid_map | wc -l; ip link | grep -c ': '"});
   INFO(host.err);
   REQUIRE(host.exit_code == 0);
   std::istringstream lines(host.out);
-  std::string uid, null_dev, zero_dev, map_lines, links;
-  lines >> uid >> null_dev >> zero_dev >> map_lines >> links;
+  std::string uid, null_ok, zero_bytes, map_lines, links;
+  lines >> uid >> null_ok >> zero_bytes >> map_lines >> links;
   CHECK(uid == "0");
+  CHECK(null_ok == "null-ok");
+  CHECK(zero_bytes == "4");
   CHECK(map_lines == "2");  // 0 → the user, 1.. → the subordinate range
-  auto none = user.run_cbuild({"run", "--network", "none", "--rootfs", rootfs.string(), "sh", "-c", "ip link | grep -c ': '"});
+  auto none = user.run_cbuild(
+      {"run", "--network", "none", "--rootfs", rootfs.string(), "sh", "-c", "ip link | grep -c ': '"});
   INFO(none.err);
   REQUIRE(none.exit_code == 0);
   CHECK(none.out == "1\n");  // only lo
