@@ -11,6 +11,7 @@
 #include "cli/layout_image.h"
 #include "oci/base/error.h"
 #include "overlay/snapshot_store.h"
+#include "overlay/user_namespace.h"
 
 namespace cbuild::cli {
 namespace {
@@ -18,8 +19,14 @@ namespace {
 namespace fs = std::filesystem;
 
 void require_root(const char* what) {
+  // A rootless cbuild mounts in a mount namespace of its own, which ends when it exits: a
+  // mount point printed from there would be empty for everybody else.
+  if (overlay::current_id_mapping())
+    throw Error(ErrorKind::PermissionDenied,
+                std::string(what) + ": a rootless cbuild's mounts end with it (they live in its own mount namespace); "
+                                    "run as root, or use 'cbuild unpack' for a directory");
   if (::geteuid() != 0)
-    throw Error(ErrorKind::PermissionDenied, std::string(what) + ": mounting needs root (rootless mounts are not supported yet)");
+    throw Error(ErrorKind::PermissionDenied, std::string(what) + ": mounting needs root");
 }
 
 CommandRegistration mount_reg{{

@@ -13,6 +13,7 @@
 
 #include "cli/command.h"
 #include "cli/exit_codes.h"
+#include "cli/rootless.h"
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 
@@ -75,16 +76,26 @@ std::string GlobalOptions::resolved_root() const {
   auto absolute = [](const std::string& p) { return std::filesystem::absolute(p).lexically_normal().string(); };
   if (!root.empty()) return absolute(root);
   if (const char* e = std::getenv("CBUILD_ROOT"); e && *e) return absolute(e);
-  if (::geteuid() == 0) return "/var/lib/cbuild";
+  // Root of a namespace cbuild entered itself is still the user who started it.
+  if (::geteuid() == 0 && !overlay::current_id_mapping()) return "/var/lib/cbuild";
   if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/cbuild";
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/share/cbuild";
   throw Error(ErrorKind::FailedPrecondition, "cannot choose a store root: set --root or CBUILD_ROOT");
 }
 
 int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  // First of all, while cbuild has one thread: the kernel refuses a user namespace to more.
+  if (needs_user_namespace(args)) {
+    try {
+      enter_rootless_mode();
+    } catch (const Error& e) {
+      std::fprintf(stderr, "cbuild: error: %s\n", e.what());
+      return exit_code_for(e.kind());
+    }
+  }
   install_signal_handlers();
 
-  std::vector<std::string> args(argv + 1, argv + argc);
   // `cbuild -f Dockerfile -t x .` means `cbuild build …`: find the first word that is not a
   // global flag (or its value); if it is not a subcommand, insert "build" before it.
   {
@@ -107,7 +118,8 @@ int main(int argc, char** argv) {
 
   GlobalOptions g;
   auto add_globals = [&g](CLI::App& a) {
-    a.add_option("--root", g.root, "Store root (default /var/lib/cbuild as root; env CBUILD_ROOT)");
+    a.add_option("--root", g.root, "Store root (default /var/lib/cbuild as root, else $XDG_DATA_HOME/cbuild or "
+                  "~/.local/share/cbuild; env CBUILD_ROOT)");
     a.add_option_function<std::string>(
          "--tls-verify",
          [&g](const std::string& v) {

@@ -46,6 +46,19 @@ mode_t file_type_bits(oci::TarType t) {
 
 std::string entry_msg(const oci::TarEntry& e) { return "layer entry " + quote(e.path); }
 
+// Runs `op`; when it fails because of what a user namespace forbids (a rootless build), the
+// error says that instead of a bare EPERM/EINVAL — the layer cannot be what root would write.
+template <class F>
+void rootless_aware(std::string_view operation, const std::string& shown, const oci::TarEntry& e, F&& op) {
+  try {
+    op();
+  } catch (const Error& err) {
+    if (auto msg = rootless_limit_message(operation, err.sys_errno(), shown, e.uid, e.gid))
+      throw Error(ErrorKind::FailedPrecondition, entry_msg(e) + ": " + *msg, err.sys_errno());
+    throw;
+  }
+}
+
 }  // namespace
 
 Applier::Applier(const std::filesystem::path& root, ApplyOptions options)
@@ -132,7 +145,9 @@ void Applier::apply(const oci::TarEntry& e, oci::ByteSource* data) {
     case oci::TarType::Char:
     case oci::TarType::Block:
     case oci::TarType::Fifo:
-      sys::mknodat(parent.get(), base, file_type_bits(e.type) | 0600, makedev(e.dev_major, e.dev_minor), shown);
+      rootless_aware("mknod", shown, e, [&] {
+        sys::mknodat(parent.get(), base, file_type_bits(e.type) | 0600, makedev(e.dev_major, e.dev_minor), shown);
+      });
       break;
   }
   written_.insert(cleaned);
@@ -157,14 +172,15 @@ void Applier::write_file(int dirfd, const std::string& leaf, const oci::TarEntry
 
 void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEntry& e, const std::string& shown) {
   // chown first: it clears setuid/setgid, which the chmod then restores.
-  if (options_.same_owner) sys::fchownat_nofollow(dirfd, leaf, e.uid, e.gid, shown);
+  if (options_.same_owner)
+    rootless_aware("chown", shown, e, [&] { sys::fchownat_nofollow(dirfd, leaf, e.uid, e.gid, shown); });
   if (e.type != oci::TarType::Symlink) {
     // The leaf was just created by us and is not a symlink, so following it is harmless.
     if (::fchmodat(dirfd, leaf.c_str(), e.mode & 07777, 0) < 0) throw_errno("chmod", shown);
   }
   for (const auto& [key, value] : e.xattrs) {
     if (is_overlay_private_xattr(key)) continue;
-    sys::set_xattr(dirfd, leaf, key, value, shown);
+    rootless_aware("setxattr", shown, e, [&] { sys::set_xattr(dirfd, leaf, key, value, shown); });
   }
   if (e.type == oci::TarType::Dir) dir_times_.push_back({shown, e.mtime_sec, e.mtime_nsec});
   else sys::utimensat_nofollow(dirfd, leaf, e.mtime_sec, e.mtime_nsec, shown);

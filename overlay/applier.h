@@ -31,6 +31,7 @@
 #include "oci/stream.h"
 #include "oci/tar_entry.h"
 #include "oci/tar_reader.h"
+#include "overlay/user_namespace.h"
 #include "overlay/whiteout.h"
 
 namespace cbuild::overlay {
@@ -39,7 +40,7 @@ enum class ApplyMode { Overlay, Flatten };
 
 struct ApplyOptions {
   ApplyMode mode = ApplyMode::Overlay;
-  XattrNamespace xattr_namespace = XattrNamespace::Trusted;
+  XattrNamespace xattr_namespace = overlay_xattr_namespace();
   bool same_owner = ::geteuid() == 0;
 };
 

@@ -15,6 +15,7 @@
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "overlay/user_namespace.h"
 
 namespace cbuild::overlay {
 namespace {
@@ -204,6 +205,22 @@ Cgroup::Cgroup(const ResourceLimits& limits) {
         write_cgroup_file(dir / file, value);
       }
     }
+  } catch (const Error& e) {
+    for (const auto& d : dirs_) ::rmdir(d.c_str());
+    dirs_.clear();
+    // Rootless: without a cgroup subtree delegated to this user the limits cannot be set.
+    // The run goes on, as with rootless podman, and says which limits it did without.
+    int err = e.sys_errno();
+    if (in_initial_user_namespace() || (err != EACCES && err != EPERM && err != EROFS)) throw;
+    std::vector<std::string> which;
+    if (limits.memory_bytes) which.push_back("--memory");
+    if (limits.cpus) which.push_back("--cpus");
+    if (limits.pids) which.push_back("--pids-limit");
+    std::string list;
+    for (const auto& w : which) list += (list.empty() ? "" : ", ") + w;
+    std::fprintf(stderr,
+                 "cbuild: warning: rootless mode: %s %s not applied: no cgroup this user may write (%s)\n",
+                 which.size() > 1 ? "limits" : "limit", list.c_str(), e.what());
   } catch (...) {
     for (const auto& d : dirs_) ::rmdir(d.c_str());
     dirs_.clear();

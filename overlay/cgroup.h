@@ -4,6 +4,8 @@
 // are mounted. Created under "<hierarchy>/cbuild/<unique>", removed by the destructor after
 // killing what is left. Inactive (every call a no-op) when the limits are empty.
 // Layout detection and the limit files are pure functions, unit-tested without root.
+// In a user namespace (rootless) where the cgroup cannot be made for lack of permission, the
+// limits are not applied and a warning on stderr names them; the run goes on.
 // Move-only; not thread-safe. Throws cbuild::Error naming the cgroup file.
 #pragma once
 

@@ -21,12 +21,13 @@
 
 #include "oci/tar_entry.h"
 #include "oci/tar_writer.h"
+#include "overlay/user_namespace.h"
 #include "overlay/whiteout.h"
 
 namespace cbuild::overlay {
 
 struct DiffOptions {
-  XattrNamespace xattr_namespace = XattrNamespace::Trusted;
+  XattrNamespace xattr_namespace = overlay_xattr_namespace();
   // Paths relative to the upper ("etc/hosts", "proc"), left out with everything below them.
   std::vector<std::string> exclude;
 };

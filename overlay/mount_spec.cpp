@@ -16,8 +16,10 @@ bool legacy_safe(const std::string& p) noexcept {
 
 }  // namespace
 
-std::vector<std::pair<std::string, std::string>> MountSpec::base_options() {
-  return {{"index", "off"}, {"redirect_dir", "off"}, {"metacopy", "off"}};
+std::vector<std::pair<std::string, std::string>> MountSpec::base_options(bool userxattr) {
+  // With userxattr the kernel refuses redirect_dir=off; nofollow (neither made nor followed)
+  // is the one mode it takes there, and is as strict.
+  return {{"index", "off"}, {"redirect_dir", userxattr ? "nofollow" : "off"}, {"metacopy", "off"}};
 }
 
 void MountSpec::validate() const {
@@ -46,7 +48,7 @@ std::string MountSpec::legacy_data() const {
       throw Error(ErrorKind::InvalidArgument, "overlay upper or work directory " + quote(upper) + " contains ',', ':', '\\' or a newline");
     s += ",upperdir=" + upper + ",workdir=" + work;
   }
-  for (const auto& [k, v] : base_options()) s += "," + k + "=" + v;
+  for (const auto& [k, v] : base_options(userxattr)) s += "," + k + "=" + v;
   if (userxattr) s += ",userxattr";
   for (const auto& o : extra_options) s += "," + o;
   if (s.size() > kMountDataMax)
@@ -72,7 +74,7 @@ std::vector<std::pair<std::string, std::string>> MountSpec::fsconfig_params() co
     out.emplace_back("upperdir", upper);
     out.emplace_back("workdir", work);
   }
-  for (auto& kv : base_options()) out.push_back(std::move(kv));
+  for (auto& kv : base_options(userxattr)) out.push_back(std::move(kv));
   if (userxattr) out.emplace_back("userxattr", "");
   for (const auto& o : extra_options) {
     auto eq = o.find('=');

@@ -4,7 +4,8 @@
 // `lowers` are in overlay order: the top-most (newest) layer first, the base image's first
 // layer last. With an `upper` (and `work` on the same filesystem) the mount is writable;
 // without one it is a read-only view (overlayfs needs at least one lower then).
-// The module always mounts with index=off, redirect_dir=off and metacopy=off so that an
+// The module always mounts with index=off, redirect_dir=off (nofollow with userxattr, the
+// only value the kernel accepts there) and metacopy=off so that an
 // upper directory is a plain changeset the differ can read and a snapshot can become.
 //
 // Two ways to hand the options to the kernel:
@@ -19,17 +20,20 @@
 #include <utility>
 #include <vector>
 
+#include "overlay/user_namespace.h"
+
 namespace cbuild::overlay {
 
 struct MountSpec {
   std::vector<std::string> lowers;  // top-most first
   std::string upper;                // empty: read-only view
   std::string work;                 // required with upper
-  bool userxattr = false;           // rootless: user.overlay.* xattrs
+  // user.overlay.* xattrs: by default when running in a user namespace (user_namespace.h).
+  bool userxattr = overlay_xattr_namespace() == XattrNamespace::User;
   std::vector<std::string> extra_options;  // "key" or "key=value", appended as given
 
-  // The fixed options every cbuild overlay mount carries.
-  static std::vector<std::pair<std::string, std::string>> base_options();
+  // The fixed options every cbuild overlay mount carries (redirect_dir differs with userxattr).
+  static std::vector<std::pair<std::string, std::string>> base_options(bool userxattr = false);
 
   // Throws InvalidArgument when the spec cannot be mounted (no lowers, upper without work,
   // an empty or relative path).

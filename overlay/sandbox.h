@@ -59,7 +59,11 @@
 // returned, never thrown. A timeout throws Timeout and cancellation (cbuild::cancel_requested())
 // throws Cancelled — both after killing the whole process tree (SIGKILL to PID 1 kills the
 // namespace) and reaping it; nothing stays mounted because every mount lives in the dead
-// namespace. Requires root (CAP_SYS_ADMIN) and a kernel with seccomp filters. Thread-safe: concurrent runs are independent.
+// namespace. Requires root (CAP_SYS_ADMIN) and a kernel with seccomp filters. Root of a user
+// namespace (rootless, user_namespace.h) is enough: /dev's nodes are then binds of cbuild's
+// own, /sys a read-only bind when the network is the host's, supplementary groups are kept as
+// inherited where setgroups is denied, and a `user` whose id is not mapped fails naming it.
+// Thread-safe: concurrent runs are independent.
 // The caller keeps ownership of the stdio fds (they are dup'ed into the command).
 #pragma once
 

@@ -158,19 +158,30 @@ void mount_dev(const ChildPlan& p) noexcept {
   static constexpr Node nodes[] = {{"null", 1, 3},    {"zero", 1, 5}, {"full", 1, 7},
                                    {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
   int i = 0;
-  for (const Node& n : nodes) {
-    check(::mknodat(dev, n.name, S_IFCHR | 0666, makedev(n.major, n.minor)) == 0, Step::MakeDevNodes, i);
-    // mknod honours the umask; the nodes must be world-usable.
-    check(::fchmodat(dev, n.name, 0666, 0) == 0, Step::MakeDevNodes, i);
-    ++i;
-  }
-  // Each node becomes a mount of its own (a bind onto itself) that keeps device access; then
-  // the /dev tmpfs turns nodev, so a node the command makes there cannot be opened.
-  i = 0;
-  for (const Node& n : nodes) {
-    char node[64];
-    std::snprintf(node, sizeof node, "/proc/self/fd/%d/%s", dev, n.name);
-    check(::mount(node, node, nullptr, MS_BIND, nullptr) == 0, Step::MakeDevNodes, i++);
+  if (p.userns) {
+    // No mknod in a user namespace: bind cbuild's own nodes (the old root is still "/").
+    for (const Node& n : nodes) {
+      char node[64], host[32];
+      std::snprintf(node, sizeof node, "/proc/self/fd/%d/%s", dev, n.name);
+      std::snprintf(host, sizeof host, "/dev/%s", n.name);
+      check(::mknodat(dev, n.name, S_IFREG | 0666, 0) == 0, Step::MakeDevNodes, i);
+      check(::mount(host, node, nullptr, MS_BIND, nullptr) == 0, Step::MakeDevNodes, i++);
+    }
+  } else {
+    for (const Node& n : nodes) {
+      check(::mknodat(dev, n.name, S_IFCHR | 0666, makedev(n.major, n.minor)) == 0, Step::MakeDevNodes, i);
+      // mknod honours the umask; the nodes must be world-usable.
+      check(::fchmodat(dev, n.name, 0666, 0) == 0, Step::MakeDevNodes, i);
+      ++i;
+    }
+    // Each node becomes a mount of its own (a bind onto itself) that keeps device access; then
+    // the /dev tmpfs turns nodev, so a node the command makes there cannot be opened.
+    i = 0;
+    for (const Node& n : nodes) {
+      char node[64];
+      std::snprintf(node, sizeof node, "/proc/self/fd/%d/%s", dev, n.name);
+      check(::mount(node, node, nullptr, MS_BIND, nullptr) == 0, Step::MakeDevNodes, i++);
+    }
   }
   check(add_mount_attrs(p.dev.c_str(), MOUNT_ATTR_NODEV, false), Step::MountDev);
   check(::mkdirat(dev, "pts", 0755) == 0, Step::MountDevpts);
@@ -179,8 +190,9 @@ void mount_dev(const ChildPlan& p) noexcept {
   // Mount through the fd path: the strings are fixed, the directory is our fresh tmpfs.
   char path[64];
   std::snprintf(path, sizeof path, "/proc/self/fd/%d/pts", dev);
-  check(::mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5") == 0,
-        Step::MountDevpts);
+  const char* devpts = p.devpts_gid_tty ? "newinstance,ptmxmode=0666,mode=0620,gid=5"
+                                        : "newinstance,ptmxmode=0666,mode=0620";
+  check(::mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC, devpts) == 0, Step::MountDevpts);
   std::snprintf(path, sizeof path, "/proc/self/fd/%d/shm", dev);
   check(::mount("shm", path, "tmpfs", kNoSuidDevExec, "mode=1777,size=65536k") == 0, Step::MountShm);
   struct Link {
@@ -365,7 +377,7 @@ void drop_privileges(const ChildPlan& p) noexcept {
   // no_new_privs (runc's order). What follows until exec (setgroups, set*id, capset, chdir,
   // getcwd, execve) is allowed by it.
   check(::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, p.seccomp, 0, 0) == 0, Step::Seccomp);
-  check(::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) == 0, Step::Groups);
+  if (!p.setgroups_denied) check(::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) == 0, Step::Groups);
   check(::syscall(SYS_setresgid, p.gid, p.gid, p.gid) == 0, Step::SetGid);
   // A non-zero uid loses every capability here (no SECBIT_KEEP_CAPS).
   check(::syscall(SYS_setresuid, p.uid, p.uid, p.uid) == 0, Step::SetUid);

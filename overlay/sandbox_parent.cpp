@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <fstream>
 #include <optional>
 
 #include "oci/base/cancel.h"
@@ -31,6 +32,7 @@
 #include "overlay/sys/child_process.h"
 #include "overlay/sys/syscalls.h"
 #include "overlay/user_db.h"
+#include "overlay/user_namespace.h"
 
 namespace cbuild::overlay {
 namespace {
@@ -257,6 +259,13 @@ ChildPlan make_plan(const RunSpec& spec, const std::string& secret_dir) {
   p.uid = user.uid;
   p.gid = user.gid;
   p.groups = user.groups;
+  p.userns = !in_initial_user_namespace();
+  if (p.userns) {
+    std::ifstream sg("/proc/self/setgroups");
+    std::string v;
+    p.setgroups_denied = sg >> v && v == "deny";
+    p.devpts_gid_tty = gid_is_mapped(5);
+  }
 
   p.cwd = "/" + clean_path(spec.cwd);
   if (p.cwd != "/") mkdir_in_root(root.get(), p.cwd, 0755);  // docker creates a missing WORKDIR
@@ -324,6 +333,12 @@ Error child_error(const ChildReport& r, const RunSpec& spec, const ChildPlan& pl
     }
     what += " " + quote(spec.argv[0]);
   }
+  if ((r.step == Step::SetUid || r.step == Step::SetGid) && r.err == EINVAL && plan.userns)
+    return Error(ErrorKind::FailedPrecondition,
+                 "sandbox: " + what + " " + std::to_string(r.step == Step::SetUid ? plan.uid : plan.gid) +
+                     ": the id is not mapped in this rootless build's user namespace (grant a range in "
+                     "/etc/subuid and /etc/subgid, or build as root)",
+                 r.err);
   return Error(kind_from_errno(r.err), "sandbox: " + what + ": " + std::strerror(r.err), r.err);
 }
 

@@ -66,6 +66,30 @@ PreparedSnapshot::~PreparedSnapshot() {
 SnapshotStore::SnapshotStore(fs::path store_root)
     : root_(store_root / "snapshots"), mounts_(store_root / "mounts") {
   make_dirs(root_ / ".tmp");
+  check_xattr_namespace();
+}
+
+// Opaque directories are marked in the namespace of whoever made the snapshot; overlay in the
+// other namespace would not see the marks, and lower layers would show through. A store made
+// before the marker existed was made by root.
+void SnapshotStore::check_xattr_namespace() const {
+  const std::string mine = overlay_xattr_namespace() == XattrNamespace::User ? "user" : "trusted";
+  fs::path marker = root_ / "xattrs";
+  std::optional<std::string> recorded = read_file_if_exists(marker, 64);
+  if (!recorded) {
+    bool any = false;
+    for (const auto& e : fs::directory_iterator(root_)) any |= e.path().filename() != ".tmp";
+    if (any) recorded = "trusted";
+    else write_file_atomic(marker, mine, 0644, Durability::RenameOnly);
+  }
+  while (recorded && !recorded->empty() && recorded->back() == '\n') recorded->pop_back();
+  if (!recorded || *recorded == mine) return;
+  std::string made_by = *recorded == "user" ? "a rootless cbuild (user.overlay xattrs)"
+                                            : "cbuild as root (trusted.overlay xattrs)";
+  throw Error(ErrorKind::FailedPrecondition,
+              "store " + quote(root_.parent_path().string()) + ": its snapshots were made by " + made_by +
+                  " and cannot be stacked by " + (mine == "user" ? "a rootless one" : "one running as root") +
+                  "; use another --root");
 }
 
 fs::path SnapshotStore::snap_dir(const oci::Digest& chain) const { return root_ / chain.hex(); }

@@ -4,6 +4,9 @@
 //   $ROOT/snapshots/<chain hex>/fs       the layer's files
 //   $ROOT/snapshots/<chain hex>/parent   the parent's chain ID ("sha256:…"); absent for a base
 //   $ROOT/snapshots/<chain hex>/lock     flock: shared while mounted, exclusive to prune
+//   $ROOT/snapshots/xattrs               "trusted" or "user": the overlay xattr namespace of
+//                                        the snapshots (root vs rootless, user_namespace.h);
+//                                        a store of the other kind is refused
 //   $ROOT/snapshots/.tmp/                staging and active upper/work dirs (same filesystem,
 //                                        so a commit is a rename), named after their owner
 //                                        (oci/base/owner.h): opening the store reclaims a dead
@@ -126,6 +129,7 @@ class SnapshotStore {
   void install(const std::filesystem::path& staging, const oci::Digest& chain,
                const std::optional<oci::Digest>& parent, bool& created);
   std::vector<UniqueFd> lock_stack(const oci::Digest& chain) const;
+  void check_xattr_namespace() const;
 
   std::filesystem::path root_;    // $ROOT/snapshots
   std::filesystem::path mounts_;  // $ROOT/mounts

@@ -14,6 +14,7 @@ test_pkgs=(
   python3-jsonschema skopeo umoci runc docker-registry busybox-static docker.io buildah
   apache2-utils openssl curl zstd pigz bc bzip2 xz-utils iproute2 e2fsprogs
   clang  # fuzz/run.sh (libFuzzer); not needed by the build or the suite
+  uidmap  # newuidmap/newgidmap: rootless mode maps /etc/subuid ranges with them (and its tests)
 )
 
 missing=()

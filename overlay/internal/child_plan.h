@@ -56,6 +56,12 @@ struct ChildPlan {
   std::string dev_null;  // the sandbox's own /dev/null node, once /dev is mounted
   std::string hostname;
   bool net_none = false;
+  // Running in a user namespace (rootless): device nodes cannot be made, so /dev's nodes are
+  // bound from cbuild's own /dev; when setgroups is denied (a one-id mapping) the command
+  // keeps the supplementary groups it inherits, none of which is mapped.
+  bool userns = false;
+  bool setgroups_denied = false;
+  bool devpts_gid_tty = true;  // gid 5 (tty) is mapped: /dev/pts nodes get it, as in docker
 
   uid_t uid = 0;
   gid_t gid = 0;

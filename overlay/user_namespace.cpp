@@ -1,0 +1,331 @@
+#include "overlay/user_namespace.h"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "oci/base/error.h"
+
+namespace cbuild::overlay {
+namespace {
+
+std::optional<IdMapping>& mapping_slot() {
+  static std::optional<IdMapping> m;
+  return m;
+}
+
+// -1: not computed yet; else the XattrNamespace value.
+std::atomic<int> g_xattr_ns{-1};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return {};
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool parse_u32(std::string_view s, std::uint32_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
+  std::string dirs = std::getenv("PATH") ? std::getenv("PATH") : "";
+  dirs += ":/usr/bin:/bin:/usr/sbin:/sbin";
+  std::size_t start = 0;
+  while (start <= dirs.size()) {
+    std::size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    start = end + 1;
+    if (dir.empty() || dir[0] != '/') continue;
+    std::string p = dir + "/" + name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+void write_proc(const std::string& path, const std::string& text) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) throw_errno("open", path);
+  ssize_t n = ::write(fd, text.data(), text.size());
+  int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(text.size())) throw_errno("write", path, n < 0 ? err : EIO);
+}
+
+std::vector<std::string> map_argv(const std::string& program, pid_t pid, std::uint32_t outer,
+                                  const std::vector<SubordinateRange>& ranges) {
+  std::vector<std::string> a{program, std::to_string(pid), "0", std::to_string(outer), "1"};
+  std::uint64_t inside = 1;
+  for (const auto& r : ranges) {
+    a.push_back(std::to_string(inside));
+    a.push_back(std::to_string(r.start));
+    a.push_back(std::to_string(r.count));
+    inside += r.count;
+  }
+  return a;
+}
+
+std::string joined(const std::vector<std::string>& argv) {
+  std::string s;
+  for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+[[noreturn]] void refuse_unshare(int err) {
+  std::string msg = std::string("rootless mode: cannot create a user namespace (unshare: ") + std::strerror(err) +
+                    "). The kernel or this container's security profile forbids them: run cbuild as root, "
+                    "allow user namespaces (sysctl user.max_user_namespaces > 0, "
+                    "kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0 "
+                    "where those exist; in a container an unconfined seccomp profile), or use --isolation=chroot";
+  throw Error(ErrorKind::FailedPrecondition, msg, err);
+}
+
+// The helper: forked before unshare, so it stays in the initial user namespace where the
+// setuid newuidmap/newgidmap may write our maps. It waits for "go" (the parent has unshared),
+// runs both programs with their output into `out`, and exits 0 only when both succeeded.
+[[noreturn]] void run_helper(int go, int out, const std::vector<std::string>& uid_argv,
+                             const std::vector<std::string>& gid_argv) {
+  char c;
+  ssize_t n;
+  do n = ::read(go, &c, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(2);
+  for (const auto* argv : {&uid_argv, &gid_argv}) {
+    std::vector<char*> args;
+    for (const auto& a : *argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) ::_exit(3);
+    if (pid == 0) {
+      ::dup2(out, 1);
+      ::dup2(out, 2);
+      ::execv(args[0], args.data());
+      ::dprintf(out, "%s: %s\n", args[0], std::strerror(errno));
+      ::_exit(127);
+    }
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      ::dprintf(out, "'%s' failed\n", joined(*argv).c_str());
+      ::_exit(1);
+    }
+  }
+  ::_exit(0);
+}
+
+void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::string& gidmap) {
+  pid_t self = ::getpid();
+  auto uid_argv = map_argv(uidmap, self, m.outer_uid, m.uid_ranges);
+  auto gid_argv = map_argv(gidmap, self, m.outer_gid, m.gid_ranges);
+  int go[2], out[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) throw_errno("pipe", "");
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    int err = errno;
+    ::close(go[0]);
+    ::close(go[1]);
+    throw_errno("pipe", "", err);
+  }
+  pid_t helper = ::fork();
+  if (helper < 0) {
+    int err = errno;
+    for (int fd : {go[0], go[1], out[0], out[1]}) ::close(fd);
+    throw_errno("fork", "", err);
+  }
+  if (helper == 0) {
+    ::close(go[1]);
+    ::close(out[0]);
+    run_helper(go[0], out[1], uid_argv, gid_argv);
+  }
+  ::close(go[0]);
+  ::close(out[1]);
+  int unshare_err = ::unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 ? 0 : errno;
+  if (unshare_err == 0) {
+    char c = 1;
+    while (::write(go[1], &c, 1) < 0 && errno == EINTR) {
+    }
+  }
+  ::close(go[1]);  // without "go" the helper exits
+  std::string text;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(out[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(out[0]);
+  int st = 0;
+  while (::waitpid(helper, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (unshare_err) refuse_unshare(unshare_err);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    for (char& ch : text)
+      if (ch == '\n') ch = ';';
+    throw Error(ErrorKind::FailedPrecondition,
+                "rootless mode: mapping the /etc/subuid and /etc/subgid ranges failed: " +
+                    (text.empty() ? std::string("newuidmap/newgidmap exited abnormally") : text));
+  }
+}
+
+void map_single(const IdMapping& m) {
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) refuse_unshare(errno);
+  // An unprivileged process may map only its own ids, and a gid map only after setgroups is
+  // denied (else dropping a group could grant access).
+  write_proc("/proc/self/setgroups", "deny");
+  write_proc("/proc/self/uid_map", "0 " + std::to_string(m.outer_uid) + " 1\n");
+  write_proc("/proc/self/gid_map", "0 " + std::to_string(m.outer_gid) + " 1\n");
+}
+
+}  // namespace
+
+std::uint64_t IdMapping::uid_count() const noexcept {
+  std::uint64_t n = 1;
+  for (const auto& r : uid_ranges) n += r.count;
+  return n;
+}
+
+std::uint64_t IdMapping::gid_count() const noexcept {
+  std::uint64_t n = 1;
+  for (const auto& r : gid_ranges) n += r.count;
+  return n;
+}
+
+std::vector<SubordinateRange> parse_subordinate_ids(std::string_view text, std::string_view name, std::uint32_t id) {
+  std::vector<SubordinateRange> out;
+  std::string id_text = std::to_string(id);
+  while (!text.empty()) {
+    std::size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    if (line.empty() || line[0] == '#') continue;
+    std::size_t c1 = line.find(':');
+    std::size_t c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) continue;
+    std::string_view who = line.substr(0, c1);
+    if (who != id_text && (name.empty() || who != name)) continue;
+    SubordinateRange r;
+    std::string_view count = line.substr(c2 + 1);
+    while (!count.empty() && (count.back() == ' ' || count.back() == '\r')) count.remove_suffix(1);
+    if (!parse_u32(line.substr(c1 + 1, c2 - c1 - 1), r.start) || !parse_u32(count, r.count) || r.count == 0)
+      continue;
+    out.push_back(r);
+  }
+  return out;
+}
+
+IdMapping enter_user_namespace(const UserNamespaceOptions& options) {
+  if (mapping_slot()) throw Error(ErrorKind::Internal, "rootless mode: enter_user_namespace called twice");
+  IdMapping m;
+  m.outer_uid = ::getuid();
+  m.outer_gid = ::getgid();
+  std::string name;
+  {
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getpwuid_r(m.outer_uid, &pw, buf.data(), buf.size(), &found) == 0 && found) name = found->pw_name;
+  }
+  m.uid_ranges = parse_subordinate_ids(read_text(options.subuid_file), name, m.outer_uid);
+  m.gid_ranges = parse_subordinate_ids(read_text(options.subgid_file), name, m.outer_uid);
+  std::string uidmap = find_program(options.newuidmap);
+  std::string gidmap = find_program(options.newgidmap);
+  if (m.uid_ranges.empty() || m.gid_ranges.empty() || uidmap.empty() || gidmap.empty()) {
+    m.kind = IdMapping::Kind::Single;
+    m.uid_ranges.clear();
+    m.gid_ranges.clear();
+    map_single(m);
+  } else {
+    m.kind = IdMapping::Kind::Range;
+    map_with_helpers(m, uidmap, gidmap);
+  }
+  // We are root of the new namespace from here: take its ids everywhere.
+  if (::setresgid(0, 0, 0) != 0) throw_errno("setresgid", "0");
+  if (::setresuid(0, 0, 0) != 0) throw_errno("setresuid", "0");
+  // Nothing mounted from now on may propagate back (a namespace made by an unprivileged user
+  // gets slave mounts anyway; private also stops the host's later mounts from arriving).
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) throw_errno("make / private", "/");
+  g_xattr_ns.store(-1);
+  mapping_slot() = m;
+  return m;
+}
+
+const std::optional<IdMapping>& current_id_mapping() noexcept { return mapping_slot(); }
+
+bool in_initial_user_namespace() {
+  std::string map = read_text("/proc/self/uid_map");
+  std::istringstream in(map);
+  std::uint64_t inside = 1, outside = 1, count = 0;
+  if (!(in >> inside >> outside >> count)) return true;  // no user namespaces in this kernel
+  std::uint64_t more;
+  return inside == 0 && outside == 0 && count == 4294967295ULL && !(in >> more);
+}
+
+bool gid_is_mapped(gid_t gid) {
+  std::istringstream in(read_text("/proc/self/gid_map"));
+  std::uint64_t inside, outside, count;
+  while (in >> inside >> outside >> count)
+    if (gid >= inside && gid - inside < count) return true;
+  return false;
+}
+
+XattrNamespace overlay_xattr_namespace() {
+  int v = g_xattr_ns.load();
+  if (v < 0) {
+    v = static_cast<int>(in_initial_user_namespace() ? XattrNamespace::Trusted : XattrNamespace::User);
+    g_xattr_ns.store(v);
+  }
+  return static_cast<XattrNamespace>(v);
+}
+
+std::string single_mapping_notice(const IdMapping& m) {
+  return "rootless mode with a single id: no /etc/subuid and /etc/subgid ranges (or no newuidmap/newgidmap from "
+         "package uidmap) for uid " +
+         std::to_string(m.outer_uid) +
+         ", so only your own user is mapped, as root. Every file in the build is owned by 0, and a chown or "
+         "USER to any other id fails; base images with other owners cannot be used. Ask for a range (e.g. "
+         "`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`) to build such images.";
+}
+
+std::optional<std::string> rootless_limit_message(std::string_view operation, int errno_value, std::string_view path,
+                                                  std::uint32_t uid, std::uint32_t gid) {
+  if (overlay_xattr_namespace() != XattrNamespace::User) return std::nullopt;
+  const auto& m = current_id_mapping();
+  std::string p(path);
+  if (operation == "mknod" && errno_value == EPERM)
+    return "cannot create device node \"" + p +
+           "\": a rootless build runs in a user namespace, where only root of the host may create device "
+           "nodes; build this image as root";
+  if (operation == "chown" && errno_value == EINVAL) {
+    std::string range;
+    if (m && m->kind == IdMapping::Kind::Single) range = " (only 0: no subordinate ids)";
+    else if (m)
+      range = " (uids 0-" + std::to_string(m->uid_count() - 1) + ", gids 0-" + std::to_string(m->gid_count() - 1) + ")";
+    return "cannot give \"" + p + "\" the owner " + std::to_string(uid) + ":" + std::to_string(gid) +
+           ": it is outside the ids this rootless build's user namespace maps" + range +
+           "; grant a larger range in /etc/subuid and /etc/subgid, or build as root";
+  }
+  if (operation == "setxattr" && errno_value == EPERM)
+    return "cannot set an extended attribute on \"" + p +
+           "\": a rootless build cannot write trusted.* or security.* attributes; build this image as root";
+  return std::nullopt;
+}
+
+}  // namespace cbuild::overlay
