@@ -74,11 +74,11 @@ SnapshotStore::SnapshotStore(fs::path store_root)
 // before the marker existed was made by root.
 void SnapshotStore::check_xattr_namespace() const {
   const std::string mine = overlay_xattr_namespace() == XattrNamespace::User ? "user" : "trusted";
-  fs::path marker = root_ / "xattrs";
+  fs::path marker = root_ / ".xattrs";  // dot: not a snapshot to those who list them
   std::optional<std::string> recorded = read_file_if_exists(marker, 64);
   if (!recorded) {
     bool any = false;
-    for (const auto& e : fs::directory_iterator(root_)) any |= e.path().filename() != ".tmp";
+    for (const auto& e : fs::directory_iterator(root_)) any |= e.path().filename().string()[0] != '.';
     if (any) recorded = "trusted";
     else write_file_atomic(marker, mine, 0644, Durability::RenameOnly);
   }

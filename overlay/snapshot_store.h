@@ -4,7 +4,7 @@
 //   $ROOT/snapshots/<chain hex>/fs       the layer's files
 //   $ROOT/snapshots/<chain hex>/parent   the parent's chain ID ("sha256:…"); absent for a base
 //   $ROOT/snapshots/<chain hex>/lock     flock: shared while mounted, exclusive to prune
-//   $ROOT/snapshots/xattrs               "trusted" or "user": the overlay xattr namespace of
+//   $ROOT/snapshots/.xattrs              "trusted" or "user": the overlay xattr namespace of
 //                                        the snapshots (root vs rootless, user_namespace.h);
 //                                        a store of the other kind is refused
 //   $ROOT/snapshots/.tmp/                staging and active upper/work dirs (same filesystem,
