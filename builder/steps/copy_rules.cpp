@@ -4,6 +4,7 @@
 #include <tuple>
 #include <vector>
 
+#include "builder/plan/exec_plan.h"
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 
@@ -86,10 +87,8 @@ Landing decide_landing(const CopyItem& item, const CopySpec& spec, const CopyTar
 }
 
 std::string copy_destination(const std::string& dest, CopyTarget& target) {
-  bool into = dest.empty() || dest.back() == '/' || dest == "." ||
-              (dest.size() >= 2 && dest.compare(dest.size() - 2, 2, "/.") == 0);
   std::string out = "/" + target.resolve(dest);
-  if (into && out.back() != '/') out += '/';
+  if (dest_names_directory(dest) && out.back() != '/') out += '/';
   return out;
 }
 
