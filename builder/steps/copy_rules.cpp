@@ -45,7 +45,7 @@ std::optional<Landing> decide_parent(const std::string& path, const CopySpec& sp
 
 }  // namespace
 
-Landing decide_landing(const CopyItem& item, const CopySpec& spec, const CopyTarget::Entry& there) {
+std::optional<Landing> decide_landing(const CopyItem& item, const CopySpec& spec, const CopyTarget::Entry& there) {
   Landing l{.path = item.dest, .item = &item};
   const bool there_dir = there.exists && S_ISDIR(there.type);
   if (S_ISDIR(item.st.st_mode)) {
@@ -53,8 +53,8 @@ Landing decide_landing(const CopyItem& item, const CopySpec& spec, const CopyTar
       throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(item.src.empty() ? "." : item.src) +
                                                      " onto the non-directory " + quote("/" + item.dest));
     if (item.into) {
+      if (there.exists) return std::nullopt;  // kept as it is: mode, owner and times
       l.op = Landing::Op::IntoDir;
-      l.exists = there.exists;
       l.mode = 0755;
       std::tie(l.uid, l.gid) = created_owner(spec);
       return l;
@@ -100,8 +100,9 @@ CopyStats land_copy(int src_root, const CopyPlan& plan, const CopySpec& spec, Co
   for (const auto& it : plan.items) {
     check_cancelled();
     if (it.dest.empty()) throw Error(ErrorKind::InvalidArgument, "path " + quote(it.dest) + " names the root directory itself");
-    Landing l = decide_landing(it, spec, target.at(it.dest));
-    if (l.op == Landing::Op::IntoDir && l.exists) continue;  // kept as it is
+    std::optional<Landing> decided = decide_landing(it, spec, target.at(it.dest));
+    if (!decided) continue;
+    Landing& l = *decided;
     l.src_root = src_root;
     target.land(l);
     switch (l.op) {

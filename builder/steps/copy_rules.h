@@ -88,9 +88,10 @@ std::uint32_t copy_mode(const CopySpec& spec, const struct stat& st);
 // a user alone being its own group, or 0:0 — never the source's.
 std::pair<std::uint32_t, std::uint32_t> created_owner(const CopySpec& spec);
 
-// The decision for one planned entry, given what is at its destination now. Throws
+// The decision for one planned entry, given what is at its destination now; nullopt when
+// nothing changes there (an existing directory contents go into). Throws
 // Error{FailedPrecondition} where the rules refuse it (naming both paths).
-Landing decide_landing(const CopyItem& item, const CopySpec& spec, const CopyTarget::Entry& there);
+std::optional<Landing> decide_landing(const CopyItem& item, const CopySpec& spec, const CopyTarget::Entry& there);
 
 // `dest` (absolute, as the step names it) where the destination's symlinks lead, every one of
 // them followed inside the root, the last one too; the trailing "/" (or "/.") that says

@@ -331,7 +331,7 @@ void LayerTree::land(const Landing& l) {
     case Landing::Op::ChownLink:
     case Landing::Op::IntoDir:
     case Landing::Op::Dir: {
-      Node* d = w.f.exists ? there() : new_dir(w.dir, w.leaf, l.uid, l.gid);
+      Node* d = l.op == Landing::Op::ChownLink || l.exists ? there() : new_dir(w.dir, w.leaf, l.uid, l.gid);
       d->e.uid = l.uid;
       d->e.gid = l.gid;
       if (l.op != Landing::Op::ChownLink) d->e.mode = l.mode;
