@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <deque>
 #include <fstream>
-#include <set>
 #include <utility>
 
 #include "oci/base/cancel.h"
@@ -318,7 +317,8 @@ void LayerTree::land(const Landing& l) {
   }
   std::unique_ptr<Walked> at_walk = std::move(at_walk_);
   Walked w = at_walk && at_path_ == l.path ? std::move(*at_walk) : walk(l.path, /*create=*/true, /*follow=*/false);
-  if (w.leaf.empty()) throw Error(ErrorKind::InvalidArgument, "path " + quote(l.path) + " names the root directory itself");
+  // land_copy() refuses an entry landing on the root itself.
+  if (w.leaf.empty()) throw Error(ErrorKind::Internal, "a landing on the root directory itself");
   // A change to what is there copies it up first.
   auto there = [&] {
     Node* n = w.f.node ? w.f.node : copy_up(w.dir, w.leaf, w.f.lst);
