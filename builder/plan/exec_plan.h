@@ -35,6 +35,12 @@ struct WorkdirOp {
   std::string path;  // absolute, already joined with the previous WORKDIR
 };
 
+// Whether a COPY/ADD destination, as written, names a directory to copy into: empty, ".",
+// or ending in "/" or "/." (docker's spelling rule; an existing directory there is one too).
+inline bool dest_names_directory(std::string_view dest) {
+  return dest.empty() || dest.back() == '/' || dest == "." || dest.ends_with("/.");
+}
+
 struct CopyOp {
   enum class From { Context, Stage, Image } from = From::Context;
   int stage = -1;                    // From::Stage

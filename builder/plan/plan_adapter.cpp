@@ -296,8 +296,7 @@ struct StageAdapter {
     }
     const std::size_t count = c.sources.size();
     const std::string& dst = c.dest;
-    bool into_dir = dst.empty() || dst.back() == '/' || dst == "." ||
-                    (dst.size() >= 2 && dst.compare(dst.size() - 2, 2, "/.") == 0);
+    bool into_dir = dest_names_directory(dst);
     if (!op.urls.empty() && count > 1 && !into_dir)
       fail(plan, s, "when copying several sources the destination must be a directory and end with a /: " + quote(dst));
     if (!c.from.empty()) {

@@ -7,19 +7,15 @@
 //    filepath.Match). A missing source is an error naming it; a wildcard that matches nothing
 //    copies nothing, as in BuildKit, unless the directory it searches is missing (an error).
 //  - A source directory copies its *contents*; a symlink named as a source is followed (inside
-//    the root); symlinks inside a copied directory are copied as symlinks. The directory they
-//    go into keeps its own mode and owner when it exists, and is made 0755 (owned as the
-//    directories the copy creates) when not; directories below it take the source's.
+//    the root); symlinks inside a copied directory are copied as symlinks.
 //  - The destination is a directory when it ends in "/" (or is "." / "/"), when there are
 //    several sources, or when it already is a directory in the image; otherwise a single file
 //    source is copied *to* it. Several sources need a destination ending in "/" (docker's rule).
 //  - Regular files hardlinked to each other within one source (a source word, or one match of
 //    a wildcard) stay hardlinked in the destination; across sources they are separate files.
-//  - A directory is never copied onto an existing non-directory (FailedPrecondition, as
-//    BuildKit refuses it); a non-directory onto a non-directory replaces it.
-//  - Entries keep their mode and mtime; owners are 0:0 unless `chown` is given, which also
-//    owns the directories the copy creates; `chmod` replaces the permission bits of every
-//    copied entry. Paths `excluded` (.dockerignore) are skipped, with their subtrees.
+//  - Paths `excluded` (.dockerignore) are skipped, with their subtrees.
+//  - What each planned entry does where it lands (modes, owners, times, replacing what the
+//    image holds) is decided by the rules of copy_rules.h, for both writers.
 //  - `exclude` (COPY --exclude) holds .dockerignore-style patterns matched against the path
 //    of each entry *relative to the source it came from* (for a wildcard source, to each
 //    match), so `--exclude=*.txt dir` skips dir/a.txt but not dir/sub/b.txt (use
@@ -33,8 +29,8 @@
 //    directory. A pattern without wildcards must name an existing path.
 //
 // plan_copy() resolves everything without writing; apply_copy() writes the plan into the
-// destination root (every path resolved inside it: a symlink in the image cannot redirect a
-// write to the host). content_key() hashes what the plan reads (content, mode, owner, link
+// destination root by those rules (disk_target.h: every path resolved inside it, so a symlink
+// in the image cannot redirect a write to the host). content_key() hashes what the plan reads (content, mode, owner, link
 // targets — not mtimes) for the build cache. All throw cbuild::Error naming the path.
 #pragma once
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "builder/plan/exec_plan.h"
 #include "builder/steps/copy_files.h"
 #include "builder/context/dockerignore.h"
 #include "oci/base/cancel.h"
@@ -399,8 +400,7 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
       }
     }
 
-    bool dest_dir = spec.dest.empty() || spec.dest.back() == '/' || dest.empty() || spec.dest == "." ||
-                    (spec.dest.size() >= 2 && spec.dest.compare(spec.dest.size() - 2, 2, "/.") == 0);
+    bool dest_dir = dest_names_directory(spec.dest) || dest.empty();
     if (srcs.size() > 1 && !dest_dir)
       throw Error(ErrorKind::InvalidArgument,
                   "when copying several sources the destination must be a directory and end with a /: " +

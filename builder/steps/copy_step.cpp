@@ -6,6 +6,8 @@
 #include <cstdlib>
 
 #include "builder/steps/add_archive.h"
+#include "builder/steps/copy_rules.h"
+#include "builder/steps/disk_target.h"
 #include "oci/base/error.h"
 #include "overlay/safe_path.h"
 #include "overlay/user_db.h"
@@ -15,18 +17,6 @@ namespace cbuild::builder {
 namespace {
 
 std::string q(const std::string& s) { return std::to_string(s.size()) + ":" + s; }
-
-// `dest` where the image's symlinks lead (`resolved`, cleaned): BuildKit resolves the
-// destination (fs.RootPath) before it copies, so `COPY f /etc/link.conf` writes the link's
-// target and a directory copied to /lib/ on a merged-/usr base lands in /usr/lib, the links
-// staying links. The trailing "/" (or "/.") that says "into" is kept.
-std::string resolved_dest(const std::string& dest, const std::string& resolved) {
-  bool into = dest.empty() || dest.back() == '/' || dest == "." ||
-              (dest.size() >= 2 && dest.compare(dest.size() - 2, 2, "/.") == 0);
-  std::string out = "/" + resolved;
-  if (into && out.back() != '/') out += '/';
-  return out;
-}
 
 }  // namespace
 
@@ -116,8 +106,7 @@ void CopyStep::fetch() {
 // without one), as COPY's parents do. The archive's own entries keep their owners.
 UniqueFd CopyStep::make_archive_dest(int dst, const std::string& dest) const {
   std::string cleaned = overlay::clean_path(dest);
-  uid_t uid = spec_.uid.value_or(0);
-  gid_t gid = spec_.gid.value_or(uid);
+  auto [uid, gid] = created_owner(spec_);
   for (std::size_t i = 0; i <= cleaned.size() && !cleaned.empty(); ++i) {
     if (i < cleaned.size() && cleaned[i] != '/') continue;
     auto pl = overlay::open_parent_in_root(dst, cleaned.substr(0, i), /*create_parents=*/false);
@@ -190,46 +179,9 @@ CopyStep::SplitSources CopyStep::split_archives() const {
 void CopyStep::write(const std::filesystem::path& rootfs) {
   if (!owner_resolved_) resolve_owner(rootfs);
   UniqueFd dst = open_file(rootfs, O_RDONLY | O_DIRECTORY);
-  auto is_dir = [&](const std::string& p) {
-    try {
-      UniqueFd d = overlay::open_in_root(dst.get(), p, O_RDONLY | O_DIRECTORY);
-      return true;
-    } catch (const Error&) {
-      return false;
-    }
-  };
-  const std::string dest = resolved_dest(dest_, overlay::resolve_in_root(dst.get(), dest_));
-  CopySpec s = spec_;
-  s.dest = dest;
-  if (op_.add && !op_.parents) {
-    // ADD extracts local tar archives into the destination directory; other sources copy.
-    // (With --parents BuildKit copies from the source root, a directory, so nothing unpacks.)
-    SplitSources split = split_archives();
-    for (auto& [name, fd] : split.archives) {
-      UniqueFd d = make_archive_dest(dst.get(), dest);
-      extract_tar_archive(fd.get(), "/proc/self/fd/" + std::to_string(d.get()), name);
-    }
-    std::vector<std::string>& plain = split.plain;
-    s.sources = plain;
-  }
-  if (!s.sources.empty()) {
-    CopyPlan plan = plan_copy(src_root_, s, is_dir);
-    apply_copy(src_root_, dst.get(), plan, s);
-  }
-  if (urls_.empty()) return;
-  fetch();
-  // Downloaded files are copied like context files (owner 0:0 unless --chown, their 0600 mode
-  // unless --chmod, their mtime) and never extracted.
-  CopySpec u{.sources = {}, .dest = dest, .uid = spec_.uid, .gid = spec_.gid, .chmod = op_.chmod};
-  for (const auto& url : urls_) u.sources.push_back(url.rel);
-  UniqueFd src = open_file(downloads_->path(), O_RDONLY | O_DIRECTORY);
-  CopyPlan plan = plan_copy(src.get(), u, is_dir);
-  apply_copy(src.get(), dst.get(), plan, u);
+  DiskTarget target(dst.get());
+  write_to(target, dst.get());
 }
-
-}  // namespace cbuild::builder
-
-namespace cbuild::builder {
 
 bool CopyStep::extracts_archives() const {
   return op_.add && !op_.parents && !split_archives().archives.empty();
@@ -238,29 +190,42 @@ bool CopyStep::extracts_archives() const {
 void CopyStep::write(LayerTree& tree, const std::filesystem::path& view) {
   if (extracts_archives()) throw Error(ErrorKind::Internal, "COPY: archive extraction needs a mounted rootfs");
   if (!owner_resolved_) resolve_owner(view);
-  auto is_dir = [&](const std::string& p) { return tree.is_dir(p); };
-  const std::string dest = resolved_dest(dest_, tree.resolve(dest_));
-  if (!spec_.sources.empty()) {
+  write_to(tree, -1);
+}
+
+void CopyStep::write_to(CopyTarget& target, int archive_root) {
+  auto is_dir = [&](const std::string& p) { return target.is_dir(p); };
+  const std::string dest = copy_destination(dest_, target);
+  CopySpec s = spec_;
+  s.dest = dest;
+  if (archive_root >= 0 && op_.add && !op_.parents) {
+    // ADD extracts local tar archives into the destination directory; other sources copy.
+    // (With --parents BuildKit copies from the source root, a directory, so nothing unpacks.)
+    SplitSources split = split_archives();
+    for (auto& [name, fd] : split.archives) {
+      UniqueFd d = make_archive_dest(archive_root, dest);
+      extract_tar_archive(fd.get(), "/proc/self/fd/" + std::to_string(d.get()), name);
+    }
+    s.sources = std::move(split.plain);
+  }
+  if (!s.sources.empty()) {
     // The plan the key was made from, unless the destination turned out to be a directory
     // (which plan_copy was not asked then) or a symlink: walking the sources twice costs a
     // stat per entry.
-    if (key_plan_ && dest == dest_ && (key_plan_->dest_probe.empty() || !is_dir(key_plan_->dest_probe))) {
-      tree.copy(src_root_, *key_plan_, spec_);
-    } else {
-      CopySpec s = spec_;
-      s.dest = dest;
-      CopyPlan plan = plan_copy(src_root_, s, is_dir);
-      tree.copy(src_root_, plan, s);
-    }
+    std::optional<CopyPlan> fresh;
+    if (!key_plan_ || dest != dest_ || s.sources != spec_.sources ||
+        (!key_plan_->dest_probe.empty() && is_dir(key_plan_->dest_probe)))
+      fresh = plan_copy(src_root_, s, is_dir);
+    land_copy(src_root_, fresh ? *fresh : *key_plan_, s, target);
   }
   if (urls_.empty()) return;
   fetch();
+  // Downloaded files are copied like context files (owner 0:0 unless --chown, their 0600 mode
+  // unless --chmod, their mtime) and never extracted.
   CopySpec u{.sources = {}, .dest = dest, .uid = spec_.uid, .gid = spec_.gid, .chmod = op_.chmod};
   for (const auto& url : urls_) u.sources.push_back(url.rel);
-  UniqueFd src = open_file(downloads_->path(), O_RDONLY | O_DIRECTORY);
-  CopyPlan plan = plan_copy(src.get(), u, is_dir);
-  tree.copy(src.get(), plan, u);
-  tree.keep_fd(std::move(src));  // the tree reads the downloads when it is written
+  if (!downloads_fd_) downloads_fd_ = open_file(downloads_->path(), O_RDONLY | O_DIRECTORY);
+  land_copy(downloads_fd_.get(), plan_copy(downloads_fd_.get(), u, is_dir), u, target);
 }
 
 }  // namespace cbuild::builder

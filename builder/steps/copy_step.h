@@ -16,9 +16,13 @@
 //   c.write(tree, view)       records the same copy in a LayerTree over a read-only view of
 //                             the parent (fs_step.h run_streamed_step): no file is written
 //
+// Both write()s are the rules of copy_rules.h through a different writer (DiskTarget or the
+// LayerTree), so they cannot disagree on what lands where.
+//
 // Sources are read through `src_root` (an fd the caller keeps open: the build context, a
 // stage's rootfs, or a folder of heredoc files). Downloads live in a TempDir owned by the
-// object. Not thread-safe. Throws cbuild::Error naming the path or URL.
+// object, read through an fd it holds: keep the object until a tree it wrote is written.
+// Not thread-safe. Throws cbuild::Error naming the path or URL.
 #pragma once
 
 #include <filesystem>
@@ -85,6 +89,9 @@ class CopyStep {
   // The destination an archive is extracted into (`dest`, already resolved through the image's
   // symlinks), created as BuildKit does (owners included).
   UniqueFd make_archive_dest(int dst, const std::string& dest) const;
+  // Both write()s: `archive_root` is the destination's fd when ADD may extract archives
+  // into it (the disk), -1 otherwise.
+  void write_to(CopyTarget& target, int archive_root);
 
   const CopyOp& op_;
   std::string dest_;
@@ -95,6 +102,7 @@ class CopyStep {
   bool owner_resolved_ = false;
   std::vector<Url> urls_;
   std::optional<TempDir> downloads_;
+  UniqueFd downloads_fd_;
 };
 
 }  // namespace cbuild::builder

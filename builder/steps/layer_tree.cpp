@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <deque>
 #include <fstream>
-#include <set>
 #include <utility>
 
 #include "oci/base/cancel.h"
@@ -41,6 +40,16 @@ struct LayerTree::Found {
   Node* node = nullptr;     // the upper entry (or lower dir already met); null when only in the lower
   struct stat lst {};       // the lower's stat when node is null
   std::string link_target;  // symlinks
+};
+
+// Walks `path` like overlay/safe_path.h: intermediate components must be directories
+// (created 0755 less umask, owned 0:0, when `create` — what mkdir_in_root does, including the
+// target of a dangling symlink on the way); the last one is followed when `follow`. Returns
+// the directory the (last) leaf is in, its name ("" for the root) and what is there.
+struct LayerTree::Walked {
+  Node* dir;
+  std::string leaf;
+  Found f;
 };
 
 namespace {
@@ -111,8 +120,6 @@ LayerTree::LayerTree(int lower_root, std::optional<std::int64_t> fixed_now)
 LayerTree::~LayerTree() = default;
 
 LayerTree::Node* LayerTree::root() { return root_.get(); }
-
-void LayerTree::keep_fd(UniqueFd fd) { fds_.push_back(std::move(fd)); }
 
 std::optional<struct stat> LayerTree::lower_stat(const std::string& path) {
   // Every component before the leaf is a real directory of the lower (lower_backed nodes are
@@ -193,16 +200,6 @@ void LayerTree::remove(Node* dir, const std::string& name) {
   dir->children.erase(name);
 }
 
-
-// Walks `path` like overlay/safe_path.h: intermediate components must be directories
-// (created 0755 less umask, owned 0:0, when `create` — what mkdir_in_root does, including the
-// target of a dangling symlink on the way); the last one is followed when `follow`. Returns
-// the directory the (last) leaf is in, its name ("" for the root) and what is there.
-struct LayerTree::Walked {
-  Node* dir;
-  std::string leaf;
-  Found f;
-};
 
 LayerTree::Walked LayerTree::walk(const std::string& path, bool create, bool follow, std::uint32_t uid,
                                   std::uint32_t gid, const char* verb) {
@@ -286,34 +283,6 @@ bool LayerTree::is_dir(const std::string& path) {
   }
 }
 
-// The parents step of apply_copy and WORKDIR's mkdir: `path` must end up a directory (followed
-// through symlinks) owned uid:gid when made here. What the on-disk code does with a name that
-// exists but is not a directory: mkdirat fails with EEXIST, and the owner change lands on the
-// entry itself (a dangling symlink gets its owner changed; below it, the walk creates its
-// target).
-void LayerTree::ensure_dir(const std::string& path, std::uint32_t uid, std::uint32_t gid) {
-  Walked w = walk(path, /*create=*/true, /*follow=*/false);
-  if (w.leaf.empty()) return;  // the root
-  if (!w.f.exists) {
-    new_dir(w.dir, w.leaf, uid, gid);
-    return;
-  }
-  if (S_ISDIR(w.f.type)) return;
-  const std::string shown = "/" + overlay::clean_path(path);
-  if (S_ISLNK(w.f.type)) {
-    if (is_dir(path)) return;
-    // mkdirat meets EEXIST, and the owner change lands on the symlink itself.
-    Node* n = w.f.node ? w.f.node : copy_up(w.dir, w.leaf, w.f.lst);
-    make_upper(n, lower_);
-    n->e.uid = uid;
-    n->e.gid = gid;
-    return;
-  }
-  // A file where a parent should be fails the first copy below it (opening it as a
-  // directory): fail here, with the same errno, before copying it up for an owner change.
-  throw_errno("open", shown, ENOTDIR);
-}
-
 // BuildKit's WORKDIR (fs.RootPath, then MkdirAll): symlinks on the way are followed inside the
 // root, dangling ones included, and what is missing is made where they lead ("/wd/sub" with
 // /wd -> /somewhere makes /somewhere/sub). A link never leads out: ".." stops at the root and
@@ -328,110 +297,89 @@ void LayerTree::mkdir_owned(const std::string& path, std::uint32_t uid, std::uin
   if (!S_ISDIR(w.f.type)) throw_errno("mkdir", "/" + overlay::clean_path(path), ENOTDIR);
 }
 
-void LayerTree::copy(int src_root, const CopyPlan& plan, const CopySpec& spec) {
-  auto owner = [&](const struct stat& st) -> std::pair<std::uint32_t, std::uint32_t> {
-    if (spec.uid) return {*spec.uid, spec.gid.value_or(*spec.uid)};
-    if (!spec.keep_owner) return {0, 0};
-    return {st.st_uid, st.st_gid};
-  };
-  for (const auto& p : plan.parents)
-    ensure_dir(p, spec.uid.value_or(0), spec.gid.value_or(spec.uid.value_or(0)));
-  // Hardlink groups: the dests other items link to, and the group each one got.
-  std::set<std::string> linked;
-  for (const auto& it : plan.items)
-    if (!it.link_to.empty()) linked.insert(it.link_to);
-  std::map<std::string, std::uint64_t> links;
-  struct DirMeta {
-    std::string dest;
-    struct timespec mtime;
-  };
-  std::vector<DirMeta> dirs;
-  for (const auto& it : plan.items) {
-    check_cancelled();
-    Walked w = walk(it.dest, /*create=*/true, /*follow=*/false);
-    if (w.leaf.empty()) throw Error(ErrorKind::InvalidArgument, "path " + quote(it.dest) + " names the root directory itself");
-    auto [uid, gid] = owner(it.st);
-    std::uint32_t perm = spec.chmod ? *spec.chmod : (it.st.st_mode & 07777);
-    const Found& ex = w.f;
-    if (S_ISDIR(it.st.st_mode) && ex.exists && !S_ISDIR(ex.type))  // BuildKit refuses it too; never replaced
-      throw Error(ErrorKind::FailedPrecondition, "cannot copy the directory " + quote(it.src.empty() ? "." : it.src) +
-                                                     " onto the non-directory " + quote("/" + it.dest));
-    if (S_ISDIR(it.st.st_mode) && it.into) {
-      if (ex.exists) continue;  // kept as it is (apply_copy)
-      Node* d = new_dir(w.dir, w.leaf, spec.uid.value_or(0), spec.gid.value_or(spec.uid.value_or(0)));
-      d->e.mode = 0755;
-      continue;
-    }
-    if (S_ISDIR(it.st.st_mode)) {
-      if (it.lazy_parent && ex.exists && S_ISDIR(ex.type)) {
-        Node* d = ex.node ? ex.node : copy_up(w.dir, w.leaf, ex.lst);
-        make_upper(d, lower_);
-        d->e.mode = it.st.st_mode & 07777;
-        continue;
-      }
-      Node* d;
-      if (ex.exists) {
-        d = ex.node ? ex.node : copy_up(w.dir, w.leaf, ex.lst);
-        make_upper(d, lower_);
-      } else {
-        d = new_dir(w.dir, w.leaf, 0, 0);
-      }
-      d->e.uid = uid;
-      d->e.gid = gid;
-      d->e.mode = perm;
-      dirs.push_back({it.dest, it.st.st_mtim});
-      continue;
-    }
-    if (ex.exists) {
-      if (S_ISDIR(ex.type))
-        throw Error(ErrorKind::FailedPrecondition, "cannot copy " + quote(it.src) + " onto the directory " + quote("/" + it.dest));
-      remove(w.dir, w.leaf);
-    }
-    auto n = std::make_unique<Node>();
-    n->e.uid = uid;
-    n->e.gid = gid;
-    n->e.mode = perm;
-    set_mtime(n->e, it.st.st_mtim);
-    if (S_ISLNK(it.st.st_mode)) {
-      n->e.type = oci::TarType::Symlink;
-      n->e.mode = it.st.st_mode & 07777;  // a symlink's own mode (0777), as lstat shows it
-      n->e.link_target = it.link_target;
-    } else if (S_ISREG(it.st.st_mode)) {
-      n->e.type = oci::TarType::File;
-      n->e.size = it.st.st_size;
-      n->stamp = FileStamp::of(it.st);
-      n->src_root = src_root;
-      n->src = it.src;
-      if (!it.link_to.empty()) {
-        n->link_group = links[it.link_to];
-      } else if (linked.count(it.dest)) {
-        n->link_group = links[it.dest] = ++link_groups_;
-      }
-    } else {
-      // mknodat: the umask applies, no times are set.
-      n->e.mode = perm & ~umask_;
-      n->e.mtime_sec = now_sec_;
-      n->e.mtime_nsec = now_nsec_;
-      if (S_ISCHR(it.st.st_mode) && it.st.st_rdev == 0) {
-        w.dir->has_whiteout_child = true;  // a 0/0 char device *is* a whiteout in the upper
-        n->e.type = oci::TarType::Char;
-      } else if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) {
-        n->e.type = S_ISCHR(it.st.st_mode) ? oci::TarType::Char : oci::TarType::Block;
-        n->e.dev_major = major(it.st.st_rdev);
-        n->e.dev_minor = minor(it.st.st_rdev);
-      } else {
-        n->e.type = oci::TarType::Fifo;
-      }
-    }
-    add_node(w.dir, w.leaf, std::move(n));
-  }
-  // Directory times last, deepest first, as apply_copy sets them.
-  for (auto i = dirs.rbegin(); i != dirs.rend(); ++i) {
-    Walked w = walk(i->dest, /*create=*/false, /*follow=*/false);
-    if (w.leaf.empty() || !w.f.node) continue;
-    set_mtime(w.f.node->e, i->mtime);
+CopyTarget::Entry LayerTree::at(const std::string& path) {
+  auto w = std::make_unique<Walked>(walk(path, /*create=*/true, /*follow=*/false));
+  Entry e{.exists = w->f.exists, .type = w->f.type};
+  at_path_ = path;
+  at_walk_ = std::move(w);
+  return e;
+}
+
+// The landings of copy_rules.h, recorded as overlayfs would leave them in an upper: what the
+// disk writer's syscalls would do to a merged view.
+void LayerTree::land(const Landing& l) {
+  if (l.op == Landing::Op::DirTime) {
+    Walked w = walk(l.path, /*create=*/false, /*follow=*/false);
+    if (w.leaf.empty() || !w.f.node) return;
+    set_mtime(w.f.node->e, l.mtime);
     w.f.node->times_set = true;
+    return;
   }
+  std::unique_ptr<Walked> at_walk = std::move(at_walk_);
+  Walked w = at_walk && at_path_ == l.path ? std::move(*at_walk) : walk(l.path, /*create=*/true, /*follow=*/false);
+  // land_copy() refuses an entry landing on the root itself.
+  if (w.leaf.empty()) throw Error(ErrorKind::Internal, "a landing on the root directory itself");
+  // A change to what is there copies it up first.
+  auto there = [&] {
+    Node* n = w.f.node ? w.f.node : copy_up(w.dir, w.leaf, w.f.lst);
+    make_upper(n, lower_);
+    return n;
+  };
+  switch (l.op) {
+    case Landing::Op::Mkdir: new_dir(w.dir, w.leaf, l.uid, l.gid)->e.mode = l.mode & ~umask_; return;
+    case Landing::Op::ChmodDir: there()->e.mode = l.mode; return;
+    case Landing::Op::ChownLink:
+    case Landing::Op::IntoDir:
+    case Landing::Op::Dir: {
+      Node* d = l.op == Landing::Op::ChownLink || l.exists ? there() : new_dir(w.dir, w.leaf, l.uid, l.gid);
+      d->e.uid = l.uid;
+      d->e.gid = l.gid;
+      if (l.op != Landing::Op::ChownLink) d->e.mode = l.mode;
+      return;
+    }
+    default: break;
+  }
+  const CopyItem& it = *l.item;
+  if (l.replace) remove(w.dir, w.leaf);
+  auto n = std::make_unique<Node>();
+  n->e.uid = l.uid;
+  n->e.gid = l.gid;
+  n->e.mode = l.mode;
+  set_mtime(n->e, l.mtime);
+  if (l.op == Landing::Op::Symlink) {
+    n->e.type = oci::TarType::Symlink;
+    n->e.link_target = it.link_target;
+  } else if (l.op == Landing::Op::File || l.op == Landing::Op::Hardlink) {
+    n->e.type = oci::TarType::File;
+    n->e.size = it.st.st_size;
+    n->stamp = FileStamp::of(it.st);
+    n->src_root = l.src_root;
+    n->src = it.src;
+    if (l.op == Landing::Op::Hardlink) {
+      // One inode for both names: the differ writes the first path it meets as the file.
+      Node* first = walk(it.link_to, /*create=*/false, /*follow=*/false).f.node;
+      if (!first || first->e.type != oci::TarType::File)
+        throw Error(ErrorKind::Internal, "hardlink " + quote(l.path) + ": " + quote(it.link_to) + " was not copied");
+      if (!first->link_group) first->link_group = ++link_groups_;
+      n->link_group = first->link_group;
+    }
+  } else {
+    // mknodat: the umask applies, no times are set.
+    n->e.mode = l.mode & ~umask_;
+    n->e.mtime_sec = now_sec_;
+    n->e.mtime_nsec = now_nsec_;
+    if (S_ISCHR(it.st.st_mode) && it.st.st_rdev == 0) {
+      w.dir->has_whiteout_child = true;  // a 0/0 char device *is* a whiteout in the upper
+      n->e.type = oci::TarType::Char;
+    } else if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) {
+      n->e.type = S_ISCHR(it.st.st_mode) ? oci::TarType::Char : oci::TarType::Block;
+      n->e.dev_major = major(it.st.st_rdev);
+      n->e.dev_minor = minor(it.st.st_rdev);
+    } else {
+      n->e.type = oci::TarType::Fifo;
+    }
+  }
+  add_node(w.dir, w.leaf, std::move(n));
 }
 
 // One traversal for both writing and describing the layer, so the two cannot disagree on

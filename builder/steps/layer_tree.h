@@ -6,10 +6,13 @@
 // them when no later step reads the files from disk; when one does (RUN, COPY --from, cbuild
 // run/mount), ensure_snapshots() applies the blob, i.e. the snapshot is written lazily.
 //
+// The tree is the streamed writer of copy_rules.h (a CopyTarget): it records the landings the
+// rules decide, the disk writer (disk_target.h) being the other one.
+//
 // Contract: after the same sequence of calls, write() emits exactly the entries that
-// overlay::write_diff() emits for the upper dir the on-disk path (apply_copy() /
-// mkdir_owned on an overlay merged dir) produces, in the same order, so the layer digest is
-// the same. The model follows what overlayfs does to the upper:
+// overlay::write_diff() emits for the upper dir the on-disk path (the same landings through
+// DiskTarget, or mkdir_in_root for mkdir_owned, on an overlay merged dir) produces, in the same
+// order, so the layer digest is the same. The model follows what overlayfs does to the upper:
 //  - a directory an entry is created in (or removed from) is copied up with the lower's
 //    owner, mode and xattrs, and its mtime becomes "now"; its ancestors are copied up with
 //    their lower mtime (overlayfs restores the parent's times after a copy-up);
@@ -35,7 +38,7 @@
 // that meets more than 40 symlinks fails with ELOOP.
 //
 // Regular files keep (src_root fd, path) and are opened only when written; the caller keeps
-// those fds open until write() returns (keep_fd() holds one for it). Not thread-safe. Throws
+// those fds open until write() returns. Not thread-safe. Throws
 // cbuild::Error naming the path, with the errno the on-disk path would have met.
 #pragma once
 
@@ -50,14 +53,14 @@
 #include <vector>
 
 #include "builder/cache/content_hashes.h"
-#include "builder/steps/copy_files.h"
+#include "builder/steps/copy_rules.h"
 #include "oci/base/unique_fd.h"
 #include "oci/tar_entry.h"
 #include "oci/tar_writer.h"
 
 namespace cbuild::builder {
 
-class LayerTree {
+class LayerTree final : public CopyTarget {
  public:
   // `now`: the time given to what the step creates "now" (see above); the clock when unset.
   // A stage without RUN passes its own fixed time (stage_runner.h StageEnv::created).
@@ -67,18 +70,18 @@ class LayerTree {
   LayerTree& operator=(const LayerTree&) = delete;
 
   // Whether `path` (inside the image) is a directory in the merged view, symlinks followed.
-  bool is_dir(const std::string& path);
+  bool is_dir(const std::string& path) override;
   // Where `path` leads in the merged view (overlay::resolve_links: every symlink followed
   // inside the root, the last one too; what is missing kept as written). Cleaned, "" = root.
-  std::string resolve(const std::string& path);
-  // apply_copy() of `plan` (copy_files.h), recorded instead of written.
-  void copy(int src_root, const CopyPlan& plan, const CopySpec& spec);
+  std::string resolve(const std::string& path) override;
+  // CopyTarget (copy_rules.h): what is at a path, and a landing recorded instead of written.
+  // A file's source root must stay open until write() returns.
+  Entry at(const std::string& path) override;
+  void land(const Landing& l) override;
   // WORKDIR's mkdir -p, as BuildKit does it: symlinks on the way (dangling ones too) are
   // followed inside the root and missing directories are created 0755 (less the umask), owned
   // uid:gid, where they lead; an existing non-directory on the way is FailedPrecondition.
   void mkdir_owned(const std::string& path, std::uint32_t uid, std::uint32_t gid);
-  // Keeps `fd` open for as long as the tree (a source root its files are read from).
-  void keep_fd(UniqueFd fd);
 
   // Streams the changeset into `tar` in the differ's order. Returns the entry count.
   // `known` (optional) gives the content digest a file's stat data vouch for (as for
@@ -114,7 +117,6 @@ class LayerTree {
   Node* add_node(Node* dir, const std::string& name, std::unique_ptr<Node> n);
   Node* new_dir(Node* dir, const std::string& name, std::uint32_t uid, std::uint32_t gid);
   void remove(Node* dir, const std::string& name);
-  void ensure_dir(const std::string& path, std::uint32_t uid, std::uint32_t gid);
   template <class Out>
   void visit(Node& n, const std::string& name, Out& out);
   template <class Out>
@@ -122,7 +124,8 @@ class LayerTree {
 
   int lower_;
   std::unique_ptr<Node> root_;
-  std::vector<UniqueFd> fds_;
+  std::string at_path_;                 // the last at(): its walk, for the land() that follows
+  std::unique_ptr<Walked> at_walk_;
   std::unique_ptr<SourceFiles> files_;  // while writing: opens the files of one source root
   int files_root_ = -1;
   std::int64_t now_sec_ = 0;

@@ -180,9 +180,7 @@ struct Stepper {
   StepResult copy_from_root(const CopyOp& op, int src_fd, bool keep_owner, bool from_context = false) {
     std::string dest = join_image_path(config_string(st.config, "WorkingDir"), op.dest);
     // The trailing "/" (or a final ".") says "into this directory": keep it through cleaning.
-    bool into_dir = op.dest.empty() || op.dest.back() == '/' || op.dest == "." ||
-                    (op.dest.size() >= 2 && op.dest.compare(op.dest.size() - 2, 2, "/.") == 0);
-    if (into_dir && dest.back() != '/') dest += '/';
+    if (dest_names_directory(op.dest) && dest.back() != '/') dest += '/';
     std::optional<registry::CurlHttp> http;
     if (!op.urls.empty()) http.emplace();
     CopyStep copy(op, dest, src_fd,
