@@ -1,0 +1,155 @@
+// --isolation=chroot (overlay/isolation.h): builds without mounts or namespaces give the same
+// image as the default (overlay snapshots, namespace sandbox) — the same image ID — for COPY,
+// RUN changing, chowning, deleting and replacing files and directories, symlinks, hardlinks
+// and setuid files; with docker's default capabilities (no CAP_SYS_ADMIN) too.
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <sstream>
+
+#include "oci/layout_store.h"
+#include "oci/manifest.h"
+#include "tests/support/build_project.h"
+#include "tests/support/root.h"
+#include "tests/support/run_command.h"
+
+namespace fs = std::filesystem;
+using namespace cbuild;
+
+namespace {
+
+const char* kBase = "cbuild-test-busybox:1";
+const std::vector<std::string> kEpoch = {"SOURCE_DATE_EPOCH=1700000000"};
+
+// The last line of stdout: the image ID.
+std::string image_id(const test::CommandResult& r) {
+  std::string out = r.out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
+}
+
+// "tar -tv" of every layer of `name` in project `p`, for a failure message.
+std::string layer_listing(const test::BuildProject& p, const std::string& name) {
+  auto store = oci::LayoutStore::open(p.root);
+  auto desc = store->resolve("docker.io/library/" + name);
+  if (!desc) return "(no image " + name + ")";
+  auto m = oci::Manifest::parse(store->read_blob(desc->digest));
+  std::ostringstream out;
+  int i = 0;
+  for (const auto& l : m.layers) {
+    fs::path blob = p.root / "blobs" / "sha256" / l.digest.hex();
+    auto r = test::run_command({"tar", "--numeric-owner", "--full-time", "-tvzf", blob.string()});
+    out << "--- layer " << i++ << " " << l.digest.str() << "\n" << r.out;
+  }
+  return out.str();
+}
+
+// Builds the same context in two fresh stores, the default way and with `chroot_args`, and
+// checks that both give one image ID.
+void check_same_image(const std::string& dockerfile, const std::map<std::string, std::string>& files = {},
+                      std::vector<std::string> chroot_prefix = {}) {
+  test::BuildProject a(kBase), b(kBase);
+  for (auto* p : {&a, &b}) {
+    p->file("Dockerfile", dockerfile);
+    for (const auto& [name, text] : files) p->file(name, text);
+  }
+  auto ra = a.build({"-t", "img:1"}, kEpoch);
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+  std::vector<std::string> args{"--root", b.root.string(), "--progress=plain", "--isolation=chroot", "-t", "img:1",
+                                b.ctx.string()};
+  test::CommandResult rb;
+  if (chroot_prefix.empty()) {
+    rb = b.build({"--isolation=chroot", "-t", "img:1"}, kEpoch);
+  } else {
+    std::vector<std::string> argv = chroot_prefix;
+    argv.push_back(CBUILD_BINARY);
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> env = kEpoch;
+    env.push_back("TMPDIR=" + b.tmp.string());
+    rb = test::run_command(argv, {}, env);
+  }
+  REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
+  CHECK_MESSAGE(rb.err.find("cbuild: isolation chroot:") != std::string::npos, rb.err);
+  CHECK_MESSAGE(image_id(ra) == image_id(rb), "default build layers:\n"
+                                                  << layer_listing(a, "img:1") << "\nchroot build layers:\n"
+                                                  << layer_listing(b, "img:1"));
+  // Nothing of the chroot build's rootfs directories is left behind.
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(b.root / "snapshots" / ".tmp", ec); !ec && it != fs::directory_iterator(); ++it)
+    CHECK_MESSAGE(it->path().filename().string().rfind("flat-", 0) != 0, it->path());
+}
+
+const char* kFilesDockerfile = R"(FROM cbuild-test-busybox:1
+COPY a.txt /app/a.txt
+COPY dir/ /app/dir/
+RUN mkdir -p /data/sub && echo hi > /data/sub/f && chmod 0640 /data/sub/f && chown 1000:1500 /data/sub/f
+RUN ln -s /data/sub/f /data/link && ln /data/sub/f /data/hard && echo s > /data/suid && chmod 4755 /data/suid
+RUN rm -rf /app/dir && mkdir /app/dir && echo new > /app/dir/n
+RUN rm /app/a.txt && chmod 0600 /etc/group && echo extra >> /etc/passwd && mkfifo /data/fifo
+RUN rm -rf /var && mkdir /var && touch /var/v && rm /bin/true && mkdir /bin/true
+USER 1000:1000
+RUN echo mine > /tmp/mine
+USER root
+WORKDIR /w/x
+RUN echo x > y && cat /etc/hosts /etc/resolv.conf /etc/hostname > /dev/null && cp /dev/null /w/empty
+)";
+
+const std::map<std::string, std::string> kFiles = {
+    {"a.txt", "a\n"}, {"dir/one", "1\n"}, {"dir/two/three", "3\n"}};
+
+}  // namespace
+
+TEST_CASE("isolation chroot: same image as the default for COPY, RUN, deletes, opaque dirs, links, setuid") {
+  REQUIRE_ROOT();
+  check_same_image(kFilesDockerfile, kFiles);
+}
+
+TEST_CASE("isolation chroot: a multi-stage build with COPY --from gives the default's image") {
+  REQUIRE_ROOT();
+  check_same_image(R"(FROM cbuild-test-busybox:1 AS build
+RUN mkdir /out && echo built > /out/app && chmod 0755 /out/app
+FROM cbuild-test-busybox:1
+COPY --from=build /out/app /usr/bin/app
+RUN /bin/sh -c 'test -x /usr/bin/app && echo ok > /ok'
+)");
+}
+
+TEST_CASE("isolation chroot: builds with docker's default capabilities, without CAP_SYS_ADMIN") {
+  REQUIRE_ROOT();
+  const std::string caps =
+      "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,"
+      "+sys_chroot,+mknod,+audit_write,+setfcap";
+  check_same_image(kFilesDockerfile, kFiles,
+                   {"setpriv", "--inh-caps=" + caps, "--bounding-set=" + caps, "--"});
+}
+
+TEST_CASE("isolation: a bad --isolation value is a usage error") {
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\n");
+  auto r = p.build({"--isolation=bogus"});
+  CHECK(r.exit_code == 2);
+  CHECK_MESSAGE(r.err.find("--isolation: unknown isolation \"bogus\" (expected auto, userns or chroot)") != std::string::npos, r.err);
+}
+
+TEST_CASE("isolation chroot: --network=none cannot be honoured and says so") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\nRUN true\n");
+  auto r = p.build({"--isolation=chroot", "--network=none"});
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find("--network=none cannot be honoured with chroot isolation") != std::string::npos, r.err);
+}
+
+TEST_CASE("isolation chroot: a failing RUN names its exit code and leaves no rootfs behind") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\nRUN echo before && exit 3\n");
+  auto r = p.build({"--isolation=chroot"});
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find("exit code: 3") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find(" > before") != std::string::npos, r.err);
+  for (auto& e : fs::directory_iterator(p.root / "snapshots" / ".tmp"))
+    CHECK_MESSAGE(e.path().filename().string().rfind("flat-", 0) != 0, e.path());
+}
