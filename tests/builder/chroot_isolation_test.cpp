@@ -7,11 +7,14 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <functional>
+#include <map>
 #include <sstream>
 
 #include "oci/layout_store.h"
 #include "oci/manifest.h"
 #include "tests/support/build_project.h"
+#include "tests/support/docker_peer.h"
 #include "tests/support/root.h"
 #include "tests/support/run_command.h"
 
@@ -46,10 +49,22 @@ std::string layer_listing(const test::BuildProject& p, const std::string& name) 
   return out.str();
 }
 
-// Builds the same context in two fresh stores, the default way and with `chroot_args`, and
-// checks that both give one image ID.
+// Runs cbuild with `args` (store, context, flags) for project `b`: directly, or through a
+// wrapper such as setpriv or docker run.
+using Runner = std::function<test::CommandResult(const test::BuildProject& b, const std::vector<std::string>& args)>;
+
+test::CommandResult run_directly(const test::BuildProject& b, const std::vector<std::string>& args) {
+  std::vector<std::string> env = kEpoch;
+  env.push_back("TMPDIR=" + b.tmp.string());
+  return test::run_cbuild(args, {}, env);
+}
+
+// Builds the same context in two fresh stores, the default way and through `runner` with
+// `isolation`, and checks that both give one image ID; the second build must say that it
+// uses chroot isolation, and why (`why`).
 void check_same_image(const std::string& dockerfile, const std::map<std::string, std::string>& files = {},
-                      std::vector<std::string> chroot_prefix = {}) {
+                      const Runner& runner = run_directly, const std::string& isolation = "--isolation=chroot",
+                      const std::string& why = "cbuild: isolation chroot: asked for with --isolation=chroot") {
   test::BuildProject a(kBase), b(kBase);
   for (auto* p : {&a, &b}) {
     p->file("Dockerfile", dockerfile);
@@ -57,21 +72,9 @@ void check_same_image(const std::string& dockerfile, const std::map<std::string,
   }
   auto ra = a.build({"-t", "img:1"}, kEpoch);
   REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
-  std::vector<std::string> args{"--root", b.root.string(), "--progress=plain", "--isolation=chroot", "-t", "img:1",
-                                b.ctx.string()};
-  test::CommandResult rb;
-  if (chroot_prefix.empty()) {
-    rb = b.build({"--isolation=chroot", "-t", "img:1"}, kEpoch);
-  } else {
-    std::vector<std::string> argv = chroot_prefix;
-    argv.push_back(CBUILD_BINARY);
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::vector<std::string> env = kEpoch;
-    env.push_back("TMPDIR=" + b.tmp.string());
-    rb = test::run_command(argv, {}, env);
-  }
+  auto rb = runner(b, {"--root", b.root.string(), "--progress=plain", isolation, "-t", "img:1", b.ctx.string()});
   REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
-  CHECK_MESSAGE(rb.err.find("cbuild: isolation chroot:") != std::string::npos, rb.err);
+  CHECK_MESSAGE(rb.err.find(why) != std::string::npos, rb.err);
   CHECK_MESSAGE(image_id(ra) == image_id(rb), "default build layers:\n"
                                                   << layer_listing(a, "img:1") << "\nchroot build layers:\n"
                                                   << layer_listing(b, "img:1"));
@@ -121,8 +124,32 @@ TEST_CASE("isolation chroot: builds with docker's default capabilities, without 
   const std::string caps =
       "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,"
       "+sys_chroot,+mknod,+audit_write,+setfcap";
-  check_same_image(kFilesDockerfile, kFiles,
-                   {"setpriv", "--inh-caps=" + caps, "--bounding-set=" + caps, "--"});
+  check_same_image(kFilesDockerfile, kFiles, [&](const test::BuildProject& b, const std::vector<std::string>& args) {
+    std::vector<std::string> argv{"setpriv", "--inh-caps=" + caps, "--bounding-set=" + caps, "--", CBUILD_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> env = kEpoch;
+    env.push_back("TMPDIR=" + b.tmp.string());
+    return test::run_command(argv, {}, env);
+  });
+}
+
+// What CI containers see: docker's default seccomp profile (no unshare, no mount) and
+// capabilities. The container chroots into the host's root (bound at /host) to find cbuild and
+// its libraries; `auto` must find out by itself that only chroot isolation works there.
+TEST_CASE("isolation auto: inside docker run with docker's defaults it picks chroot and builds the same image") {
+  REQUIRE_ROOT();
+  test::DockerPeer* docker = test::DockerPeer::get();
+  if (!docker) return;
+  check_same_image(
+      kFilesDockerfile, kFiles,
+      [&](const test::BuildProject& b, const std::vector<std::string>& args) {
+        std::vector<std::string> argv{"run", "--rm", "--network=none", "-v", "/:/host", "-e", kEpoch[0],
+                                      "-e", "TMPDIR=" + b.tmp.string(), docker->base(), "/bin/busybox", "chroot", "/host",
+                                      CBUILD_BINARY};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return docker->docker(argv);
+      },
+      "--isolation=auto", "cbuild: isolation chroot: this process may not create user namespaces (unshare(CLONE_NEWUSER): ");
 }
 
 TEST_CASE("isolation: a bad --isolation value is a usage error") {
