@@ -13,12 +13,14 @@
 // etc/resolv.conf, etc/hostname (an existing regular file gets its content and times back; a
 // missing one is removed again; a symlink or other non-file is left as it is), missing proc,
 // sys and dev become empty directories (removed again), and dev/null, zero, full, random,
-// urandom and tty are made as device nodes when missing (removed again; needs CAP_MKNOD).
+// urandom and tty are made as device nodes when missing (removed again; needs CAP_MKNOD), and
+// the files of read-only binds of a directory straight under /dev (RUN here-document scripts at
+// /dev/pipes) are copied there (removed again; /dev never reaches a layer).
 // /proc and /sys stay empty: nothing is mounted. Callers leave Sandbox::stub_paths(spec) out of
 // the step's diff, as for the namespace sandbox.
 //
 // Refused with FailedPrecondition before anything runs, because this level cannot honour
-// them: network None, binds, tmpfs and secret mounts (RUN --mount), resource limits.
+// them: network None, other binds, tmpfs and secret mounts (RUN --mount), resource limits.
 // A failure before exec throws like Sandbox::run ("sandbox: chroot …"; a missing command is
 // NotFound); then the exit status is returned. Cancellation and spec.timeout kill the
 // command's process group (SIGKILL) and throw Cancelled / Timeout; processes the command

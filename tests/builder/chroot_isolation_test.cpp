@@ -97,6 +97,10 @@ RUN echo mine > /tmp/mine
 USER root
 WORKDIR /w/x
 RUN echo x > y && cat /etc/hosts /etc/resolv.conf /etc/hostname > /dev/null && cp /dev/null /w/empty
+RUN <<EOF
+#!/bin/sh -e
+echo "script $0" > /w/script.out
+EOF
 )";
 
 const std::map<std::string, std::string> kFiles = {
@@ -150,6 +154,15 @@ TEST_CASE("isolation auto: inside docker run with docker's defaults it picks chr
         return docker->docker(argv);
       },
       "--isolation=auto", "cbuild: isolation chroot: this process may not create user namespaces (unshare(CLONE_NEWUSER): ");
+}
+
+TEST_CASE("isolation chroot: RUN --mount cannot be honoured and says so") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\nRUN --mount=type=tmpfs,target=/t true\n");
+  auto r = p.build({"--isolation=chroot"});
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find("RUN --mount cannot be honoured with chroot isolation") != std::string::npos, r.err);
 }
 
 TEST_CASE("isolation: a bad --isolation value is a usage error") {
