@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <functional>
 #include <map>
 #include <sstream>
@@ -121,6 +123,25 @@ FROM cbuild-test-busybox:1
 COPY --from=build /out/app /usr/bin/app
 RUN /bin/sh -c 'test -x /usr/bin/app && echo ok > /ok'
 )");
+}
+
+TEST_CASE("isolation chroot: ADD of a local archive, chown of a base dir, a removed tree give the default's image") {
+  REQUIRE_ROOT();
+  TempDir src;
+  fs::create_directories(src.path() / "t" / "sub");
+  std::ofstream(src.path() / "t" / "sub" / "f") << "from the archive\n";
+  fs::create_symlink("sub/f", src.path() / "t" / "l");
+  auto tar = test::run_command({"tar", "--owner=7", "--group=8", "--mtime=@1600000000", "-C", src.path().string(), "-cf",
+                                (src.path() / "arch.tar").string(), "t"});
+  REQUIRE_MESSAGE(tar.exit_code == 0, tar.err);
+  std::ifstream in(src.path() / "arch.tar", std::ios::binary);
+  std::string archive((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check_same_image(R"(FROM cbuild-test-busybox:1
+ADD arch.tar /x/
+RUN chown 1000:1000 /root && rm -rf /usr/sbin && echo 1.2.3.4 extra >> /etc/hosts && rm /x/t/l
+RUN mv /x/t/sub /x/moved && touch -d @1600000000 /x/moved/f
+)",
+                   {{"arch.tar", archive}});
 }
 
 TEST_CASE("isolation chroot: builds with docker's default capabilities, without CAP_SYS_ADMIN") {
