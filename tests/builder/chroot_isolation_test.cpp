@@ -175,6 +175,17 @@ TEST_CASE("isolation auto: inside docker run with docker's defaults it picks chr
         return docker->docker(argv);
       },
       "--isolation=auto", "cbuild: isolation chroot: this process may not create user namespaces (unshare(CLONE_NEWUSER): ");
+
+  // Asking for userns there is refused up front, naming what is missing and what would give it.
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\nRUN true\n");
+  auto r = docker->docker({"run", "--rm", "--network=none", "-v", "/:/host", docker->base(), "/bin/busybox", "chroot",
+                           "/host", CBUILD_BINARY, "--root", p.root.string(), "--isolation=userns", p.ctx.string()});
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find("--isolation=userns: this process may not create a user namespace (unshare(CLONE_NEWUSER): "
+                           "Operation not permitted) and is not root with CAP_SYS_ADMIN") != std::string::npos,
+                r.err);
+  CHECK_MESSAGE(r.err.find("--isolation=chroot") != std::string::npos, r.err);
 }
 
 TEST_CASE("isolation chroot: RUN --mount cannot be honoured and says so") {
