@@ -136,12 +136,18 @@ TEST_CASE("isolation chroot: ADD of a local archive, chown of a base dir, a remo
   REQUIRE_MESSAGE(tar.exit_code == 0, tar.err);
   std::ifstream in(src.path() / "arch.tar", std::ios::binary);
   std::string archive((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The image's own init files: the chroot level writes the step's over them and puts them
+  // back, so neither they nor /etc show up in a layer, as with the namespace sandbox's binds.
   check_same_image(R"(FROM cbuild-test-busybox:1
 ADD arch.tar /x/
+COPY etc/ /etc/
 RUN chown 1000:1000 /root && rm -rf /usr/sbin && echo 1.2.3.4 extra >> /etc/hosts && rm /x/t/l
-RUN mv /x/t/sub /x/moved && touch -d @1600000000 /x/moved/f
+RUN mv /x/t/sub /x/moved && touch -d @1600000000 /x/moved/f && grep -q cbuild /etc/hostname
 )",
-                   {{"arch.tar", archive}});
+                   {{"arch.tar", archive},
+                    {"etc/hosts", "10.0.0.1 image\n"},
+                    {"etc/resolv.conf", "nameserver 10.0.0.2\n"},
+                    {"etc/hostname", "image\n"}});
 }
 
 TEST_CASE("isolation chroot: builds with docker's default capabilities, without CAP_SYS_ADMIN") {
