@@ -174,6 +174,11 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                 .layer_memo = &memo,
                 .lease = lease.get(),
                 .diff_ids = &diff_ids};
+  std::optional<FlatRoots> flat_roots;
+  if (o.isolation == overlay::Isolation::Chroot) {
+    flat_roots.emplace(*store, snapshots, &diff_ids);
+    fsc.flat = &*flat_roots;
+  }
 
   // Base images, loaded (and pulled) once per build even when parallel stages name the same
   // one. A failure is kept too and rethrown when the stage that names the image runs, so the

@@ -17,6 +17,7 @@
 #include "oci/base/fs.h"
 #include "oci/descriptor.h"
 #include "oci/tar_writer.h"
+#include "overlay/isolation.h"
 
 namespace cbuild::cli {
 
@@ -28,6 +29,7 @@ struct BuildFlags {
   std::vector<std::string> tags, build_args, labels, secrets, outputs;
   std::string target, platform, network = "host", format = "oci", compression = "gzip", iidfile, metadata_file;
   std::string progress = "auto";
+  std::string isolation = "auto";
   int compression_level = -1;
   int jobs = 0;
   bool no_cache = false, pull = false, quiet = false, push = false;
@@ -116,8 +118,23 @@ std::string metadata_json(const builder::BuildResult& r) {
   return j.dump(2) + "\n";
 }
 
+// The level --isolation asks for, or the one this process can use; says once on stderr which
+// one is in use and why when it is not the plain root one.
+overlay::Isolation resolve_isolation(const std::string& flag) {
+  overlay::IsolationRequest request;
+  try {
+    request = overlay::parse_isolation(flag);
+  } catch (const Error& e) {
+    throw UsageError(e);
+  }
+  overlay::IsolationChoice c = overlay::choose_isolation(request, overlay::probe_isolation());
+  if (c.level == overlay::Isolation::Chroot || c.enter_userns) std::cerr << "cbuild: isolation " << c.reason << "\n";
+  return c.level;
+}
+
 int run_build(const BuildFlags& f, const GlobalOptions& g) {
   builder::BuildOptions o = to_options(f, g);
+  o.isolation = resolve_isolation(f.isolation);
   auto progress = make_progress(o.progress);
   builder::BuildResult r = builder::build(o, *progress);
   progress.reset();  // the TTY renderer clears its live lines before the ID is printed
@@ -143,6 +160,9 @@ CommandRegistration reg{{
       app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)")->allow_extra_args(false);
       app.add_option("--platform", f->platform, "Target platform os/arch[/variant]: one; RUN needs it to be the host's or emulated");
       app.add_option("--network", f->network, "Network for RUN: host (default) or none");
+      app.add_option("--isolation", f->isolation,
+                     "How RUN steps and snapshots are isolated: auto (default: what this process may do), userns "
+                     "(namespaces and overlay mounts) or chroot (no namespaces, no mounts: for unprivileged containers)");
       app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR")->allow_extra_args(false);
       auto* format = app.add_option("--format", f->format, "Image format: oci (default; docker with -o type=docker) or docker")
                          ->check(CLI::IsMember({"oci", "docker"}));

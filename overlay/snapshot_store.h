@@ -123,6 +123,10 @@ class SnapshotStore {
   // is free), plus stale scratch dirs of dead processes. Returns the number removed.
   std::size_t prune(const std::set<oci::Digest>& keep);
 
+  // A new private directory in .tmp/ (mode 0700), named after this process so that a later
+  // opener of the store reclaims it if the process dies; the caller removes it when done.
+  std::filesystem::path scratch(std::string_view kind) const { return new_scratch(kind); }
+
  private:
   std::filesystem::path snap_dir(const oci::Digest& chain) const;
   std::filesystem::path new_scratch(std::string_view kind) const;

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "overlay/isolation.h"
+
 namespace cbuild::builder {
 
 enum class ImageFormat { Oci, Docker };
@@ -63,6 +65,9 @@ struct BuildOptions {
   // --jobs: independent stages built at the same time; 0: default_jobs() (stage_graph.h),
   // 1: one stage after another.
   int jobs = 0;
+  // --isolation, as resolved by the CLI (overlay::choose_isolation): Chroot builds without
+  // mounts or namespaces (FsContext::flat).
+  overlay::Isolation isolation = overlay::Isolation::Userns;
 };
 
 // The format of the image the build writes: --format, except that an -o type=docker output

@@ -10,6 +10,7 @@
 #include "oci/tar_reader.h"
 #include "overlay/active_mount.h"
 #include "overlay/differ.h"
+#include "overlay/tree_diff.h"
 
 namespace cbuild::builder {
 
@@ -100,9 +101,46 @@ void restamp_directories(const fs::path& upper, const struct timespec& since, st
 
 }  // namespace
 
+namespace {
+
+std::optional<oci::Digest> top_chain(const LayerStack& stack) {
+  std::vector<oci::Digest> chains = overlay::chain_ids(stack.diff_ids);
+  if (chains.empty()) return std::nullopt;
+  return chains.back();
+}
+
+// run_fs_step at the chroot level: the parent's rootfs directory is changed in place and
+// diffed against a record of its state before.
+FsStepResult run_flat_step(FsContext& ctx, const LayerStack& parent,
+                           const std::function<void(const fs::path& merged)>& mutate,
+                           const std::vector<std::string>& exclude, std::optional<std::int64_t> now) {
+  FlatRoot root = ctx.flat->take(parent.layers, parent.diff_ids);
+  const fs::path dir = FlatRoots::rootfs(root);
+  overlay::TreeState before = overlay::record_tree(dir, exclude);
+  struct timespec started {};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &started);
+  mutate(dir);
+  if (now) restamp_directories(dir, started, *now);
+  overlay::DiffOptions diff{.exclude = exclude};
+  FsStepResult r{.layer = write_layer(ctx,
+                                      [&](oci::TarWriter& tar) {
+                                        overlay::walk_tree_diff(dir, before, diff, [&](const oci::TarEntry& e, int fd) {
+                                          if (fd >= 0) tar.add_file(e, fd);
+                                          else tar.add(e);
+                                        });
+                                      }),
+                 .chain = {}};
+  r.chain = overlay::chain_id(top_chain(parent), r.layer.diff_id);
+  ctx.flat->put(std::move(root), r.chain);
+  return r;
+}
+
+}  // namespace
+
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const fs::path& merged)>& mutate,
                          const std::vector<std::string>& exclude, std::optional<std::int64_t> now) {
+  if (ctx.flat) return run_flat_step(ctx, parent, mutate, exclude, now);
   std::optional<overlay::PreparedSnapshot> locked;
   lock_snapshots(ctx, parent, [&](const std::optional<oci::Digest>& top) { locked.emplace(ctx.snapshots.prepare(top)); });
   overlay::PreparedSnapshot& prepared = *locked;
@@ -178,6 +216,13 @@ void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void
 }
 
 StackView::StackView(FsContext& ctx, const LayerStack& stack) {
+  if (ctx.flat) {
+    flat_roots_ = ctx.flat;
+    flat_.emplace(ctx.flat->take(stack.layers, stack.diff_ids));
+    flat_top_ = top_chain(stack);
+    root_ = FlatRoots::rootfs(*flat_);
+    return;
+  }
   lock_snapshots(ctx, stack, [&](const std::optional<oci::Digest>& top) {
     if (top) view_.emplace(ctx.snapshots.view(*top));
   });
@@ -187,6 +232,14 @@ StackView::StackView(FsContext& ctx, const LayerStack& stack) {
   }
   mount_.emplace(view_->mount_spec(), dir_.path() / "view");
   root_ = mount_->target();
+}
+
+StackView::~StackView() {
+  if (!flat_) return;
+  try {
+    flat_roots_->put(std::move(*flat_), flat_top_);
+  } catch (...) {
+  }
 }
 
 }  // namespace cbuild::builder

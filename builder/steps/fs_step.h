@@ -17,6 +17,7 @@
 #include "builder/cache/content_hashes.h"
 #include "builder/cache/frame_cache.h"
 #include "builder/cache/layer_memo.h"
+#include "builder/steps/flat_roots.h"
 #include "builder/steps/layer_tree.h"
 #include "oci/base/fs.h"
 #include "oci/descriptor.h"
@@ -44,6 +45,10 @@ struct FsContext {
   LayerMemo* layer_memo = nullptr;          // streamed layers the store already has
   oci::Lease* lease = nullptr;              // the build's: a layer found in the memo joins it
   const oci::DiffIdRecords* diff_ids = nullptr;  // layers known to decompress to a DiffID
+  // Set at the chroot isolation level (overlay/isolation.h): nothing is mounted; run_fs_step,
+  // run_streamed_step and the views work on plain rootfs directories instead of snapshots, and
+  // a step's layer is the directory's diff against its state before (overlay/tree_diff.h).
+  FlatRoots* flat = nullptr;
 };
 
 // Makes sure every layer of `stack` has its snapshot; returns the top chain ID (nullopt for
@@ -93,6 +98,7 @@ void with_view(FsContext& ctx, const LayerStack& stack, const std::function<void
 class StackView {
  public:
   StackView(FsContext& ctx, const LayerStack& stack);
+  ~StackView();
   StackView(const StackView&) = delete;
   StackView& operator=(const StackView&) = delete;
   const std::filesystem::path& root() const noexcept { return root_; }
@@ -102,6 +108,10 @@ class StackView {
   TempDir dir_;
   std::optional<overlay::ActiveMount> mount_;
   std::filesystem::path root_;
+  // At the chroot level: the stack's rootfs, given back to ctx.flat under `flat_top_`.
+  FlatRoots* flat_roots_ = nullptr;
+  std::optional<FlatRoot> flat_;
+  std::optional<oci::Digest> flat_top_;
 };
 
 }  // namespace cbuild::builder

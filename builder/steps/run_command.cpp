@@ -7,6 +7,7 @@
 
 #include "oci/base/error.h"
 #include "oci/base/unique_fd.h"
+#include "overlay/chroot_run.h"
 
 namespace cbuild::builder {
 
@@ -15,7 +16,7 @@ constexpr std::size_t kTailLines = 20;
 constexpr std::size_t kMaxLine = 64 * 1024;  // longer lines are reported in pieces
 }  // namespace
 
-RunOutcome run_with_output(overlay::RunSpec spec, Progress& progress, const StepRef& step) {
+RunOutcome run_with_output(overlay::RunSpec spec, Progress& progress, const StepRef& step, bool chroot) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) throw_errno("pipe", "RUN output");
   UniqueFd rd(fds[0]), wr(fds[1]);
@@ -48,14 +49,14 @@ RunOutcome run_with_output(overlay::RunSpec spec, Progress& progress, const Step
   spec.stdout_fd = wr.get();
   spec.stderr_fd = wr.get();
   try {
-    out.status = overlay::Sandbox::run(spec);
+    out.status = chroot ? overlay::run_in_chroot(spec) : overlay::Sandbox::run(spec);
   } catch (...) {
     wr.reset();
     reader.join();
     throw;
   }
-  // The command and everything it started are gone (the PID namespace died), so closing our
-  // write end gives the reader EOF.
+  // The command and everything it started are gone (the PID namespace died; in a chroot, its
+  // process group was killed), so closing our write end gives the reader EOF.
   wr.reset();
   reader.join();
   return out;

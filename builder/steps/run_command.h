@@ -15,9 +15,10 @@ struct RunOutcome {
   std::deque<std::string> tail;  // the last lines of stdout+stderr (at most 20)
 };
 
-// Runs spec in the sandbox; spec's stdout/stderr are replaced by a pipe read on a thread that
-// reports each line as step_output(step, line). Throws what Sandbox::run throws (a command
-// that cannot start, timeout, cancellation); a non-zero exit is returned, not thrown.
-RunOutcome run_with_output(overlay::RunSpec spec, Progress& progress, const StepRef& step);
+// Runs spec in the sandbox (with `chroot`: overlay::run_in_chroot, the chroot isolation level);
+// spec's stdout/stderr are replaced by a pipe read on a thread that reports each line as
+// step_output(step, line). Throws what Sandbox::run / run_in_chroot throw (a command that
+// cannot start, timeout, cancellation); a non-zero exit is returned, not thrown.
+RunOutcome run_with_output(overlay::RunSpec spec, Progress& progress, const StepRef& step, bool chroot = false);
 
 }  // namespace cbuild::builder

@@ -335,7 +335,7 @@ struct Stepper {
         env.fs, st.stack,
         [&](const fs::path& merged) {
           spec.rootfs = merged;
-          RunOutcome out = run_with_output(spec, env.progress, ref);
+          RunOutcome out = run_with_output(spec, env.progress, ref, env.fs.flat != nullptr);
           if (!out.status.ok()) {
             std::string msg = "process \"" + shown + "\" did not complete successfully: exit code: " +
                               std::to_string(out.status.code);

@@ -1,0 +1,264 @@
+#include "overlay/tree_diff.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "oci/base/cancel.h"
+#include "oci/base/error.h"
+#include "overlay/sys/syscalls.h"
+
+namespace cbuild::overlay {
+namespace {
+
+std::set<std::string> cleaned(const std::vector<std::string>& exclude) {
+  std::set<std::string> out;
+  for (auto p : exclude) {
+    while (!p.empty() && p.front() == '/') p.erase(0, 1);
+    while (!p.empty() && p.back() == '/') p.pop_back();
+    if (!p.empty()) out.insert(p);
+  }
+  return out;
+}
+
+std::string join(const std::string& prefix, const std::string& name) { return prefix.empty() ? name : prefix + "/" + name; }
+
+// Adds the birth time of directory dirfd/name (see TreeStat).
+void add_btime(int dirfd, const std::string& name, TreeStat& t) {
+  struct statx sx {};
+  if (::statx(dirfd, name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &sx) == 0 && (sx.stx_mask & STATX_BTIME)) {
+    t.btime_sec = sx.stx_btime.tv_sec;
+    t.btime_nsec = sx.stx_btime.tv_nsec;
+  }
+}
+
+TreeStat to_tree_stat(const struct stat& st) {
+  TreeStat t;
+  t.mode = st.st_mode;
+  t.uid = st.st_uid;
+  t.gid = st.st_gid;
+  t.size = st.st_size;
+  t.mtime_sec = st.st_mtim.tv_sec;
+  t.mtime_nsec = st.st_mtim.tv_nsec;
+  t.ctime_sec = st.st_ctim.tv_sec;
+  t.ctime_nsec = st.st_ctim.tv_nsec;
+  t.dev = st.st_dev;
+  t.rdev = st.st_rdev;
+  t.ino = st.st_ino;
+  return t;
+}
+
+bool same(const TreeStat& a, const TreeStat& b) {
+  return a.mode == b.mode && a.uid == b.uid && a.gid == b.gid && a.size == b.size && a.mtime_sec == b.mtime_sec &&
+         a.mtime_nsec == b.mtime_nsec && a.ctime_sec == b.ctime_sec && a.ctime_nsec == b.ctime_nsec && a.dev == b.dev &&
+         a.rdev == b.rdev && a.ino == b.ino;
+}
+
+void record_dir(int dirfd, const std::string& prefix, const std::set<std::string>& exclude, TreeState& out) {
+  check_cancelled();
+  std::vector<std::string>& kids = out.children[prefix];
+  for (auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
+    std::string path = join(prefix, n);
+    if (exclude.count(path)) continue;
+    struct stat st = sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW, path);
+    kids.push_back(n);
+    TreeStat& t = out.entries.emplace(path, to_tree_stat(st)).first->second;
+    if (S_ISDIR(st.st_mode)) {
+      add_btime(dirfd, n, t);
+      UniqueFd sub = sys::openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
+      record_dir(sub.get(), path, exclude, out);
+    }
+  }
+}
+
+// An entry decided on during the walk, written once its directory's fate is known.
+struct Pending {
+  oci::TarEntry entry;   // complete
+  oci::TarEntry linked;  // the same entry as a hardlink (base fields only)
+  bool regular = false;
+  bool may_link = false;  // a non-directory with several links
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+
+struct Walker {
+  const TreeState& before;
+  std::set<std::string> exclude;
+  std::int64_t now_sec;
+  std::uint32_t now_nsec;
+
+  static oci::TarEntry base_entry(const std::string& path, const struct stat& st) {
+    oci::TarEntry e;
+    e.path = path;
+    e.mode = st.st_mode & 07777;
+    e.uid = st.st_uid;
+    e.gid = st.st_gid;
+    e.mtime_sec = st.st_mtim.tv_sec;
+    e.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
+    return e;
+  }
+
+  static void add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
+    for (const auto& key : sys::list_xattrs(dirfd, name, e.path)) {
+      if (is_overlay_private_xattr(key)) continue;
+      if (auto v = sys::get_xattr(dirfd, name, key, e.path)) e.xattrs.emplace_back(key, std::move(*v));
+    }
+  }
+
+  oci::TarEntry marker(const std::string& path) const {
+    oci::TarEntry m;
+    m.path = path;
+    m.type = oci::TarType::File;
+    m.mode = 0;
+    m.uid = m.gid = 0;
+    return m;
+  }
+
+  // `fresh`: nothing below this directory existed before (it is new or replaced one).
+  void walk_dir(int dirfd, const std::string& prefix, bool fresh, std::vector<Pending>& out) {
+    check_cancelled();
+    struct Item {
+      std::string disk;
+      bool deleted = false;
+      struct stat st {};
+    };
+    std::vector<std::pair<std::string, Item>> items;  // (oci name, item)
+    std::set<std::string> present;
+    for (auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
+      std::string path = join(prefix, n);
+      if (exclude.count(path)) continue;
+      struct stat st = sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW, path);
+      present.insert(n);
+      if (S_ISSOCK(st.st_mode)) continue;
+      items.push_back({n, Item{n, false, st}});
+    }
+    if (!fresh) {
+      if (auto it = before.children.find(prefix); it != before.children.end())
+        for (const auto& n : it->second)
+          if (!present.count(n) && !exclude.count(join(prefix, n))) items.push_back({whiteout_entry_name(n), Item{n, true, {}}});
+    }
+    std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [oci_name, item] : items) {
+      if (item.deleted) {
+        Pending p;
+        p.entry = marker(join(prefix, oci_name));
+        p.entry.mtime_sec = now_sec;
+        p.entry.mtime_nsec = now_nsec;
+        out.push_back(std::move(p));
+        continue;
+      }
+      const struct stat& st = item.st;
+      std::string path = join(prefix, item.disk);
+      const TreeStat* was = nullptr;
+      if (!fresh)
+        if (auto it = before.entries.find(path); it != before.entries.end()) was = &it->second;
+      TreeStat now = to_tree_stat(st);
+      if (S_ISDIR(st.st_mode)) {
+        add_btime(dirfd, item.disk, now);
+        bool replaced = was && (!S_ISDIR(was->mode) || was->ino != now.ino || was->dev != now.dev ||
+                                was->btime_sec != now.btime_sec || was->btime_nsec != now.btime_nsec);
+        bool changed = !was || replaced || !same(*was, now);
+        UniqueFd sub = sys::openat(dirfd, item.disk, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
+        std::vector<Pending> below;
+        walk_dir(sub.get(), path, fresh || !was || replaced, below);
+        if (!changed && below.empty()) continue;
+        Pending d;
+        d.entry = base_entry(path, st);
+        d.entry.type = oci::TarType::Dir;
+        add_xattrs(sub.get(), "", d.entry);
+        out.push_back(std::move(d));
+        if (replaced) {
+          Pending m;
+          m.entry = base_entry(path + "/" + std::string(kOpaqueMarker), st);
+          m.entry.type = oci::TarType::File;
+          m.entry.mode = 0;
+          m.entry.uid = m.entry.gid = 0;
+          out.push_back(std::move(m));
+        }
+        for (auto& b : below) out.push_back(std::move(b));
+        continue;
+      }
+      if (was && same(*was, now)) continue;
+      Pending p;
+      p.linked = base_entry(path, st);
+      p.linked.type = oci::TarType::Hardlink;
+      p.may_link = st.st_nlink > 1;
+      p.dev = st.st_dev;
+      p.ino = st.st_ino;
+      oci::TarEntry e = base_entry(path, st);
+      if (S_ISREG(st.st_mode)) {
+        e.type = oci::TarType::File;
+        e.size = st.st_size;
+        UniqueFd fd = sys::openat(dirfd, item.disk, O_RDONLY | O_NOFOLLOW, 0, path);
+        add_xattrs(fd.get(), "", e);
+        p.regular = true;
+      } else {
+        add_xattrs(dirfd, item.disk, e);
+        if (S_ISLNK(st.st_mode)) {
+          e.type = oci::TarType::Symlink;
+          e.link_target = sys::readlinkat(dirfd, item.disk, path);
+        } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+          e.type = S_ISCHR(st.st_mode) ? oci::TarType::Char : oci::TarType::Block;
+          e.dev_major = major(st.st_rdev);
+          e.dev_minor = minor(st.st_rdev);
+        } else if (S_ISFIFO(st.st_mode)) {
+          e.type = oci::TarType::Fifo;
+        } else {
+          continue;
+        }
+      }
+      p.entry = std::move(e);
+      out.push_back(std::move(p));
+    }
+  }
+};
+
+}  // namespace
+
+TreeState record_tree(const std::filesystem::path& root, const std::vector<std::string>& exclude) {
+  UniqueFd fd = sys::openat(AT_FDCWD, root.string(), O_RDONLY | O_DIRECTORY, 0, root.string());
+  TreeState out;
+  record_dir(fd.get(), "", cleaned(exclude), out);
+  return out;
+}
+
+std::uint64_t walk_tree_diff(const std::filesystem::path& root, const TreeState& before, const DiffOptions& options,
+                             const DiffVisitor& visit) {
+  UniqueFd rootfd = sys::openat(AT_FDCWD, root.string(), O_RDONLY | O_DIRECTORY, 0, root.string());
+  struct timespec now {};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  Walker w{before, cleaned(options.exclude), now.tv_sec, static_cast<std::uint32_t>(now.tv_nsec)};
+  std::vector<Pending> entries;
+  w.walk_dir(rootfd.get(), "", false, entries);
+  // Hardlinks as the differ writes them: the first emitted path is the file, later ones link.
+  std::map<std::pair<dev_t, ino_t>, std::string> links;
+  std::uint64_t count = 0;
+  for (auto& p : entries) {
+    check_cancelled();
+    if (p.may_link) {
+      auto [it, inserted] = links.emplace(std::make_pair(p.dev, p.ino), p.entry.path);
+      if (!inserted) {
+        p.linked.link_target = it->second;
+        visit(p.linked, -1);
+        ++count;
+        continue;
+      }
+    }
+    if (p.regular) {
+      UniqueFd fd = sys::openat(rootfd.get(), p.entry.path, O_RDONLY | O_NOFOLLOW, 0, p.entry.path);
+      visit(p.entry, fd.get());
+    } else {
+      visit(p.entry, -1);
+    }
+    ++count;
+  }
+  return count;
+}
+
+}  // namespace cbuild::overlay
