@@ -18,6 +18,7 @@
 #include "oci/descriptor.h"
 #include "oci/tar_writer.h"
 #include "overlay/isolation.h"
+#include "overlay/user_namespace.h"
 
 namespace cbuild::cli {
 
@@ -129,6 +130,8 @@ overlay::Isolation resolve_isolation(const std::string& flag) {
   }
   overlay::IsolationChoice c = overlay::choose_isolation(request, overlay::probe_isolation());
   if (c.level == overlay::Isolation::Chroot || c.enter_userns) std::cerr << "cbuild: isolation " << c.reason << "\n";
+  // Root without CAP_SYS_ADMIN (a non-root user entered in main()): still one thread here.
+  if (c.enter_userns) overlay::enter_user_namespace();
   return c.level;
 }
 

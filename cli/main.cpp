@@ -77,7 +77,8 @@ std::string GlobalOptions::resolved_root() const {
   if (!root.empty()) return absolute(root);
   if (const char* e = std::getenv("CBUILD_ROOT"); e && *e) return absolute(e);
   // Root of a namespace cbuild entered itself is still the user who started it.
-  if (::geteuid() == 0 && !overlay::current_id_mapping()) return "/var/lib/cbuild";
+  const auto& mapping = overlay::current_id_mapping();
+  if (::geteuid() == 0 && (!mapping || mapping->outer_uid == 0)) return "/var/lib/cbuild";
   if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) return std::string(x) + "/cbuild";
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.local/share/cbuild";
   throw Error(ErrorKind::FailedPrecondition, "cannot choose a store root: set --root or CBUILD_ROOT");

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -107,6 +108,17 @@ std::string joined(const std::vector<std::string>& argv) {
   while (n < 0 && errno == EINTR);
   if (n != 1) ::_exit(2);
   for (const auto* argv : {&uid_argv, &gid_argv}) {
+    // {"", FILE, TEXT}: a map this (privileged) helper writes itself.
+    if (argv->size() == 3 && (*argv)[0].empty()) {
+      int fd = ::open((*argv)[1].c_str(), O_WRONLY | O_CLOEXEC);
+      const std::string& text = (*argv)[2];
+      if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        ::dprintf(out, "writing %s: %s\n", (*argv)[1].c_str(), std::strerror(errno));
+        ::_exit(1);
+      }
+      ::close(fd);
+      continue;
+    }
     std::vector<char*> args;
     for (const auto& a : *argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -130,10 +142,43 @@ std::string joined(const std::vector<std::string>& argv) {
   ::_exit(0);
 }
 
+// The lines of a uid_map/gid_map for `m`: 0 → the outer id, then the ranges from 1 on.
+std::string map_text(std::uint32_t outer, const std::vector<SubordinateRange>& ranges) {
+  std::string text = "0 " + std::to_string(outer) + " 1\n";
+  std::uint64_t inside = 1;
+  for (const auto& r : ranges) {
+    text += std::to_string(inside) + " " + std::to_string(r.start) + " " + std::to_string(r.count) + "\n";
+    inside += r.count;
+  }
+  return text;
+}
+
+// Root of the current namespace (a container's root without CAP_SYS_ADMIN) keeps every id it
+// has: the new namespace maps them onto themselves, so owners in layers stay what they are.
+// Only a namespace whose ids run from 0 without a gap can be mapped so.
+std::vector<SubordinateRange> identity_rest(const std::string& map_file) {
+  std::istringstream lines(read_text(map_file));
+  std::uint64_t inside = 0, outside = 0, count = 0, next = 0;
+  while (lines >> inside >> outside >> count) {
+    if (inside != next)
+      throw Error(ErrorKind::FailedPrecondition,
+                  "entering a user namespace as root: " + map_file + " maps no contiguous ids from 0; use " +
+                      "--isolation=chroot");
+    next = inside + count;
+  }
+  if (next < 2) return {};
+  return {SubordinateRange{1, static_cast<std::uint32_t>(std::min<std::uint64_t>(next - 1, 0xfffffffeu))}};
+}
+
 void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::string& gidmap) {
   pid_t self = ::getpid();
-  auto uid_argv = map_argv(uidmap, self, m.outer_uid, m.uid_ranges);
-  auto gid_argv = map_argv(gidmap, self, m.outer_gid, m.gid_ranges);
+  const std::string proc = "/proc/" + std::to_string(self);
+  // Root writes the maps itself (it holds CAP_SETUID/CAP_SETGID where they are checked);
+  // anybody else needs the setuid helpers, which check /etc/subuid and /etc/subgid.
+  auto uid_argv = uidmap.empty() ? std::vector<std::string>{"", proc + "/uid_map", map_text(m.outer_uid, m.uid_ranges)}
+                                 : map_argv(uidmap, self, m.outer_uid, m.uid_ranges);
+  auto gid_argv = gidmap.empty() ? std::vector<std::string>{"", proc + "/gid_map", map_text(m.outer_gid, m.gid_ranges)}
+                                 : map_argv(gidmap, self, m.outer_gid, m.gid_ranges);
   int go[2], out[2];
   if (::pipe2(go, O_CLOEXEC) != 0) throw_errno("pipe", "");
   if (::pipe2(out, O_CLOEXEC) != 0) {
@@ -180,7 +225,7 @@ void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::
     for (char& ch : text)
       if (ch == '\n') ch = ';';
     throw Error(ErrorKind::FailedPrecondition,
-                "rootless mode: mapping the /etc/subuid and /etc/subgid ranges failed: " +
+                "entering a user namespace: mapping its ids failed: " +
                     (text.empty() ? std::string("newuidmap/newgidmap exited abnormally") : text));
   }
 }
@@ -231,6 +276,8 @@ std::vector<SubordinateRange> parse_subordinate_ids(std::string_view text, std::
   return out;
 }
 
+static IdMapping finish_entering(const IdMapping& m);
+
 IdMapping enter_user_namespace(const UserNamespaceOptions& options) {
   if (mapping_slot()) throw Error(ErrorKind::Internal, "rootless mode: enter_user_namespace called twice");
   IdMapping m;
@@ -242,6 +289,13 @@ IdMapping enter_user_namespace(const UserNamespaceOptions& options) {
     struct passwd* found = nullptr;
     std::vector<char> buf(16384);
     if (::getpwuid_r(m.outer_uid, &pw, buf.data(), buf.size(), &found) == 0 && found) name = found->pw_name;
+  }
+  if (m.outer_uid == 0) {
+    m.kind = IdMapping::Kind::Range;
+    m.uid_ranges = identity_rest("/proc/self/uid_map");
+    m.gid_ranges = identity_rest("/proc/self/gid_map");
+    map_with_helpers(m, "", "");
+    return finish_entering(m);
   }
   m.uid_ranges = parse_subordinate_ids(read_text(options.subuid_file), name, m.outer_uid);
   m.gid_ranges = parse_subordinate_ids(read_text(options.subgid_file), name, m.outer_uid);
@@ -256,6 +310,10 @@ IdMapping enter_user_namespace(const UserNamespaceOptions& options) {
     m.kind = IdMapping::Kind::Range;
     map_with_helpers(m, uidmap, gidmap);
   }
+  return finish_entering(m);
+}
+
+static IdMapping finish_entering(const IdMapping& m) {
   // We are root of the new namespace from here: take its ids everywhere.
   if (::setresgid(0, 0, 0) != 0) throw_errno("setresgid", "0");
   if (::setresuid(0, 0, 0) != 0) throw_errno("setresuid", "0");

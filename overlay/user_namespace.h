@@ -10,6 +10,9 @@
 //  - IdMapping::Kind::Single: no ranges (or no newuidmap): only 0 is mapped, setgroups is
 //    denied. Every file is owned by 0 inside, and a chown to any other id fails —
 //    single_mapping_notice() says so in one paragraph for the caller to print once.
+//  - Called by root (a container's root without CAP_SYS_ADMIN, where --isolation picks userns):
+//    the new namespace maps every id this one has onto itself (Kind::Range, outer ids 0), so
+//    owners are what they are outside; the maps are written directly, no helper programs.
 // The mount namespace is private (nothing cbuild mounts reaches the host, and everything it
 // mounts goes away with the process). Environment variables are untouched, so anything that
 // depends on the outer identity (the store's default root) may be resolved before or after.
@@ -70,7 +73,7 @@ std::vector<SubordinateRange> parse_subordinate_ids(std::string_view text, std::
 // FailedPrecondition naming what is missing when the kernel refuses user namespaces (with
 // the sysctl or container setting that would allow them) or newuidmap/newgidmap fail
 // (their own message quoted). Must be called while the process has one thread; the caller
-// must not be root of the initial user namespace. Call at most once.
+// may be anybody, root included (see above). Call at most once.
 IdMapping enter_user_namespace(const UserNamespaceOptions& options = {});
 
 // The mapping enter_user_namespace() made, or nullopt when it was not called (or failed).

@@ -164,6 +164,26 @@ TEST_CASE("isolation chroot: builds with docker's default capabilities, without 
   });
 }
 
+// Root without CAP_SYS_ADMIN where user namespaces are allowed (Kubernetes with hostUsers:
+// false, an unconfined seccomp profile): `auto` enters a user namespace that maps root's ids
+// onto themselves, and the overlay build gives the image the root build gives.
+TEST_CASE("isolation auto: root without CAP_SYS_ADMIN enters a user namespace and builds the same image") {
+  REQUIRE_ROOT();
+  const std::string caps =
+      "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,"
+      "+sys_chroot,+mknod,+audit_write,+setfcap";
+  check_same_image(
+      kFilesDockerfile, kFiles,
+      [&](const test::BuildProject& b, const std::vector<std::string>& args) {
+        std::vector<std::string> argv{"setpriv", "--inh-caps=" + caps, "--bounding-set=" + caps, "--", CBUILD_BINARY};
+        argv.insert(argv.end(), args.begin(), args.end());
+        std::vector<std::string> env = kEpoch;
+        env.push_back("TMPDIR=" + b.tmp.string());
+        return test::run_command(argv, {}, env);
+      },
+      "--isolation=auto", "cbuild: isolation userns: root without CAP_SYS_ADMIN, cbuild enters a user namespace");
+}
+
 // What CI containers see: docker's default seccomp profile (no unshare, no mount) and
 // capabilities. The container chroots into the host's root (bound at /host) to find cbuild and
 // its libraries; `auto` must find out by itself that only chroot isolation works there.
