@@ -176,8 +176,9 @@ TEST_CASE("build --output type=oci,tar=false and type=local: read by skopeo and 
   auto ls = test::run_command({"umoci", "ls", "--layout", layout.string()});
   REQUIRE_MESSAGE(ls.exit_code == 0, ls.err);
   CHECK(ls.out == "1\n");
-  // No staging directory is left next to the outputs.
-  CHECK(names_in(p.dir.path()) == std::vector<std::string>{"ctx", "layout", "local", "metadata.json", "store"});
+  // No staging directory is left next to the outputs (tmp is the project's TMPDIR for cbuild).
+  CHECK(names_in(p.dir.path()) == std::vector<std::string>{"ctx", "layout", "local", "metadata.json", "store", "tmp"});
+  CHECK(names_in(p.tmp).empty());
 
   check_tree(local);
   TempDir work;
