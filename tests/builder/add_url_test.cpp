@@ -18,6 +18,7 @@
 #include "builder/plan/source_kind.h"
 #include "registry-client/curl_http.h"
 #include "tests/overlay/overlay_test_util.h"
+#include "tests/support/build_project.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/docker_peer.h"
 #include "tests/support/http_server.h"
@@ -50,46 +51,6 @@ ErrorKind fetch_error(registry::HttpClient& http, const std::string& url, const 
   return ErrorKind::Internal;
 }
 
-// A store with the busybox base and a context folder, like build_e2e_test.cpp's Project.
-struct Project {
-  TempDir dir;
-  fs::path root = dir.path() / "store";
-  fs::path ctx = dir.path() / "ctx";
-  std::string base;
-
-  explicit Project(const std::string& base_name) : base(base_name) {
-    fs::create_directories(ctx);
-    TempDir tree;
-    test::make_busybox_rootfs(tree.path() / "rootfs");
-    auto store = oci::LayoutStore::open(root);
-    test::put_rootfs_image(*store, tree.path() / "rootfs", "docker.io/library/" + base);
-  }
-  void dockerfile(const std::string& text) { write_file_atomic(ctx / "Dockerfile", text); }
-  test::CommandResult build(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--root", root.string(), "--progress=plain"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(ctx.string());
-    return test::run_cbuild(args);
-  }
-  // The flattened file tree of a tagged image, and its layer digests.
-  fs::path image(const std::string& name, const fs::path& where, std::vector<std::string>* layers = nullptr) {
-    auto store = oci::LayoutStore::open(root);
-    auto desc = store->resolve(name);
-    REQUIRE_MESSAGE(desc, "no tag " << name);
-    auto m = oci::Manifest::parse(store->read_blob(desc->digest));
-    std::vector<fs::path> files;
-    fs::create_directories(where.parent_path());
-    for (const auto& l : m.layers) {
-      fs::path f = where.parent_path() / ("layer" + std::to_string(files.size()));
-      write_file_atomic(f, read_all(*store->open(l.digest)));
-      files.push_back(f);
-      if (layers) layers->push_back(l.digest.str());
-    }
-    test::flatten_layers(files, where);
-    return where;
-  }
-  std::size_t tags() { return oci::LayoutStore::open(root)->tags().size(); }
-};
 
 std::string stat_line(const fs::path& p) {
   struct stat st {};
@@ -187,9 +148,9 @@ TEST_CASE("build: ADD of a URL names, owns, stamps and keeps the file as docker 
   REQUIRE(tar.exit_code == 0);
   server.route("/archive.tar.gz", test::HttpServer::Reply{.status = 200, .body = read_file(t.path() / "a.tar.gz"), .headers = {}});
 
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   const std::string sum = sha256_of(script);
-  p.dockerfile("FROM " + p.base + "\n" +
+  p.file("Dockerfile", "FROM " + p.base + "\n" +
                "ADD --checksum=" + sum + " " + server.url("/files/tool.sh") + " /pinned/\n" +
                "ADD " + server.url("/files/tool.sh") + " /opt/\n" +
                "ADD " + server.url("/files/tool.sh") + " /opt/renamed\n" +
@@ -199,7 +160,7 @@ TEST_CASE("build: ADD of a URL names, owns, stamps and keeps the file as docker 
   auto r = p.build({"-t", "url:1"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   TempDir work;
-  fs::path fsroot = p.image("docker.io/library/url:1", work.path() / "a/rootfs");
+  fs::path fsroot = p.tree("docker.io/library/url:1", work.path() / "a/rootfs");
   CHECK(read_file(fsroot / "opt/tool.sh") == script);
   CHECK(stat_line(fsroot / "opt/tool.sh") == "file 0600 0:0 mtime=" + std::to_string(kLastModifiedUnix));
   CHECK(read_file(fsroot / "opt/renamed") == script);
@@ -219,16 +180,16 @@ TEST_CASE("build: ADD of a URL names, owns, stamps and keeps the file as docker 
     auto changed = p.build({"-t", "url:3"});
     REQUIRE_MESSAGE(changed.exit_code == 0, changed.err);
     CHECK(changed.out != r.out);
-    fs::path c = p.image("docker.io/library/url:3", work.path() / "c/rootfs");
+    fs::path c = p.tree("docker.io/library/url:3", work.path() / "c/rootfs");
     CHECK(read_file(c / "plain") == "changed\n");
   }
   SUBCASE("with the server gone, only a step pinned by --checksum is still a cache hit") {
     server.stop();
-    p.dockerfile("FROM " + p.base + "\nADD --checksum=" + sum + " " + server.url("/files/tool.sh") + " /pinned/\n");
+    p.file("Dockerfile", "FROM " + p.base + "\nADD --checksum=" + sum + " " + server.url("/files/tool.sh") + " /pinned/\n");
     auto pinned = p.build({"-t", "url:pinned"});
     REQUIRE_MESSAGE(pinned.exit_code == 0, pinned.err);
     CHECK(pinned.err.find("CACHED") != std::string::npos);
-    p.dockerfile("FROM " + p.base + "\nADD " + server.url("/plain") + " /plain\n");
+    p.file("Dockerfile", "FROM " + p.base + "\nADD " + server.url("/plain") + " /plain\n");
     auto unpinned = p.build({"-t", "url:unpinned"});
     CHECK(unpinned.exit_code == 1);
     CHECK(unpinned.err.find("Dockerfile:2: ADD " + server.url("/plain") + " /plain: cannot fetch \"" +
@@ -240,7 +201,7 @@ TEST_CASE("build: a URL that fails (404, refused, wrong checksum) ends in one me
   REQUIRE_ROOT();
   test::HttpServer server;
   server.route("/f", test::HttpServer::Reply{.status = 200, .body = "real content\n", .headers = {}});
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   std::size_t tags = p.tags();
   auto blobs = [&] {
     std::size_t n = 0;
@@ -250,31 +211,31 @@ TEST_CASE("build: a URL that fails (404, refused, wrong checksum) ends in one me
   std::size_t blobs_before = blobs();
   std::string expected;
   SUBCASE("404") {
-    p.dockerfile("FROM " + p.base + "\n\nADD " + server.url("/missing") + " /x\n");
+    p.file("Dockerfile", "FROM " + p.base + "\n\nADD " + server.url("/missing") + " /x\n");
     expected = "Dockerfile:3: ADD " + server.url("/missing") + " /x: cannot fetch \"" + server.url("/missing") +
                "\": HTTP status 404 (Not Found)";
   }
   SUBCASE("connection refused") {
     std::string url = "http://127.0.0.1:" + std::to_string(test::free_loopback_port()) + "/f";
-    p.dockerfile("FROM " + p.base + "\nADD " + url + " /x\n");
+    p.file("Dockerfile", "FROM " + p.base + "\nADD " + url + " /x\n");
     expected = "Dockerfile:2: ADD " + url + " /x: cannot fetch \"" + url + "\": ";
   }
   SUBCASE("checksum mismatch") {
     std::string wrong = sha256_of("other content\n");
-    p.dockerfile("FROM " + p.base + "\nADD --checksum=" + wrong + " " + server.url("/f") + " /x\n");
+    p.file("Dockerfile", "FROM " + p.base + "\nADD --checksum=" + wrong + " " + server.url("/f") + " /x\n");
     expected = "Dockerfile:2: ADD --checksum=" + wrong + " " + server.url("/f") + " /x: checksum mismatch for \"" +
                server.url("/f") + "\": got " + sha256_of("real content\n") + ", expected " + wrong;
   }
   SUBCASE("a malformed checksum") {
-    p.dockerfile("FROM " + p.base + "\nADD --checksum=md5:abc " + server.url("/f") + " /x\n");
+    p.file("Dockerfile", "FROM " + p.base + "\nADD --checksum=md5:abc " + server.url("/f") + " /x\n");
     expected = "Dockerfile:2: ADD: invalid --checksum \"md5:abc\"";
   }
   SUBCASE("COPY of a URL, and a Git source") {
-    p.dockerfile("FROM " + p.base + "\nCOPY " + server.url("/f") + " /x\n");
+    p.file("Dockerfile", "FROM " + p.base + "\nCOPY " + server.url("/f") + " /x\n");
     auto c = p.build({"-t", "bad:1"});
     CHECK(c.exit_code == 1);
     CHECK(c.err.find("Dockerfile:2: COPY: source can't be a URL for COPY") != std::string::npos);
-    p.dockerfile("FROM " + p.base + "\nADD https://github.com/moby/buildkit.git /src\n");
+    p.file("Dockerfile", "FROM " + p.base + "\nADD https://github.com/moby/buildkit.git /src\n");
     expected = "Dockerfile:2: ADD: Git sources (https://github.com/moby/buildkit.git) are not supported yet";
   }
   auto r = p.build({"-t", "bad:1"});
@@ -294,10 +255,10 @@ TEST_CASE("build: ADD of a URL matches docker build's file (name, mode, owner, m
   server.route("/files/tool.sh", test::HttpServer::Reply{.status = 200, .body = "#!/bin/sh\necho tool\n",
                                                           .headers = {{"Last-Modified", kLastModified}}});
   server.route("/plain", test::HttpServer::Reply{.status = 200, .body = "no date\n", .headers = {}});
-  Project p(docker->base());
+  test::BuildProject p(docker->base());
   // The dockerd here (20.10) fetches ADD URLs itself, in the host's network, even for
   // --network=none builds; it knows neither --checksum nor --chmod on ADD.
-  p.dockerfile("FROM " + p.base + "\n" +
+  p.file("Dockerfile", "FROM " + p.base + "\n" +
                "ADD " + server.url("/files/tool.sh") + " /opt/\n" +
                "ADD " + server.url("/files/tool.sh") + " /opt/renamed\n" +
                "ADD --chown=app:extra " + server.url("/files/tool.sh") + " /owned/\n" +
@@ -305,7 +266,7 @@ TEST_CASE("build: ADD of a URL matches docker build's file (name, mode, owner, m
   auto r = p.build({"-t", "url:docker"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   TempDir work;
-  fs::path mine = p.image("docker.io/library/url:docker", work.path() / "mine/rootfs");
+  fs::path mine = p.tree("docker.io/library/url:docker", work.path() / "mine/rootfs");
   auto b = docker->build(p.ctx, p.ctx / "Dockerfile", work.path() / "docker");
   REQUIRE_MESSAGE(b.result.exit_code == 0, b.result.err);
   std::string diff = test::listing_diff(test::tree_listing(b.rootfs), test::tree_listing(mine));

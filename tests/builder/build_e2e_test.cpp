@@ -17,6 +17,7 @@
 #include "oci/manifest.h"
 #include "overlay/snapshot_store.h"
 #include "tests/overlay/overlay_test_util.h"
+#include "tests/support/build_project.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/docker_peer.h"
 #include "tests/support/image_tree.h"
@@ -29,57 +30,9 @@ namespace fs = std::filesystem;
 using namespace cbuild;
 using nlohmann::json;
 
-namespace {
-
-// A store with the busybox base, a context folder, and helpers to build and inspect.
-struct Project {
-  TempDir dir;
-  fs::path root = dir.path() / "store";
-  fs::path ctx = dir.path() / "ctx";
-  std::string base;  // the FROM name both builders know
-
-  explicit Project(const std::string& base_name) : base(base_name) {
-    fs::create_directories(ctx);
-    TempDir tree;
-    test::make_busybox_rootfs(tree.path() / "rootfs");
-    auto store = oci::LayoutStore::open(root);
-    test::put_rootfs_image(*store, tree.path() / "rootfs", "docker.io/library/" + base);
-  }
-  void file(const std::string& rel, const std::string& text) {
-    fs::create_directories((ctx / rel).parent_path());
-    std::ofstream(ctx / rel, std::ios::binary) << text;
-  }
-  test::CommandResult build(std::vector<std::string> extra = {}, const std::vector<std::string>& env = {}) {
-    std::vector<std::string> args{"--root", root.string(), "--progress=plain"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(ctx.string());
-    return test::run_cbuild(args, {}, env);
-  }
-  // The image a tag names: its config and its flattened file tree.
-  std::pair<json, fs::path> image(const std::string& name, const fs::path& where) {
-    auto store = oci::LayoutStore::open(root);
-    auto desc = store->resolve(name);
-    REQUIRE_MESSAGE(desc, "no tag " << name);
-    auto m = oci::Manifest::parse(store->read_blob(desc->digest));
-    json config = json::parse(store->read_blob(m.config.digest));
-    std::vector<fs::path> layers;
-    int i = 0;
-    fs::create_directories(where.parent_path());
-    for (const auto& l : m.layers) {
-      fs::path f = where.parent_path() / ("layer" + std::to_string(i++));
-      write_file_atomic(f, read_all(*store->open(l.digest)));
-      layers.push_back(f);
-    }
-    test::flatten_layers(layers, where);
-    return {config, where};
-  }
-};
-
-}  // namespace
-
 TEST_CASE("build: every common instruction, compared with docker build") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("a.txt", "hello\n");
   p.file("sub/b", "x\n");
   p.file("script.sh", "#!/bin/sh\necho from script\n");
@@ -132,7 +85,7 @@ TEST_CASE("build: every common instruction, compared with docker build") {
 
 TEST_CASE("build: a relative --root works for RUN steps (overlay needs absolute paths)") {
   REQUIRE_ROOT();
-  Project p("busybox:rel-root");
+  test::BuildProject p("busybox:rel-root");
   p.file("a.txt", "a\n");
   // The COPY's snapshot is written lazily for the RUN: that path came from the store root.
   p.file("Dockerfile", "FROM busybox:rel-root\nCOPY a.txt /\nRUN cat /a.txt > /hi\n");
@@ -145,7 +98,7 @@ TEST_CASE("build: a relative --root works for RUN steps (overlay needs absolute 
 
 TEST_CASE("build: a warm rebuild reuses every step and gives the same image; --no-cache rebuilds") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("a.txt", "hello\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY a.txt /\nRUN cat /a.txt > /b.txt\nENV X=1\n");
   auto first = p.build({"-t", "app:1"});
@@ -172,7 +125,7 @@ TEST_CASE("build: a warm rebuild reuses every step and gives the same image; --n
 
 TEST_CASE("build: a warm rebuild under the same tag writes nothing to the store") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo hello > /hello\nENV APP=/app\nCMD [\"sh\"]\n");
   auto first = p.build({"-t", "app:1"});
   REQUIRE_MESSAGE(first.exit_code == 0, first.err);
@@ -201,7 +154,7 @@ TEST_CASE("build: a warm rebuild under the same tag writes nothing to the store"
 
 TEST_CASE("build: SOURCE_DATE_EPOCH makes two --no-cache builds identical") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("a.txt", "hello\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY a.txt /x/\nRUN mkdir /y && echo 1 > /y/z\n");
   auto a = p.build({"--no-cache", "-t", "r:1"}, {"SOURCE_DATE_EPOCH=1700000000"});
@@ -213,7 +166,7 @@ TEST_CASE("build: SOURCE_DATE_EPOCH makes two --no-cache builds identical") {
 
 TEST_CASE("build: multi-stage with COPY --from a named stage, and --target") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("Dockerfile",
          "FROM " + p.base + " AS builder\n"
          "RUN mkdir /out && echo built > /out/artifact\n"
@@ -236,7 +189,7 @@ TEST_CASE("build: multi-stage with COPY --from a named stage, and --target") {
 
 TEST_CASE("build: bad inputs give one clear message, exit 1, and leave no tag and no mount") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   auto store_tags = [&] { return oci::LayoutStore::open(p.root)->tags().size(); };
   std::size_t tags = store_tags();
 
@@ -278,13 +231,13 @@ TEST_CASE("build: bad inputs give one clear message, exit 1, and leave no tag an
 
 TEST_CASE("build: a base image missing from the store is pulled from its registry") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   test::RegistryServer registry;
   std::string remote = registry.host() + "/test/busybox:1";
   auto push = test::run_cbuild({"--root", p.root.string(), "push", "docker.io/library/" + p.base, remote});
   REQUIRE_MESSAGE(push.exit_code == 0, push.err);
 
-  Project fresh(test::base_for_test());
+  test::BuildProject fresh(test::base_for_test());
   fresh.file("Dockerfile", "FROM " + remote + "\nRUN echo pulled > /p\n");
   auto r = fresh.build({"-t", "pulled:1"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
@@ -303,7 +256,7 @@ TEST_CASE("build: a base image missing from the store is pulled from its registr
 
 TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, and removes the rest") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   // /big makes the layer's one frame large enough for the frame cache to record it.
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo 1 > /one && seq 1 100000 > /big\n");
   REQUIRE(p.build({"-t", "keep:1"}).exit_code == 0);
@@ -347,7 +300,7 @@ TEST_CASE("build: prune keeps the snapshots of tagged images and cache records, 
 
 TEST_CASE("build: prune --all empties the whole build cache, COPY layer memos and file hashes included") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("data/a.txt", "alpha\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\n");
   // Memos and file hashes are recorded only for files changed 2 s or more before the build.
@@ -378,7 +331,7 @@ TEST_CASE("build: prune --all empties the whole build cache, COPY layer memos an
 
 TEST_CASE("build: a COPY layer gets no snapshot; run, mount, unpack, RUN on top, outputs and cache hits apply it") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("data/a.txt", "alpha\n");
   p.file("data/sub/b.txt", "beta\n");
   p.file("Dockerfile", "FROM " + p.base + "\nWORKDIR /w\nCOPY data /data\n");
@@ -441,7 +394,7 @@ TEST_CASE("build: a COPY layer gets no snapshot; run, mount, unpack, RUN on top,
 
 TEST_CASE("build: a --no-cache COPY of settled files reuses the layer the store has; a same-size, same-mtime rewrite is copied") {
   REQUIRE_ROOT();
-  Project p(test::base_for_test());
+  test::BuildProject p(test::base_for_test());
   p.file("data/x", std::string(300000, 'x'));
   p.file("data/sub/y", "why\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\n");

@@ -15,6 +15,7 @@
 #include "oci/manifest.h"
 #include "oci/sinks.h"
 #include "tests/overlay/overlay_test_util.h"
+#include "tests/support/build_project.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/docker_peer.h"
 #include "tests/support/image_tree.h"
@@ -31,45 +32,26 @@ namespace {
 
 constexpr const char* kBase = "cbuild-test-busybox:1";
 
-// A store holding the busybox base, a context with `Dockerfile` = "FROM base\n" + body, and a
-// --metadata-file for each build (the manifest digest and what was pushed).
-struct OutputProject {
-  TempDir dir;
-  fs::path root = dir.path() / "store";
-  fs::path ctx = dir.path() / "ctx";
+// The project with `Dockerfile` = "FROM base\n" + body, and a --metadata-file for each build
+// (the manifest digest and what was pushed).
+struct OutputProject : test::BuildProject {
   fs::path meta_file = dir.path() / "metadata.json";
 
-  explicit OutputProject(const std::string& body) {
-    fs::create_directories(ctx);
-    TempDir tree;
-    test::make_busybox_rootfs(tree.path() / "rootfs");
-    auto store = oci::LayoutStore::open(root);
-    test::put_rootfs_image(*store, tree.path() / "rootfs", std::string("docker.io/library/") + kBase);
-    test::write_text(ctx / "Dockerfile", std::string("FROM ") + kBase + "\n" + body);
+  explicit OutputProject(const std::string& body) : BuildProject(kBase) {
+    file("Dockerfile", std::string("FROM ") + kBase + "\n" + body);
   }
-  test::CommandResult build(std::vector<std::string> extra, const std::string& input = {}) {
+  test::CommandResult build(const std::vector<std::string>& extra, const std::string& input = {}) const {
     fs::remove(meta_file);
-    std::vector<std::string> args{"--root", root.string(), "build", "--progress=plain", "--metadata-file", meta_file.string()};
+    std::vector<std::string> args{"build", "--progress=plain", "--metadata-file", meta_file.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(ctx.string());
-    return test::run_cbuild(args, input);
+    return cbuild(args, input);
   }
   json meta() const { return json::parse(read_file(meta_file)); }
   std::string manifest_digest() const { return meta()["containerimage.digest"].get<std::string>(); }
-  std::optional<oci::Descriptor> tag(const std::string& name) const { return oci::LayoutStore::open(root)->resolve(name); }
   // The image's layers from the store, flattened by the test helper into `where`.
   fs::path flatten(const std::string& manifest_digest, const fs::path& where) const {
-    auto store = oci::LayoutStore::open(root);
-    auto m = oci::Manifest::parse(store->read_blob(oci::Digest::parse(manifest_digest)));
-    std::vector<fs::path> layers;
-    fs::create_directories(where.parent_path());
-    for (std::size_t i = 0; i < m.layers.size(); ++i) {
-      fs::path f = where.parent_path() / ("layer" + std::to_string(i));
-      write_file_atomic(f, oci::read_all(*store->open(m.layers[i].digest), 256u << 20));
-      layers.push_back(f);
-    }
-    test::flatten_layers(layers, where);
-    return where;
+    return tree_of(manifest_of(oci::Digest::parse(manifest_digest)), where);
   }
 };
 
@@ -194,8 +176,9 @@ TEST_CASE("build --output type=oci,tar=false and type=local: read by skopeo and 
   auto ls = test::run_command({"umoci", "ls", "--layout", layout.string()});
   REQUIRE_MESSAGE(ls.exit_code == 0, ls.err);
   CHECK(ls.out == "1\n");
-  // No staging directory is left next to the outputs.
-  CHECK(names_in(p.dir.path()) == std::vector<std::string>{"ctx", "layout", "local", "metadata.json", "store"});
+  // No staging directory is left next to the outputs (tmp is the project's TMPDIR for cbuild).
+  CHECK(names_in(p.dir.path()) == std::vector<std::string>{"ctx", "layout", "local", "metadata.json", "store", "tmp"});
+  CHECK(names_in(p.tmp).empty());
 
   check_tree(local);
   TempDir work;

@@ -14,6 +14,7 @@
 #include "oci/layout_store.h"
 #include "oci/manifest.h"
 #include "tests/overlay/overlay_test_util.h"
+#include "tests/support/build_project.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/image_tree.h"
 #include "tests/support/root.h"
@@ -25,56 +26,6 @@ using namespace cbuild;
 using nlohmann::json;
 
 namespace {
-
-struct Project {
-  TempDir dir;
-  fs::path root = dir.path() / "store";
-  fs::path ctx = dir.path() / "ctx";
-  std::string base = "cbuild-test-busybox:1";
-
-  Project() {
-    fs::create_directories(ctx);
-    TempDir tree;
-    test::make_busybox_rootfs(tree.path() / "rootfs");
-    auto store = oci::LayoutStore::open(root);
-    test::put_rootfs_image(*store, tree.path() / "rootfs", "docker.io/library/" + base);
-  }
-  void file(const std::string& rel, const std::string& text, mode_t mode = 0644) {
-    fs::create_directories((ctx / rel).parent_path());
-    write_file_atomic(ctx / rel, text, static_cast<int>(mode));
-    ::chmod((ctx / rel).c_str(), mode);
-  }
-  void dir_mode(const std::string& rel, mode_t mode) { REQUIRE(::chmod((ctx / rel).c_str(), mode) == 0); }
-  test::CommandResult build(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"--root", root.string(), "--progress=plain"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    args.push_back(ctx.string());
-    return test::run_cbuild(args);
-  }
-  oci::Manifest manifest(const std::string& name) {
-    auto store = oci::LayoutStore::open(root);
-    auto desc = store->resolve(name);
-    REQUIRE_MESSAGE(desc, "no tag " << name);
-    return oci::Manifest::parse(store->read_blob(desc->digest));
-  }
-  json config(const std::string& name) {
-    return json::parse(oci::LayoutStore::open(root)->read_blob(manifest(name).config.digest));
-  }
-  // The flattened tree of the image's layers [first, last) (all by default).
-  fs::path tree(const std::string& name, const fs::path& where, std::size_t first = 0, std::size_t last = SIZE_MAX) {
-    auto store = oci::LayoutStore::open(root);
-    auto m = manifest(name);
-    std::vector<fs::path> files;
-    fs::create_directories(where.parent_path());
-    for (std::size_t i = first; i < m.layers.size() && i < last; ++i) {
-      fs::path f = where.parent_path() / ("layer" + std::to_string(i));
-      write_file_atomic(f, read_all(*store->open(m.layers[i].digest)));
-      files.push_back(f);
-    }
-    test::flatten_layers(files, where);
-    return where;
-  }
-};
 
 // One expected entry of tree_listing(): files by content, directories by mode and owner.
 std::string file_line(const std::string& path, const std::string& content, const char* mode = "0644",
@@ -111,7 +62,7 @@ void check_tree(const fs::path& dir, const std::string& expected) {
 
 TEST_CASE("build: COPY --parents keeps parent directories, below a /./ pivot, with globs and **") {
   REQUIRE_ROOT();
-  Project p;
+  test::BuildProject p;
   p.file("x/a.txt", "xa\n");
   p.file("y/a.txt", "ya\n");
   p.file("x/y/b.txt", "b\n", 0600);
@@ -186,7 +137,7 @@ TEST_CASE("build: COPY --parents keeps parent directories, below a /./ pivot, wi
 
 TEST_CASE("build: COPY --exclude skips what its patterns match below each source") {
   REQUIRE_ROOT();
-  Project p;
+  test::BuildProject p;
   p.file("dir1/file-101.png", "1\n");
   p.file("dir1/file-102.txt", "2\n");
   p.file("dir1/sub/x.png", "3\n");
@@ -231,7 +182,7 @@ TEST_CASE("build: COPY --exclude skips what its patterns match below each source
 
 TEST_CASE("build: COPY --link writes into an empty tree and its layer is reused on any base") {
   REQUIRE_ROOT();
-  Project p;
+  test::BuildProject p;
   p.file("a.txt", "a\n");
   p.file("data/big", std::string(100000, 'z'));
   p.file("data/sub/s", "s\n");

@@ -11,7 +11,7 @@
 
 #include "oci/layout_store.h"
 #include "oci/stream.h"
-#include "tests/support/leak_checked_project.h"
+#include "tests/support/build_project.h"
 #include "tests/support/root.h"
 
 namespace fs = std::filesystem;
@@ -52,7 +52,7 @@ void check_blobs_verify(const fs::path& root) {
 
 TEST_CASE("reclaim: the next command after a SIGKILLed build removes its mounts, scratch and lease") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   std::string token = "cbuild-kill9-" + std::to_string(::getpid());
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo started-$((6*7))-" + token + " && sleep 30 && echo " + token + "\n");
   auto build = p.start({"-t", "killed:1"});
@@ -71,7 +71,7 @@ TEST_CASE("reclaim: the next command after a SIGKILLed build removes its mounts,
   REQUIRE_MESSAGE(!left.empty(), "the killed build left nothing to reclaim");
   INFO("left by the killed build:\n" << test::lines(left));
 
-  auto images = test::run_cbuild({"--root", p.root.string(), "images"}, {}, p.env());
+  auto images = p.cbuild({"images"});
   CHECK_MESSAGE(images.exit_code == 0, images.err);
   CHECK(images.out.find("cbuild-test-busybox") != std::string::npos);
   auto after = p.leftovers(token);
@@ -90,7 +90,7 @@ TEST_CASE("reclaim: the next command after a SIGKILLed build removes its mounts,
 
 TEST_CASE("reclaim: prune --all after a SIGKILLed build also reclaims what it left") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   std::string token = "cbuild-kill9p-" + std::to_string(::getpid());
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo started-$((6*7))-" + token + " && sleep 30 && echo " + token + "\n");
   auto build = p.start({"-t", "killed:2"});
@@ -100,7 +100,7 @@ TEST_CASE("reclaim: prune --all after a SIGKILLed build also reclaims what it le
   kill_processes_mentioning({p.dir.path().string(), token});
   REQUIRE_FALSE(p.leftovers(token).empty());
 
-  auto prune = test::run_cbuild({"--root", p.root.string(), "prune", "--all"}, {}, p.env());
+  auto prune = p.cbuild({"prune", "--all"});
   CHECK_MESSAGE(prune.exit_code == 0, prune.err);
   auto after = p.leftovers(token);
   CHECK_MESSAGE(after.empty(), test::lines(after));
@@ -109,7 +109,7 @@ TEST_CASE("reclaim: prune --all after a SIGKILLed build also reclaims what it le
 
 TEST_CASE("reclaim: a live build's mounts and scratch survive other commands opening the store") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   std::string token = "cbuild-live-" + std::to_string(::getpid());
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo started-$((6*7))-" + token + " && sleep 10 && echo kept > /kept\n");
   auto build = p.start({"-t", "live:1"});
@@ -117,9 +117,7 @@ TEST_CASE("reclaim: a live build's mounts and scratch survive other commands ope
   auto mounted = test::mounts_mentioning(p.root.string());
   REQUIRE_FALSE(mounted.empty());
   for (const auto& args : std::vector<std::vector<std::string>>{{"images"}, {"prune", "--all"}, {"images"}}) {
-    std::vector<std::string> a{"--root", p.root.string()};
-    a.insert(a.end(), args.begin(), args.end());
-    auto r = test::run_cbuild(a, {}, p.env());
+    auto r = p.cbuild(args);
     CHECK_MESSAGE(r.exit_code == 0, r.err);
   }
   CHECK(test::mounts_mentioning(p.root.string()) == mounted);

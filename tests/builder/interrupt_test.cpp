@@ -12,7 +12,7 @@
 #include <random>
 #include <thread>
 
-#include "tests/support/leak_checked_project.h"
+#include "tests/support/build_project.h"
 #include "tests/support/root.h"
 
 namespace fs = std::filesystem;
@@ -23,7 +23,7 @@ namespace {
 
 // Interrupts the running build once its stderr shows every one of `started`, then checks
 // everything a stopped build must (and must not) leave.
-void interrupt_and_check(test::LeakCheckedProject& p, test::BackgroundCommand& build, const std::vector<std::string>& started,
+void interrupt_and_check(test::BuildProject& p, test::BackgroundCommand& build, const std::vector<std::string>& started,
                          const std::string& token, const std::string& tag) {
   bool running = build.wait_for_err(started, 60s);
   REQUIRE_MESSAGE(running, "the build did not get to the point to interrupt:\n" << build.err());
@@ -59,7 +59,7 @@ std::string unique_token(const char* what) { return std::string("cbuild-int-") +
 
 TEST_CASE("interrupt: SIGINT during a long RUN") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   std::string token = unique_token("run");
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo started-" + token + " && sleep 30 && echo " + token + "\n");
   auto build = p.start({"-t", "int:run"});
@@ -68,7 +68,7 @@ TEST_CASE("interrupt: SIGINT during a long RUN") {
 
 TEST_CASE("interrupt: SIGINT during a COPY of a large context") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   // 320 MB that does not compress (so hashing, copying and compressing take seconds), plus a
   // sparse 1 GiB file that reads as zeros.
   std::mt19937_64 rng(42);
@@ -90,7 +90,7 @@ TEST_CASE("interrupt: SIGINT during a COPY of a large context") {
 
 TEST_CASE("interrupt: SIGINT while two stages RUN in parallel") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   std::string token = unique_token("par");
   p.file("Dockerfile",
          "FROM " + p.base + " AS a\n"

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <sstream>
 
-#include "tests/support/leak_checked_project.h"
+#include "tests/support/build_project.h"
 #include "tests/support/root.h"
 
 namespace fs = std::filesystem;
@@ -35,7 +35,7 @@ std::string stage_image(const std::string& root, const std::string& tag, const f
 
 TEST_CASE("parallel stages: the RUNs of two independent stages overlap in time") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   // Each RUN notes when it starts and ends (system uptime, the same clock in every sandbox);
   // serial stages could not overlap.
   std::string run = "RUN cat /proc/uptime > /start && sleep 2 && cat /proc/uptime > /end\n";
@@ -60,7 +60,7 @@ TEST_CASE("parallel stages: the RUNs of two independent stages overlap in time")
 
 TEST_CASE("parallel stages: the image is the same as a serial build's") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   p.file("shared.txt", "shared\n");
   // Three independent stages (two on the same base with the same first steps, so they also
   // race for the same cache key and snapshot), one stage built on another, and a final stage
@@ -101,7 +101,7 @@ TEST_CASE("parallel stages: the image is the same as a serial build's") {
 
 TEST_CASE("parallel stages: the first failure stops the running stages, one error, nothing left") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   std::string token = "cbuild-par-fail-" + std::to_string(::getpid());
   p.file("Dockerfile",
          "FROM " + p.base + " AS slow\n"

@@ -32,11 +32,8 @@ struct FlagsProject : BuildProject {
   // Runs cbuild with `args` (the context is not appended), a fixed epoch unless given.
   CommandResult run(std::vector<std::string> args, std::vector<std::string> env = {"SOURCE_DATE_EPOCH=1700000000"}) const {
     args.insert(args.begin() + (!args.empty() && args[0] == "build" ? 1 : 0), "--progress=plain");
-    args.insert(args.begin(), {"--root", root.string()});
-    env.push_back("TMPDIR=" + tmp.string());
-    return run_cbuild(args, {}, env);
+    return cbuild(std::move(args), {}, std::move(env));
   }
-  bool tagged(const std::string& name) const { return cbuild::oci::LayoutStore::open(root)->resolve(name).has_value(); }
 };
 
 }  // namespace
@@ -51,19 +48,19 @@ TEST_CASE("build: flags after the context are parsed as before it") {
   auto after = p.run({"build", "-t", "r:1", ctx, "--no-cache"});
   REQUIRE_MESSAGE(after.exit_code == 0, after.err);
   CHECK(image_id(after) == image_id(before));
-  CHECK(p.tagged("docker.io/library/r:1"));
+  CHECK(p.has_tag("docker.io/library/r:1"));
 
   // The default command too, and -q after the context still means quiet.
   auto quiet = p.run({"-t", "r:2", ctx, "-q"});
   REQUIRE_MESSAGE(quiet.exit_code == 0, quiet.err);
   CHECK(quiet.out == image_id(before) + "\n");
-  CHECK(p.tagged("docker.io/library/r:2"));
+  CHECK(p.has_tag("docker.io/library/r:2"));
 
   // A repeatable option takes one value per occurrence, wherever it stands.
   auto tags = p.run({"-t", "r:3", ctx, "-t", "r:4", "--label", "k=v"});
   REQUIRE_MESSAGE(tags.exit_code == 0, tags.err);
-  CHECK(p.tagged("docker.io/library/r:3"));
-  CHECK(p.tagged("docker.io/library/r:4"));
+  CHECK(p.has_tag("docker.io/library/r:3"));
+  CHECK(p.has_tag("docker.io/library/r:4"));
 
   // Two contexts are still one too many.
   auto two = p.run({"-t", "r:5", ctx, ctx});
@@ -106,7 +103,7 @@ TEST_CASE("build: a malformed SOURCE_DATE_EPOCH is a usage error naming where it
                                "\": not a number of seconds") == 0,
                   arg.err);
   }
-  CHECK_FALSE(p.tagged("docker.io/library/r:1"));
+  CHECK_FALSE(p.has_tag("docker.io/library/r:1"));
 }
 
 TEST_CASE("build: --build-arg SOURCE_DATE_EPOCH sets the image time, over the environment") {

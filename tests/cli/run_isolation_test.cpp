@@ -18,7 +18,6 @@
 #include "tests/support/build_project.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/docker_peer.h"
-#include "tests/support/leak_checked_project.h"
 #include "tests/support/root.h"
 #include "tests/support/run_command.h"
 
@@ -102,7 +101,7 @@ TEST_CASE("build: a RUN sees neither cbuild's argv (build args) nor its environm
 
 TEST_CASE("build: the RUN dies with a cbuild killed by SIGKILL [root]") {
   REQUIRE_ROOT();
-  test::LeakCheckedProject p;
+  test::BuildProject p;
   std::string token = "cbuild-pdeath-" + std::to_string(::getpid());
   p.file("Dockerfile", "FROM " + p.base + "\nRUN echo run\"\"ning-" + token + " && while :; do echo x >> /marker; sleep 0.1; done # " + token + "\n");
   auto build = p.start({"-t", "pdeath:1"});

@@ -1,9 +1,16 @@
 // A private dockerd for differential tests: `docker build` (BuildKit) is the semantics
-// reference cbuild is compared with. Started once per test process with its state under
-// /var/tmp/cbuild-test-dockerd (kept between runs as a cache), with no iptables and no bridge,
-// and stopped when the process exits. Builds run with --network=none. The process holds an
-// flock on /var/tmp/cbuild-test-dockerd.lock meanwhile, so concurrent test runs (several
-// checkouts) take turns instead of stopping each other's dockerd.
+// reference cbuild is compared with. Its state is under /var/tmp/cbuild-test-dockerd (kept
+// between runs as a cache), with no iptables and no bridge; builds run with --network=none.
+//
+// One dockerd serves every test process: ctest runs each test case in a process of its own,
+// and a dockerd per process would cost seconds per case. The flock on
+// /var/tmp/cbuild-test-dockerd.lock arbitrates: a process using the daemon holds it shared;
+// starting or stopping the daemon takes it exclusively, so nobody stops it under a user (an
+// older checkout's suite, which takes it exclusively for its whole run, simply takes turns).
+// The process that found no daemon starts one (detached, so it outlives that process). Who
+// stops it: the ctest fixture (tests/CMakeLists.txt: start_shared_dockerd() writes the `keep`
+// marker, stop_shared_dockerd() stops it after the last case); without the marker (a test
+// binary run by hand) the last process to leave stops it.
 #pragma once
 
 #include <filesystem>
@@ -26,7 +33,7 @@ class DockerPeer {
  public:
   // The base image both builders start from (see busybox_rootfs.h), tagged by the hash of its
   // tree ("cbuild-test-busybox:<hash>"), so a base loaded by an earlier run with different
-  // files (a rebuilt probe binary) is never used by mistake.
+  // files (a rebuilt probe binary, another checkout) is never used by mistake.
   const std::string& base() const { return base_; }
 
   // The running peer. If dockerd cannot start, FAILs in CI; elsewhere returns nullptr after a
@@ -43,11 +50,15 @@ class DockerPeer {
 
  private:
   DockerPeer() = default;
-  std::filesystem::path dir_;
   std::string base_;
-  int pid_ = -1;
-  int lock_fd_ = -1;
+  int lock_fd_ = -1;  // holds the shared flock while this process may use the daemon
 };
+
+// The ctest fixture's ends (tests/main.cpp --cbuild-docker-peer=start|stop). Start leaves a
+// running dockerd and the `keep` marker behind (empty result) or says why it could not;
+// stop waits for the processes using the daemon, then stops it and removes the marker.
+std::string start_shared_dockerd();
+std::string stop_shared_dockerd();
 
 // The FROM name a test shares with docker: the peer's base when the peer runs (as root), else
 // the name BuildProject tags in its own store.
