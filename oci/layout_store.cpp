@@ -37,7 +37,10 @@ bool dir_is_empty(const fs::path& p) {
   std::error_code ec;
   fs::directory_iterator it(p, ec);
   if (ec) throw_errno("open store root", p.string(), ec.value());
-  static const std::set<std::string> ours = {"snapshots", "cache", "mounts", "leases", "tmp", ".cbuild.lock"};
+  // oci-layout too: a concurrent first opener may finish the layout between our look for it and
+  // this check, and callers read oci-layout again under the store lock before trusting it.
+  static const std::set<std::string> ours = {"snapshots", "cache",        "mounts",    "leases",
+                                             "tmp",       ".cbuild.lock", "oci-layout"};
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) throw_errno("open store root", p.string(), ec.value());
     std::string name = it->path().filename().string();
