@@ -141,25 +141,7 @@ class Selector {
   // Adds everything inside the source directory `src` (resolved, root-relative) below `dest`;
   // `rel` is `src` relative to where the --exclude patterns are anchored.
   void contents(const std::string& src, const std::string& rel, const std::string& dest) {
-    UniqueFd dir = overlay::open_in_root(root_, src.empty() ? "." : src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    for (const auto& name : overlay::sys::list_dir(dir.get(), src)) {
-      check_cancelled();
-      std::string s = join(src, name), r = join(rel, name), d = join(dest, name);
-      if (ignored(s)) continue;
-      std::optional<CopyItem> item = entry_at(dir.get(), name, s, d);
-      if (!item || S_ISSOCK(item->st.st_mode)) continue;  // gone meanwhile / cannot be stored in a layer
-      bool is_dir = S_ISDIR(item->st.st_mode);
-      if (excluded(r)) {
-        if (is_dir && search_excluded()) {
-          push_parent(std::move(*item));
-          contents(s, r, d);
-          pop_parent();
-        }
-        continue;
-      }
-      emit(std::move(*item));
-      if (is_dir) contents(s, r, d);
-    }
+    for_each_child(src, rel, dest, [&](CopyItem item, const std::string& r) { add(std::move(item), r); });
   }
 
   // --parents: the entries below `src` whose path relative to the pivot (`rel`) matches
@@ -168,23 +150,17 @@ class Selector {
   std::size_t matching(const std::string& src, const std::string& rel, const std::string& dest,
                        const DockerIgnore& pattern, std::size_t depth) {
     std::size_t matched = 0;
-    UniqueFd dir = overlay::open_in_root(root_, src.empty() ? "." : src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    for (const auto& name : overlay::sys::list_dir(dir.get(), src)) {
-      check_cancelled();
-      std::string s = join(src, name), r = join(rel, name), d = join(dest, name);
-      if (ignored(s)) continue;
-      std::optional<CopyItem> item = entry_at(dir.get(), name, s, d);
-      if (!item || S_ISSOCK(item->st.st_mode)) continue;
-      bool is_dir = S_ISDIR(item->st.st_mode);
+    for_each_child(src, rel, dest, [&](CopyItem item, const std::string& r) {
       if (pattern.excluded(r)) {  // "excluded" is the matcher's word for "matches"
         ++matched;
-        add(std::move(*item), r);
-      } else if (is_dir && depth > 1 && (!excluded(r) || search_excluded())) {
-        push_parent(std::move(*item));
+        add(std::move(item), r);
+      } else if (S_ISDIR(item.st.st_mode) && depth > 1 && (!excluded(r) || search_excluded())) {
+        std::string s = item.src, d = item.dest;
+        push_parent(std::move(item));
         matched += matching(s, r, d, pattern, depth == kAnyDepth ? depth : depth - 1);
         pop_parent();
       }
-    }
+    });
     return matched;
   }
 
@@ -204,6 +180,22 @@ class Selector {
   }
 
  private:
+  // Calls fn(item, rel) for each entry of the source directory `src` that COPY can take: not
+  // .dockerignore'd, still there, not a socket (a layer cannot hold one). `rel` is the entry's
+  // path relative to where the --exclude patterns are anchored.
+  template <typename Fn>
+  void for_each_child(const std::string& src, const std::string& rel, const std::string& dest, Fn&& fn) {
+    UniqueFd dir = overlay::open_in_root(root_, src.empty() ? "." : src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    for (const auto& name : overlay::sys::list_dir(dir.get(), src)) {
+      check_cancelled();
+      std::string s = join(src, name);
+      if (ignored(s)) continue;
+      std::optional<CopyItem> item = entry_at(dir.get(), name, s, join(dest, name));
+      if (!item || S_ISSOCK(item->st.st_mode)) continue;
+      fn(std::move(*item), join(rel, name));
+    }
+  }
+
   int root_;
   const CopySpec& spec_;
   const DockerIgnore* exclude_;
