@@ -2,7 +2,7 @@
 # Builds the cbuild image (packaging/Dockerfile) with cbuild itself, from files of this machine
 # only: no base image, no network. It builds cbuild if needed, gathers into a build context
 # the binary, the shared libraries it and libcurl need (with the loader), newuidmap/newgidmap
-# and theirs, the CA bundle and the few /etc files a non-root user needs, then runs
+# and theirs, a static busybox for CI shells, the CA bundle and the few /etc files a non-root user needs, then runs
 #   cbuild -f packaging/Dockerfile -t TAG [FLAGS...] CONTEXT
 #
 # usage: scripts/package.sh [-t TAG] [-B BUILD_DIR] [-C CONTEXT_DIR] [-- CBUILD BUILD FLAGS...]
@@ -43,13 +43,14 @@ need() { [ -e "$1" ] || { echo "package.sh: $1 is missing ($2)" >&2; exit 1; }; 
 need /usr/bin/newuidmap "install the Debian package uidmap"
 need /usr/bin/newgidmap "install the Debian package uidmap"
 command -v setcap >/dev/null || { echo "package.sh: setcap is missing (install the Debian package libcap2-bin)" >&2; exit 1; }
+need /bin/busybox "install the Debian package busybox-static"
 need /etc/ssl/certs/ca-certificates.crt "install the Debian package ca-certificates"
 curl_so=$(ldconfig -p | awk '$1 == "libcurl.so.4" && /x86-64/ { print $NF; exit }')
 [ -n "$curl_so" ] || { echo "package.sh: libcurl.so.4 is missing (install libcurl4)" >&2; exit 1; }
 
 rm -rf "$ctx"
 root=$ctx/rootfs
-mkdir -p "$root"/{usr/local/bin,usr/bin,etc/ssl/certs,tmp,home} "$ctx/home/cbuild/.local/share/cbuild" "$ctx/home/cbuild/.docker"
+mkdir -p "$root"/{bin,usr/local/bin,usr/bin,etc/ssl/certs,tmp,home} "$ctx/home/cbuild/.local/share/cbuild" "$ctx/home/cbuild/.docker"
 
 # Every file a binary needs from the loader: its DT_NEEDED closure (ldd), and the loader itself.
 copy_libs() {
@@ -79,6 +80,10 @@ rm -rf "$idmap"
 mkdir -p "$root$(dirname "$curl_so")"
 install -m 0755 "$curl_so" "$root$curl_so"
 for bin in "$cbuild" "$curl_so" /usr/bin/newuidmap /usr/bin/newgidmap; do copy_libs "$bin"; done
+# A static busybox as /bin/sh and a few tools: GitLab's Kubernetes executor and GitHub's
+# container jobs run their scripts with sh (and keep the container up with tail).
+install -m 0755 /bin/busybox "$root/bin/busybox"
+for t in sh tail cat echo env ls mkdir printf base64 id sleep; do ln -s busybox "$root/bin/$t"; done
 install -m 0644 /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 chmod 1777 "$root/tmp"
 
