@@ -1,7 +1,7 @@
 // The cbuild image (packaging/Dockerfile, assembled by scripts/package.sh) built by cbuild
-// itself, then run by docker as its non-root user: it builds an image with two owners (which
+// itself, then run by docker as its non-root user: it builds an image with several owners (which
 // needs newuidmap/newgidmap and the image's /etc/subuid ranges) and gets the digest root's
-// build on the host gets.
+// build on the host gets, RUN included.
 #include <filesystem>
 #include <string>
 
@@ -53,10 +53,13 @@ TEST_CASE("package image: cbuild's own image builds an image as uid 1000 under d
   // The build inside: two owners, so a one-id mapping (no newuidmap) would fail the chown.
   fs::path ctx = dir.path() / "ctx";
   fs::create_directories(ctx);
-  write_file_atomic(ctx / "Dockerfile", "FROM scratch\nCOPY --chown=1234:5678 hello.txt /hello.txt\nCOPY hello.txt /root.txt\n");
+  write_file_atomic(ctx / "Dockerfile",
+                    "FROM scratch\nCOPY --chown=1234:5678 hello.txt /hello.txt\nCOPY busybox /bin/busybox\n"
+                    "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir /made && /bin/busybox chown 42:43 /made\"]\n");
+  fs::copy_file("/bin/busybox", ctx / "busybox");
   write_file_atomic(ctx / "hello.txt", "hello\n");
   for (const auto& e : fs::recursive_directory_iterator(ctx))
-    fs::permissions(e.path(), e.is_directory() ? fs::perms(0755) : fs::perms(0644));
+    fs::permissions(e.path(), e.is_directory() || e.path().filename() == "busybox" ? fs::perms(0755) : fs::perms(0644));
   fs::permissions(ctx, fs::perms(0755));
 
   auto host = test::run_cbuild({"--root", (dir.path() / "host-store").string(), "-q", "-t", "app:1", ctx.string()}, {},
@@ -64,10 +67,11 @@ TEST_CASE("package image: cbuild's own image builds an image as uid 1000 under d
   INFO("host build: " << host.err);
   REQUIRE(host.exit_code == 0);
 
-  // The settings docs/ci.md gives for the userns level under docker; the store on a tmpfs, as
-  // an emptyDir would be in a pod.
+  // The settings docs/ci.md gives for the userns level under docker (systempaths: RUN mounts a
+  // /proc, which the kernel refuses over docker's masked one); the store on a tmpfs, as an
+  // emptyDir would be in a pod (overlayfs takes no upper dir on the container's overlay).
   auto run = docker->docker({"run", "--rm", "--security-opt", "seccomp=unconfined", "--security-opt",
-                             "apparmor=unconfined", "--tmpfs", "/home/cbuild/.local/share/cbuild:uid=1000,gid=1000",
+                             "apparmor=unconfined", "--security-opt", "systempaths=unconfined", "--tmpfs", "/home/cbuild/.local/share/cbuild:uid=1000,gid=1000",
                              "-e", "SOURCE_DATE_EPOCH=1700000000", "-v", ctx.string() + ":/src:ro", tag, "build", "-q",
                              "-t", "app:1", "/src"});
   INFO("docker run: " << run.out << run.err);
