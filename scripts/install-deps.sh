@@ -15,6 +15,7 @@ test_pkgs=(
   apache2-utils openssl curl zstd pigz bc bzip2 xz-utils iproute2 e2fsprogs
   clang  # fuzz/run.sh (libFuzzer); not needed by the build or the suite
   uidmap  # newuidmap/newgidmap: rootless mode maps /etc/subuid ranges with them (and its tests)
+  libcap2-bin ca-certificates  # scripts/package.sh: setcap on newuidmap/newgidmap, the CA bundle
 )
 
 missing=()
