@@ -7,10 +7,12 @@
 // owns in the test's own temporary directories: for every absolute path among the arguments
 // and the extra environment ("--root /tmp/cbuild-x/store", "TMPDIR=…", "dest=…") that lies
 // below the test process's temp parent (default_temp_parent(): $TMPDIR, else /tmp), the
-// directory directly below that parent, recursively. Only files whose owner is uid 0 change
-// (to the user; group 0 to the user's group), so a rootless store's subordinate owners and a
-// context's deliberate owners stay; setuid/setgid bits that chown clears are put back. Inside
-// cbuild's user namespace those files are then 0:0, as root's were to root.
+// directory directly below that parent: its directories, every file of the store --root
+// names, and the files others cannot read. Other files (a context's) stay as they are, ctime
+// included, which the content-hash cache keys on; they are readable by all. Only entries whose
+// owner is uid 0 change (to the user; group 0 to the user's group), so a rootless store's
+// subordinate owners and a context's deliberate owners stay; setuid/setgid bits that chown
+// clears are put back. Inside cbuild's user namespace those entries are then 0:0.
 #pragma once
 
 #include <sys/types.h>
