@@ -1,7 +1,8 @@
 // CBUILD_TEST_AS_USER=NAME (scripts/rootless-suite.sh): every cbuild binary a test starts
 // (run_cbuild, BackgroundCommand::cbuild) runs as the unprivileged user NAME instead of root —
 // rootless mode — while the test itself stays root and checks the same things. The user must
-// exist (with a subordinate id range for images with several owners).
+// exist (with a subordinate id range for images with several owners), and the test process's
+// TMPDIR must let it create directories (mode 1777, as /tmp), for cbuild's own scratch.
 //
 // The test's files are made by root; before each run, as_test_user() gives the user what root
 // owns in the test's own temporary directories: for every absolute path among the arguments
