@@ -36,19 +36,7 @@ void lend_one(const fs::path& p, const struct stat& st, const TestUser& u) {
   if (!S_ISLNK(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID))) ::chmod(p.c_str(), st.st_mode & 07777);
 }
 
-bool below_any(const fs::path& p, const std::vector<fs::path>& dirs) {
-  for (const auto& d : dirs) {
-    auto rel = p.lexically_relative(d);
-    if (!rel.empty() && *rel.begin() != "..") return true;
-  }
-  return false;
-}
-
-// Directories, so the user can create entries; files in a store (cbuild rewrites and locks
-// them); other files only when others cannot read them. A context file keeps its owner and its
-// ctime, which the content-hash cache keys on (content_hashes.h: only files unchanged for 2 s
-// are remembered), so a rootless build reuses what a root one would.
-void lend_tree(const fs::path& top, const std::vector<fs::path>& stores, const TestUser& u) {
+void lend_tree(const fs::path& top, const TestUser& u) {
   struct stat top_st {};
   if (::lstat(top.c_str(), &top_st) != 0 || !S_ISDIR(top_st.st_mode)) return;
   lend_one(top, top_st, u);
@@ -62,8 +50,7 @@ void lend_tree(const fs::path& top, const std::vector<fs::path>& stores, const T
       it.disable_recursion_pending();
       continue;
     }
-    if (S_ISDIR(st.st_mode) || (!S_ISLNK(st.st_mode) && !(st.st_mode & S_IROTH)) || below_any(it->path(), stores))
-      lend_one(it->path(), st, u);
+    lend_one(it->path(), st, u);
   }
 }
 
@@ -92,19 +79,11 @@ void lend_dirs(const std::vector<std::string>& argv, const std::vector<std::stri
       from = comma + 1;
     }
   };
-  std::vector<fs::path> stores;
-  for (std::size_t i = 1; i < argv.size(); ++i) {
-    consider(argv[i]);
-    if (argv[i] == "--root" && i + 1 < argv.size()) stores.push_back(fs::path(argv[i + 1]).lexically_normal());
-    if (argv[i].rfind("--root=", 0) == 0) stores.push_back(fs::path(argv[i].substr(7)).lexically_normal());
-  }
-  for (const auto& e : extra_env) {
-    consider(e);
-    if (e.rfind("CBUILD_ROOT=", 0) == 0) stores.push_back(fs::path(e.substr(12)).lexically_normal());
-  }
+  for (std::size_t i = 1; i < argv.size(); ++i) consider(argv[i]);
+  for (const auto& e : extra_env) consider(e);
   static std::mutex mu;
   std::lock_guard lock(mu);
-  for (const auto& t : tops) lend_tree(t, stores, u);
+  for (const auto& t : tops) lend_tree(t, u);
 }
 
 bool sets(const std::vector<std::string>& env, const std::string& key) {
@@ -118,6 +97,10 @@ bool sets(const std::vector<std::string>& env, const std::string& key) {
 const std::optional<TestUser>& test_user() {
   static const std::optional<TestUser> u = lookup();
   return u;
+}
+
+void lend_to_test_user(const fs::path& dir) {
+  if (const auto& u = test_user()) lend_tree(dir, *u);
 }
 
 std::vector<std::string> as_test_user(std::vector<std::string> argv, const std::vector<std::string>& extra_env) {
