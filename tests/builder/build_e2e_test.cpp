@@ -17,6 +17,7 @@
 #include "oci/manifest.h"
 #include "overlay/snapshot_store.h"
 #include "tests/overlay/overlay_test_util.h"
+#include "tests/support/as_test_user.h"
 #include "tests/support/build_project.h"
 #include "tests/support/busybox_rootfs.h"
 #include "tests/support/docker_peer.h"
@@ -303,7 +304,9 @@ TEST_CASE("build: prune --all empties the whole build cache, COPY layer memos an
   test::BuildProject p(test::base_for_test());
   p.file("data/a.txt", "alpha\n");
   p.file("Dockerfile", "FROM " + p.base + "\nCOPY data /data\n");
-  // Memos and file hashes are recorded only for files changed 2 s or more before the build.
+  // Memos and file hashes are recorded only for files changed 2 s or more before the build
+  // (a rootless pass's chown changes them: it goes first).
+  test::lend_to_test_user(p.dir.path());
   std::this_thread::sleep_for(std::chrono::milliseconds(2100));
   REQUIRE(p.build({"-t", "memo:1"}).exit_code == 0);
   auto entries = [&](const fs::path& dir) {

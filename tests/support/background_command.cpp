@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tests/support/as_test_user.h"
+
 namespace cbuild::test {
 
 namespace fs = std::filesystem;
@@ -59,7 +61,7 @@ BackgroundCommand::BackgroundCommand(const std::vector<std::string>& argv, const
 BackgroundCommand BackgroundCommand::cbuild(const std::vector<std::string>& args, const std::vector<std::string>& extra_env) {
   std::vector<std::string> argv{CBUILD_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  return BackgroundCommand(argv, extra_env);
+  return BackgroundCommand(as_test_user(argv, extra_env), extra_env);
 }
 
 BackgroundCommand::BackgroundCommand(BackgroundCommand&& o) noexcept

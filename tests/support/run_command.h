@@ -15,7 +15,8 @@ struct CommandResult {
 // argv[0] is looked up in PATH unless it contains '/'. stdin gets `input` (empty: /dev/null).
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& input = {},
                           const std::vector<std::string>& extra_env = {});
-// Runs the cbuild binary built alongside the tests.
+// Runs the cbuild binary built alongside the tests (as CBUILD_TEST_AS_USER when it is set:
+// as_test_user.h).
 CommandResult run_cbuild(const std::vector<std::string>& args, const std::string& input = {},
                          const std::vector<std::string>& extra_env = {});
 
