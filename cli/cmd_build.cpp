@@ -128,6 +128,13 @@ overlay::Isolation resolve_isolation(const std::string& flag) {
   } catch (const Error& e) {
     throw UsageError(e);
   }
+  // A non-root user is already in the user namespace main() made: there the chroot level (for
+  // a container's root that may not make one) gives other layers than overlay, so refuse it.
+  if (const auto& m = overlay::current_id_mapping();
+      m && m->outer_uid != 0 && request == overlay::IsolationRequest::Chroot)
+    throw Error(ErrorKind::FailedPrecondition,
+                "--isolation=chroot is for a container's root that may not create user namespaces; as a "
+                "non-root user cbuild builds in its own user namespace (--isolation=userns, the default)");
   overlay::IsolationChoice c = overlay::choose_isolation(request, overlay::probe_isolation());
   if (c.level == overlay::Isolation::Chroot || c.enter_userns) std::cerr << "cbuild: isolation " << c.reason << "\n";
   // Root without CAP_SYS_ADMIN (a non-root user entered in main()): still one thread here.

@@ -31,6 +31,7 @@ user=${CBUILD_ROOTLESS_USER:-cbuild-rootless}
 # pass only (the root pass runs them), and printed so the list is never silent.
 excluded=(
   "rootless: *|runs root and rootless builds side by side itself, as a user it creates"
+  "isolation chroot: *|the chroot level is for a container's root; a non-root cbuild refuses it (it builds in its own user namespace)"
   "build: a COPY layer gets no snapshot; run*|uses cbuild mount, refused rootless (the mount would end with the process)"
   "cbuild run / mount / umount / unpack with an image in the store*|uses cbuild mount, refused rootless (the mount would end with the process)"
   "reclaim: the next command after a SIGKILLed build removes its mounts*|looks for a killed build's mounts in the host's mount table; rootless mounts live in cbuild's own namespace and end with it"

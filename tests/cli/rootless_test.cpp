@@ -169,6 +169,14 @@ TEST_CASE("rootless: the store defaults to $XDG_DATA_HOME/cbuild, else ~/.local/
   INFO(with_xdg.err);
   CHECK(with_xdg.exit_code == 0);
   CHECK(fs::exists(xdg / "cbuild/oci-layout"));
+
+  // The chroot level is for a container's root; a user already in cbuild's own namespace is
+  // told so rather than given other layers.
+  auto r2 = user.run({"mkdir", "-p", (user.home() / "ctx").string()});
+  REQUIRE(r2.exit_code == 0);
+  auto chroot = user.run_cbuild({"--isolation=chroot", (user.home() / "ctx").string()});
+  CHECK(chroot.exit_code == 1);
+  CHECK_MESSAGE(chroot.err.find("--isolation=chroot is for a container's root") != std::string::npos, chroot.err);
 }
 
 TEST_CASE("rootless: cbuild run in a user namespace, network none on request, limits said [root]") {
