@@ -7,6 +7,8 @@
 // the applier's job (inside the root, see overlay/safe_path.h).
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -33,5 +35,18 @@ struct TarEntry {
   // Extended attributes (name → raw value), sorted by name when written.
   std::vector<std::pair<std::string, std::string>> xattrs;
 };
+
+// The header fields a file's stat gives: permission bits (setuid, setgid, sticky included),
+// owner and mtime to the nanosecond. The type, size and links are the caller's to fill.
+inline TarEntry tar_entry_from_stat(std::string path, const struct stat& st) {
+  TarEntry e;
+  e.path = std::move(path);
+  e.mode = st.st_mode & 07777;
+  e.uid = st.st_uid;
+  e.gid = st.st_gid;
+  e.mtime_sec = st.st_mtim.tv_sec;
+  e.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
+  return e;
+}
 
 }  // namespace cbuild::oci

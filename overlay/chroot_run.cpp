@@ -346,14 +346,7 @@ ExitStatus run_in_chroot(const RunSpec& spec) {
   }
   if (cancelled) throw Error(ErrorKind::Cancelled, "cancelled");
   if (timed_out) throw Error(ErrorKind::Timeout, "sandbox: the command timed out");
-  ExitStatus out;
-  if (WIFSIGNALED(status)) {
-    out.signal = WTERMSIG(status);
-    out.code = 128 + out.signal;
-  } else {
-    out.code = WEXITSTATUS(status);
-  }
-  return out;
+  return exit_status_of(status);
 }
 
 }  // namespace cbuild::overlay

@@ -23,16 +23,6 @@ struct Walker {
   std::map<std::pair<dev_t, ino_t>, std::string> links;
   std::uint64_t count = 0;
 
-  oci::TarEntry base_entry(const std::string& path, const struct stat& st) {
-    oci::TarEntry e;
-    e.path = path;
-    e.mode = st.st_mode & 07777;
-    e.uid = st.st_uid;
-    e.gid = st.st_gid;
-    e.mtime_sec = st.st_mtim.tv_sec;
-    e.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
-    return e;
-  }
 
   void add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
     for (const auto& key : sys::list_xattrs(dirfd, name, e.path)) {
@@ -64,14 +54,14 @@ struct Walker {
       const struct stat& st = stats.at(disk);
       std::string path = prefix.empty() ? disk : prefix + "/" + disk;
       if (is_overlay_whiteout(st)) {
-        oci::TarEntry e = base_entry(prefix.empty() ? oci_name : prefix + "/" + oci_name, st);
+        oci::TarEntry e = oci::tar_entry_from_stat(prefix.empty() ? oci_name : prefix + "/" + oci_name, st);
         e.type = oci::TarType::File;
         e.mode = 0;
         e.uid = e.gid = 0;
         emit(e, -1);
         continue;
       }
-      oci::TarEntry e = base_entry(path, st);
+      oci::TarEntry e = oci::tar_entry_from_stat(path, st);
       if (S_ISDIR(st.st_mode)) {
         e.type = oci::TarType::Dir;
         // Read the xattrs through the directory's own fd: a path lookup per entry through
@@ -81,7 +71,7 @@ struct Walker {
         add_xattrs(sub.get(), "", e);
         emit(e, -1);
         if (opaque) {
-          oci::TarEntry m = base_entry(path + "/" + std::string(kOpaqueMarker), st);
+          oci::TarEntry m = oci::tar_entry_from_stat(path + "/" + std::string(kOpaqueMarker), st);
           m.type = oci::TarType::File;
           m.mode = 0;
           m.uid = m.gid = 0;

@@ -143,6 +143,9 @@ struct ExitStatus {
   bool ok() const noexcept { return code == 0; }
 };
 
+// The ExitStatus of a waitpid() status (exited or killed by a signal).
+ExitStatus exit_status_of(int wait_status) noexcept;
+
 class Sandbox {
  public:
   // Runs spec.argv to completion. Throws cbuild::Error as described above.

@@ -512,22 +512,18 @@ ExitStatus Sandbox::run(const RunSpec& spec) {
   int pid1_status = child.wait();
   int cmd_status = 0;
   ssize_t n = ::read(status_r.get(), &cmd_status, sizeof cmd_status);
-  ExitStatus out;
-  if (n == sizeof cmd_status) {
-    if (WIFSIGNALED(cmd_status)) {
-      out.signal = WTERMSIG(cmd_status);
-      out.code = 128 + out.signal;
-    } else {
-      out.code = WEXITSTATUS(cmd_status);
-    }
-    return out;
-  }
+  if (n == sizeof cmd_status) return exit_status_of(cmd_status);
   // PID 1 itself died before the command was reaped (killed from outside).
-  if (WIFSIGNALED(pid1_status)) {
-    out.signal = WTERMSIG(pid1_status);
+  return exit_status_of(pid1_status);
+}
+
+ExitStatus exit_status_of(int wait_status) noexcept {
+  ExitStatus out;
+  if (WIFSIGNALED(wait_status)) {
+    out.signal = WTERMSIG(wait_status);
     out.code = 128 + out.signal;
   } else {
-    out.code = WEXITSTATUS(pid1_status);
+    out.code = WEXITSTATUS(wait_status);
   }
   return out;
 }

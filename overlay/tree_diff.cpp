@@ -93,17 +93,6 @@ struct Walker {
   std::int64_t now_sec;
   std::uint32_t now_nsec;
 
-  static oci::TarEntry base_entry(const std::string& path, const struct stat& st) {
-    oci::TarEntry e;
-    e.path = path;
-    e.mode = st.st_mode & 07777;
-    e.uid = st.st_uid;
-    e.gid = st.st_gid;
-    e.mtime_sec = st.st_mtim.tv_sec;
-    e.mtime_nsec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
-    return e;
-  }
-
   static void add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
     for (const auto& key : sys::list_xattrs(dirfd, name, e.path)) {
       if (is_overlay_private_xattr(key)) continue;
@@ -169,13 +158,13 @@ struct Walker {
         walk_dir(sub.get(), path, fresh || !was || replaced, below);
         if (!changed && below.empty()) continue;
         Pending d;
-        d.entry = base_entry(path, st);
+        d.entry = oci::tar_entry_from_stat(path, st);
         d.entry.type = oci::TarType::Dir;
         add_xattrs(sub.get(), "", d.entry);
         out.push_back(std::move(d));
         if (replaced) {
           Pending m;
-          m.entry = base_entry(path + "/" + std::string(kOpaqueMarker), st);
+          m.entry = oci::tar_entry_from_stat(path + "/" + std::string(kOpaqueMarker), st);
           m.entry.type = oci::TarType::File;
           m.entry.mode = 0;
           m.entry.uid = m.entry.gid = 0;
@@ -186,12 +175,12 @@ struct Walker {
       }
       if (was && same(*was, now)) continue;
       Pending p;
-      p.linked = base_entry(path, st);
+      p.linked = oci::tar_entry_from_stat(path, st);
       p.linked.type = oci::TarType::Hardlink;
       p.may_link = st.st_nlink > 1;
       p.dev = st.st_dev;
       p.ino = st.st_ino;
-      oci::TarEntry e = base_entry(path, st);
+      oci::TarEntry e = oci::tar_entry_from_stat(path, st);
       if (S_ISREG(st.st_mode)) {
         e.type = oci::TarType::File;
         e.size = st.st_size;
