@@ -1,9 +1,9 @@
 // Conformance data (BuildKit's parser and shell vectors, the OCI schema validator) does not
 // ship with the project; a conformance test reads it from the directory named by the
 // environment variable CBUILD_CONFORMANCE_DIR. A test starts with REQUIRE_CONFORMANCE_DIR(dir):
-// unset, it is skipped with a visible message on a developer's machine and FAILS in CI
-// (CI=true), so the suite can never pass without having run; set to a directory that does not
-// exist, it always fails.
+// unset, it is skipped with a visible message on a developer's machine (ctest lists it among
+// the tests that did not run) and FAILS in CI (CI=true), so the suite can never pass without
+// having run; set to a directory that does not exist, it always fails.
 #pragma once
 
 #include <sys/stat.h>
