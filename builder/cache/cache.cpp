@@ -1,5 +1,9 @@
 #include "builder/cache/cache.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "oci/base/error.h"
@@ -12,6 +16,21 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view kVersion = "cbuild-cache-v1";
+
+// The last-use stamp prune goes by (see the header). Best effort: a hit stays a hit.
+void mark_used(const fs::path& record) { ::utimensat(AT_FDCWD, record.c_str(), nullptr, 0); }
+
+std::vector<oci::Digest> stack_of(const std::string& config_json) {
+  std::vector<oci::Digest> stack;
+  auto config = nlohmann::json::parse(config_json, nullptr, false);
+  if (!config.is_object() || !config.contains("rootfs") || !config["rootfs"].is_object() ||
+      !config["rootfs"].contains("diff_ids") || !config["rootfs"]["diff_ids"].is_array())
+    return stack;
+  for (const auto& d : config["rootfs"]["diff_ids"])
+    if (d.is_string())
+      if (auto dg = oci::Digest::try_parse(d.get<std::string>())) stack.push_back(*dg);
+  return stack;
+}
 
 // `key`, when given, must match the key the record names (records written before the field
 // existed name none and are accepted).
@@ -60,6 +79,7 @@ std::optional<CacheRecord> BuildCache::find(const oci::Digest& key, const oci::B
     auto size = blobs.stat(r->layer->digest);
     if (!size || *size != r->layer->size) return std::nullopt;
   }
+  mark_used(dir_ / key.hex());
   return r;
 }
 
@@ -113,5 +133,33 @@ std::vector<std::vector<oci::Digest>> BuildCache::layer_stacks() const {
 }
 
 std::size_t BuildCache::clear() { return remove_files_in(dir_); }
+
+std::vector<BuildCache::Usage> BuildCache::usage() const {
+  std::vector<Usage> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    auto key = oci::Digest::try_parse("sha256:" + it->path().filename().string());
+    if (!key) continue;  // a temp file of a writer
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    auto text = read_file_if_exists(it->path(), 16u << 20);
+    if (!text) continue;
+    Usage u{.key = *key, .file_bytes = static_cast<std::int64_t>(st.st_blocks) * 512, .last_used = st.st_mtime};
+    // A damaged record holds nothing but still takes its file's space, so it ages out too.
+    if (auto r = parse_record(*text, &*key)) {
+      if (r->layer) u.layer = r->layer->digest;
+      u.diff_ids = stack_of(r->config_json);
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+bool BuildCache::remove(const oci::Digest& key) {
+  fs::path p = dir_ / key.hex();
+  if (::unlink(p.c_str()) == 0) return true;
+  if (errno == ENOENT) return false;
+  throw_errno("remove build-cache record", p.string());
+}
 
 }  // namespace cbuild::builder

@@ -16,6 +16,11 @@
 // and a corrupt record, one naming another key, or one whose layer blob is missing or of
 // another size is treated as a miss). Thread-safe. Within one
 // process, claim() lets parallel stages that reach the same step compute it once.
+//
+// Last use, for `prune --keep-storage` / `--filter until=`: a record's file mtime. put() sets
+// it and every hit of find() sets it to now (utimensat on the file, which changes no byte, so
+// readers of the record and the atomic-replace rule are unaffected; a store the caller cannot
+// write just keeps the old time).
 #pragma once
 
 #include <cstdint>
@@ -62,6 +67,20 @@ class BuildCache {
   std::vector<std::vector<oci::Digest>> layer_stacks() const;
   // Removes every record (prune --all); returns how many.
   std::size_t clear();
+
+  // Housekeeping (prune, df): every record with its last use and what it holds (nothing for a
+  // damaged one).
+  struct Usage {
+    oci::Digest key;
+    std::int64_t file_bytes = 0;      // the record file on disk (st_blocks × 512)
+    std::int64_t last_used = 0;       // unix seconds: the file's mtime
+    std::optional<oci::Digest> layer;  // the layer blob it holds
+    std::vector<oci::Digest> diff_ids;  // the layer stack after the step
+  };
+  std::vector<Usage> usage() const;
+  // Removes the record under `key`; false when there was none. A build that reads it at the
+  // same time sees the whole record or a miss.
+  bool remove(const oci::Digest& key);
 
  private:
   std::filesystem::path dir_;
