@@ -9,7 +9,7 @@
 // build holds (whole: the limits choose step records only). Tagged images and everything they
 // reach are never removed. Blobs a running build, pull or mount holds a lease on are never
 // removed, nor blobs younger than a minute (a writer may be about to tag them): when those keep
-// the cache over SIZE, a note on stderr says so.
+// the cache over SIZE, or keep layer blobs of removed records for now, a note on stderr says so.
 // The frame-cache and DiffID records of layers no longer stored go with them. Like every command that
 // opens the store, it first reclaims what killed builds left (mounts, scratch, leases).
 #include <algorithm>
@@ -47,9 +47,10 @@ struct Limits {
   bool any() const { return keep_bytes || until; }
 };
 
-// Removes the step records the limits select; returns how many went.
+// Removes the step records the limits select; returns how many went. Their layer blobs are
+// added to `layers`.
 std::size_t trim_records(const oci::LayoutStore& store, builder::BuildCache& cache, const Limits& limits,
-                         const GlobalOptions& g) {
+                         const GlobalOptions& g, std::set<oci::Digest>& layers) {
   StoreUsage usage = StoreUsage::measure(store, g.resolved_root());
   auto now = static_cast<std::int64_t>(std::time(nullptr));
   std::vector<const builder::BuildCache::Usage*> candidates;
@@ -63,6 +64,7 @@ std::size_t trim_records(const oci::LayoutStore& store, builder::BuildCache& cac
   for (const auto* r : candidates) {
     if (limits.keep_bytes && ledger.bytes() <= *limits.keep_bytes) break;
     if (cache.remove(r->key)) ++removed;
+    if (r->layer) layers.insert(*r->layer);
     ledger.drop(*r);
   }
   return removed;
@@ -83,7 +85,10 @@ int run_prune(const PruneOptions& o, const GlobalOptions& g) {
   Limits limits = parse_limits(o);
   auto store = open_store(g);
   builder::BuildCache cache(g.resolved_root());
-  std::size_t records = limits.any() ? trim_records(*store, cache, limits, g) : o.all ? cache.clear() : 0;
+  std::set<oci::Digest> trimmed_layers;
+  std::size_t records = limits.any()  ? trim_records(*store, cache, limits, g, trimmed_layers)
+                        : o.all       ? cache.clear()
+                                      : 0;
   std::size_t cache_mounts = o.all ? builder::CacheMountStore(g.resolved_root()).clear() : 0;
   if (o.all) {
     // The rest of the build cache: streamed-layer memos and remembered file hashes. Either only
@@ -117,6 +122,24 @@ int run_prune(const PruneOptions& o, const GlobalOptions& g) {
   if (records) std::cout << "Deleted build cache records: " << records << "\n";
   if (cache_mounts) std::cout << "Deleted cache mounts: " << cache_mounts << "\n";
   std::cout << "Total reclaimed space: " << human_size(static_cast<std::int64_t>(res.bytes_freed)) << "\n";
+  // A layer of a removed record that nothing holds now but gc kept (younger than a minute, or
+  // leased by a running build) goes with a later prune: say so rather than let it look freed.
+  if (!trimmed_layers.empty()) {
+    std::set<oci::Digest> held(opts.extra_roots.begin(), opts.extra_roots.end());
+    std::vector<oci::Digest> tags;
+    for (const auto& e : store->index_entries()) tags.push_back(e.digest);
+    held.merge(store->reachable(tags));
+    std::size_t left = 0;
+    std::int64_t left_bytes = 0;
+    for (const auto& d : trimmed_layers)
+      if (auto size = store->stat(d); size && !held.count(d)) {
+        ++left;
+        left_bytes += *size;
+      }
+    if (left)
+      std::cerr << "note: " << left << " layer blob(s) of removed records (" << human_size(left_bytes)
+                << ") are younger than a minute or in use by a running build; a later prune removes them\n";
+  }
   if (limits.keep_bytes) {
     std::int64_t left = CacheLedger(StoreUsage::measure(*store, g.resolved_root())).bytes();
     if (left > *limits.keep_bytes)

@@ -408,4 +408,21 @@ TEST_CASE("prune and df: a bad value is one clear usage error and changes nothin
     CHECK_MESSAGE(r.exit_code == 0, d, r.err);
   }
   CHECK(s.kept(a));
+
+  // Records go at once; their layer blobs, still within the minute's grace, with a later prune,
+  // and prune says so instead of letting them look freed.
+  Built fresh = s.build(dockerfile(s.p.base, kCopyRun), {{"data.bin", random_bytes(64 << 10, 31)}});
+  auto r = s.p.cbuild({"prune", "--keep-storage", "0"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.err.find("note: 2 layer blob(s) of removed records") != std::string::npos);
+  CHECK(count_lines(r.err) == 1);
+  for (const auto& rec : fresh.records) CHECK(!fs::exists(s.steps / rec));
+  for (const auto& l : fresh.layers) CHECK(fs::exists(s.blobs / l));
+  s.age_all_blobs();
+  r = s.p.cbuild({"prune"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK(r.err.empty());
+  CHECK(s.gone(fresh));
+  CHECK(s.gone(a));
+  CHECK(s.df()["Unused blobs"].count == 0);
 }
