@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <ctime>
 #include <iostream>
+#include <optional>
 #include <set>
 
 #include "builder/cache/cache.h"
@@ -51,7 +52,12 @@ struct Limits {
 // added to `layers`.
 std::size_t trim_records(const oci::LayoutStore& store, builder::BuildCache& cache, const Limits& limits,
                          const GlobalOptions& g, std::set<oci::Digest>& layers) {
-  StoreUsage usage = StoreUsage::measure(store, g.resolved_root());
+  // Sizes (a du of every snapshot) only when a limit needs them; until= goes by dates alone.
+  StoreUsage usage;
+  if (limits.keep_bytes)
+    usage = StoreUsage::measure(store, g.resolved_root());
+  else
+    usage.records = cache.usage();
   auto now = static_cast<std::int64_t>(std::time(nullptr));
   std::vector<const builder::BuildCache::Usage*> candidates;
   for (const auto& r : usage.records)
@@ -59,13 +65,14 @@ std::size_t trim_records(const oci::LayoutStore& store, builder::BuildCache& cac
   std::sort(candidates.begin(), candidates.end(), [](const auto* a, const auto* b) {
     return a->last_used != b->last_used ? a->last_used < b->last_used : a->key < b->key;
   });
-  CacheLedger ledger(usage);
+  std::optional<CacheLedger> ledger;
+  if (limits.keep_bytes) ledger.emplace(usage);
   std::size_t removed = 0;
   for (const auto* r : candidates) {
-    if (limits.keep_bytes && ledger.bytes() <= *limits.keep_bytes) break;
+    if (ledger && ledger->bytes() <= *limits.keep_bytes) break;
     if (cache.remove(r->key)) ++removed;
     if (r->layer) layers.insert(*r->layer);
-    ledger.drop(*r);
+    if (ledger) ledger->drop(*r);
   }
   return removed;
 }

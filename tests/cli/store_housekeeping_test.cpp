@@ -353,9 +353,16 @@ TEST_CASE("prune --filter until removes only records unused for longer; with --k
   CHECK(s.kept(p3));
   CHECK(r.err.find("note: the build cache still takes") != std::string::npos);
 
-  r = s.p.cbuild({"prune", "--filter", "until=11m"});
+  // -a with a limit: the limit decides the step records; the RUN cache mounts go whole.
+  Built m = s.build(dockerfile(s.p.base, "RUN --mount=type=cache,target=/c,id=cm echo x > /c/x\n"), {});
+  fs::path mounts = s.p.root / "cache" / "mounts";
+  REQUIRE(names_in(mounts).size() == 1);
+  r = s.p.cbuild({"prune", "-a", "--filter", "until=11m"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(s.kept(p3));
+  CHECK(s.kept(m));
+  CHECK(names_in(mounts).empty());
+  s.age_records(m, std::chrono::hours(1));
   r = s.p.cbuild({"prune", "--filter", "until=9m"});
   REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   CHECK(s.gone(p3));
