@@ -65,7 +65,8 @@ void print_verbose(const StoreUsage& u) {
 
 int run_df(const DfOptions& o, const GlobalOptions& g) {
   if (o.format != "table" && o.format != "json")
-    throw UsageError(Error(ErrorKind::InvalidArgument, "invalid --format " + quote(o.format) + ": expected table or json"));
+    throw UsageError(
+        Error(ErrorKind::InvalidArgument, "invalid --format " + quote(o.format) + ": expected table or json"));
   if (o.format == "json" && o.verbose)
     throw UsageError(Error(ErrorKind::InvalidArgument, "--format json prints the summary only: drop -v"));
   auto store = open_store(g);
@@ -93,7 +94,8 @@ CommandRegistration reg{{
     .setup = [](CLI::App& app, GlobalOptions& g) -> std::function<int()> {
       auto o = std::make_shared<DfOptions>();
       app.add_flag("-v,--verbose", o->verbose, "Show one row per image, cache record, snapshot and cache mount");
-      app.add_option("--format", o->format, "table (default) or json (one object per kind, sizes in bytes)");
+      app.add_option("--format", o->format, "table (default) or json (one object per kind, sizes in bytes)")
+          ->type_name("FORMAT");
       return [o, &g] { return run_df(*o, g); };
     }}};
 

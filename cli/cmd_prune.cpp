@@ -166,8 +166,10 @@ CommandRegistration reg{{
       app.add_flag("-a,--all", o->all, "Also remove the build cache, RUN cache mounts and the blobs only they hold");
       app.add_flag("-f,--force", o->force, "Do not prompt for confirmation (there is no prompt)");
       app.add_option("--keep-storage", o->keep_storage,
-                     "Remove least recently used build cache until it takes at most SIZE (10GB, 512MB: binary units)");
+                     "Remove least recently used build cache until it takes at most SIZE (10GB, 512MB: binary units)")
+          ->type_name("SIZE");
       app.add_option("--filter", o->filters, "Only remove build cache unused for longer than until=DURATION (24h, 90m)")
+          ->type_name("until=DURATION")
           ->allow_extra_args(false);
       return [o, &g] { return run_prune(*o, g); };
     }}};
