@@ -41,7 +41,7 @@ struct CacheRecord {
   std::optional<oci::Descriptor> layer;  // the layer the step added, if any
   std::optional<oci::Digest> diff_id;
   std::string config_json;               // the image config after the step
-  std::int64_t created = 0;              // unix seconds; prune trims by age
+  std::int64_t created = 0;              // unix seconds (prune goes by last use, not this)
 };
 
 class BuildCache {
@@ -72,9 +72,9 @@ class BuildCache {
   // damaged one).
   struct Usage {
     oci::Digest key;
-    std::int64_t file_bytes = 0;      // the record file on disk (st_blocks × 512)
-    std::int64_t last_used = 0;       // unix seconds: the file's mtime
-    std::optional<oci::Digest> layer;  // the layer blob it holds
+    std::int64_t file_bytes = 0;        // the record file on disk (st_blocks × 512)
+    std::int64_t last_used = 0;         // unix seconds: the file's mtime
+    std::optional<oci::Digest> layer;   // the layer blob it holds
     std::vector<oci::Digest> diff_ids;  // the layer stack after the step
   };
   std::vector<Usage> usage() const;
