@@ -46,9 +46,7 @@ std::int64_t du(const fs::path& p) {
   };
   add(p);
   if (fs::is_directory(fs::symlink_status(p)))
-    for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::none); it != fs::recursive_directory_iterator();
-         ++it)
-      add(it->path());
+    for (const auto& e : fs::recursive_directory_iterator(p)) add(e.path());
   return total;
 }
 
@@ -193,8 +191,8 @@ TEST_CASE("df: every blob, snapshot, step record and cache mount counted once, a
   s.build(dockerfile(s.p.base, "COPY t.bin /t.bin\nENV T=1\n"), {{"t.bin", random_bytes(300 << 10, 1)}},
           {"-t", "kept:1"});
   Built a = s.build(dockerfile(s.p.base, kCopyRun), {{"data.bin", random_bytes(1 << 20, 2)}});
-  Built b = s.build(dockerfile(s.p.base, kCopyRun + "RUN --mount=type=cache,target=/c,id=cm head -c 100000 /data.bin > /c/x\n"),
-                    {{"data.bin", random_bytes(1 << 20, 3)}});
+  const std::string to_cache = "RUN --mount=type=cache,target=/c,id=cm head -c 100000 /data.bin > /c/x\n";
+  Built b = s.build(dockerfile(s.p.base, kCopyRun + to_cache), {{"data.bin", random_bytes(1 << 20, 3)}});
   REQUIRE(a.layers.size() == 2);
   REQUIRE(a.snapshots.size() >= 1);
 
