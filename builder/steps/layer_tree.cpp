@@ -12,6 +12,7 @@
 
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
+#include "overlay/layer_xattrs.h"
 #include "overlay/safe_path.h"
 #include "overlay/sys/syscalls.h"
 #include "overlay/whiteout.h"
@@ -92,7 +93,7 @@ void make_upper(LayerTree::Node* n, int lower) {
   for (; n && !n->in_upper; n = n->parent) {
     n->in_upper = true;
     for (const auto& key : overlay::sys::list_xattrs(lower, n->path, n->path)) {
-      if (overlay::is_overlay_private_xattr(key)) continue;
+      if (!overlay::layer_keeps_xattr(key)) continue;
       if (auto v = overlay::sys::get_xattr(lower, n->path, key, n->path)) n->e.xattrs.emplace_back(key, std::move(*v));
     }
   }
