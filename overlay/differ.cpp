@@ -11,6 +11,7 @@
 
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
+#include "overlay/layer_xattrs.h"
 #include "overlay/sys/syscalls.h"
 
 namespace cbuild::overlay {
@@ -26,7 +27,7 @@ struct Walker {
 
   void add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
     for (const auto& key : sys::list_xattrs(dirfd, name, e.path)) {
-      if (is_overlay_private_xattr(key)) continue;
+      if (!layer_keeps_xattr(key)) continue;
       if (auto v = sys::get_xattr(dirfd, name, key, e.path)) e.xattrs.emplace_back(key, std::move(*v));
     }
   }

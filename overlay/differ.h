@@ -4,7 +4,8 @@
 // directory before its contents, its ".wh..wh..opq" marker right after it), so the same upper
 // always gives the same entries. Conversions (whiteout.h): a 0/0 character device NAME becomes
 // an empty ".wh.NAME" entry; a directory with the opaque xattr is emitted followed by the
-// opaque marker. Overlay-private xattrs are dropped; `exclude`d paths (mount-point stubs,
+// opaque marker. Of the xattrs only those a layer keeps are written (layer_xattrs.h:
+// security.capability, as docker's layers); `exclude`d paths (mount-point stubs,
 // init-layer files) are left out with their subtrees; sockets are skipped. Files with
 // several links in the upper become hardlink entries to the first path. Symlinks are never
 // followed (everything is read through fds of the upper).

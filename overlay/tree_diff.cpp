@@ -1,10 +1,13 @@
 #include "overlay/tree_diff.h"
 
 #include <fcntl.h>
+#include <unistd.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 #include <map>
 #include <set>
@@ -12,6 +15,7 @@
 
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
+#include "overlay/layer_xattrs.h"
 #include "overlay/sys/syscalls.h"
 
 namespace cbuild::overlay {
@@ -77,6 +81,71 @@ void record_dir(int dirfd, const std::string& prefix, const std::set<std::string
   }
 }
 
+void copy_content(int in, int out, std::int64_t size, const std::string& shown) {
+  std::int64_t left = size;
+  while (left > 0) {
+    check_cancelled();
+    constexpr std::int64_t kPiece = 64 << 20;
+    auto piece = static_cast<std::size_t>(std::min(left, kPiece));
+    ssize_t n = ::copy_file_range(in, nullptr, out, nullptr, piece, 0);
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
+      n = ::sendfile(out, in, nullptr, piece);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("copy", shown);
+    }
+    if (n == 0) throw Error(ErrorKind::DataLoss, "copy: " + quote(shown) + " shrank while it was copied");
+    left -= n;
+  }
+}
+
+// Makes dirfd/tmp a copy of dirfd/name (`st`, not a directory) with an inode of its own.
+void copy_entry(int dirfd, const std::string& name, const std::string& tmp, const struct stat& st,
+                const std::string& shown) {
+  if (S_ISREG(st.st_mode)) {
+    UniqueFd in = sys::openat(dirfd, name, O_RDONLY | O_NOFOLLOW, 0, shown);
+    UniqueFd out = sys::openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600, shown);
+    copy_content(in.get(), out.get(), st.st_size, shown);
+  } else if (S_ISLNK(st.st_mode)) {
+    sys::symlinkat(sys::readlinkat(dirfd, name, shown), dirfd, tmp, shown);
+  } else {
+    sys::mknodat(dirfd, tmp, (st.st_mode & S_IFMT) | 0600, st.st_rdev, shown);
+  }
+  sys::fchownat_nofollow(dirfd, tmp, st.st_uid, st.st_gid, shown);
+  // After the owner: chown clears setuid/setgid bits and security.capability.
+  if (!S_ISLNK(st.st_mode) && ::fchmodat(dirfd, tmp.c_str(), st.st_mode & 07777, 0) != 0) throw_errno("chmod", shown);
+  for (const auto& key : sys::list_xattrs(dirfd, name, shown))
+    if (auto v = sys::get_xattr(dirfd, name, key, shown)) sys::set_xattr(dirfd, tmp, key, *v, shown);
+  struct timespec ts[2] = {st.st_atim, st.st_mtim};
+  if (::utimensat(dirfd, tmp.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) throw_errno("set times", shown);
+}
+
+void separate_dir(int dirfd, const std::string& prefix, const std::set<std::string>& exclude,
+                  std::set<std::pair<dev_t, ino_t>>& seen, std::uint64_t& count) {
+  check_cancelled();
+  for (auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
+    std::string path = join(prefix, n);
+    if (exclude.count(path)) continue;
+    struct stat st = sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW, path);
+    if (S_ISDIR(st.st_mode)) {
+      UniqueFd sub = sys::openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
+      separate_dir(sub.get(), path, exclude, seen, count);
+      continue;
+    }
+    if (st.st_nlink < 2 || seen.emplace(st.st_dev, st.st_ino).second) continue;
+    // Made after list_dir read the directory: the walk never meets the copy.
+    const std::string tmp = ".cbuild-unlink." + std::to_string(st.st_ino);
+    try {
+      copy_entry(dirfd, n, tmp, st, path);
+      sys::renameat(dirfd, tmp, dirfd, n, path);
+    } catch (...) {
+      ::unlinkat(dirfd, tmp.c_str(), 0);
+      throw;
+    }
+    ++count;
+  }
+}
+
 // An entry decided on during the walk, written once its directory's fate is known.
 struct Pending {
   oci::TarEntry entry;   // complete
@@ -95,7 +164,7 @@ struct Walker {
 
   static void add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
     for (const auto& key : sys::list_xattrs(dirfd, name, e.path)) {
-      if (is_overlay_private_xattr(key)) continue;
+      if (!layer_keeps_xattr(key)) continue;
       if (auto v = sys::get_xattr(dirfd, name, key, e.path)) e.xattrs.emplace_back(key, std::move(*v));
     }
   }
@@ -209,6 +278,14 @@ struct Walker {
 };
 
 }  // namespace
+
+std::uint64_t separate_hard_links(const std::filesystem::path& root, const std::vector<std::string>& exclude) {
+  UniqueFd fd = sys::openat(AT_FDCWD, root.string(), O_RDONLY | O_DIRECTORY, 0, root.string());
+  std::set<std::pair<dev_t, ino_t>> seen;
+  std::uint64_t count = 0;
+  separate_dir(fd.get(), "", cleaned(exclude), seen, count);
+  return count;
+}
 
 TreeState record_tree(const std::filesystem::path& root, const std::vector<std::string>& exclude) {
   UniqueFd fd = sys::openat(AT_FDCWD, root.string(), O_RDONLY | O_DIRECTORY, 0, root.string());

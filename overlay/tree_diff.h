@@ -15,10 +15,22 @@
 //    or a non-directory before) is emitted with ".wh..wh..opq" after it, and everything below it
 //    as new — overlayfs makes a directory created over a whiteout opaque;
 //  - hardlinks, sockets, xattrs and `exclude` as in differ.h.
-// Known differences from overlay: a file opened for writing but left unchanged is not
-// emitted (overlay copies it up), and changing one link of a lower file that has several
-// links changes the inode they share, so all of them are emitted (overlay copies up only the
-// one). Not thread-safe on the same directory. Throws cbuild::Error naming the path.
+//
+// Hardlinks: overlayfs (index=off, as cbuild and docker's overlay2 mount it) copies up only
+// the name a step writes, which breaks the link — /b keeps the old content after
+// `echo x >> /a`, and the layer holds /a alone. A plain directory shares one inode between the
+// names, so a write through one would change (and emit) all of them. separate_hard_links()
+// therefore gives each name of a multiply linked entry an inode of its own before a step, as
+// every name would be after a copy-up, so the step changes and the diff emits exactly the
+// names written, with the content overlay gives. (The alternative, emitting only the written
+// name, cannot work: after the write nothing tells which name was used, and the other names
+// would show the new content to the rest of the step.) What a step links anew is one inode
+// and becomes hardlink entries, as in an upper. Left over: st_nlink reads 1 for such names
+// during the step, where overlay reports the lower's count until a copy-up.
+//
+// Known difference from overlay: a file opened for writing but left unchanged is not
+// emitted (overlay copies it up; nothing in a stat shows it). Not thread-safe on the same
+// directory. Throws cbuild::Error naming the path.
 #pragma once
 
 #include <sys/types.h>
@@ -52,6 +64,11 @@ struct TreeState {
   std::unordered_map<std::string, TreeStat> entries;                   // by relative path
   std::unordered_map<std::string, std::vector<std::string>> children;  // dir ("" = root) → names
 };
+
+// Replaces every name but the first (in sorted walk order) of each non-directory below `root`
+// that has several links with a copy of its own: content, type, mode, owner, times and
+// xattrs; `exclude`d paths are neither walked nor changed. Returns the names replaced.
+std::uint64_t separate_hard_links(const std::filesystem::path& root, const std::vector<std::string>& exclude = {});
 
 // The state of every entry below `root`, leaving out `exclude`d paths and their subtrees.
 TreeState record_tree(const std::filesystem::path& root, const std::vector<std::string>& exclude = {});

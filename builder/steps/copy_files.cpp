@@ -13,7 +13,9 @@
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "overlay/layer_xattrs.h"
 #include "overlay/safe_path.h"
+#include "overlay/sys/syscalls.h"
 
 namespace cbuild::builder {
 
@@ -56,12 +58,18 @@ oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec
     if (!it.link_to.empty()) field("link " + it.link_to);
     if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) field(std::to_string(it.st.st_rdev));
     if (S_ISREG(it.st.st_mode)) {
+      UniqueFd in;
+      if (spec.keep_owner) {  // the capability lands with the file (copy_rules.h)
+        in = files.open(it.src);
+        if (auto cap = overlay::sys::get_xattr(in.get(), "", std::string(overlay::kCapabilityXattr), it.src))
+          field("capability " + *cap);
+      }
       FileStamp stamp = FileStamp::of(it.st);
       if (auto known = hashes ? hashes->find(stamp) : std::nullopt) {
         field(known->str());
         continue;
       }
-      UniqueFd in = files.open(it.src);
+      if (!in) in = files.open(it.src);
       oci::Sha256 fh;
       // The planned size, as the layer's tar takes it: no read is spent finding EOF (a file
       // that changed size meanwhile fails the stat check below, and the layer's own read).

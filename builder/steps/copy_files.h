@@ -53,8 +53,11 @@ struct CopySpec {
   std::string dest;                  // absolute path in the image (WORKDIR already applied)
   std::optional<std::uint32_t> uid, gid;  // --chown, resolved to ids
   std::optional<std::uint32_t> chmod;     // --chmod, permission bits
-  // Without chown: true keeps the source's owners (COPY --from a stage), false makes every
-  // entry 0:0 (files from the build context).
+  // True for a source that is an image's rootfs (COPY --from a stage or an image), false for
+  // the build context. True keeps the source's owners (without --chown; false makes every
+  // entry 0:0) and each regular file's security.capability, --chown or not: the one xattr
+  // docker's layers carry (overlay/layer_xattrs.h). Build-context files land without xattrs,
+  // as docker build's context transfer delivers them.
   bool keep_owner = false;
   // True for paths (relative to the source root, "/"-separated) to leave out.
   std::function<bool(const std::string&)> excluded;
@@ -116,9 +119,10 @@ struct CopyStats {
 CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const CopySpec& spec);
 
 // sha256 over what the plan reads: per item its destination, type, mode (after chmod), owner
-// (after chown), link target, and file content hash. With `hashes`, a file whose stat data
-// (the plan's) is recorded there is not read, and the hash of one that is read is recorded
-// when its stat data did not change while it was read.
+// (after chown), link target, file content hash and, with keep_owner, the file's
+// security.capability (it lands with the file). With `hashes`, a file whose stat data (the
+// plan's) is recorded there is not read, and the hash of one that is read is recorded when its
+// stat data did not change while it was read.
 oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec, ContentHashes* hashes = nullptr);
 
 // The paths (inside the source root, sorted) a source with wildcards matches, .dockerignore

@@ -75,6 +75,7 @@ std::optional<Landing> decide_landing(const CopyItem& item, const CopySpec& spec
       l.op = Landing::Op::Symlink;
     } else if (S_ISREG(item.st.st_mode)) {
       l.op = item.link_to.empty() ? Landing::Op::File : Landing::Op::Hardlink;
+      l.capability = l.op == Landing::Op::File && spec.keep_owner;
     } else {
       l.op = Landing::Op::Special;
     }

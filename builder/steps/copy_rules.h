@@ -26,6 +26,9 @@
 //    (the umask applies, the mtime is "now").
 //  - Owners are --chown's ids, else the source's with keep_owner, else 0:0; --chmod replaces
 //    the permission bits of every copied entry but symlinks.
+//  - A regular file copied from an image (keep_owner) keeps its security.capability, set after
+//    the owner (chown(2) clears it), with --chown too; no other xattr reaches docker's layer,
+//    and build-context files carry none (copy_files.h).
 #pragma once
 
 #include <sys/stat.h>
@@ -59,6 +62,7 @@ struct Landing {
   bool replace = false;  // non-directories: an existing non-directory is removed first
   std::uint32_t mode = 0, uid = 0, gid = 0;
   struct timespec mtime {};
+  bool capability = false;  // File: the source's security.capability goes with it (see above)
   const CopyItem* item = nullptr;  // the planned entry, for all but Mkdir and ChownLink
   int src_root = -1;               // File: the root item->src is read from
 };

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
+#include "overlay/layer_xattrs.h"
+#include "overlay/sys/syscalls.h"
 
 namespace cbuild::builder {
 
@@ -115,6 +118,11 @@ void DiskTarget::land(const Landing& l) {
       if (::fchown(out.get(), l.uid, l.gid) != 0) throw_errno("chown", l.path);
       // chmod after chown: chown clears setuid/setgid bits.
       if (::fchmod(out.get(), l.mode) != 0) throw_errno("chmod", l.path);
+      // After chown, which clears it.
+      if (l.capability)
+        if (auto cap = overlay::sys::get_xattr(in.get(), "", std::string(overlay::kCapabilityXattr), l.item->src))
+          if (::fsetxattr(out.get(), overlay::kCapabilityXattr.data(), cap->data(), cap->size(), 0) != 0)
+            throw_errno("set security.capability", l.path);
       struct timespec ts[2] = {l.mtime, l.mtime};
       if (::futimens(out.get(), ts) != 0) throw_errno("set times", l.path);
       return;

@@ -116,6 +116,8 @@ FsStepResult run_flat_step(FsContext& ctx, const LayerStack& parent,
                            const std::vector<std::string>& exclude, std::optional<std::int64_t> now) {
   FlatRoot root = ctx.flat->take(parent.layers, parent.diff_ids);
   const fs::path dir = FlatRoots::rootfs(root);
+  // What overlay's copy-up does to a name the step writes, done to every linked name up front.
+  overlay::separate_hard_links(dir, exclude);
   overlay::TreeState before = overlay::record_tree(dir, exclude);
   struct timespec started {};
   ::clock_gettime(CLOCK_REALTIME_COARSE, &started);

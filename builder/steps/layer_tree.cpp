@@ -12,6 +12,7 @@
 
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
+#include "overlay/layer_xattrs.h"
 #include "overlay/safe_path.h"
 #include "overlay/sys/syscalls.h"
 #include "overlay/whiteout.h"
@@ -92,7 +93,7 @@ void make_upper(LayerTree::Node* n, int lower) {
   for (; n && !n->in_upper; n = n->parent) {
     n->in_upper = true;
     for (const auto& key : overlay::sys::list_xattrs(lower, n->path, n->path)) {
-      if (overlay::is_overlay_private_xattr(key)) continue;
+      if (!overlay::layer_keeps_xattr(key)) continue;
       if (auto v = overlay::sys::get_xattr(lower, n->path, key, n->path)) n->e.xattrs.emplace_back(key, std::move(*v));
     }
   }
@@ -355,6 +356,11 @@ void LayerTree::land(const Landing& l) {
     n->stamp = FileStamp::of(it.st);
     n->src_root = l.src_root;
     n->src = it.src;
+    if (l.capability) {
+      UniqueFd in = overlay::open_in_root(l.src_root, it.src, O_RDONLY | O_NOFOLLOW);
+      if (auto cap = overlay::sys::get_xattr(in.get(), "", std::string(overlay::kCapabilityXattr), it.src))
+        n->e.xattrs.emplace_back(overlay::kCapabilityXattr, std::move(*cap));
+    }
     if (l.op == Landing::Op::Hardlink) {
       // One inode for both names: the differ writes the first path it meets as the file.
       Node* first = walk(it.link_to, /*create=*/false, /*follow=*/false).f.node;
@@ -362,6 +368,7 @@ void LayerTree::land(const Landing& l) {
         throw Error(ErrorKind::Internal, "hardlink " + quote(l.path) + ": " + quote(it.link_to) + " was not copied");
       if (!first->link_group) first->link_group = ++link_groups_;
       n->link_group = first->link_group;
+      n->e.xattrs = first->e.xattrs;  // the inode's: whichever name the differ meets first
     }
   } else {
     // mknodat: the umask applies, no times are set.
@@ -420,6 +427,7 @@ void LayerTree::visit(Node& n, const std::string& name, Out& out) {
         h.type = oci::TarType::Hardlink;
         h.link_target = first->second;
         h.size = 0;
+        h.xattrs.clear();  // as the differ writes a hardlink: base fields only
         out.entry(h);
         return;
       }

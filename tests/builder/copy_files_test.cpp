@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
@@ -217,6 +218,32 @@ TEST_CASE("content_key covers content, mode, owner and link targets, not mtime")
   CHECK(k3 != k2);
   spec.uid = 5;
   CHECK(key() != k3);
+}
+
+TEST_CASE("content_key covers a file's security.capability from an image, not from the context") {
+  REQUIRE_ROOT();
+  Roots r;
+  write(r.src / "ping", "p", 0755);
+  CopySpec context{.sources = {"ping"}, .dest = "/bin/ping"};
+  CopySpec image = context;
+  image.keep_owner = true;
+  auto key = [&](const CopySpec& spec) {
+    return content_key(r.src_fd.get(), plan_copy(r.src_fd.get(), spec, nullptr), spec);
+  };
+  auto kc = key(context), ki = key(image);
+  // cap_net_raw+ep, then cap_net_admin+ep: only the capability changes.
+  const char raw[20] = {1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  const char admin[20] = {1, 0, 0, 2, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  REQUIRE(::setxattr((r.src / "ping").c_str(), "security.capability", raw, sizeof raw, 0) == 0);
+  auto ki_raw = key(image);
+  CHECK(ki_raw != ki);
+  CHECK(key(context) == kc);  // context files land without xattrs, as docker's
+  REQUIRE(::setxattr((r.src / "ping").c_str(), "security.capability", admin, sizeof admin, 0) == 0);
+  CHECK(key(image) != ki_raw);
+  REQUIRE(::setxattr((r.src / "ping").c_str(), "user.note", "n", 1, 0) == 0);
+  auto ki_admin = key(image);
+  REQUIRE(::removexattr((r.src / "ping").c_str(), "user.note") == 0);
+  CHECK(key(image) == ki_admin);  // no other xattr reaches a layer
 }
 
 TEST_CASE("plan_copy: --parents keeps paths below the root or a /./ pivot; --exclude is anchored at each source") {

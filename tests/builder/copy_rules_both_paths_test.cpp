@@ -6,9 +6,11 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <functional>
 #include <string>
 #include <vector>
@@ -33,6 +35,9 @@ namespace {
 // The step's "now" (what both writers give the directories they create or change) and the
 // layer's SOURCE_DATE_EPOCH: sources are older, so their mtimes reach the layer unclamped.
 constexpr std::int64_t kNow = 1'000'000'000;
+
+// A version-2 file capability: cap_net_raw (bit 13) permitted and effective.
+constexpr char kCap[20] = {1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 void stamp(const fs::path& p, std::int64_t sec) {
   struct timespec ts[2] = {{sec, 123}, {sec, 123}};
@@ -152,6 +157,15 @@ struct Fixture {
     fs::create_symlink("bin/tool", stage.path() / "app/tool-link");
     ::lchown((stage.path() / "app/tool-link").c_str(), 44, 45);
     for (const char* d : {"app/bin", "app/etc", "app"}) stamp(stage.path() / d, 9200);
+  }
+
+  // A file of `root` with a file capability (cap_net_raw+ep) and a user xattr, and a second
+  // name for it: what a stage's `setcap` leaves.
+  static void capped(const fs::path& root, const std::string& rel) {
+    put(root / rel, "capped", 0755, 9300);
+    REQUIRE(::setxattr((root / rel).c_str(), "security.capability", kCap, sizeof kCap, 0) == 0);
+    REQUIRE(::setxattr((root / rel).c_str(), "user.note", "n", 1, 0) == 0);
+    fs::create_hard_link(root / rel, root / (rel + "-too"));
   }
 
   fs::path source_root(const Case& c) const {
@@ -325,5 +339,46 @@ TEST_CASE("COPY rules: every fixture gives the same tree on disk and streamed") 
       bool held = ("\n" + disk.listing).find("\n" + want) != std::string::npos;
       CHECK_MESSAGE(held, disk.listing);
     }
+  }
+}
+
+// docker's layers carry a file's security.capability when COPY --from copies it (--chown or
+// not: it is set after the owner), and no other xattr; build-context files carry none.
+TEST_CASE("COPY rules: security.capability travels with COPY --from only, on disk and streamed") {
+  REQUIRE_ROOT();
+  Fixture f;
+  Fixture::capped(f.stage.path(), "caps/ping");
+  Fixture::capped(f.context.path(), "caps/ping");
+  const std::string cap = "security.capability=" + std::string(kCap, sizeof kCap);
+  struct XCase {
+    Case c;
+    bool has_cap;
+    bool linked = true;  // the second name is copied too
+  };
+  std::vector<XCase> xcases = {
+      {{.name = "from a stage", .op = {.sources = {"caps"}, .dest = "/c/"}, .dest = "/c/", .keep_owner = true,
+        .source_root = "stage"}, true},
+      {{.name = "from a stage with --chown", .op = {.sources = {"caps/ping"}, .dest = "/c/p", .chown = "7:9"},
+        .dest = "/c/p", .keep_owner = true, .source_root = "stage"}, true, false},
+      {{.name = "from a stage with --link", .op = {.sources = {"caps"}, .dest = "/c/", .link = true}, .dest = "/c/",
+        .keep_owner = true, .source_root = "stage"}, true},
+      {{.name = "from the context", .op = {.sources = {"caps"}, .dest = "/c/"}, .dest = "/c/"}, false},
+  };
+  for (const auto& [c, has_cap, linked] : xcases) {
+    CAPTURE(c.name);
+    Fixture::Outcome disk = f.on_disk(c);
+    Fixture::Outcome tree = f.streamed(c);
+    REQUIRE_MESSAGE(disk.error.empty(), disk.error);
+    REQUIRE_MESSAGE(tree.error.empty(), tree.error);
+    std::string diff = test::listing_diff(disk.listing, tree.listing);
+    CHECK_MESSAGE(diff.empty(), "disk (-) and streamed (+) differ:\n" << diff);
+    std::string ping;  // the line of the file (the first name; the second is a hardlink entry)
+    std::istringstream lines(disk.listing);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("c/p", 0) == 0 && line.find(" type=0 ") != std::string::npos) ping = line;
+    REQUIRE_MESSAGE(!ping.empty(), disk.listing);
+    CHECK_MESSAGE((ping.find(cap) != std::string::npos) == has_cap, ping);
+    CHECK_MESSAGE(disk.listing.find("user.note") == std::string::npos, disk.listing);
+    CHECK_MESSAGE((disk.listing.find("type=3 ") != std::string::npos) == linked, disk.listing);
   }
 }
