@@ -344,6 +344,19 @@ bool gid_is_mapped(gid_t gid) {
   return false;
 }
 
+std::uint32_t nearest_mapped_id(std::uint32_t id, bool is_gid) {
+  std::istringstream in(read_text(is_gid ? "/proc/self/gid_map" : "/proc/self/uid_map"));
+  std::uint64_t inside, outside, count;
+  std::optional<std::uint64_t> below, lowest;
+  while (in >> inside >> outside >> count) {
+    if (count == 0) continue;
+    if (id >= inside && id - inside < count) return id;
+    if (inside < id) below = std::max(below.value_or(0), std::min<std::uint64_t>(inside + count - 1, id));
+    lowest = std::min(lowest.value_or(inside), inside);
+  }
+  return static_cast<std::uint32_t>(below ? *below : lowest.value_or(0));
+}
+
 XattrNamespace overlay_xattr_namespace() {
   int v = g_xattr_ns.load();
   if (v < 0) {
