@@ -371,8 +371,9 @@ std::string single_mapping_notice(const IdMapping& m) {
          "package uidmap) for uid " +
          std::to_string(m.outer_uid) +
          ", so only your own user is mapped, as root. Every file in the build is owned by 0, and a chown or "
-         "USER to any other id fails; base images with other owners cannot be used. Ask for a range (e.g. "
-         "`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`) to build such images.";
+         "USER to any other id fails (files of other owners in base images keep them, see docs/rootless.md). "
+         "Ask for a range (e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`) to give "
+         "files other owners.";
 }
 
 std::optional<std::string> rootless_limit_message(std::string_view operation, int errno_value, std::string_view path,
