@@ -12,6 +12,7 @@
 
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
+#include "overlay/override_stat.h"
 #include "overlay/safe_path.h"
 #include "overlay/sys/syscalls.h"
 #include "overlay/whiteout.h"
@@ -92,7 +93,7 @@ void make_upper(LayerTree::Node* n, int lower) {
   for (; n && !n->in_upper; n = n->parent) {
     n->in_upper = true;
     for (const auto& key : overlay::sys::list_xattrs(lower, n->path, n->path)) {
-      if (overlay::is_overlay_private_xattr(key)) continue;
+      if (overlay::is_overlay_private_xattr(key) || overlay::is_reserved_xattr(key)) continue;
       if (auto v = overlay::sys::get_xattr(lower, n->path, key, n->path)) n->e.xattrs.emplace_back(key, std::move(*v));
     }
   }
@@ -170,6 +171,9 @@ LayerTree::Node* LayerTree::copy_up(Node* dir, const std::string& name, const st
   if (S_ISDIR(st.st_mode)) {
     n->e.type = oci::TarType::Dir;
     n->lower_backed = true;
+    // A rootless snapshot's placeholder directory is copied up with its real owner and mode.
+    if (auto v = overlay::sys::get_xattr(lower_, n->path, std::string(overlay::kOverrideStatXattr), n->path))
+      overlay::apply_override(n->e, overlay::parse_override_stat_or_throw(*v, n->path));
   } else if (S_ISLNK(st.st_mode)) {
     n->e.type = oci::TarType::Symlink;
     n->e.link_target = overlay::sys::readlinkat(lower_, n->path, n->path);
