@@ -180,3 +180,22 @@ TEST_CASE("rootless exact: with a single mapped id, nodes and other owners come 
   CHECK(test::read_text(tree / "data/plain") == "plain\nmore\n");
   CHECK_FALSE(test::has_mounts_under(rp.p.dir.path()));
 }
+
+TEST_CASE("rootless exact: -o - writes root's tar of nodes and far owners [root]") {
+  REQUIRE_ROOT();
+  test::UnprivilegedUser user;
+  test::RootlessProject rp(user, put_exact_base);
+  rp.p.file("Dockerfile", "FROM cbuild-test-exact:1\nRUN echo x > /unrelated\n");
+  auto args = [&](const fs::path& store) {
+    return std::vector<std::string>{"--root", store.string(), "--progress=plain", "-o", "-", rp.p.ctx.string()};
+  };
+  auto rootless = user.run_cbuild(args(rp.p.root), rp.env());
+  INFO("rootless stderr: " << rootless.err);
+  REQUIRE(rootless.exit_code == 0);
+  auto rooted = test::run_cbuild(args(rp.root_store), {}, rp.env());
+  INFO("root stderr: " << rooted.err);
+  REQUIRE(rooted.exit_code == 0);
+  CHECK(rootless.out.size() > 10240);
+  CHECK(rootless.out == rooted.out);
+  CHECK(rootless.out.find("user.cbuild") == std::string::npos);
+}
