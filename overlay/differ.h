@@ -4,10 +4,11 @@
 // directory before its contents, its ".wh..wh..opq" marker right after it), so the same upper
 // always gives the same entries. Conversions (whiteout.h): a 0/0 character device NAME becomes
 // an empty ".wh.NAME" entry; a directory with the opaque xattr is emitted followed by the
-// opaque marker. Overlay-private xattrs are dropped; `exclude`d paths (mount-point stubs,
-// init-layer files) are left out with their subtrees; sockets are skipped. Files with
-// several links in the upper become hardlink entries to the first path. Symlinks are never
-// followed (everything is read through fds of the upper).
+// opaque marker. A rootless placeholder (override_stat.h) is written as the entry it stands
+// for, and cbuild's reserved xattrs are dropped with the overlay-private ones; `exclude`d
+// paths (mount-point stubs, init-layer files) are left out with their subtrees; sockets are
+// skipped. Files with several links in the upper become hardlink entries to the first path.
+// Symlinks are never followed (everything is read through fds of the upper).
 //
 // strip_for_commit() prepares an upper to *become* a snapshot by rename: it removes the
 // excluded paths and overlay-private xattrs except the opaque marker, which lower layers need.
