@@ -157,6 +157,9 @@ void Applier::apply(const oci::TarEntry& e, oci::ByteSource* data) {
       } catch (const Error& err) {
         // A user namespace makes no device nodes: a placeholder stands for it (override_stat.h).
         if (err.sys_errno() != EPERM || overlay_xattr_namespace() != XattrNamespace::User) throw;
+        if (!options_.placeholders)
+          throw Error(ErrorKind::FailedPrecondition,
+                      entry_msg(e) + ": " + rootless_limit_message("mknod", EPERM, shown).value_or("mknod"), EPERM);
         UniqueFd made = sys::openat(parent.get(), base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600, shown);
         placeholder = true;
       }
@@ -193,11 +196,11 @@ void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEnt
       if (err.sys_errno() != EINVAL || overlay_xattr_namespace() != XattrNamespace::User) throw;
       // An owner outside the mapping: the nearest mapped one stands for it, and the real one
       // is recorded (override_stat.h) — except on a symlink, which cannot carry user.* xattrs.
-      if (e.type == oci::TarType::Symlink) {
+      if (e.type == oci::TarType::Symlink || !options_.placeholders) {
         auto msg = rootless_limit_message("chown", EINVAL, shown, e.uid, e.gid);
         throw Error(ErrorKind::FailedPrecondition,
                     entry_msg(e) + ": " + msg.value_or("owner outside the mapping") +
-                        " (a symlink cannot carry the attribute that would record it)",
+                        (options_.placeholders ? " (a symlink cannot carry the attribute that would record it)" : ""),
                     EINVAL);
       }
       if (e.type == oci::TarType::Fifo && !placeholder) {

@@ -47,6 +47,10 @@ struct ApplyOptions {
   ApplyMode mode = ApplyMode::Overlay;
   XattrNamespace xattr_namespace = overlay_xattr_namespace();
   bool same_owner = ::geteuid() == 0;
+  // Rootless placeholders for what the user namespace cannot write (override_stat.h). False
+  // for a directory no cbuild reader will read through them (a build context from stdin):
+  // such an entry is then refused, naming it and the limit.
+  bool placeholders = true;
 };
 
 struct ApplyStats {

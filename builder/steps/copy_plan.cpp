@@ -442,7 +442,8 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
     }
   }
   std::set<std::string> seen;
-  if (spec.keep_owner || overlay::overlay_xattr_namespace() == overlay::XattrNamespace::User)
+  // Only rootless snapshots hold placeholders; root builds pay nothing for them.
+  if (spec.keep_owner && overlay::overlay_xattr_namespace() == overlay::XattrNamespace::User)
     read_overrides(src_root, plan);
   for (const auto& it : plan.items) seen.insert(it.dest);
   for (const auto& it : plan.items) add_dir_chain(it.dest, /*include_self=*/false, parents_seen, plan.parents);
