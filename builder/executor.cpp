@@ -122,7 +122,9 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     if (o.dockerfile == "-") throw Error(ErrorKind::InvalidArgument, "the context and the Dockerfile cannot both come from stdin");
     stdin_context.emplace();
     oci::TarReader reader(std::make_unique<oci::FdSource>(UniqueFd(::dup(0)), "stdin"), "build context on stdin");
-    overlay::apply_layer(reader, stdin_context->path(), overlay::ApplyOptions{.mode = overlay::ApplyMode::Flatten});
+    // No placeholders: COPY from the context does not read them (copy_files.h plan_copy).
+    overlay::apply_layer(reader, stdin_context->path(),
+                         overlay::ApplyOptions{.mode = overlay::ApplyMode::Flatten, .placeholders = false});
     context = stdin_context->path();
   } else if (!fs::is_directory(context)) {
     throw Error(ErrorKind::NotFound, "build context " + quote(o.context) + " is not a directory");

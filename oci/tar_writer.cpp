@@ -256,6 +256,8 @@ struct TarWriter::Impl {
     return out;
   }
 
+  TreeEntryHook adjust;  // while add_tree() walks
+
   void walk(int dirfd, const std::string& prefix) {
     std::vector<std::string> names;
     {
@@ -288,6 +290,13 @@ struct TarWriter::Impl {
       e.gid = st.st_gid;
       e.mtime_sec = st.st_mtim.tv_sec;
       e.xattrs = read_xattrs(dirfd, name, rel);
+      bool stands_for_other = false;  // a regular file the hook turned into another type
+      if (adjust && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        e.type = S_ISREG(st.st_mode) ? TarType::File : TarType::Dir;
+        e.size = S_ISREG(st.st_mode) ? st.st_size : 0;
+        adjust(e);
+        stands_for_other = S_ISREG(st.st_mode) && e.type != TarType::File;
+      }
       if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
         auto [it, first] = links.try_emplace({st.st_dev, st.st_ino}, rel);
         if (!first) {
@@ -298,7 +307,11 @@ struct TarWriter::Impl {
           continue;
         }
       }
-      if (S_ISREG(st.st_mode)) {
+      if (stands_for_other) {
+        e.size = 0;
+        header(e);
+        end_entry(e);
+      } else if (S_ISREG(st.st_mode)) {
         e.type = TarType::File;
         e.size = st.st_size;
         UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME));
@@ -371,9 +384,16 @@ void TarWriter::add_file(const TarEntry& entry, int fd, const Digest* content) {
   impl_->add_file(entry, fd, content);
 }
 
-void TarWriter::add_tree(const std::filesystem::path& root) {
+void TarWriter::add_tree(const std::filesystem::path& root, const TreeEntryHook& adjust) {
   UniqueFd fd = open_file(root, O_RDONLY | O_DIRECTORY);
-  impl_->walk(fd.get(), "");
+  impl_->adjust = adjust;
+  try {
+    impl_->walk(fd.get(), "");
+  } catch (...) {
+    impl_->adjust = nullptr;
+    throw;
+  }
+  impl_->adjust = nullptr;
 }
 
 void TarWriter::finish() { impl_->finish(); }

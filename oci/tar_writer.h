@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -85,8 +86,12 @@ class TarWriter {
 
   // Walks `root` (fd-relative, never following symlinks) and adds everything under it, sorted
   // by path bytes. Hardlinks (same dev+ino, nlink > 1) become hardlink entries to the first
-  // path; xattrs are copied; sockets are skipped. Entries get the owner and mode on disk.
-  void add_tree(const std::filesystem::path& root);
+  // path; xattrs are copied; sockets are skipped. Entries get the owner and mode on disk;
+  // `adjust`, when given, may then change a regular file's or directory's entry (typed File
+  // or Dir, with its xattrs) before it is written, a regular file into a device node or fifo
+  // written without data (how a caller reads placeholders that stand for other entries).
+  using TreeEntryHook = std::function<void(TarEntry& entry)>;
+  void add_tree(const std::filesystem::path& root, const TreeEntryHook& adjust = {});
 
   // Writes the end-of-archive blocks and finishes the sink. Idempotent.
   void finish();

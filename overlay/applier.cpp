@@ -11,6 +11,7 @@
 #include "oci/base/cancel.h"
 #include "oci/base/fs.h"
 #include "oci/base/error.h"
+#include "overlay/override_stat.h"
 #include "overlay/safe_path.h"
 #include "overlay/sys/syscalls.h"
 
@@ -68,6 +69,11 @@ Applier::Applier(const std::filesystem::path& root, ApplyOptions options)
 
 void Applier::apply(const oci::TarEntry& e, oci::ByteSource* data) {
   ++stats_.entries;
+  for (const auto& [key, value] : e.xattrs)
+    if (is_reserved_xattr(key))
+      throw Error(ErrorKind::InvalidArgument, entry_msg(e) + " carries the attribute " + quote(key) +
+                                                  ", which is reserved for cbuild's rootless snapshots (it would "
+                                                  "change how the entry is read)");
   std::string cleaned = clean_path(e.path);
   if (cleaned.empty()) {
     if (e.type == oci::TarType::Dir) return;  // "./" or "a/..": the root keeps its metadata
@@ -106,6 +112,7 @@ void Applier::apply(const oci::TarEntry& e, oci::ByteSource* data) {
       if (reuse) a.cached_fd_ = std::move(fd);
     }
   } recache{*this, parent, reuse_parent};
+  bool placeholder = false;  // a regular file stands for a node the namespace cannot make
 
   switch (e.type) {
     case oci::TarType::Dir:
@@ -145,13 +152,21 @@ void Applier::apply(const oci::TarEntry& e, oci::ByteSource* data) {
     case oci::TarType::Char:
     case oci::TarType::Block:
     case oci::TarType::Fifo:
-      rootless_aware("mknod", shown, e, [&] {
+      try {
         sys::mknodat(parent.get(), base, file_type_bits(e.type) | 0600, makedev(e.dev_major, e.dev_minor), shown);
-      });
+      } catch (const Error& err) {
+        // A user namespace makes no device nodes: a placeholder stands for it (override_stat.h).
+        if (err.sys_errno() != EPERM || overlay_xattr_namespace() != XattrNamespace::User) throw;
+        if (!options_.placeholders)
+          throw Error(ErrorKind::FailedPrecondition,
+                      entry_msg(e) + ": " + rootless_limit_message("mknod", EPERM, shown).value_or("mknod"), EPERM);
+        UniqueFd made = sys::openat(parent.get(), base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600, shown);
+        placeholder = true;
+      }
       break;
   }
   written_.insert(cleaned);
-  set_metadata(parent.get(), base, e, shown);
+  set_metadata(parent.get(), base, e, shown, placeholder, existing && e.type == oci::TarType::Dir && S_ISDIR(existing->st_mode));
 }
 
 void Applier::write_file(int dirfd, const std::string& leaf, const oci::TarEntry& e, oci::ByteSource* data,
@@ -170,10 +185,33 @@ void Applier::write_file(int dirfd, const std::string& leaf, const oci::TarEntry
   }
 }
 
-void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEntry& e, const std::string& shown) {
+void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEntry& e, const std::string& shown,
+                           bool placeholder, bool kept_dir) {
+  bool unmapped = false;
   // chown first: it clears setuid/setgid, which the chmod then restores.
-  if (options_.same_owner)
-    rootless_aware("chown", shown, e, [&] { sys::fchownat_nofollow(dirfd, leaf, e.uid, e.gid, shown); });
+  if (options_.same_owner) {
+    try {
+      sys::fchownat_nofollow(dirfd, leaf, e.uid, e.gid, shown);
+    } catch (const Error& err) {
+      if (err.sys_errno() != EINVAL || overlay_xattr_namespace() != XattrNamespace::User) throw;
+      // An owner outside the mapping: the nearest mapped one stands for it, and the real one
+      // is recorded (override_stat.h) — except on a symlink, which cannot carry user.* xattrs.
+      if (e.type == oci::TarType::Symlink || !options_.placeholders) {
+        auto msg = rootless_limit_message("chown", EINVAL, shown, e.uid, e.gid);
+        throw Error(ErrorKind::FailedPrecondition,
+                    entry_msg(e) + ": " + msg.value_or("owner outside the mapping") +
+                        (options_.placeholders ? " (a symlink cannot carry the attribute that would record it)" : ""),
+                    EINVAL);
+      }
+      if (e.type == oci::TarType::Fifo && !placeholder) {
+        sys::remove_all_at(dirfd, leaf, shown);
+        UniqueFd made = sys::openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600, shown);
+        placeholder = true;
+      }
+      sys::fchownat_nofollow(dirfd, leaf, nearest_mapped_id(e.uid, false), nearest_mapped_id(e.gid, true), shown);
+      unmapped = true;
+    }
+  }
   if (e.type != oci::TarType::Symlink) {
     // The leaf was just created by us and is not a symlink, so following it is harmless.
     if (::fchmodat(dirfd, leaf.c_str(), e.mode & 07777, 0) < 0) throw_errno("chmod", shown);
@@ -181,6 +219,22 @@ void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEnt
   for (const auto& [key, value] : e.xattrs) {
     if (is_overlay_private_xattr(key)) continue;
     rootless_aware("setxattr", shown, e, [&] { sys::set_xattr(dirfd, leaf, key, value, shown); });
+  }
+  if (placeholder || unmapped) {
+    struct stat now = sys::fstatat(dirfd, leaf, AT_SYMLINK_NOFOLLOW, shown);
+    OverrideStat o{.mode = file_type_bits(e.type) | (e.mode & 07777),
+                   .uid = e.uid,
+                   .gid = e.gid,
+                   .dev_major = placeholder && e.type != oci::TarType::Fifo ? e.dev_major : 0,
+                   .dev_minor = placeholder && e.type != oci::TarType::Fifo ? e.dev_minor : 0,
+                   .placeholder_mode = now.st_mode,
+                   .placeholder_uid = now.st_uid,
+                   .placeholder_gid = now.st_gid};
+    if (e.type == oci::TarType::Dir) o.mode = S_IFDIR | (e.mode & 07777);
+    sys::set_xattr(dirfd, leaf, std::string(kOverrideStatXattr), format_override_stat(o), shown);
+  } else if (kept_dir) {
+    // An earlier layer's placeholder directory that this layer gives an owner it can have.
+    sys::remove_xattr(dirfd, leaf, std::string(kOverrideStatXattr), shown);
   }
   if (e.type == oci::TarType::Dir) dir_times_.push_back({shown, e.mtime_sec, e.mtime_nsec});
   else sys::utimensat_nofollow(dirfd, leaf, e.mtime_sec, e.mtime_nsec, shown);

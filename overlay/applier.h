@@ -15,7 +15,12 @@
 //  - Flatten: the directory is a plain rootfs (cbuild unpack): ".wh.NAME" deletes NAME,
 //    ".wh..wh..opq" deletes what earlier layers put in that directory.
 // Owners are applied when `same_owner` (default: running as root). Overlay-private xattrs in a
-// layer are dropped (they would fake opaque dirs or redirects). Directory mtimes are set in
+// layer are dropped (they would fake opaque dirs or redirects); an entry carrying one of
+// cbuild's reserved xattrs (override_stat.h) is refused with InvalidArgument (it would forge
+// the entry's stat). In a user namespace (rootless), a device node or fifo that cannot be
+// made, or an owner outside the mapping, becomes a placeholder recording the real values
+// (override_stat.h), in both modes; a symlink owned outside the mapping is refused
+// (FailedPrecondition), as are trusted.* and security.* xattrs the namespace cannot set. Directory mtimes are set in
 // finish(), after their contents exist. Not thread-safe; one Applier per layer.
 #pragma once
 
@@ -42,6 +47,10 @@ struct ApplyOptions {
   ApplyMode mode = ApplyMode::Overlay;
   XattrNamespace xattr_namespace = overlay_xattr_namespace();
   bool same_owner = ::geteuid() == 0;
+  // Rootless placeholders for what the user namespace cannot write (override_stat.h). False
+  // for a directory no cbuild reader will read through them (a build context from stdin):
+  // such an entry is then refused, naming it and the limit.
+  bool placeholders = true;
 };
 
 struct ApplyStats {
@@ -66,7 +75,10 @@ class Applier {
   void apply_whiteout(const std::string& dir, const std::string& base);
   void write_file(int dirfd, const std::string& leaf, const oci::TarEntry& e, oci::ByteSource* data,
                   const std::string& shown);
-  void set_metadata(int dirfd, const std::string& leaf, const oci::TarEntry& e, const std::string& shown);
+  // `placeholder`: a regular file stands for the device node `e` (override_stat.h);
+  // `kept_dir`: `e` is a directory applied onto one an earlier layer made.
+  void set_metadata(int dirfd, const std::string& leaf, const oci::TarEntry& e, const std::string& shown,
+                    bool placeholder, bool kept_dir);
 
   std::filesystem::path root_path_;
   UniqueFd root_;

@@ -12,6 +12,7 @@
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "overlay/layer_xattrs.h"
+#include "overlay/override_stat.h"
 #include "overlay/sys/syscalls.h"
 
 namespace cbuild::overlay {
@@ -25,11 +26,17 @@ struct Walker {
   std::uint64_t count = 0;
 
 
-  void add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
+  // Adds the xattrs a layer may hold; returns the override a rootless placeholder carries.
+  std::optional<OverrideStat> add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
+    std::optional<OverrideStat> o;
     for (const auto& key : sys::list_xattrs(dirfd, name, e.path)) {
+      auto v = sys::get_xattr(dirfd, name, key, e.path);
+      if (!v) continue;
+      if (key == kOverrideStatXattr) o = parse_override_stat_or_throw(*v, e.path);
       if (!layer_keeps_xattr(key)) continue;
-      if (auto v = sys::get_xattr(dirfd, name, key, e.path)) e.xattrs.emplace_back(key, std::move(*v));
+      e.xattrs.emplace_back(key, std::move(*v));
     }
+    return o;
   }
 
   void emit(const oci::TarEntry& e, int fd) {
@@ -69,7 +76,7 @@ struct Walker {
         // /proc/self/fd costs more than the rest of the walk.
         UniqueFd sub = sys::openat(dirfd, disk, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
         bool opaque = is_overlay_opaque(sub.get(), "", options.xattr_namespace, path);
-        add_xattrs(sub.get(), "", e);
+        if (auto o = add_xattrs(sub.get(), "", e)) apply_override(e, *o);
         emit(e, -1);
         if (opaque) {
           oci::TarEntry m = oci::tar_entry_from_stat(path + "/" + std::string(kOpaqueMarker), st);
@@ -81,21 +88,28 @@ struct Walker {
         walk_dir(sub.get(), path);
         continue;
       }
+      // A regular file may be a rootless placeholder: read it through its override first,
+      // so a hardlink entry to it carries the same metadata as root's would.
+      UniqueFd fd;
+      if (S_ISREG(st.st_mode)) {
+        e.type = oci::TarType::File;
+        e.size = st.st_size;
+        fd = sys::openat(dirfd, disk, O_RDONLY | O_NOFOLLOW, 0, path);
+        if (auto o = add_xattrs(fd.get(), "", e)) apply_override(e, *o);
+      }
       if (st.st_nlink > 1) {
         auto [it, inserted] = links.emplace(std::make_pair(st.st_dev, st.st_ino), path);
         if (!inserted) {
           e.type = oci::TarType::Hardlink;
           e.link_target = it->second;
+          e.size = 0;
+          e.xattrs.clear();
           emit(e, -1);
           continue;
         }
       }
-      if (S_ISREG(st.st_mode)) {
-        e.type = oci::TarType::File;
-        e.size = st.st_size;
-        UniqueFd fd = sys::openat(dirfd, disk, O_RDONLY | O_NOFOLLOW, 0, path);
-        add_xattrs(fd.get(), "", e);
-        emit(e, fd.get());
+      if (fd) {
+        emit(e, e.type == oci::TarType::File ? fd.get() : -1);
         continue;
       }
       add_xattrs(dirfd, disk, e);

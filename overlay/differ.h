@@ -5,10 +5,11 @@
 // always gives the same entries. Conversions (whiteout.h): a 0/0 character device NAME becomes
 // an empty ".wh.NAME" entry; a directory with the opaque xattr is emitted followed by the
 // opaque marker. Of the xattrs only those a layer keeps are written (layer_xattrs.h:
-// security.capability, as docker's layers); `exclude`d paths (mount-point stubs,
-// init-layer files) are left out with their subtrees; sockets are skipped. Files with
-// several links in the upper become hardlink entries to the first path. Symlinks are never
-// followed (everything is read through fds of the upper).
+// security.capability, as docker's layers). A rootless placeholder (override_stat.h) is
+// written as the entry it stands for. `exclude`d paths (mount-point stubs, init-layer files)
+// are left out with their subtrees; sockets are skipped. Files with several links in the
+// upper become hardlink entries to the first path. Symlinks are never followed (everything is
+// read through fds of the upper).
 //
 // strip_for_commit() prepares an upper to *become* a snapshot by rename: it removes the
 // excluded paths and overlay-private xattrs except the opaque marker, which lower layers need.

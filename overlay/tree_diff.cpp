@@ -16,6 +16,7 @@
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "overlay/layer_xattrs.h"
+#include "overlay/override_stat.h"
 #include "overlay/sys/syscalls.h"
 
 namespace cbuild::overlay {
@@ -162,11 +163,18 @@ struct Walker {
   std::int64_t now_sec;
   std::uint32_t now_nsec;
 
+  // Adds the xattrs a layer may hold and reads the entry through a rootless placeholder's
+  // override (override_stat.h), as the differ does.
   static void add_xattrs(int dirfd, const std::string& name, oci::TarEntry& e) {
+    std::optional<OverrideStat> o;
     for (const auto& key : sys::list_xattrs(dirfd, name, e.path)) {
+      auto v = sys::get_xattr(dirfd, name, key, e.path);
+      if (!v) continue;
+      if (key == kOverrideStatXattr) o = parse_override_stat_or_throw(*v, e.path);
       if (!layer_keeps_xattr(key)) continue;
-      if (auto v = sys::get_xattr(dirfd, name, key, e.path)) e.xattrs.emplace_back(key, std::move(*v));
+      e.xattrs.emplace_back(key, std::move(*v));
     }
+    if (o && (e.type == oci::TarType::File || e.type == oci::TarType::Dir)) apply_override(e, *o);
   }
 
   oci::TarEntry marker(const std::string& path) const {
@@ -255,7 +263,10 @@ struct Walker {
         e.size = st.st_size;
         UniqueFd fd = sys::openat(dirfd, item.disk, O_RDONLY | O_NOFOLLOW, 0, path);
         add_xattrs(fd.get(), "", e);
-        p.regular = true;
+        p.regular = e.type == oci::TarType::File;
+        p.linked.mode = e.mode;
+        p.linked.uid = e.uid;
+        p.linked.gid = e.gid;
       } else {
         add_xattrs(dirfd, item.disk, e);
         if (S_ISLNK(st.st_mode)) {

@@ -344,6 +344,19 @@ bool gid_is_mapped(gid_t gid) {
   return false;
 }
 
+std::uint32_t nearest_mapped_id(std::uint32_t id, bool is_gid) {
+  std::istringstream in(read_text(is_gid ? "/proc/self/gid_map" : "/proc/self/uid_map"));
+  std::uint64_t inside, outside, count;
+  std::optional<std::uint64_t> below, lowest;
+  while (in >> inside >> outside >> count) {
+    if (count == 0) continue;
+    if (id >= inside && id - inside < count) return id;
+    if (inside < id) below = std::max(below.value_or(0), std::min<std::uint64_t>(inside + count - 1, id));
+    lowest = std::min(lowest.value_or(inside), inside);
+  }
+  return static_cast<std::uint32_t>(below ? *below : lowest.value_or(0));
+}
+
 XattrNamespace overlay_xattr_namespace() {
   int v = g_xattr_ns.load();
   if (v < 0) {
@@ -358,8 +371,9 @@ std::string single_mapping_notice(const IdMapping& m) {
          "package uidmap) for uid " +
          std::to_string(m.outer_uid) +
          ", so only your own user is mapped, as root. Every file in the build is owned by 0, and a chown or "
-         "USER to any other id fails; base images with other owners cannot be used. Ask for a range (e.g. "
-         "`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`) to build such images.";
+         "USER to any other id fails (files of other owners in base images keep them, see docs/rootless.md). "
+         "Ask for a range (e.g. `usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER`) to give "
+         "files other owners.";
 }
 
 std::optional<std::string> rootless_limit_message(std::string_view operation, int errno_value, std::string_view path,

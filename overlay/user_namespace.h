@@ -17,10 +17,10 @@
 // mounts goes away with the process). Environment variables are untouched, so anything that
 // depends on the outer identity (the store's default root) may be resolved before or after.
 //
-// What a user namespace cannot do, and how cbuild reports it (never a different layer):
-// device nodes other than overlay's 0/0 whiteouts cannot be made (mknod needs CAP_MKNOD in the
-// initial namespace), files cannot be owned by ids outside the mapping, and trusted.* xattrs
-// cannot be set: rootless_limit_message() turns those errors into one sentence.
+// What a user namespace cannot do: device nodes other than overlay's 0/0 whiteouts cannot be
+// made (mknod needs CAP_MKNOD in the initial namespace), files cannot be owned by ids outside
+// the mapping, and trusted.* xattrs cannot be set. The applier writes placeholders for the
+// first two (override_stat.h); rootless_limit_message() turns what remains into one sentence.
 //
 // overlay_xattr_namespace() is the process-wide answer to "which overlay xattrs do my mounts
 // use": User when this process runs in any user namespace other than the initial one (after
@@ -87,6 +87,11 @@ XattrNamespace overlay_xattr_namespace();
 
 // Whether `gid` has a mapping in this process's user namespace (always true in the initial one).
 bool gid_is_mapped(gid_t gid);
+
+// The id a rootless snapshot gives a file whose owner `id` this namespace does not map
+// (override_stat.h): the highest mapped id below it, else the lowest mapped one. `id` itself
+// when mapped (always in the initial namespace).
+std::uint32_t nearest_mapped_id(std::uint32_t id, bool is_gid);
 
 // The paragraph to print once for a Single mapping.
 std::string single_mapping_notice(const IdMapping& m);

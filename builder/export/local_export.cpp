@@ -7,6 +7,7 @@
 #include "oci/tar_reader.h"
 #include "oci/tar_writer.h"
 #include "overlay/applier.h"
+#include "overlay/override_stat.h"
 
 namespace cbuild::builder {
 
@@ -19,6 +20,16 @@ void flatten(const oci::LayoutStore& store, const std::vector<oci::Descriptor>& 
     oci::TarReader reader(store.open(l.digest), "layer " + l.digest.str());
     overlay::apply_layer(reader, root, overlay::ApplyOptions{.mode = overlay::ApplyMode::Flatten});
   }
+}
+
+// A rootless flatten leaves placeholders for what a user namespace cannot write
+// (overlay/override_stat.h); the tar holds what they stand for, as a root export would.
+void read_placeholder(oci::TarEntry& e) {
+  std::optional<overlay::OverrideStat> o;
+  for (const auto& [key, value] : e.xattrs)
+    if (key == overlay::kOverrideStatXattr) o = overlay::parse_override_stat_or_throw(value, e.path);
+  std::erase_if(e.xattrs, [](const auto& kv) { return overlay::is_reserved_xattr(kv.first); });
+  if (o) overlay::apply_override(e, *o);
 }
 
 }  // namespace
@@ -35,7 +46,7 @@ void export_local_tar(const oci::LayoutStore& store, const std::vector<oci::Desc
   flatten(store, layers, scratch.path());
   oci::FdSink sink(fd, "stdout");
   oci::TarWriter tar(sink, oci::TarWriterOptions{.chunk_bytes = 0});
-  tar.add_tree(scratch.path());
+  tar.add_tree(scratch.path(), read_placeholder);
   tar.finish();
 }
 

@@ -108,8 +108,11 @@ class SourceFiles {
 };
 
 // `dest_is_dir(path)` says whether `path` (cleaned, inside the destination) is already a
-// directory in the image; may be null (then only the trailing "/" rule applies). Throws
-// Error{InvalidArgument} for a malformed --exclude or --parents pattern.
+// directory in the image; may be null (then only the trailing "/" rule applies). A source that
+// is a rootless placeholder (overlay/override_stat.h) is planned as what it stands for (its
+// CopyItem::st) when rootless, for sources that keep owners (stages and images, which live in
+// snapshots; a context holds no placeholders).
+// Throws Error{InvalidArgument} for a malformed --exclude or --parents pattern or override.
 CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(const std::string&)>& dest_is_dir);
 
 struct CopyStats {

@@ -17,7 +17,9 @@
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "overlay/override_stat.h"
 #include "overlay/safe_path.h"
+#include "overlay/user_namespace.h"
 #include "overlay/sys/syscalls.h"
 
 namespace cbuild::builder {
@@ -336,6 +338,19 @@ void link_hardlinks(CopyPlan& plan, std::size_t first) {
   }
 }
 
+// A source in a rootless snapshot may be a placeholder (overlay/override_stat.h): it is
+// copied as what it stands for — the device node, the owner outside the mapping.
+void read_overrides(int src_root, CopyPlan& plan) {
+  const std::string key(overlay::kOverrideStatXattr);
+  for (auto& it : plan.items) {
+    if (it.src.empty() || !(S_ISREG(it.st.st_mode) || S_ISDIR(it.st.st_mode))) continue;
+    auto v = overlay::sys::get_xattr(src_root, it.src.empty() ? "." : it.src, key, it.src);
+    if (!v) continue;
+    it.st = overlay::apply_override(it.st, overlay::parse_override_stat_or_throw(*v, it.src), it.src);
+    if (!S_ISREG(it.st.st_mode)) it.link_to.clear();
+  }
+}
+
 void add_dir_chain(const std::string& path, bool include_self, std::set<std::string>& seen,
                    std::vector<std::string>& out) {
   auto comps = split(path);
@@ -427,6 +442,9 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
     }
   }
   std::set<std::string> seen;
+  // Only rootless snapshots hold placeholders; root builds pay nothing for them.
+  if (spec.keep_owner && overlay::overlay_xattr_namespace() == overlay::XattrNamespace::User)
+    read_overrides(src_root, plan);
   for (const auto& it : plan.items) seen.insert(it.dest);
   for (const auto& it : plan.items) add_dir_chain(it.dest, /*include_self=*/false, parents_seen, plan.parents);
   std::erase_if(plan.parents, [&](const std::string& p) { return seen.count(p) > 0; });

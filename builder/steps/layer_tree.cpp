@@ -13,6 +13,7 @@
 #include "oci/base/cancel.h"
 #include "oci/base/error.h"
 #include "overlay/layer_xattrs.h"
+#include "overlay/override_stat.h"
 #include "overlay/safe_path.h"
 #include "overlay/sys/syscalls.h"
 #include "overlay/whiteout.h"
@@ -171,6 +172,9 @@ LayerTree::Node* LayerTree::copy_up(Node* dir, const std::string& name, const st
   if (S_ISDIR(st.st_mode)) {
     n->e.type = oci::TarType::Dir;
     n->lower_backed = true;
+    // A rootless snapshot's placeholder directory is copied up with its real owner and mode.
+    if (auto v = overlay::sys::get_xattr(lower_, n->path, std::string(overlay::kOverrideStatXattr), n->path))
+      overlay::apply_override(n->e, overlay::parse_override_stat_or_throw(*v, n->path));
   } else if (S_ISLNK(st.st_mode)) {
     n->e.type = oci::TarType::Symlink;
     n->e.link_target = overlay::sys::readlinkat(lower_, n->path, n->path);

@@ -19,6 +19,8 @@
 //  - chown/chmod/utimens of a lower entry copies it up with the change;
 //  - files a plan links (CopyItem::link_to) share an inode: the differ writes the first one
 //    it meets as a file and the others as hardlink entries to it;
+//  - a lower directory that is a rootless placeholder (overlay/override_stat.h) is copied up
+//    as what it stands for, and cbuild's reserved xattrs are never copied up;
 //  - new files, symlinks and directories carry no xattrs; fifos and devices are created with
 //    the process umask applied and mtime "now", as mknodat does.
 // "now" is one timestamp per tree (the on-disk path gives per-entry times of the same moment;
