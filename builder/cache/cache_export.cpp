@@ -45,7 +45,7 @@ void put_blob_file(const fs::path& path, const std::function<void(int fd)>& writ
   out.commit();
 }
 
-void export_local(const fs::path& dir, const CacheArtifact& a, oci::LayoutStore& store) {
+void export_local(const fs::path& dir, const CacheArtifact& a, const oci::BlobProvider& store) {
   fs::path blobs = dir / "blobs" / "sha256";
   make_dirs(blobs);
   write_file_atomic(dir / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
@@ -72,8 +72,8 @@ void export_local(const fs::path& dir, const CacheArtifact& a, oci::LayoutStore&
   write_file_atomic(dir / "index.json", index.to_json());
 }
 
-void export_registry(const registry::Reference& ref, const CacheArtifact& a, oci::LayoutStore& store, bool tls_verify,
-                     const std::function<void(const std::string&)>& note) {
+void export_registry(const registry::Reference& ref, const CacheArtifact& a, oci::LayoutStore& store,
+                     const oci::BlobProvider& blobs, bool tls_verify, const std::function<void(const std::string&)>& note) {
   // The pusher reads what it pushes from the store: the two documents join the layers there.
   store.put_blob(a.config);
   store.put_blob(a.manifest);
@@ -82,19 +82,19 @@ void export_registry(const registry::Reference& ref, const CacheArtifact& a, oci
   registry::PushOptions po;
   po.origins = &origins;
   po.log = note;
-  registry::Pusher(*transport, store, po).push(a.manifest_desc, ref);
+  registry::Pusher(*transport, blobs, po).push(a.manifest_desc, ref);
 }
 
 }  // namespace
 
 void export_cache(const CacheLocation& to, const std::vector<CacheEntry>& entries, oci::LayoutStore& store,
-                  bool tls_verify, const std::function<void(const std::string&)>& note) {
+                  const oci::BlobProvider& blobs, bool tls_verify, const std::function<void(const std::string&)>& note) {
   CacheArtifact a = make_cache_artifact(entries);
   try {
     if (to.kind == CacheLocation::Kind::Directory)
-      export_local(to.where, a, store);
+      export_local(to.where, a, blobs);
     else
-      export_registry(registry::Reference::parse(to.where), a, store, tls_verify, note);
+      export_registry(registry::Reference::parse(to.where), a, store, blobs, tls_verify, note);
   } catch (const Error& e) {
     throw Error(e.kind(), to.name + ": " + e.what());
   }

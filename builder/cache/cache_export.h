@@ -43,8 +43,10 @@ class CacheLog {
   std::map<std::string, std::size_t> by_key_;
 };
 
-// `note` takes progress lines (the push's).
+// `blobs` reads the layers (the store, or an ImportingStore that fetches a lazy hit's layer
+// when the destination needs its bytes); the two documents are put into `store`. `note` takes
+// progress lines (the push's).
 void export_cache(const CacheLocation& to, const std::vector<CacheEntry>& entries, oci::LayoutStore& store,
-                  bool tls_verify, const std::function<void(const std::string&)>& note);
+                  const oci::BlobProvider& blobs, bool tls_verify, const std::function<void(const std::string&)>& note);
 
 }  // namespace cbuild::builder

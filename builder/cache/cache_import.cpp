@@ -14,6 +14,7 @@
 #include "registry-client/puller.h"
 #include "registry-client/reference.h"
 #include "registry-client/registry_error.h"
+#include "registry-client/transport.h"
 
 namespace cbuild::builder {
 
@@ -57,6 +58,12 @@ struct LocalSource : CacheImports::Source {
     oci::copy_stream(src, *ingest);
     ingest->commit(desc.digest, desc.size);
   }
+
+  bool has(const oci::Descriptor& desc) override {
+    std::error_code ec;
+    auto size = fs::file_size(blob(desc.digest), ec);
+    return !ec && size == static_cast<std::uintmax_t>(desc.size);
+  }
 };
 
 // type=registry,ref=R: the manifest R names in its registry.
@@ -65,8 +72,10 @@ struct RegistrySource : CacheImports::Source {
   std::unique_ptr<registry::Transport> transport;
   oci::Store* store = nullptr;
 
-  RegistrySource(registry::Reference r, bool tls_verify, oci::Store& s)
-      : ref(std::move(r)), transport(registry::connect(ref, tls_verify)), store(&s) {}
+  const registry::BlobOrigins* origins = nullptr;
+
+  RegistrySource(registry::Reference r, bool tls_verify, oci::Store& s, const registry::BlobOrigins* o)
+      : ref(std::move(r)), transport(registry::connect(ref, tls_verify)), store(&s), origins(o) {}
 
   std::pair<oci::Descriptor, std::string> manifest() override {
     registry::FetchedManifest m;
@@ -88,15 +97,30 @@ struct RegistrySource : CacheImports::Source {
   }
 
   void fetch(const oci::Descriptor& desc, oci::Store& s) override {
-    registry::Puller(*transport, s, registry::PullOptions{.tag = false}).fetch_blob(ref, desc);
+    registry::Puller(*transport, s, registry::PullOptions{.origins = origins, .tag = false}).fetch_blob(ref, desc);
+  }
+
+  bool has(const oci::Descriptor& desc) override {
+    registry::Call head;
+    head.method = "HEAD";
+    head.path = "/v2/" + ref.repository() + "/blobs/" + desc.digest.str();
+    head.scopes = {registry::repo_scope(ref.repository(), "pull")};
+    head.what = "cache import " + quote(ref.str());
+    registry::HttpResponse r = transport->send(head);
+    if (r.status == 404) return false;
+    registry::expect_status(r, {200}, head.what, transport->host());
+    // A push of the image to this registry can mount the layer from here.
+    if (origins) origins->record(desc.digest, ref.registry(), ref.repository());
+    return true;
   }
 };
 
 }  // namespace
 
 CacheImports::CacheImports(const std::vector<CacheLocation>& from, oci::Store& store, const oci::DiffIdRecords* diff_ids,
-                           oci::Lease* lease, bool tls_verify, std::function<void(const std::string&)> warn)
-    : store_(store), diff_ids_(diff_ids), lease_(lease), warn_(std::move(warn)) {
+                           oci::Lease* lease, bool tls_verify, std::function<void(const std::string&)> warn,
+                           const registry::BlobOrigins* origins)
+    : store_(store), diff_ids_(diff_ids), lease_(lease), warn_(std::move(warn)), origins_(origins) {
   for (const auto& loc : from) {
     const std::string& name = loc.name;
     try {
@@ -106,7 +130,7 @@ CacheImports::CacheImports(const std::vector<CacheLocation>& from, oci::Store& s
         l->dir = loc.where;
         src = std::move(l);
       } else {
-        src = std::make_unique<RegistrySource>(registry::Reference::parse(loc.where), tls_verify, store);
+        src = std::make_unique<RegistrySource>(registry::Reference::parse(loc.where), tls_verify, store, origins);
       }
       src->name = name;
       auto [desc, bytes] = src->manifest();
@@ -131,10 +155,9 @@ void CacheImports::warn(Loaded& l, const std::string& what) {
   warn_(l.source->name + ": " + what + "; treated as a cache miss");
 }
 
-void CacheImports::ensure_layer(Loaded& l, const CacheRecord& r) {
+// The store has the layer: it must decompress to what the record says.
+void CacheImports::check_stored_layer(const CacheRecord& r) {
   const oci::Descriptor& d = *r.layer;
-  bool present = lease_ ? lease_->add(d.digest) : store_.stat(d.digest).has_value();
-  if (!present || store_.stat(d.digest) != d.size) l.source->fetch(d, store_);
   std::optional<oci::Digest> diff_id = diff_ids_ ? diff_ids_->find(d.digest) : std::nullopt;
   if (!diff_id) {
     diff_id = oci::diff_id_of_blob(store_, d, "cache layer " + d.digest.str());
@@ -145,24 +168,80 @@ void CacheImports::ensure_layer(Loaded& l, const CacheRecord& r) {
                                          ", the record says " + r.diff_id->str());
 }
 
+void CacheImports::fetch_and_check(Loaded& l, const CacheRecord& r) {
+  l.source->fetch(*r.layer, store_);
+  check_stored_layer(r);
+}
+
 std::optional<CacheRecord> CacheImports::find(const oci::Digest& key,
                                               const std::function<bool(const CacheRecord&)>& usable) {
   for (auto& l : sources_) {
     auto it = l->records.find(key.str());
     if (it == l->records.end()) continue;
-    if (!usable(it->second)) {
+    const CacheRecord& r = it->second;
+    if (!usable(r)) {
       warn(*l, "record " + key.str() + " describes other layers than the image it would extend");
       continue;
     }
     try {
-      if (it->second.layer) ensure_layer(*l, it->second);
-      return it->second;
+      if (r.layer) {
+        const oci::Descriptor& d = *r.layer;
+        // The lease keeps a blob the store has from a concurrent prune; one it lacks is lazy.
+        bool present = (lease_ ? lease_->add(d.digest) : true) && store_.stat(d.digest) == d.size;
+        if (present) {
+          check_stored_layer(r);
+        } else if (!lazy_size(d.digest)) {
+          if (!l->source->has(d)) throw Error(ErrorKind::NotFound, "layer blob " + d.digest.str() + " is missing");
+          std::lock_guard lock(lazy_mu_);
+          lazy_.emplace(d.digest, Lazy{l.get(), r});
+        }
+      }
+      return r;
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::Cancelled || cancel_requested()) throw;
       warn(*l, "record " + key.str() + ": " + e.what());
     }
   }
   return std::nullopt;
+}
+
+std::optional<std::int64_t> CacheImports::lazy_size(const oci::Digest& digest) const {
+  std::lock_guard lock(lazy_mu_);
+  auto it = lazy_.find(digest);
+  if (it == lazy_.end()) return std::nullopt;
+  return it->second.record.layer->size;
+}
+
+bool CacheImports::fetch_lazy(const oci::Digest& digest) {
+  std::optional<Lazy> lazy;
+  {
+    std::lock_guard lock(lazy_mu_);
+    auto it = lazy_.find(digest);
+    if (it == lazy_.end()) return false;
+    lazy = it->second;
+  }
+  KeyedMutex::Guard one = fetching_.lock(digest.hex());  // one download per blob
+  const oci::Descriptor& d = *lazy->record.layer;
+  if (lease_) lease_->add(d.digest);
+  if (store_.stat(d.digest) == d.size) return false;
+  try {
+    fetch_and_check(*lazy->from, lazy->record);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::Cancelled) throw;
+    throw Error(e.kind(), lazy->from->source->name + ": layer " + d.digest.str() + " of a cache hit: " + e.what() +
+                              " (build again without this --cache-from, or with --no-cache)");
+  }
+  return true;
+}
+
+std::optional<std::int64_t> ImportingStore::stat(const oci::Digest& digest) const {
+  if (auto size = store_.stat(digest)) return size;
+  return imports_.lazy_size(digest);
+}
+
+std::unique_ptr<oci::ByteSource> ImportingStore::open(const oci::Digest& digest) const {
+  if (!store_.stat(digest)) imports_.fetch_lazy(digest);
+  return store_.open(digest);
 }
 
 }  // namespace cbuild::builder

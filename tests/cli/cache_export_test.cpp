@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -318,6 +319,60 @@ TEST_CASE("--cache-to type=registry: a fresh store warms from the real registry"
     auto w = warnings(rc.err);
     REQUIRE(w.size() == 1);
     CHECK_MESSAGE(w[0].find("--cache-from " + registry.host() + "/cache/none:x: no cache there") != std::string::npos, w[0]);
+  }
+}
+
+// The final stage reads the builder stage only through a RUN mount, which a hit does not run.
+void mounted_stage(const test::BuildProject& p) {
+  p.file("a.txt", "a\n");
+  p.file("Dockerfile", "FROM " + p.base + " AS builder\nCOPY a.txt /a.txt\nRUN cat /a.txt > /out\n"
+                       "FROM " + p.base + "\nRUN --mount=type=bind,from=builder,target=/b cat /b/out > /final\n"
+                       "COPY a.txt /again\n");
+}
+
+TEST_CASE("--cache-from hits are lazy: a fresh store gets the final image's layers, not the builder stage's") {
+  REQUIRE_ROOT();
+  TempDir cache;
+  fs::path dir = cache.path() / "max";
+  test::BuildProject a, b;
+  mounted_stage(a);
+  mounted_stage(b);
+  auto ra = a.build({"-t", "app:1", "--cache-to", "type=local,dest=" + dir.string() + ",mode=max"});
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+  oci::Manifest image = a.manifest("docker.io/library/app:1");
+  oci::Manifest cached = cache_manifest(dir);
+  REQUIRE(cached.layers.size() == 4);  // COPY and RUN of each stage
+  std::set<oci::Digest> final_layers;
+  for (const auto& l : image.layers) final_layers.insert(l.digest);
+
+  auto rb = b.build({"-t", "app:1", "--cache-from", "type=local,src=" + dir.string()});
+  REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
+  CHECK_MESSAGE(cached_steps(rb.err) == 4, rb.err);
+  CHECK(b.manifest("docker.io/library/app:1").config.digest == image.config.digest);
+  int builder_only = 0;
+  for (const auto& l : cached.layers) {
+    CAPTURE(l.digest.str());
+    bool in_store = fs::exists(blob(b.root, l.digest));
+    if (final_layers.count(l.digest)) {
+      CHECK(in_store);
+    } else {
+      ++builder_only;
+      CHECK_FALSE(in_store);
+    }
+  }
+  CHECK(builder_only == 2);
+
+  SUBCASE("a RUN after lazy hits fetches the layers below it") {
+    test::BuildProject c;
+    mounted_stage(c);
+    c.file("Dockerfile", "FROM " + c.base + " AS builder\nCOPY a.txt /a.txt\nRUN cat /a.txt > /out\n"
+                         "RUN cat /out /out > /twice\n");
+    auto rc = c.build({"-t", "app:2", "--cache-from", "type=local,src=" + dir.string()});
+    REQUIRE_MESSAGE(rc.exit_code == 0, rc.err);
+    CHECK_MESSAGE(cached_steps(rc.err) == 2, rc.err);
+    TempDir t;
+    fs::path tree = c.tree("docker.io/library/app:2", t.path() / "tree");
+    CHECK(read_file(tree / "twice") == "a\na\n");
   }
 }
 
