@@ -376,5 +376,91 @@ TEST_CASE("--cache-from hits are lazy: a fresh store gets the final image's laye
   }
 }
 
+TEST_CASE("step keys hold no context path, store path or hostname: two machines export the same records") {
+  REQUIRE_ROOT();
+  TempDir cache;
+  test::BuildProject a, b;
+  two_steps_each(a);
+  two_steps_each(b);
+  REQUIRE(a.ctx != b.ctx);
+  REQUIRE(a.root != b.root);
+  auto ra = a.build({"--cache-to", "type=local,dest=" + (cache.path() / "a").string()});
+  auto rb = b.build({"--cache-to", "type=local,dest=" + (cache.path() / "b").string()}, {"HOSTNAME=elsewhere"});
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+  REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
+  CHECK(cached_steps(rb.err) == 0);
+  auto keys = [](const json& config) {
+    std::vector<std::string> out;
+    for (const auto& r : config["records"]) out.push_back(r["key"].get<std::string>() + " <- " + r["parent"].get<std::string>());
+    return out;
+  };
+  CHECK(keys(cache_config(cache.path() / "a")) == keys(cache_config(cache.path() / "b")));
+  std::string text = cache_config(cache.path() / "a").dump();
+  CHECK(text.find(a.ctx.string()) == std::string::npos);
+  CHECK(text.find(a.root.string()) == std::string::npos);
+}
+
+std::string base64(const std::string& in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); i += 3) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) v |= static_cast<unsigned char>(in[i + 2]);
+    out += t[(v >> 18) & 63];
+    out += t[(v >> 12) & 63];
+    out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? t[v & 63] : '=';
+  }
+  return out;
+}
+
+TEST_CASE("registry cache with token auth: runner B pulls records, pushes the image without uploading a layer") {
+  REQUIRE_ROOT();
+  test::RegistryServer registry(test::RegistryServer::Mode::Token);
+  TempDir auth;
+  json config{{"auths", {{registry.host(), {{"auth", base64(registry.user() + ":" + registry.password())}}}}}};
+  write_file_atomic(auth.path() / "config.json", config.dump());
+  std::vector<std::string> env{"DOCKER_CONFIG=" + auth.path().string(),
+                               "REGISTRY_AUTH_FILE=" + (auth.path() / "config.json").string()};
+  std::string cache_ref = registry.host() + "/team/app:buildcache";
+  test::BuildProject a, b;
+  two_steps_each(a);
+  two_steps_each(b);
+  auto ra = a.build({"-t", registry.host() + "/team/app:1", "--push", "--cache-to", "type=registry,ref=" + cache_ref}, env);
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+
+  SUBCASE("anonymous: the cache reads (pull is granted), an export is refused naming --cache-to") {
+    test::BuildProject c;
+    two_steps_each(c);
+    TempDir none;
+    std::vector<std::string> anon{"DOCKER_CONFIG=" + none.path().string(),
+                                  "REGISTRY_AUTH_FILE=" + (none.path() / "x.json").string()};
+    auto rc = c.build({"--cache-from", "type=registry,ref=" + cache_ref}, anon);
+    REQUIRE_MESSAGE(rc.exit_code == 0, rc.err);
+    CHECK_MESSAGE(cached_steps(rc.err) == 5, rc.err);
+    auto rd = c.build({"--cache-to", "type=registry,ref=" + registry.host() + "/team/mine:c"}, anon);
+    CHECK(rd.exit_code == 1);
+    CHECK_MESSAGE(rd.err.find("cbuild: error: --cache-to type=registry,ref=" + registry.host() + "/team/mine:c: ") !=
+                      std::string::npos,
+                  rd.err);
+  }
+  SUBCASE("with credentials every step hits and the push finds every layer in the registry") {
+    auto rb = b.build({"-t", registry.host() + "/team/other:1", "--push", "--cache-from", "type=registry,ref=" + cache_ref}, env);
+    REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
+    CHECK_MESSAGE(cached_steps(rb.err) == 5, rb.err);
+    CHECK(warnings(rb.err).empty());
+    CHECK(image_id(rb) == image_id(ra));
+    // The pusher logs each blob: the 4 step layers came from the cache repository and are
+    // mounted from it, not uploaded (the base layer came from no registry here, so it is).
+    oci::Manifest m = a.manifest(registry.host() + "/team/app:1");
+    REQUIRE(m.layers.size() == 5);
+    for (std::size_t i = 1; i < m.layers.size(); ++i) {
+      CAPTURE(m.layers[i].digest.str());
+      CHECK_MESSAGE(rb.err.find("\nmounted " + m.layers[i].digest.str() + "\n") != std::string::npos, rb.err);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace cbuild
