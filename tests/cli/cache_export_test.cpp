@@ -361,6 +361,12 @@ TEST_CASE("--cache-from hits are lazy: a fresh store gets the final image's laye
     }
   }
   CHECK(builder_only == 2);
+  // Records whose layers stayed in the cache are only misses for the store's own cache.
+  auto pruned = b.cbuild({"prune"});
+  CHECK_MESSAGE(pruned.exit_code == 0, pruned.err);
+  auto again = b.build({"-t", "app:1"});
+  REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  CHECK(b.manifest("docker.io/library/app:1").config.digest == image.config.digest);
 
   SUBCASE("a RUN after lazy hits fetches the layers below it") {
     test::BuildProject c;
