@@ -19,6 +19,7 @@
 #include "oci/tar_writer.h"
 #include "overlay/isolation.h"
 #include "overlay/user_namespace.h"
+#include "registry-client/reference.h"
 
 namespace cbuild::cli {
 
@@ -104,6 +105,12 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   } catch (const Error& e) {
     throw UsageError(e);
   }
+  for (const auto* list : {&o.cache_to, &o.cache_from})
+    for (const auto& c : *list)
+      if (c.type == builder::CacheSpec::Type::Registry && !registry::Reference::try_parse(c.ref))
+        throw UsageError(Error(ErrorKind::InvalidArgument, std::string(list == &o.cache_to ? "--cache-to " : "--cache-from ") +
+                                                               quote(c.text) + ": " + quote(c.ref) +
+                                                               " is not a valid image reference"));
   for (const auto& c : o.cache_to) {
     // The cache's layers are the build's own layers (so a push of the image mounts them):
     // another compression would need other layers, so it is refused rather than re-encoded.

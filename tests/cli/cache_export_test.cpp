@@ -249,6 +249,8 @@ TEST_CASE("--cache-to / --cache-from refuse what they cannot honour, before any 
       {{"--cache-to", "type=local"}, "type=local needs dest=DIR"},
       {{"--cache-from", "type=local,dest=x"}, "unknown key \"dest\""},
       {{"--cache-to", "type=local,dest=x,mode=all"}, "mode must be min or max"},
+      {{"--cache-from", "type=registry,ref=Bad//Ref"}, "--cache-from \"type=registry,ref=Bad//Ref\": \"Bad//Ref\" is not a valid image reference"},
+      {{"--cache-to", "UPPER:tag"}, "--cache-to \"UPPER:tag\": \"UPPER:tag\" is not a valid image reference"},
       {{"--cache-to", "type=registry,ref=localhost:5000/c:1,oci-mediatypes=false"}, "oci-mediatypes=false is not supported"},
       {{"--cache-to", "type=registry,ref=localhost:5000/c:1,compression=zstd"},
        "compression=zstd differs from the layers this build writes (--compression gzip)"},
