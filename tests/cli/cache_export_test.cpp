@@ -312,6 +312,25 @@ TEST_CASE("--cache-to type=registry: a fresh store warms from the real registry"
   CHECK(warnings(rb.err).empty());
   CHECK(image_id(rb) == image_id(ra));
 
+  SUBCASE("two runners exporting to one ref at once leave one complete cache") {
+    test::BuildProject c, d;
+    two_steps_each(c, "c\n");
+    two_steps_each(d, "d\n");
+    auto jc = c.start({"--cache-to", "type=registry,ref=" + ref});
+    auto jd = d.start({"--cache-to", "type=registry,ref=" + ref});
+    REQUIRE(jc.wait(std::chrono::seconds(120)) == 0);
+    REQUIRE(jd.wait(std::chrono::seconds(120)) == 0);
+    test::BuildProject e, f;
+    two_steps_each(e, "c\n");
+    two_steps_each(f, "d\n");
+    auto re = e.build({"--cache-from", ref});
+    auto rf = f.build({"--cache-from", ref});
+    REQUIRE_MESSAGE(re.exit_code == 0, re.err);
+    REQUIRE_MESSAGE(rf.exit_code == 0, rf.err);
+    CHECK(warnings(re.err).empty());
+    CHECK(warnings(rf.err).empty());
+    CHECK_MESSAGE(cached_steps(re.err) + cached_steps(rf.err) == 5 + 2, re.err << rf.err);
+  }
   SUBCASE("a ref that does not exist is a miss with a warning") {
     test::BuildProject c;
     two_steps_each(c);
