@@ -236,6 +236,35 @@ TEST_CASE("a broken --cache-from is a miss with one warning naming it, never a f
   CHECK(cached_steps(again.err) == 5);
 }
 
+TEST_CASE("a lazy layer whose bytes turn out wrong when fetched fails the build naming the cache, tags nothing") {
+  REQUIRE_ROOT();
+  TempDir cache;
+  fs::path dir = cache.path() / "cache";
+  test::BuildProject a;
+  two_steps_each(a);
+  auto ra = a.build({"--cache-to", "type=local,dest=" + dir.string()});
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+  // Same size, other bytes: the hit cannot tell without downloading; the fetch can.
+  oci::Manifest m = cache_manifest(dir);
+  fs::path victim = blob(dir, m.layers.at(3).digest);
+  std::string bytes = read_file(victim);
+  bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x55);
+  write_file_atomic(victim, bytes);
+
+  test::BuildProject b;
+  two_steps_each(b);
+  auto rb = b.build({"-t", "app:1", "--cache-from", "type=local,src=" + dir.string()});
+  CHECK(rb.exit_code == 1);
+  CHECK_MESSAGE(rb.err.find("cbuild: error: --cache-from type=local,src=" + dir.string() + ": layer " +
+                            m.layers.at(3).digest.str() + " of a cache hit: ") != std::string::npos,
+                rb.err);
+  CHECK_FALSE(b.has_tag("docker.io/library/app:1"));
+  CHECK_FALSE(fs::exists(blob(b.root, m.layers.at(3).digest)));
+  // Without that cache the same store builds.
+  auto again = b.build({"-t", "app:1"});
+  CHECK_MESSAGE(again.exit_code == 0, again.err);
+}
+
 TEST_CASE("--cache-to / --cache-from refuse what they cannot honour, before any work") {
   test::BuildProject p;
   two_steps_each(p);
