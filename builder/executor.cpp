@@ -331,7 +331,6 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     return *r;
   };
 
-
   StageEnv env{.fs = fsc,
                .cache = cache,
                .progress = progress,

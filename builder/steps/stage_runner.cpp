@@ -133,8 +133,7 @@ struct Stepper {
   std::optional<CacheRecord> lookup(const oci::Digest& key) { return lookup(key, st.cache_key); }
 
   StepResult take(const oci::Digest& key, const CacheRecord& r) {
-    json config = json::parse(r.config_json);
-    st.config = std::move(config);
+    st.config = json::parse(r.config_json);
     if (r.layer) {
       st.stack.layers.push_back(*r.layer);
       st.stack.diff_ids.push_back(*r.diff_id);
