@@ -175,7 +175,10 @@ TEST_CASE("a broken --cache-from is a miss with one warning naming it, never a f
   auto ra = a.build({"--cache-to", "type=local,dest=" + dir.string()});
   REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
   std::string from = "type=local,src=" + dir.string();
-  int expect_cached = 0;
+  // The step whose record is broken (its progress number; 0: the whole cache is unusable).
+  // Steps before it hit; it runs; the steps after it may hit again when the step made the very
+  // layer the record named (the context files' mtimes fell into the same second).
+  int broken_step = 0;
   std::string says;
 
   SUBCASE("corrupt config blob") {
@@ -204,12 +207,13 @@ TEST_CASE("a broken --cache-from is a miss with one warning naming it, never a f
   SUBCASE("a layer blob gone (a registry GC, a half-restored folder)") {
     oci::Manifest m = cache_manifest(dir);
     fs::remove(blob(dir, m.layers.at(2).digest));  // COPY b.txt's layer
-    expect_cached = 2;                             // COPY a.txt and its RUN still hit
+    broken_step = 4;
     says = "missing";
   }
   SUBCASE("a layer blob with other bytes") {
     oci::Manifest m = cache_manifest(dir);
     write_file_atomic(blob(dir, m.layers.at(0).digest), "other bytes");
+    broken_step = 2;
     says = m.layers.at(0).digest.str();
   }
   SUBCASE("index.json is not JSON") {
@@ -221,7 +225,12 @@ TEST_CASE("a broken --cache-from is a miss with one warning naming it, never a f
   two_steps_each(b);
   auto rb = b.build({"-t", "app:1", "--cache-from", from});
   REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
-  CHECK_MESSAGE(cached_steps(rb.err) == expect_cached, rb.err);
+  if (broken_step == 0) {
+    CHECK_MESSAGE(cached_steps(rb.err) == 0, rb.err);
+  } else {
+    for (int i = 2; i < broken_step; ++i) CHECK_MESSAGE(rb.err.find("\n#" + std::to_string(i) + " CACHED\n") != std::string::npos, rb.err);
+    CHECK_MESSAGE(rb.err.find("\n#" + std::to_string(broken_step) + " DONE") != std::string::npos, rb.err);
+  }
   auto w = warnings(rb.err);
   REQUIRE_MESSAGE(w.size() == 1, rb.err);
   CHECK(w[0].find("--cache-from " + from + ": ") != std::string::npos);
