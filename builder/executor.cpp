@@ -12,6 +12,8 @@
 
 #include "builder/base_image.h"
 #include "builder/cache/cache.h"
+#include "builder/cache/cache_export.h"
+#include "builder/cache/cache_import.h"
 #include "builder/context/context.h"
 #include "builder/context/dockerignore.h"
 #include "builder/cache/content_hashes.h"
@@ -35,6 +37,7 @@
 #include "oci/tar_reader.h"
 #include "overlay/applier.h"
 #include "overlay/snapshot_store.h"
+#include "registry-client/blob_origins.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::builder {
@@ -168,7 +171,28 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     ~SaveHashes() { h.save(); }
   } save_hashes{hashes};
   LayerMemo memo(o.root);
-  FsContext fsc{.store = *store,
+  registry::BlobOrigins blob_origins(o.root);
+  // --cache-from sources are read once, before any step; --cache-to takes what the steps note.
+  auto location = [](const CacheSpec& c, const char* flag) {
+    return CacheLocation{.kind = c.type == CacheSpec::Type::Local ? CacheLocation::Kind::Directory
+                                                                  : CacheLocation::Kind::Registry,
+                         .where = c.type == CacheSpec::Type::Local ? c.dir : c.ref,
+                         .name = std::string(flag) + " " + c.text};
+  };
+  auto note = [&progress](const std::string& line) { progress.note(line); };
+  std::optional<CacheImports> imports;
+  if (!o.cache_from.empty() && !o.no_cache) {
+    std::vector<CacheLocation> from;
+    for (const auto& c : o.cache_from) from.push_back(location(c, "--cache-from"));
+    imports.emplace(from, *store, &diff_ids, lease.get(), o.tls_verify,
+                    [&progress](const std::string& line) { progress.warning(line); }, &blob_origins);
+  }
+  // Steps read layers through this store, so a hit's layer is downloaded only when read.
+  std::optional<ImportingStore> importing;
+  if (imports && !imports->empty()) importing.emplace(*store, *imports);
+  oci::Store& build_store = importing ? static_cast<oci::Store&>(*importing) : *store;
+  CacheLog cache_log;
+  FsContext fsc{.store = build_store,
                 .snapshots = snapshots,
                 .layer_options = lo,
                 .frame_cache = &frames,
@@ -178,7 +202,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                 .diff_ids = &diff_ids};
   std::optional<FlatRoots> flat_roots;
   if (o.isolation == overlay::Isolation::Chroot) {
-    flat_roots.emplace(*store, snapshots, &diff_ids);
+    flat_roots.emplace(build_store, snapshots, &diff_ids);
     fsc.flat = &*flat_roots;
   }
 
@@ -319,7 +343,9 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
                .stage_result = finished_stage,
                .image = [&](const std::string& ref) { return image_once(ref, o.platform); },
                .next_vertex = [&vertex] { return ++vertex; },
-               .created = created};
+               .created = created,
+               .imports = imports && !imports->empty() ? &*imports : nullptr,
+               .log = o.cache_to.empty() ? nullptr : &cache_log};
   auto run_one = [&](int i) {
     const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
     ImageState base;
@@ -372,6 +398,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     stage_env.fixed_now = time;
     stage_env.key_inputs = layer_key_inputs + "\ntimes " + rule;
     stage_env.layer_key_inputs = layer_key_inputs;
+    stage_env.stage = i;
     if (!o.source_date_epoch) stage_env.clock = clock;
     // A stage whose steps change nothing (FROM alone) is its base made at this time (the base's
     // own string when inherited, so that its fraction of a second stays too).
@@ -409,9 +436,28 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     for (const auto& w : strip_docker_only(final_state.config)) progress.warning(w);
 
   check_cancelled();  // a build stopped now must not tag or export anything
+  // The image's layers join the store before anything names them; the other layers of
+  // --cache-from hits stay where they are unless read.
+  if (imports)
+    for (const auto& layer : final_state.stack.layers) imports->fetch_lazy(layer.digest);
   WrittenImage w = write_image(*store, final_state, outputs.format);
   check_cancelled();
   std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
+  if (!o.cache_to.empty()) {
+    // mode=min: the final image's steps — its stage and the stages it is built FROM, not
+    // the stages it only copies from (BuildKit's min).
+    std::set<int> final_stages;
+    for (int i = plan.target; i >= 0;) {
+      final_stages.insert(i);
+      const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
+      i = s.base == ExecStage::Base::Stage ? s.base_stage : -1;
+    }
+    for (const auto& spec : o.cache_to) {
+      check_cancelled();
+      export_cache(location(spec, "--cache-to"), cache_log.entries(spec.max ? nullptr : &final_stages), *store,
+                   build_store, o.tls_verify, note);
+    }
+  }
 
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.finished(w.manifest.digest.str(), w.config.str(), seconds);

@@ -9,6 +9,10 @@
 // the first failing stage cancels the others and is the error reported. Base images named by
 // several stages are loaded (pulled) once. At the end the manifest and config are
 // written and handed to the outputs (outputs.h: store tags, archives, directories, pushes).
+// --cache-from caches (cache_import.h) are consulted when a step misses the store's cache;
+// their layers are fetched when read, the final image's before it is written. --cache-to
+// exports (cache_export.h) come after the outputs: mode=min the records of the target stage
+// and the stages it is built FROM, mode=max every record the build used or made.
 // On a failure of the build nothing stays mounted, no process survives, temp dirs are removed
 // and the store keeps only complete blobs (no tag changes); a failed output is reported as
 // outputs.h says. Throws cbuild::Error; Dockerfile problems name FILE:LINE.

@@ -19,6 +19,7 @@
 #include "oci/tar_writer.h"
 #include "overlay/isolation.h"
 #include "overlay/user_namespace.h"
+#include "registry-client/reference.h"
 
 namespace cbuild::cli {
 
@@ -27,7 +28,7 @@ namespace {
 struct BuildFlags {
   std::string context;
   std::string file;
-  std::vector<std::string> tags, build_args, labels, secrets, outputs;
+  std::vector<std::string> tags, build_args, labels, secrets, outputs, cache_to, cache_from;
   std::string target, platform, network = "host", format = "oci", compression = "gzip", iidfile, metadata_file;
   std::string progress = "auto";
   std::string isolation = "auto";
@@ -35,6 +36,10 @@ struct BuildFlags {
   int jobs = 0;
   bool no_cache = false, pull = false, quiet = false, push = false;
   bool format_given = false;
+
+  static std::string compression_name(builder::Compression c) {
+    return c == builder::Compression::Zstd ? "zstd" : c == builder::Compression::Uncompressed ? "uncompressed" : "gzip";
+  }
 };
 
 // buildx passes the environment's SOURCE_DATE_EPOCH as a build-arg unless one is given, so an
@@ -94,6 +99,27 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
   else if (f.progress == "tty") o.progress = builder::ProgressMode::Tty;
   o.push = f.push;
   for (const auto& out : f.outputs) o.outputs.push_back(builder::parse_output(out));
+  try {
+    for (const auto& c : f.cache_to) o.cache_to.push_back(builder::parse_cache_spec(c, true));
+    for (const auto& c : f.cache_from) o.cache_from.push_back(builder::parse_cache_spec(c, false));
+  } catch (const Error& e) {
+    throw UsageError(e);
+  }
+  for (const auto* list : {&o.cache_to, &o.cache_from})
+    for (const auto& c : *list)
+      if (c.type == builder::CacheSpec::Type::Registry && !registry::Reference::try_parse(c.ref))
+        throw UsageError(Error(ErrorKind::InvalidArgument, std::string(list == &o.cache_to ? "--cache-to " : "--cache-from ") +
+                                                               quote(c.text) + ": " + quote(c.ref) +
+                                                               " is not a valid image reference"));
+  for (const auto& c : o.cache_to) {
+    // The cache's layers are the build's own layers (so a push of the image mounts them):
+    // another compression would need other layers, so it is refused rather than re-encoded.
+    if (c.compression && *c.compression != o.compression)
+      throw UsageError(Error(ErrorKind::InvalidArgument,
+                             "--cache-to " + quote(c.text) + ": compression=" + f.compression_name(*c.compression) +
+                                 " differs from the layers this build writes (--compression " + f.compression +
+                                 "); give the same --compression"));
+  }
   try {
     builder::image_format(o);  // only to refuse contradicting flags as a usage error, before any work
   } catch (const Error& e) {
@@ -192,6 +218,14 @@ CommandRegistration reg{{
                      "Export instead of tagging in the store (repeatable): type=oci|docker,dest=FILE|- ; "
                      "type=oci,dest=DIR,tar=false ; type=local,dest=DIR (or -o DIR, -o - for a tar) ; "
                      "type=registry[,name=REF] ; type=image[,name=REF][,push=true]")
+          ->allow_extra_args(false);
+      app.add_option("--cache-to", f->cache_to,
+                     "Export the build cache (repeatable): type=registry,ref=REF[,mode=min|max] ; "
+                     "type=local,dest=DIR[,mode=min|max]")
+          ->allow_extra_args(false);
+      app.add_option("--cache-from", f->cache_from,
+                     "Import a build cache, tried in order when the local cache misses (repeatable): "
+                     "type=registry,ref=REF (or REF) ; type=local,src=DIR")
           ->allow_extra_args(false);
       return [f, &g, format] {
         f->format_given = format->count() > 0;

@@ -84,6 +84,64 @@ OutputSpec parse_output(std::string_view value) {
   return out;
 }
 
+CacheSpec parse_cache_spec(std::string_view value, bool to) {
+  const std::string flag = to ? "--cache-to" : "--cache-from";
+  auto bad = [&](const std::string& why) { return Error(ErrorKind::InvalidArgument, flag + " " + quote(value) + ": " + why); };
+  CacheSpec c;
+  c.text = std::string(value);
+  if (value.empty()) throw bad("empty value");
+  // buildx's shorthand: a bare reference is type=registry,ref=REF.
+  if (value.find('=') == std::string_view::npos) {
+    c.type = CacheSpec::Type::Registry;
+    c.ref = std::string(value);
+    return c;
+  }
+  std::string type;
+  for (auto& [k, v] : split_csv_pairs(value)) {
+    if (k == "type") {
+      type = v;
+    } else if (k == "ref") {
+      c.ref = v;
+    } else if (k == "dest" && to) {
+      c.dir = v;
+    } else if (k == "src" && !to) {
+      c.dir = v;
+    } else if (k == "mode" && to) {
+      if (v == "max") c.max = true;
+      else if (v != "min") throw bad("mode must be min or max, not " + quote(v));
+    } else if (k == "compression" && to) {
+      if (v == "gzip") c.compression = Compression::Gzip;
+      else if (v == "zstd") c.compression = Compression::Zstd;
+      else if (v == "uncompressed") c.compression = Compression::Uncompressed;
+      else throw bad("compression must be gzip, zstd or uncompressed, not " + quote(v));
+    } else if (k == "oci-mediatypes" && to) {
+      // The cache is an OCI artifact (artifactType); Docker media types cannot express it.
+      if (!truthy(v)) throw bad("oci-mediatypes=false is not supported: the cache is an OCI artifact");
+    } else if (k == "image-manifest" && to) {
+      // cbuild's cache is always an image manifest (docs/cache.md); false would ask for an index.
+      if (!truthy(v)) throw bad("image-manifest=false is not supported: the cache is an OCI image manifest");
+    } else {
+      throw bad("unknown key " + quote(k));
+    }
+  }
+  if (type == "local") {
+    c.type = CacheSpec::Type::Local;
+    if (c.dir.empty()) throw bad(to ? "type=local needs dest=DIR" : "type=local needs src=DIR");
+    if (!c.ref.empty()) throw bad("ref= is for type=registry");
+  } else if (type == "registry") {
+    c.type = CacheSpec::Type::Registry;
+    if (c.ref.empty()) throw bad("type=registry needs ref=REFERENCE");
+    if (!c.dir.empty()) throw bad(std::string(to ? "dest=" : "src=") + " is for type=local");
+  } else if (type == "inline") {
+    throw bad("type=inline is not supported yet (use type=registry,ref=R or type=local)");
+  } else if (type.empty()) {
+    throw bad("missing type= (local or registry)");
+  } else {
+    throw bad("unsupported type " + quote(type) + " (expected local or registry)");
+  }
+  return c;
+}
+
 SecretSpec parse_secret(std::string_view value) {
   SecretSpec s;
   std::string type;

@@ -36,6 +36,18 @@ struct SecretSpec {
   std::string env;  // or an environment variable of cbuild's own process
 };
 
+// --cache-to / --cache-from: one place a build cache is exported to or imported from, as
+// buildx names them (the format is docs/cache.md). type=local is an OCI layout directory,
+// type=registry a reference in a registry.
+struct CacheSpec {
+  enum class Type { Local, Registry } type = Type::Local;
+  std::string ref;           // type=registry
+  std::string dir;           // type=local: dest= (--cache-to) or src= (--cache-from)
+  bool max = false;          // --cache-to mode=max: every stage's steps (default min: the final image's)
+  std::optional<Compression> compression;  // --cache-to compression=, checked against --compression
+  std::string text;          // as given, for messages
+};
+
 struct BuildOptions {
   std::string context = ".";     // directory, or "-" for a tar on stdin
   std::string dockerfile;        // -f; empty: CONTEXT/Dockerfile; "-": stdin
@@ -57,6 +69,8 @@ struct BuildOptions {
   ProgressMode progress = ProgressMode::Auto;
   bool push = false;
   std::vector<OutputSpec> outputs;
+  std::vector<CacheSpec> cache_to;    // exported in order after the image is written
+  std::vector<CacheSpec> cache_from;  // consulted in order when the local cache misses
   std::optional<std::int64_t> source_date_epoch;   // SOURCE_DATE_EPOCH (env or build-arg)
   // Registry settings passed through to pulls and pushes.
   bool tls_verify = true;
@@ -79,6 +93,11 @@ ImageFormat image_format(const BuildOptions& options);
 // Parses one --output value ("type=oci,dest=out.tar", "type=local,dest=dir", "out.tar").
 // Throws Error{InvalidArgument} naming the flag and the bad key.
 OutputSpec parse_output(std::string_view value);
+// Parses one --cache-to (`to` true) or --cache-from value: "type=local,dest=DIR[,mode=min|max]",
+// "type=local,src=DIR", "type=registry,ref=R[,mode=..][,compression=..][,oci-mediatypes=true]",
+// or a bare reference (type=registry). Throws Error{InvalidArgument} naming the flag for a bad
+// key or value, and for what cbuild does not do (type=inline and others, oci-mediatypes=false).
+CacheSpec parse_cache_spec(std::string_view value, bool to);
 // Parses one --secret value: "id=x,src=PATH" (also source=, type=file), "id=x,env=VAR"
 // (type=env), or "id=x" alone, which reads the environment variable x as buildx does.
 // Throws Error{InvalidArgument} naming the flag.

@@ -98,10 +98,39 @@ struct Stepper {
   ImageState& st;
   const ExecStep& step;
 
-  std::optional<CacheRecord> lookup(const oci::Digest& key) {
-    if (env.options.no_cache) return std::nullopt;
-    return env.cache.find(key, env.fs.store);
+  // Whether record `r` describes the layers the image has so far plus its own: a record
+  // (perhaps imported from another machine's cache) that does not would give an image whose
+  // config lies about its layers, so it is a miss.
+  bool fits(const CacheRecord& r) const {
+    json config = json::parse(r.config_json, nullptr, /*allow_exceptions=*/false);
+    if (!config.is_object()) return false;
+    std::vector<oci::Digest> expected = st.stack.diff_ids;
+    if (r.diff_id) expected.push_back(*r.diff_id);
+    if (!config.contains("rootfs") || !config["rootfs"].is_object() || !config["rootfs"].contains("diff_ids") ||
+        !config["rootfs"]["diff_ids"].is_array())
+      return expected.empty();
+    const json& ids = config["rootfs"]["diff_ids"];
+    if (ids.size() != expected.size()) return false;
+    for (std::size_t i = 0; i < expected.size(); ++i)
+      if (!ids[i].is_string() || ids[i].get<std::string>() != expected[i].str()) return false;
+    return true;
   }
+
+  // `parent`: the key `key` chains from (for the --cache-to log). `whole_step`: the record is
+  // the step's result on this image (not a stand-alone COPY --link layer).
+  std::optional<CacheRecord> lookup(const oci::Digest& key, const std::string& parent, bool whole_step = true) {
+    if (env.options.no_cache) return std::nullopt;
+    auto ok = [&](const CacheRecord& r) { return !whole_step || fits(r); };
+    auto r = env.cache.find(key, env.fs.store);
+    if (r && !ok(*r)) r.reset();
+    if (!r && env.imports) {
+      r = env.imports->find(key, ok);
+      if (r) env.cache.put(key, *r);
+    }
+    if (r && env.log) env.log->note(env.stage, key, parent, *r);
+    return r;
+  }
+  std::optional<CacheRecord> lookup(const oci::Digest& key) { return lookup(key, st.cache_key); }
 
   StepResult take(const oci::Digest& key, const CacheRecord& r) {
     st.config = json::parse(r.config_json);
@@ -125,6 +154,7 @@ struct Stepper {
     }
     r.created = static_cast<std::int64_t>(std::time(nullptr));
     env.cache.put(key, r);
+    if (env.log) env.log->note(env.stage, key, st.cache_key, r);
     st.cache_key = key.str();
   }
 
@@ -226,7 +256,7 @@ struct Stepper {
     if (auto hit = lookup(key)) return take(key, *hit);
     std::optional<oci::LayerResult> layer;
     StepResult res;
-    if (auto hit = lookup(layer_key); hit && hit->layer && hit->diff_id) {
+    if (auto hit = lookup(layer_key, "link", /*whole_step=*/false); hit && hit->layer && hit->diff_id) {
       layer = oci::LayerResult{};
       layer->descriptor = *hit->layer;
       layer->diff_id = *hit->diff_id;
@@ -242,6 +272,7 @@ struct Stepper {
                       .config_json = json{{"rootfs", {{"type", "layers"}, {"diff_ids", {r.layer.diff_id.str()}}}}}.dump(),
                       .created = static_cast<std::int64_t>(std::time(nullptr))};
       env.cache.put(layer_key, rec);
+      if (env.log) env.log->note(env.stage, layer_key, "link", rec);
     }
     add_layer(st, *layer);
     add_history(st.config, step, env.created, false);

@@ -21,6 +21,8 @@
 
 #include "builder/plan/build_options.h"
 #include "builder/cache/cache.h"
+#include "builder/cache/cache_export.h"
+#include "builder/cache/cache_import.h"
 #include "builder/plan/exec_plan.h"
 #include "builder/steps/fs_step.h"
 #include "builder/plan/progress.h"
@@ -70,6 +72,11 @@ struct StageEnv {
   // that stand on their own (COPY --link).
   std::string key_inputs;
   std::string layer_key_inputs;
+  // --cache-from: consulted when `cache` misses (a hit is put into `cache` too); may be null.
+  CacheImports* imports = nullptr;
+  // --cache-to: every record a step of stage `stage` used or made is noted; may be null.
+  CacheLog* log = nullptr;
+  int stage = -1;
 };
 
 // A fresh config document for FROM scratch on the host platform (or `platform`).
