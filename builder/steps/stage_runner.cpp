@@ -123,6 +123,9 @@ struct Stepper {
     auto ok = [&](const CacheRecord& r) { return !whole_step || fits(r); };
     auto r = env.cache.find(key, env.fs.store);
     if (r && !ok(*r)) r.reset();
+    // A hit's layer joins the build's lease, so a prune running meanwhile cannot take it
+    // between the hit and the tag; a blob gone just before the lease named it is a miss.
+    if (r && r->layer && env.fs.lease && !env.fs.lease->add(r->layer->digest)) r.reset();
     if (!r && env.imports) {
       r = env.imports->find(key, ok);
       if (r) env.cache.put(key, *r);
