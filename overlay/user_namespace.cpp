@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "oci/base/error.h"
 
@@ -99,7 +100,9 @@ std::string joined(const std::vector<std::string>& argv) {
 
 // The helper: forked before unshare, so it stays in the initial user namespace where the
 // setuid newuidmap/newgidmap may write our maps. It waits for "go" (the parent has unshared),
-// runs both programs with their output into `out`, and exits 0 only when both succeeded.
+// runs both programs at once (each is a setuid exec that costs milliseconds, and every cbuild
+// command a user runs waits for them) with their output into `out`, and exits 0 only when both
+// succeeded.
 [[noreturn]] void run_helper(int go, int out, const std::vector<std::string>& uid_argv,
                              const std::vector<std::string>& gid_argv) {
   char c;
@@ -107,6 +110,8 @@ std::string joined(const std::vector<std::string>& argv) {
   do n = ::read(go, &c, 1);
   while (n < 0 && errno == EINTR);
   if (n != 1) ::_exit(2);
+  std::vector<std::pair<pid_t, const std::vector<std::string>*>> started;
+  bool failed = false;
   for (const auto* argv : {&uid_argv, &gid_argv}) {
     // {"", FILE, TEXT}: a map this (privileged) helper writes itself.
     if (argv->size() == 3 && (*argv)[0].empty()) {
@@ -114,7 +119,8 @@ std::string joined(const std::vector<std::string>& argv) {
       const std::string& text = (*argv)[2];
       if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
         ::dprintf(out, "writing %s: %s\n", (*argv)[1].c_str(), std::strerror(errno));
-        ::_exit(1);
+        failed = true;
+        break;
       }
       ::close(fd);
       continue;
@@ -123,7 +129,11 @@ std::string joined(const std::vector<std::string>& argv) {
     for (const auto& a : *argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     pid_t pid = ::fork();
-    if (pid < 0) ::_exit(3);
+    if (pid < 0) {
+      ::dprintf(out, "fork: %s\n", std::strerror(errno));
+      failed = true;
+      break;
+    }
     if (pid == 0) {
       ::dup2(out, 1);
       ::dup2(out, 2);
@@ -131,15 +141,18 @@ std::string joined(const std::vector<std::string>& argv) {
       ::dprintf(out, "%s: %s\n", args[0], std::strerror(errno));
       ::_exit(127);
     }
+    started.emplace_back(pid, argv);
+  }
+  for (const auto& [pid, argv] : started) {
     int st = 0;
     while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
       ::dprintf(out, "'%s' failed\n", joined(*argv).c_str());
-      ::_exit(1);
+      failed = true;
     }
   }
-  ::_exit(0);
+  ::_exit(failed ? 1 : 0);
 }
 
 // The lines of a uid_map/gid_map for `m`: 0 → the outer id, then the ranges from 1 on.
