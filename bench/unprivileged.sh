@@ -21,8 +21,10 @@
 # deleting 100,000 files leaves this ext4 creating files slowly for a while) after that; after
 # each scenario everything is pruned and the disk left PRUNE_SETTLE seconds (60), as in
 # bench/build.sh.
+# S1 and S2 take a fraction of a second, where a busy machine's scheduling moves a figure by
+# half: they run RUNS_SMALL times (11), the others RUNS times (3).
 # usage: bench/unprivileged.sh [BUILD_DIR] [SCENARIOS…]
-#        (default: S1–S6; RUNS=3; WORK=/var/tmp/cbuild-bench-unprivileged;
+#        (default: S1–S6; RUNS=3; RUNS_SMALL=11; WORK=/var/tmp/cbuild-bench-unprivileged;
 #         LEVELS="rootless chroot", either alone measures only that pair;
 #         CHROOT_SCENARIOS="S1 S3 S4 S5 S6")
 # Needs root, buildah and uidmap (scripts/install-deps.sh).
@@ -134,7 +136,8 @@ for s in $scenarios; do
   [ ${#kinds[@]} -gt 0 ] || continue
   declare -A times=()
   settle_s=${SETTLE:-3}; [ "$s" = S4 ] && settle_s=${SETTLE:-20}
-  for r in $(seq "$runs"); do
+  n=$runs; [[ $s == S[12] ]] && n=${RUNS_SMALL:-11}
+  for r in $(seq "$n"); do
     for k in "${kinds[@]}"; do
       if [ "$s" = S2 ]; then run_tool "$k" "$s" "$c" 0 >/dev/null; fi   # warm up the cache
       if [ "$s" = S6 ]; then
@@ -166,5 +169,6 @@ for s in $scenarios; do
   unset times
   prune_all
 done
-printf 'summary (cores %s, runs %s):\n' "$(nproc)" "$runs"
+printf 'summary (cores %s, runs %s, S1/S2 runs %s, load average at the end %s):\n' "$(nproc)" "$runs" \
+  "${RUNS_SMALL:-11}" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%s\n' "${report[@]}"

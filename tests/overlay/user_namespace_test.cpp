@@ -86,22 +86,9 @@ void write_waiting_helper(const fs::path& path, const fs::path& dir, const char*
   fs::permissions(path, fs::perms(0755));
 }
 
-}  // namespace
-
-TEST_CASE("user_namespace: newuidmap and newgidmap run at once, so a user's command waits for one [root]") {
-  REQUIRE_ROOT();
-  REQUIRE(::access("/usr/bin/newuidmap", X_OK) == 0);
-  cbuild::test::UnprivilegedUser user;
-  const fs::path dir = user.home() / "helpers";
-  fs::create_directories(dir);
-  UserNamespaceOptions o;
-  o.newuidmap = (dir / "uidmap").string();
-  o.newgidmap = (dir / "gidmap").string();
-  write_waiting_helper(o.newuidmap, dir, "uid-started", "gid-started", "/usr/bin/newuidmap");
-  write_waiting_helper(o.newgidmap, dir, "gid-started", "uid-started", "/usr/bin/newgidmap");
-  user.own(dir);
-
-  // enter_user_namespace() moves its caller for good: a child, as the user, calls it.
+// enter_user_namespace(o) in a child running as `user` (it moves its caller for good): the
+// mapping's kind, the uid inside and the uid_map's line count, or "error: " and the message.
+std::string enter_as(const cbuild::test::UnprivilegedUser& user, const UserNamespaceOptions& o) {
   int pp[2];
   REQUIRE(::pipe2(pp, O_CLOEXEC) == 0);
   pid_t pid = ::fork();
@@ -139,7 +126,44 @@ TEST_CASE("user_namespace: newuidmap and newgidmap run at once, so a user's comm
   ::close(pp[0]);
   int st = 0;
   ::waitpid(pid, &st, 0);
+  return result;
+}
+
+}  // namespace
+
+TEST_CASE("user_namespace: newuidmap and newgidmap run at once, so a user's command waits for one [root]") {
+  REQUIRE_ROOT();
+  REQUIRE(::access("/usr/bin/newuidmap", X_OK) == 0);
+  cbuild::test::UnprivilegedUser user;
+  const fs::path dir = user.home() / "helpers";
+  fs::create_directories(dir);
+  UserNamespaceOptions o;
+  o.newuidmap = (dir / "uidmap").string();
+  o.newgidmap = (dir / "gidmap").string();
+  write_waiting_helper(o.newuidmap, dir, "uid-started", "gid-started", "/usr/bin/newuidmap");
+  write_waiting_helper(o.newgidmap, dir, "gid-started", "uid-started", "/usr/bin/newgidmap");
+  user.own(dir);
+
+  std::string result = enter_as(user, o);
   CHECK(result == "range uid 0 map lines 2");
   CHECK(fs::exists(dir / "uid-started"));
   CHECK(fs::exists(dir / "gid-started"));
+}
+
+TEST_CASE("user_namespace: a failing newuidmap is quoted, with its command line [root]") {
+  REQUIRE_ROOT();
+  REQUIRE(::access("/usr/bin/newgidmap", X_OK) == 0);
+  cbuild::test::UnprivilegedUser user;
+  const fs::path dir = user.home() / "helpers";
+  fs::create_directories(dir);
+  UserNamespaceOptions o;
+  o.newuidmap = (dir / "uidmap").string();
+  o.newgidmap = "/usr/bin/newgidmap";
+  std::ofstream(o.newuidmap) << "#!/bin/sh\necho 'uid range refused'\nexit 1\n";
+  fs::permissions(o.newuidmap, fs::perms(0755));
+  user.own(dir);
+  std::string result = enter_as(user, o);
+  CHECK(result.rfind("error: entering a user namespace: mapping its ids failed: uid range refused;'" + o.newuidmap, 0) == 0);
+  CHECK(result.find("' failed") != std::string::npos);
+  CHECK(result.find("newgidmap") == std::string::npos);  // it succeeded
 }
