@@ -12,6 +12,8 @@
 #   S4 COPY of 100,000 × 1 KiB files (cold)
 #   S5 RUN writing 512 MiB (cold), and the same command bare in a chroot (for the overhead ratio)
 #   S6 rebuild of S3 after one file changed (warm)
+# The base and the contexts come from bench/build_inputs.sh, which bench/unprivileged.sh (the
+# same scenarios rootless and at the chroot isolation level) shares.
 # usage: bench/build.sh [BUILD_DIR] [SCENARIOS…]   (default: all; RUNS=3; WORK=/var/tmp/cbuild-bench-build)
 # Needs root, docker.io and buildah (scripts/install-deps.sh); starts a private dockerd.
 set -euo pipefail
@@ -40,53 +42,16 @@ export BUILDAH_ISOLATION=chroot
 buildah_root="$work/buildah"
 BUILDAH=(buildah --root "$buildah_root/root" --runroot "$buildah_root/run" --storage-driver overlay)
 
-# --- the shared base ---------------------------------------------------------------------
-base_ctx="$work/base"
+# --- the shared base and the inputs (bench/build_inputs.sh) -------------------------------
+. "$here/bench/build_inputs.sh"
 if [ ! -f "$work/base.ready" ]; then
-  rm -rf "$base_ctx" "$root" "$work/cbuild-cold-template"; mkdir -p "$base_ctx/rootfs/bin" "$base_ctx/rootfs/etc" "$base_ctx/rootfs/tmp"
-  cp /bin/busybox "$base_ctx/rootfs/bin/"
-  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$base_ctx/rootfs/bin/$a"; done
-  printf 'root:x:0:0:root:/root:/bin/sh\n' > "$base_ctx/rootfs/etc/passwd"
-  printf 'root:x:0:\n' > "$base_ctx/rootfs/etc/group"
-  chmod 1777 "$base_ctx/rootfs/tmp"
-  printf 'FROM scratch\nCOPY rootfs/ /\n' > "$base_ctx/Dockerfile"
-  SOURCE_DATE_EPOCH=0 "$cbuild" --root "$root" -q -t bench-base:1 "$base_ctx" >/dev/null
-  "$cbuild" --root "$root" save --format docker -o "$work/base-docker.tar" bench-base:1
-  "$cbuild" --root "$root" save --format oci -o "$work/base-oci.tar" bench-base:1
+  rm -rf "$root" "$work/cbuild-cold-template"
+  make_base "$root"
   /usr/bin/docker load -i "$work/base-docker.tar" >/dev/null
   "${BUILDAH[@]}" pull -q "oci-archive:$work/base-oci.tar" >/dev/null
   "${BUILDAH[@]}" tag "$("${BUILDAH[@]}" images -q | head -1)" localhost/bench-base:1 docker.io/library/bench-base:1
   touch "$work/base.ready"
 fi
-
-# --- inputs ------------------------------------------------------------------------------
-ctx() {  # scenario → context dir (made once)
-  local d="$work/ctx-$1"
-  [ -f "$d/.ready" ] && { echo "$d"; return; }
-  rm -rf "$d"; mkdir -p "$d"
-  case $1 in
-    S1|S2) printf 'FROM bench-base:1\nRUN echo hello > /hello && mkdir -p /app\nENV APP=/app\nCMD ["sh"]\n' > "$d/Dockerfile" ;;
-    S3|S6) mkdir -p "$d/data"
-           for i in $(seq 1 64); do head -c 16777216 /dev/urandom > "$d/data/f$i"; done
-           printf 'FROM bench-base:1\nCOPY data /data\n' > "$d/Dockerfile" ;;
-    S4) python3 - "$d/files" <<'PY'
-import os, sys
-root = sys.argv[1]
-for i in range(100000):
-    d = os.path.join(root, "d%03d" % (i // 1000))
-    if i % 1000 == 0: os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "f%05d" % i), "wb") as f: f.write(os.urandom(1024))
-PY
-        printf 'FROM bench-base:1\nCOPY files /files\n' > "$d/Dockerfile" ;;
-    S5) printf 'FROM bench-base:1\nRUN dd if=/dev/zero of=/big bs=1M count=512 2>/dev/null && sync\n' > "$d/Dockerfile" ;;
-  esac
-  touch "$d/.ready"; echo "$d"
-}
-
-# Reads the context back through a pipe: GNU tar writing straight to /dev/null skips file data.
-settle() { sync; echo 3 > /proc/sys/vm/drop_caches; sleep "${SETTLE:-3}"; [ -n "${1:-}" ] && tar -cf - -C "$1" . | cat >/dev/null; true; }
-now() { date +%s.%N; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # A cold cbuild run starts from an empty build cache with the base image present: a copy of a
 # store holding only bench-base:1 and its unpacked snapshot — as `docker load` and `buildah pull`
@@ -110,7 +75,6 @@ fresh_cold_root() {
 cold_store() { [ "$2" = 1 ]; }   # scenario cold → does cbuild run in cold_root?
 cbuild_root() { if cold_store "$1" "$2"; then echo "$cold_root"; else echo "$root"; fi; }
 
-state() { if [ "$1" = 1 ]; then echo cold; else echo warm; fi; }
 run_tool() {  # tool scenario ctx cold [main] → seconds; "main" keeps cbuild in the main store
   local tool=$1 s=$2 c=$3 cold=$4 t0 t1 flags=() r
   [ "$cold" = 1 ] && flags+=(--no-cache)
@@ -158,7 +122,7 @@ for s in $scenarios; do
     # The command itself, bare in a chroot of the same base, in the same run: S5's goal is about
     # each builder's overhead beyond it.
     bare_root="$work/bare-rootfs"
-    [ -d "$bare_root/bin" ] || cp -a "$base_ctx/rootfs" "$bare_root"   # the files of bench-base:1
+    [ -d "$bare_root/bin" ] || cp -a "$work/base/rootfs" "$bare_root"   # the files of bench-base:1
     [ -c "$bare_root/dev/null" ] || { mkdir -p "$bare_root/dev"; mknod -m 666 "$bare_root/dev/null" c 1 3; mknod -m 666 "$bare_root/dev/zero" c 1 5; }
     times=()
     for r in $(seq "$runs"); do

@@ -10,9 +10,9 @@
 //    against its state before the step (chroot_run.h, tree_diff.h). Needs uid 0 with
 //    CAP_SYS_CHROOT and CAP_CHOWN; the host's network only.
 //
-// probe_isolation() asks the kernel (a short-lived child tries unshare(CLONE_NEWUSER));
-// choose_isolation() is a pure function of the request and the probe, so every rule is
-// unit-tested with made-up probes. Thread-safe.
+// probe_isolation() asks the kernel (a short-lived child tries unshare(CLONE_NEWUSER), unless
+// the process is root with CAP_SYS_ADMIN); choose_isolation() is a pure function of the
+// request and the probe, so every rule is unit-tested with made-up probes. Thread-safe.
 #pragma once
 
 #include <string>
@@ -33,7 +33,9 @@ struct IsolationProbe {
   bool cap_sys_admin = false;  // effective set
   bool cap_sys_chroot = false;
   bool cap_chown = false;
-  bool userns = false;         // unshare(CLONE_NEWUSER) succeeds
+  // unshare(CLONE_NEWUSER) succeeds. Not probed (false, no error) for root with CAP_SYS_ADMIN,
+  // for which choose_isolation() never reads it.
+  bool userns = false;
   std::string userns_error;    // why not, e.g. "unshare(CLONE_NEWUSER): Operation not permitted"
 };
 

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "oci/base/error.h"
 
@@ -97,49 +98,35 @@ std::string joined(const std::vector<std::string>& argv) {
   throw Error(ErrorKind::FailedPrecondition, msg, err);
 }
 
-// The helper: forked before unshare, so it stays in the initial user namespace where the
-// setuid newuidmap/newgidmap may write our maps. It waits for "go" (the parent has unshared),
-// runs both programs with their output into `out`, and exits 0 only when both succeeded.
-[[noreturn]] void run_helper(int go, int out, const std::vector<std::string>& uid_argv,
-                             const std::vector<std::string>& gid_argv) {
+// A helper: forked before unshare, so it stays in the initial user namespace where the setuid
+// newuidmap/newgidmap may write our maps. It waits for "go" (the parent has unshared), then
+// becomes the program, with its output into `out`. There is one helper per map, so both run
+// at once (each is a setuid exec costing milliseconds, which every command a user runs waits
+// for) and the parent waits for them directly.
+[[noreturn]] void run_helper(int go, int out, const std::vector<std::string>& argv) {
   char c;
   ssize_t n;
   do n = ::read(go, &c, 1);
   while (n < 0 && errno == EINTR);
   if (n != 1) ::_exit(2);
-  for (const auto* argv : {&uid_argv, &gid_argv}) {
-    // {"", FILE, TEXT}: a map this (privileged) helper writes itself.
-    if (argv->size() == 3 && (*argv)[0].empty()) {
-      int fd = ::open((*argv)[1].c_str(), O_WRONLY | O_CLOEXEC);
-      const std::string& text = (*argv)[2];
-      if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-        ::dprintf(out, "writing %s: %s\n", (*argv)[1].c_str(), std::strerror(errno));
-        ::_exit(1);
-      }
-      ::close(fd);
-      continue;
-    }
-    std::vector<char*> args;
-    for (const auto& a : *argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) ::_exit(3);
-    if (pid == 0) {
-      ::dup2(out, 1);
-      ::dup2(out, 2);
-      ::execv(args[0], args.data());
-      ::dprintf(out, "%s: %s\n", args[0], std::strerror(errno));
-      ::_exit(127);
-    }
-    int st = 0;
-    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      ::dprintf(out, "'%s' failed\n", joined(*argv).c_str());
+  // {"", FILE, TEXT}: a map this (privileged) helper writes itself.
+  if (argv.size() == 3 && argv[0].empty()) {
+    int fd = ::open(argv[1].c_str(), O_WRONLY | O_CLOEXEC);
+    const std::string& text = argv[2];
+    if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      ::dprintf(out, "writing %s: %s\n", argv[1].c_str(), std::strerror(errno));
       ::_exit(1);
     }
+    ::_exit(0);
   }
-  ::_exit(0);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  ::dup2(out, 1);
+  ::dup2(out, 2);
+  ::execv(args[0], args.data());
+  ::dprintf(out, "%s: %s\n", args[0], std::strerror(errno));
+  ::_exit(127);
 }
 
 // The lines of a uid_map/gid_map for `m`: 0 → the outer id, then the ranges from 1 on.
@@ -187,26 +174,41 @@ void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::
     ::close(go[1]);
     throw_errno("pipe", "", err);
   }
-  pid_t helper = ::fork();
-  if (helper < 0) {
-    int err = errno;
-    for (int fd : {go[0], go[1], out[0], out[1]}) ::close(fd);
-    throw_errno("fork", "", err);
-  }
-  if (helper == 0) {
-    ::close(go[1]);
-    ::close(out[0]);
-    run_helper(go[0], out[1], uid_argv, gid_argv);
+  std::vector<std::pair<pid_t, const std::vector<std::string>*>> helpers;
+  auto wait_helpers = [&helpers] {
+    std::vector<int> status;
+    for (const auto& h : helpers) {
+      int st = 0;
+      while (::waitpid(h.first, &st, 0) < 0 && errno == EINTR) {
+      }
+      status.push_back(st);
+    }
+    return status;
+  };
+  for (const auto* argv : {&uid_argv, &gid_argv}) {
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      int err = errno;
+      for (int fd : {go[0], go[1], out[0], out[1]}) ::close(fd);  // without "go" a helper exits
+      wait_helpers();
+      throw_errno("fork", "", err);
+    }
+    if (pid == 0) {
+      ::close(go[1]);
+      ::close(out[0]);
+      run_helper(go[0], out[1], *argv);
+    }
+    helpers.emplace_back(pid, argv);
   }
   ::close(go[0]);
   ::close(out[1]);
   int unshare_err = ::unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 ? 0 : errno;
   if (unshare_err == 0) {
-    char c = 1;
-    while (::write(go[1], &c, 1) < 0 && errno == EINTR) {
+    const char c[2] = {1, 1};  // one byte each
+    while (::write(go[1], c, sizeof c) < 0 && errno == EINTR) {
     }
   }
-  ::close(go[1]);  // without "go" the helper exits
+  ::close(go[1]);
   std::string text;
   char buf[512];
   for (;;) {
@@ -216,11 +218,15 @@ void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::
     text.append(buf, static_cast<std::size_t>(n));
   }
   ::close(out[0]);
-  int st = 0;
-  while (::waitpid(helper, &st, 0) < 0 && errno == EINTR) {
-  }
+  std::vector<int> status = wait_helpers();
   if (unshare_err) refuse_unshare(unshare_err);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+  bool failed = false;
+  for (std::size_t i = 0; i < helpers.size(); ++i) {
+    if (WIFEXITED(status[i]) && WEXITSTATUS(status[i]) == 0) continue;
+    failed = true;
+    if (!helpers[i].second->front().empty()) text += "'" + joined(*helpers[i].second) + "' failed\n";
+  }
+  if (failed) {
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     for (char& ch : text)
       if (ch == '\n') ch = ';';
