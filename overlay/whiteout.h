@@ -7,8 +7,8 @@
 // the userxattr mount option). The applier converts OCI → overlay, the differ overlay → OCI;
 // no other file compares names against ".wh.". All functions are thread-safe.
 //
-// The marker entries a layer holds are docker build's (moby's overlay whiteout converter),
-// field for field, so a layer's digest does not depend on which of the two built it: see
+// The marker entries a layer holds have docker build's type, mode, owner and mtime (moby's
+// overlay whiteout converter; user and group names aside, which cbuild writes for no entry): see
 // whiteout_marker() and opaque_marker(), the one place every writer (differ, tree diff,
 // streamed COPY layer) takes them from. Entry order is the one place cbuild departs: it writes
 // a directory's entries sorted by their name in the layer (".wh.NAME", not NAME), where docker
