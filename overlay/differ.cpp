@@ -62,11 +62,7 @@ struct Walker {
       const struct stat& st = stats.at(disk);
       std::string path = prefix.empty() ? disk : prefix + "/" + disk;
       if (is_overlay_whiteout(st)) {
-        oci::TarEntry e = oci::tar_entry_from_stat(prefix.empty() ? oci_name : prefix + "/" + oci_name, st);
-        e.type = oci::TarType::File;
-        e.mode = 0;
-        e.uid = e.gid = 0;
-        emit(e, -1);
+        emit(whiteout_marker(oci::tar_entry_from_stat(path, st), prefix.empty() ? oci_name : prefix + "/" + oci_name), -1);
         continue;
       }
       oci::TarEntry e = oci::tar_entry_from_stat(path, st);
@@ -79,11 +75,7 @@ struct Walker {
         if (auto o = add_xattrs(sub.get(), "", e)) apply_override(e, *o);
         emit(e, -1);
         if (opaque) {
-          oci::TarEntry m = oci::tar_entry_from_stat(path + "/" + std::string(kOpaqueMarker), st);
-          m.type = oci::TarType::File;
-          m.mode = 0;
-          m.uid = m.gid = 0;
-          emit(m, -1);
+          emit(opaque_marker(e), -1);
         }
         walk_dir(sub.get(), path);
         continue;

@@ -177,13 +177,12 @@ struct Walker {
     if (o && (e.type == oci::TarType::File || e.type == oci::TarType::Dir)) apply_override(e, *o);
   }
 
-  oci::TarEntry marker(const std::string& path) const {
-    oci::TarEntry m;
-    m.path = path;
-    m.type = oci::TarType::File;
-    m.mode = 0;
-    m.uid = m.gid = 0;
-    return m;
+  // What overlayfs leaves for a deletion: a 0/0 device owned by root, made now.
+  oci::TarEntry whiteout(const std::string& path) const {
+    oci::TarEntry device;
+    device.mtime_sec = now_sec;
+    device.mtime_nsec = now_nsec;
+    return whiteout_marker(device, path);
   }
 
   // `fresh`: nothing below this directory existed before (it is new or replaced one).
@@ -213,9 +212,7 @@ struct Walker {
     for (auto& [oci_name, item] : items) {
       if (item.deleted) {
         Pending p;
-        p.entry = marker(join(prefix, oci_name));
-        p.entry.mtime_sec = now_sec;
-        p.entry.mtime_nsec = now_nsec;
+        p.entry = whiteout(join(prefix, oci_name));
         out.push_back(std::move(p));
         continue;
       }
@@ -238,15 +235,10 @@ struct Walker {
         d.entry = oci::tar_entry_from_stat(path, st);
         d.entry.type = oci::TarType::Dir;
         add_xattrs(sub.get(), "", d.entry);
+        Pending m;
+        if (replaced) m.entry = opaque_marker(d.entry);
         out.push_back(std::move(d));
-        if (replaced) {
-          Pending m;
-          m.entry = oci::tar_entry_from_stat(path + "/" + std::string(kOpaqueMarker), st);
-          m.entry.type = oci::TarType::File;
-          m.entry.mode = 0;
-          m.entry.uid = m.entry.gid = 0;
-          out.push_back(std::move(m));
-        }
+        if (replaced) out.push_back(std::move(m));
         for (auto& b : below) out.push_back(std::move(b));
         continue;
       }

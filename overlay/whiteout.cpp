@@ -2,6 +2,8 @@
 
 #include <sys/sysmacros.h>
 
+#include <utility>
+
 #include "overlay/sys/syscalls.h"
 
 namespace cbuild::overlay {
@@ -48,6 +50,28 @@ bool is_overlay_whiteout(const struct stat& st) noexcept {
 bool is_overlay_opaque(int dirfd, const std::string& name, XattrNamespace ns, std::string_view shown) {
   auto v = sys::get_xattr(dirfd, name, opaque_xattr(ns), shown);
   return v && *v == "y";
+}
+
+oci::TarEntry whiteout_marker(const oci::TarEntry& device, std::string path) {
+  oci::TarEntry m;
+  m.path = std::move(path);
+  m.type = oci::TarType::File;
+  m.mode = 0600;
+  m.uid = device.uid;
+  m.gid = device.gid;
+  m.mtime_sec = device.mtime_sec;
+  m.mtime_nsec = device.mtime_nsec;
+  return m;
+}
+
+oci::TarEntry opaque_marker(const oci::TarEntry& dir) {
+  oci::TarEntry m;
+  m.path = dir.path + "/" + std::string(kOpaqueMarker);
+  m.type = oci::TarType::File;
+  m.mode = dir.mode & 0777;
+  m.uid = dir.uid;
+  m.gid = dir.gid;
+  return m;
 }
 
 }  // namespace cbuild::overlay

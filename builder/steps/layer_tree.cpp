@@ -404,13 +404,7 @@ void LayerTree::visit(Node& n, const std::string& name, Out& out) {
   if (e.type == oci::TarType::Char && e.dev_major == 0 && e.dev_minor == 0) {
     // The differ's whiteout conversion of a 0/0 character device.
     std::string dir = n.path.substr(0, n.path.size() - name.size());
-    oci::TarEntry w = e;
-    w.path = dir + overlay::whiteout_entry_name(name);
-    w.type = oci::TarType::File;
-    w.mode = 0;
-    w.uid = w.gid = 0;
-    w.xattrs.clear();
-    out.entry(w);
+    out.entry(overlay::whiteout_marker(e, dir + overlay::whiteout_entry_name(name)));
     return;
   }
   if (e.type == oci::TarType::Dir) {

@@ -76,6 +76,8 @@ TEST_CASE("differ: a changed overlay upper becomes a sorted OCI changeset [root]
     fs::remove_all(mp / "var/cache");                       // dir deleted and re-created → opaque
     fs::create_directory(mp / "var/cache");
     write_text(mp / "var/cache/y", "y");
+    REQUIRE(::chown((mp / "var/cache").c_str(), 12, 34) == 0);
+    REQUIRE(::chmod((mp / "var/cache").c_str(), 02750) == 0);
     write_text(mp / "etc/passwd", "root\nuser");            // copy-up
     write_text(mp / "b-file", "b");
     fs::create_hard_link(mp / "b-file", mp / "a-link");
@@ -96,6 +98,17 @@ TEST_CASE("differ: a changed overlay upper becomes a sorted OCI changeset [root]
   CHECK(find(es, "b-file")->link_target == "a-link");
   CHECK(find(es, "etc/.wh.group")->type == TarType::File);
   CHECK(find(es, "etc/.wh.group")->size == 0);
+  // The markers' headers are docker's (overlay/whiteout.h): the whiteout 0600 with the device's
+  // owner and mtime, the opaque marker the directory's owner and bits less setgid, mtime 0.
+  struct stat dev {};
+  REQUIRE(::lstat((upper / "etc/group").c_str(), &dev) == 0);
+  CHECK(find(es, "etc/.wh.group")->mode == 0600);
+  CHECK(find(es, "etc/.wh.group")->uid == 0);
+  CHECK(find(es, "etc/.wh.group")->mtime_sec == dev.st_mtim.tv_sec);
+  CHECK(find(es, "var/cache/.wh..wh..opq")->mode == 0750);
+  CHECK(find(es, "var/cache/.wh..wh..opq")->uid == 12);
+  CHECK(find(es, "var/cache/.wh..wh..opq")->gid == 34);
+  CHECK(find(es, "var/cache/.wh..wh..opq")->mtime_sec == 0);
   CHECK(find(es, "etc/passwd")->size == 9);
   CHECK(find(es, "pw")->type == TarType::Symlink);
   CHECK(find(es, "pw")->link_target == "/etc/passwd");
