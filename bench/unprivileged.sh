@@ -14,7 +14,10 @@
 # turns run by run, so load from elsewhere on the machine falls on all of them alike.
 # Both levels run with the host's network (buildah's chroot isolation has no other).
 # The user (cbuild-bench, or $CBUILD_BENCH_USER) is made once with useradd -m, which gives it a
-# subordinate id range; its stores, scratch ($TMPDIR) and HOME are its own, under WORK. Every
+# subordinate id range; its stores, scratch ($TMPDIR) and HOME are its own, under WORK, and so
+# is its XDG_RUNTIME_DIR (a 0700 directory it owns, as systemd-logind gives a logged-in user),
+# where a rootless cbuild records the keeper of its user namespace: the first rootless command
+# makes the namespace, later ones join it (docs/rootless.md). The keeper is stopped at the end. Every
 # cbuild, root's too, is started the same way, by setpriv (the user's ids, or 0) with a clean
 # environment (env -i), so the launch costs the same on both sides of a ratio.
 # A cold run's store is removed after it, and a run waits SETTLE seconds (default 3; S4: 20, as
@@ -51,9 +54,12 @@ grep -q "^$user:" /etc/subuid && grep -q "^$user:" /etc/subgid ||
   { echo "unprivileged.sh: $user has no subordinate id range in /etc/subuid and /etc/subgid" >&2; exit 2; }
 uid=$(id -u "$user") gid=$(id -g "$user")
 home="$work/home"    # the user's: its stores, scratch and HOME
-mkdir -p "$home/tmp" "$work/root-tmp"; chown "$uid:$gid" "$home" "$home/tmp"   # not what is in it
+mkdir -p "$home/tmp" "$home/run" "$work/root-tmp"
+chown "$uid:$gid" "$home" "$home/tmp" "$home/run"; chmod 0700 "$home/run"   # not what is in it
+trap 'pkill -TERM -U "$uid" -x cbuild-userns || true' EXIT
 clean_env=(env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin)
-as_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups "${clean_env[@]}" HOME="$home" TMPDIR="$home/tmp")
+as_user=(setpriv --reuid="$uid" --regid="$gid" --clear-groups "${clean_env[@]}" HOME="$home" TMPDIR="$home/tmp"
+  XDG_RUNTIME_DIR="$home/run")
 as_root=(setpriv --reuid=0 --regid=0 --clear-groups "${clean_env[@]}" HOME=/root TMPDIR="$work/root-tmp")
 
 # --- the base, in every store and in buildah's -------------------------------------------

@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "oci/base/error.h"
+#include "overlay/userns_keeper.h"
 
 namespace cbuild::overlay {
 namespace {
@@ -157,7 +158,9 @@ std::vector<SubordinateRange> identity_rest(const std::string& map_file) {
   return {SubordinateRange{1, static_cast<std::uint32_t>(std::min<std::uint64_t>(next - 1, 0xfffffffeu))}};
 }
 
-void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::string& gidmap) {
+// `flags`: CLONE_NEWUSER, with CLONE_NEWNS unless the caller makes the mount namespace later.
+void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::string& gidmap,
+                      int flags = CLONE_NEWUSER | CLONE_NEWNS) {
   pid_t self = ::getpid();
   const std::string proc = "/proc/" + std::to_string(self);
   // Root writes the maps itself (it holds CAP_SETUID/CAP_SETGID where they are checked);
@@ -202,7 +205,7 @@ void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::
   }
   ::close(go[0]);
   ::close(out[1]);
-  int unshare_err = ::unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0 ? 0 : errno;
+  int unshare_err = ::unshare(flags) == 0 ? 0 : errno;
   if (unshare_err == 0) {
     const char c[2] = {1, 1};  // one byte each
     while (::write(go[1], c, sizeof c) < 0 && errno == EINTR) {
@@ -234,6 +237,35 @@ void map_with_helpers(const IdMapping& m, const std::string& uidmap, const std::
                 "entering a user namespace: mapping its ids failed: " +
                     (text.empty() ? std::string("newuidmap/newgidmap exited abnormally") : text));
   }
+}
+
+class ClosingFd {
+ public:
+  explicit ClosingFd(int fd) : fd(fd) {}
+  ~ClosingFd() {
+    if (fd >= 0) ::close(fd);
+  }
+  ClosingFd(const ClosingFd&) = delete;
+  ClosingFd& operator=(const ClosingFd&) = delete;
+  const int fd;
+};
+
+// The usual way through the helpers, but first joining the namespace a keeper holds when it
+// maps exactly these ids, and leaving one behind for the next command otherwise
+// (userns_keeper.h). Without a usable state dir, or without its lock, this is the usual way.
+void map_with_keeper(const IdMapping& m, const std::string& uidmap, const std::string& gidmap) {
+  ClosingFd dir(keeper_state_dir());
+  if (dir.fd < 0) return map_with_helpers(m, uidmap, gidmap);
+  const std::string uid_map = map_text(m.outer_uid, m.uid_ranges), gid_map = map_text(m.outer_gid, m.gid_ranges);
+  if (try_join_keeper(dir.fd, uid_map, gid_map)) return;
+  ClosingFd lock(lock_keeper_state(dir.fd));
+  if (lock.fd < 0) return map_with_helpers(m, uidmap, gidmap);
+  if (try_join_keeper(dir.fd, uid_map, gid_map)) return;  // made while we waited for the lock
+  stop_recorded_keeper(dir.fd);
+  map_with_helpers(m, uidmap, gidmap, CLONE_NEWUSER);
+  // Forked before the mount namespace exists, the keeper holds none of this command's mounts.
+  start_keeper(dir.fd, uid_map, gid_map);
+  if (::unshare(CLONE_NEWNS) != 0) throw_errno("unshare(CLONE_NEWNS)", "");
 }
 
 void map_single(const IdMapping& m) {
@@ -314,7 +346,7 @@ IdMapping enter_user_namespace(const UserNamespaceOptions& options) {
     map_single(m);
   } else {
     m.kind = IdMapping::Kind::Range;
-    map_with_helpers(m, uidmap, gidmap);
+    map_with_keeper(m, uidmap, gidmap);
   }
   return finish_entering(m);
 }

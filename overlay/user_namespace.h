@@ -7,6 +7,9 @@
 //  - IdMapping::Kind::Range: /etc/subuid and /etc/subgid grant the user ranges (matched by
 //    name or by uid), and newuidmap/newgidmap (package uidmap) map them: 0 → the user, 1..N →
 //    the subordinate ids, in the files' order. Images with several owners build as with root.
+//    With a usable $XDG_RUNTIME_DIR the namespace is kept by a keeper process and the user's
+//    next commands join it when it maps exactly the same ids (userns_keeper.h): they still
+//    get a mount namespace of their own, and nothing else differs from a new namespace.
 //  - IdMapping::Kind::Single: no ranges (or no newuidmap): only 0 is mapped, setgroups is
 //    denied. Every file is owned by 0 inside, and a chown to any other id fails —
 //    single_mapping_notice() says so in one paragraph for the caller to print once.

@@ -31,6 +31,7 @@ user=${CBUILD_ROOTLESS_USER:-cbuild-rootless}
 # pass only (the root pass runs them), and printed so the list is never silent.
 excluded=(
   "rootless: *|runs root and rootless builds side by side itself, as a user it creates"
+  "rootless keeper: *|runs rootless commands itself, as a user it creates"
   "isolation chroot: *|the chroot level is for a container's root; a non-root cbuild refuses it (it builds in its own user namespace)"
   "build: a COPY layer gets no snapshot; run*|uses cbuild mount, refused rootless (the mount would end with the process)"
   "cbuild run / mount / umount / unpack with an image in the store*|uses cbuild mount, refused rootless (the mount would end with the process)"
@@ -49,6 +50,9 @@ fi
 if ! grep -q "^$user:" /etc/subgid; then
   s=$(free_start /etc/subgid); usermod --add-subgids "$s-$((s + 65535))" "$user"
 fi
+# The tests run cbuild without XDG_RUNTIME_DIR (as_test_user.h), so no keeper should be left
+# (docs/rootless.md); if one is, it is stopped rather than kept across CI runs.
+trap 'pkill -TERM -U "$user" -x cbuild-userns || true' EXIT
 
 out=$build/rootless-suite
 rm -rf "$out"
