@@ -24,6 +24,14 @@ struct Walker {
   std::set<std::string> exclude;
   std::map<std::pair<dev_t, ino_t>, std::string> links;
   std::uint64_t count = 0;
+  std::vector<std::string> stand_in_owners;  // changed placeholders still owned by the stand-in
+
+  void read_through(oci::TarEntry& e, const OverrideStat& o) {
+    bool uid_kept = o.uid != o.placeholder_uid && e.uid == o.placeholder_uid;
+    bool gid_kept = o.gid != o.placeholder_gid && e.gid == o.placeholder_gid;
+    if (uid_kept || gid_kept) stand_in_owners.push_back(e.path);
+    apply_override(e, o);
+  }
 
 
   // Adds the xattrs a layer may hold; returns the override a rootless placeholder carries.
@@ -72,7 +80,7 @@ struct Walker {
         // /proc/self/fd costs more than the rest of the walk.
         UniqueFd sub = sys::openat(dirfd, disk, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
         bool opaque = is_overlay_opaque(sub.get(), "", options.xattr_namespace, path);
-        if (auto o = add_xattrs(sub.get(), "", e)) apply_override(e, *o);
+        if (auto o = add_xattrs(sub.get(), "", e)) read_through(e, *o);
         emit(e, -1);
         if (opaque) {
           emit(opaque_marker(e), -1);
@@ -87,7 +95,7 @@ struct Walker {
         e.type = oci::TarType::File;
         e.size = st.st_size;
         fd = sys::openat(dirfd, disk, O_RDONLY | O_NOFOLLOW, 0, path);
-        if (auto o = add_xattrs(fd.get(), "", e)) apply_override(e, *o);
+        if (auto o = add_xattrs(fd.get(), "", e)) read_through(e, *o);
       }
       if (st.st_nlink > 1) {
         auto [it, inserted] = links.emplace(std::make_pair(st.st_dev, st.st_ino), path);
@@ -158,8 +166,16 @@ void strip_dir(int dirfd, const std::string& prefix, const std::set<std::string>
 
 std::uint64_t walk_diff(const std::filesystem::path& upper, const DiffOptions& options, const DiffVisitor& visit) {
   UniqueFd root = open_upper(upper);
-  Walker w{options, visit, cleaned_excludes(options), {}, 0};
+  Walker w{options, visit, cleaned_excludes(options), {}, 0, {}};
   w.walk_dir(root.get(), "");
+  if (options.warn && !w.stand_in_owners.empty()) {
+    std::string msg = "rootless mode: this step changed " + std::to_string(w.stand_in_owners.size()) +
+                      " file(s) whose image owner the user namespace cannot hold (" + w.stand_in_owners.front() +
+                      (w.stand_in_owners.size() > 1 ? ", ..." : "") +
+                      "); they keep that owner in the layer, so a chown to the stand-in owner they show "
+                      "inside is lost (docs/rootless.md)";
+    options.warn(msg);
+  }
   return w.count;
 }
 

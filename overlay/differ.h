@@ -32,6 +32,11 @@ struct DiffOptions {
   XattrNamespace xattr_namespace = overlay_xattr_namespace();
   // Paths relative to the upper ("etc/hosts", "proc"), left out with everything below them.
   std::vector<std::string> exclude;
+  // For a RUN's upper: told once per walk when rootless placeholders (override_stat.h) the
+  // step changed still have the stand-in owner — a chown to exactly that owner cannot be told
+  // from a write, so the layer keeps the recorded owner and the user must hear it. Unset: not
+  // told (a COPY writes placeholders that are new, not changed).
+  std::function<void(const std::string&)> warn;
 };
 
 // Called once per entry, in order. `fd` is an open read-only fd for regular files, else -1.

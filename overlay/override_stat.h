@@ -15,7 +15,8 @@
 // copy-ups) reads the entry through it with apply_override(): a field still equal to the
 // placeholder's takes the recorded value, a field a RUN changed since (chown, chmod) keeps the
 // change, as a root build's chown/chmod would. A chown to exactly the placeholder's owner is
-// therefore invisible: the recorded owner stays (see docs/rootless.md).
+// therefore invisible: the recorded owner stays, and the differ warns about a RUN's changed
+// placeholders that still show it (DiffOptions::warn; docs/rootless.md).
 //
 // Every xattr whose name starts with kReservedXattrPrefix belongs to cbuild: none is ever
 // written into a layer, and a layer that carries one is refused at unpack (the applier), so a

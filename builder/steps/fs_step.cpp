@@ -141,7 +141,8 @@ FsStepResult run_flat_step(FsContext& ctx, const LayerStack& parent,
 
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const fs::path& merged)>& mutate,
-                         const std::vector<std::string>& exclude, std::optional<std::int64_t> now) {
+                         const std::vector<std::string>& exclude, std::optional<std::int64_t> now,
+                         const std::function<void(const std::string&)>& warn) {
   if (ctx.flat) return run_flat_step(ctx, parent, mutate, exclude, now);
   std::optional<overlay::PreparedSnapshot> locked;
   lock_snapshots(ctx, parent, [&](const std::optional<oci::Digest>& top) { locked.emplace(ctx.snapshots.prepare(top)); });
@@ -157,7 +158,7 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
     mount.unmount();
   }
   if (now) restamp_directories(prepared.upper(), started, *now);
-  overlay::DiffOptions diff{.exclude = exclude};
+  overlay::DiffOptions diff{.exclude = exclude, .warn = warn};
   FsStepResult r{.layer = write_layer(ctx, [&](oci::TarWriter& tar) { overlay::write_diff(prepared.upper(), tar, diff); }),
                  .chain = {}};
   r.chain = overlay::chain_id(prepared.parent(), r.layer.diff_id);

@@ -72,10 +72,12 @@ struct FsStepResult {
 // mutation may create as mount-point stubs: they stay out of the layer and the snapshot.
 // `now`, when set: the directories the mutation created or changed (those the kernel stamped
 // with the clock during the step; also any an archive dates after the step began) get this
-// mtime instead, as LayerTree's `now`.
+// mtime instead, as LayerTree's `now`. `warn`, when set, hears what the differ cannot say
+// exactly about the change (DiffOptions::warn: a RUN's changed rootless placeholders).
 FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const std::filesystem::path& merged)>& mutate,
-                         const std::vector<std::string>& exclude = {}, std::optional<std::int64_t> now = std::nullopt);
+                         const std::vector<std::string>& exclude = {}, std::optional<std::int64_t> now = std::nullopt,
+                         const std::function<void(const std::string&)>& warn = {});
 
 // COPY/ADD/WORKDIR without a mount or a file on disk: `build(tree, view)` records the change
 // in a LayerTree (layer_tree.h) over a read-only view of `parent` (`view` is its root; an

@@ -381,7 +381,8 @@ struct Stepper {
             throw Error(ErrorKind::FailedPrecondition, msg);
           }
         },
-        exclude);
+        exclude, std::nullopt,
+        [&](const std::string& w) { env.progress.warning("RUN on line " + std::to_string(step.line) + ": " + w); });
     add_layer(st, r.layer);
     ExecStep h = step;
     if (h.created_by.empty()) h.created_by = "RUN " + op.history_args + shown + " # buildkit";

@@ -178,6 +178,15 @@ TEST_CASE("rootless exact: with a single mapped id, nodes and other owners come 
   CHECK((st.st_mode & 07777) == 0600);
   CHECK(lstat_of(tree / "data/plain").st_uid == kHigh);
   CHECK(test::read_text(tree / "data/plain") == "plain\nmore\n");
+
+  // A chown to the stand-in owner (0 here) cannot be told from a write: the layer keeps the
+  // image's owner, and the build says so instead of staying silent.
+  rp.p.file("Dockerfile", "FROM cbuild-test-exact:1\nRUN chown root:root /data/plain\n");
+  auto chowned = rp.build_as(user, "single-chown:rootless");
+  REQUIRE_MESSAGE(chowned.exit_code == 0, chowned.err);
+  CHECK_MESSAGE(chowned.err.find("RUN on line 2: rootless mode: this step changed 1 file(s)") != std::string::npos,
+                chowned.err);
+  CHECK_MESSAGE(chowned.err.find("data/plain") != std::string::npos, chowned.err);
   CHECK_FALSE(test::has_mounts_under(rp.p.dir.path()));
 }
 
