@@ -183,8 +183,8 @@ class Selector {
 
  private:
   // Calls fn(item, rel) for each entry of the source directory `src` that COPY can take: not
-  // .dockerignore'd, still there, not a socket (a layer cannot hold one). `rel` is the entry's
-  // path relative to where the --exclude patterns are anchored.
+  // .dockerignore'd, still there (what a fifo or a socket becomes is copy_rules.h's). `rel` is
+  // the entry's path relative to where the --exclude patterns are anchored.
   template <typename Fn>
   void for_each_child(const std::string& src, const std::string& rel, const std::string& dest, Fn&& fn) {
     UniqueFd dir = overlay::open_in_root(root_, src.empty() ? "." : src, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
@@ -193,7 +193,7 @@ class Selector {
       std::string s = join(src, name);
       if (ignored(s)) continue;
       std::optional<CopyItem> item = entry_at(dir.get(), name, s, join(dest, name));
-      if (!item || S_ISSOCK(item->st.st_mode)) continue;
+      if (!item) continue;
       fn(std::move(*item), join(rel, name));
     }
   }
@@ -315,7 +315,6 @@ void plan_parents_source(int root, const std::string& raw, const std::string& de
         item = entry_at(dir.get(), name, s, join(d, name));
       }
       if (!item) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " not found");
-      if (S_ISSOCK(item->st.st_mode)) throw Error(ErrorKind::InvalidArgument, "source " + quote(raw) + " is a socket");
       sel.add(std::move(*item), join(rel, name));
     } else {
       std::size_t depth = deep ? kAnyDepth : comps.size() - first_wild;
@@ -402,7 +401,6 @@ CopyPlan plan_copy(int src_root, const CopySpec& spec, const std::function<bool(
       for (auto& m : matches) {
         auto r = resolve(src_root, m);
         if (!r) throw Error(ErrorKind::NotFound, "source " + quote(raw) + " not found");
-        if (S_ISSOCK(r->second.st_mode)) throw Error(ErrorKind::InvalidArgument, "source " + quote(raw) + " is a socket");
         srcs.push_back(Resolved{.name = m, .resolved = r->first, .st = r->second});
       }
     }

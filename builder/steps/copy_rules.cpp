@@ -76,8 +76,12 @@ std::optional<Landing> decide_landing(const CopyItem& item, const CopySpec& spec
     } else if (S_ISREG(item.st.st_mode)) {
       l.op = item.link_to.empty() ? Landing::Op::File : Landing::Op::Hardlink;
       l.capability = l.op == Landing::Op::File && spec.keep_owner;
+    } else if (S_ISFIFO(item.st.st_mode) || (S_ISSOCK(item.st.st_mode) && spec.keep_owner)) {
+      if (!there.exists) return std::nullopt;
+      l.op = Landing::Op::Remove;
+      return l;
     } else {
-      l.op = Landing::Op::Special;
+      l.op = Landing::Op::EmptyFile;
     }
   }
   std::tie(l.uid, l.gid) = copy_owner(spec, item.st);
@@ -113,7 +117,8 @@ CopyStats land_copy(int src_root, const CopyPlan& plan, const CopySpec& spec, Co
         dir_times.push_back(Landing{.op = Landing::Op::DirTime, .path = l.path, .mtime = l.mtime, .item = &it});
         break;
       case Landing::Op::Symlink: ++stats.symlinks; break;
-      case Landing::Op::Hardlink: ++stats.files; break;
+      case Landing::Op::Hardlink:
+      case Landing::Op::EmptyFile: ++stats.files; break;
       case Landing::Op::File:
         ++stats.files;
         stats.bytes += static_cast<std::uint64_t>(it.st.st_size);

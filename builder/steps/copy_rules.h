@@ -22,8 +22,15 @@
 //  - A directory never lands on an existing non-directory, nor a non-directory on a directory
 //    (FailedPrecondition, as BuildKit refuses both); a non-directory replaces a non-directory.
 //  - Symlinks keep their target and mtime; regular files their content, mode and mtime; files
-//    a plan links (CopyItem::link_to) are hardlinks; fifos and devices are made with mknod
-//    (the umask applies, the mtime is "now").
+//    a plan links (CopyItem::link_to) are hardlinks.
+//  - A device node lands as an empty regular file with the node's mode, owner rule and mtime:
+//    fsutil's copyDevice passes Go's FileMode to mknod(2), whose type bits are not S_IFCHR or
+//    S_IFBLK, so the kernel makes a regular file. Fifos (and sockets of an image) are not
+//    copied (fsutil's copier returns without an error), but what was at their destination is
+//    removed first, as fsutil empties every non-directory target. The build context arrives
+//    through fsutil's receiver, which makes a socket a block device: from the context a
+//    socket lands as an empty file, a fifo not at all. A 0/0 character device is no exception
+//    — it is a file in the image, never a whiteout.
 //  - Owners are --chown's ids, else the source's with keep_owner, else 0:0; --chmod replaces
 //    the permission bits of every copied entry but symlinks.
 //  - A regular file copied from an image (keep_owner) keeps its security.capability, set after
@@ -53,7 +60,10 @@ struct Landing {
     Symlink,    // item->link_target, owned uid:gid, mtime `mtime`
     File,       // item->src's content, owned uid:gid, exactly `mode` (set after the owner), `mtime`
     Hardlink,   // another name of the file landed at item->link_to
-    Special,    // a fifo or device (item->st), mknod with `mode` (the umask applies)
+    EmptyFile,  // a device node (or a build context's socket): an empty regular file, owned
+                // uid:gid, exactly `mode` (set after the owner), `mtime`
+    Remove,     // a fifo (or an image's socket), which is not copied: only what was at the
+                // path goes (`replace`)
     DirTime,    // a copied directory's mtime, once everything below it landed
   };
   Op op = Op::Mkdir;

@@ -127,10 +127,17 @@ void DiskTarget::land(const Landing& l) {
       if (::futimens(out.get(), ts) != 0) throw_errno("set times", l.path);
       return;
     }
-    case Landing::Op::Special:
-      if (::mknodat(dfd, leaf, (l.item->st.st_mode & S_IFMT) | l.mode, l.item->st.st_rdev) != 0) throw_errno("mknod", l.path);
-      chown();
+    case Landing::Op::EmptyFile: {
+      int ofd = ::openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (ofd < 0) throw_errno("create", l.path);
+      UniqueFd out(ofd);
+      if (::fchown(out.get(), l.uid, l.gid) != 0) throw_errno("chown", l.path);
+      if (::fchmod(out.get(), l.mode) != 0) throw_errno("chmod", l.path);
+      struct timespec ts[2] = {l.mtime, l.mtime};
+      if (::futimens(out.get(), ts) != 0) throw_errno("set times", l.path);
       return;
+    }
+    case Landing::Op::Remove: return;
     case Landing::Op::DirTime: return;
   }
 }

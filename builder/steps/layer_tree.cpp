@@ -29,7 +29,7 @@ struct LayerTree::Node {
   bool touched = false;      // an entry was created or removed in it: its mtime becomes "now"
   bool times_set = false;    // utimens after the last change: keep e.mtime
   bool has_whiteout_child = false;
-  int src_root = -1;         // regular files: read from (src_root, src) when written
+  int src_root = -1;         // regular files: read from (src_root, src) when written; -1: empty
   std::uint64_t link_group = 0;  // regular files sharing an inode share a non-zero group
   std::string src;
   FileStamp stamp;           // regular files: the source's stat data when it was planned
@@ -346,6 +346,19 @@ void LayerTree::land(const Landing& l) {
   }
   const CopyItem& it = *l.item;
   if (l.replace) remove(w.dir, w.leaf);
+  if (l.op == Landing::Op::Remove) {
+    // unlink(2) in a merged view: a name the lower holds gets overlayfs's whiteout, a 0/0
+    // character device made by the mounter (root) at this time.
+    if (w.dir->lower_backed && lower_stat(join(w.dir->path, w.leaf))) {
+      auto n = std::make_unique<Node>();
+      n->e.type = oci::TarType::Char;
+      n->e.mtime_sec = now_sec_;
+      n->e.mtime_nsec = now_nsec_;
+      w.dir->has_whiteout_child = true;
+      add_node(w.dir, w.leaf, std::move(n));
+    }
+    return;
+  }
   auto n = std::make_unique<Node>();
   n->e.uid = l.uid;
   n->e.gid = l.gid;
@@ -375,20 +388,9 @@ void LayerTree::land(const Landing& l) {
       n->e.xattrs = first->e.xattrs;  // the inode's: whichever name the differ meets first
     }
   } else {
-    // mknodat: the umask applies, no times are set.
-    n->e.mode = l.mode & ~umask_;
-    n->e.mtime_sec = now_sec_;
-    n->e.mtime_nsec = now_nsec_;
-    if (S_ISCHR(it.st.st_mode) && it.st.st_rdev == 0) {
-      w.dir->has_whiteout_child = true;  // a 0/0 char device *is* a whiteout in the upper
-      n->e.type = oci::TarType::Char;
-    } else if (S_ISCHR(it.st.st_mode) || S_ISBLK(it.st.st_mode)) {
-      n->e.type = S_ISCHR(it.st.st_mode) ? oci::TarType::Char : oci::TarType::Block;
-      n->e.dev_major = major(it.st.st_rdev);
-      n->e.dev_minor = minor(it.st.st_rdev);
-    } else {
-      n->e.type = oci::TarType::Fifo;
-    }
+    // EmptyFile: no source to read (src_root stays -1).
+    n->e.type = oci::TarType::File;
+    n->e.size = 0;
   }
   add_node(w.dir, w.leaf, std::move(n));
 }
@@ -429,6 +431,10 @@ void LayerTree::visit(Node& n, const std::string& name, Out& out) {
         out.entry(h);
         return;
       }
+    }
+    if (n.src_root < 0) {
+      out.entry(e);  // an empty file a device node became
+      return;
     }
     out.file(e, n);
   } else {

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -135,6 +136,12 @@ struct Fixture {
     fs::create_hard_link(c / "tree/nested/deep/leaf", c / "tree/nested/leaf-too");
     ::mkfifo((c / "tree/fifo").c_str(), 0644);
     stamp(c / "tree/fifo", 6100);
+    // Device nodes land as empty files; a context's socket too (copy_rules.h).
+    REQUIRE(::mknod((c / "tree/devnull").c_str(), S_IFCHR | 0640, makedev(1, 3)) == 0);
+    ::chmod((c / "tree/devnull").c_str(), 0640);
+    stamp(c / "tree/devnull", 6150);
+    REQUIRE(::mknod((c / "tree/sock").c_str(), S_IFSOCK | 0640, 0) == 0);
+    ::chmod((c / "tree/sock").c_str(), 0640);
     fs::create_symlink("tree/b.txt", c / "top-link");
     fs::create_symlink("tree", c / "dir-link");
     put(c / "lnk/link/f", "below a name the image has as a symlink", 0644, 6200);
@@ -234,6 +241,9 @@ std::vector<Case> cases() {
        .dest = "/new/", .expect = {"new/top.txt type=0 "}},
       {.name = "a file into an existing directory, no trailing slash", .op = {.sources = {"top.txt"}, .dest = "/srv"},
        .dest = "/srv", .expect = {"srv type=1 mode=488 owner=5:6 ", "srv/top.txt type=0 "}},
+      {.name = "a fifo is not copied, but what was at its destination goes",
+       .op = {.sources = {"tree/fifo"}, .dest = "/srv/old"}, .dest = "/srv/old",
+       .expect = {"srv/.wh.old type=0 mode=384 "}},
       {.name = "a file replaces a file", .op = {.sources = {"top.txt"}, .dest = "/srv/old"}, .dest = "/srv/old",
        .expect = {"srv/old type=0 mode=420 owner=0:0 mtime=1000."}},
       {.name = "a file below deep existing and new parents", .op = {.sources = {"top.txt"}, .dest = "/opt/a/b/c/top"},
@@ -241,7 +251,8 @@ std::vector<Case> cases() {
       {.name = "a directory into a new path", .op = {.sources = {"tree"}, .dest = "/dest/"}, .dest = "/dest/",
        .expect = {"dest type=1 mode=493 owner=0:0 mtime=1000000000.", "dest/empty type=1 mode=448 ",
                   "dest/hard type=3 ", "dest/dangling type=2 mode=511 owner=0:0 mtime=7100.0 size=0 link=missing/target",
-                  "dest/fifo type=6 ", "dest/suid type=0 mode=2541 "}},
+                  "dest/devnull type=0 mode=416 owner=0:0 mtime=6150.0 size=0",
+                  "dest/sock type=0 mode=416 owner=0:0 ", "dest/suid type=0 mode=2541 "}},
       {.name = "a directory to a new path without a slash", .op = {.sources = {"tree"}, .dest = "/dest"}, .dest = "/dest",
        .expect = {"dest/a.txt type=0 "}},
       {.name = "a directory into an existing one keeps its owner and mode", .op = {.sources = {"tree"}, .dest = "/srv/"},
