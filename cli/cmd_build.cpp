@@ -120,6 +120,12 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
                                  " differs from the layers this build writes (--compression " + f.compression +
                                  "); give the same --compression"));
   }
+  for (const auto& c : o.cache_to)
+    // The records travel in the image: an image nothing names cannot be a --cache-from.
+    if (c.type == builder::CacheSpec::Type::Inline && o.tags.empty() && o.outputs.empty())
+      throw UsageError(Error(ErrorKind::InvalidArgument,
+                             "--cache-to " + quote(c.text) + ": the inline cache travels in the image, and this build "
+                                                            "names none; give -t NAME (with --push to share it) or -o"));
   try {
     builder::image_format(o);  // only to refuse contradicting flags as a usage error, before any work
   } catch (const Error& e) {
@@ -221,11 +227,12 @@ CommandRegistration reg{{
           ->allow_extra_args(false);
       app.add_option("--cache-to", f->cache_to,
                      "Export the build cache (repeatable): type=registry,ref=REF[,mode=min|max] ; "
-                     "type=local,dest=DIR[,mode=min|max]")
+                     "type=local,dest=DIR[,mode=min|max] ; type=inline (in the image's config)")
           ->allow_extra_args(false);
       app.add_option("--cache-from", f->cache_from,
                      "Import a build cache, tried in order when the local cache misses (repeatable): "
-                     "type=registry,ref=REF (or REF) ; type=local,src=DIR")
+                     "type=registry,ref=REF (or REF: a cache, or an image built with --cache-to type=inline) ; "
+                     "type=local,src=DIR")
           ->allow_extra_args(false);
       return [f, &g, format] {
         f->format_given = format->count() > 0;
