@@ -327,7 +327,9 @@ TEST_CASE("--cache-to type=inline refuses what it cannot honour, before any work
       {{"-t", "app:1", "--cache-to", "type=inline,mode=max"}, "--cache-to \"type=inline,mode=max\": type=inline holds the final image's steps only (mode=min)"},
       {{"-t", "app:1", "--cache-to", "type=inline,mode=min,compression=zstd", "--compression", "zstd"}, "type=inline takes no compression="},
       {{"-t", "app:1", "--cache-to", "type=inline,ref=localhost:5000/c:1"}, "type=inline takes no ref="},
-      {{"--cache-to", "type=inline"}, "--cache-to \"type=inline\": the inline cache travels in the image, and this build names none"},
+      {{"--cache-to", "type=inline"}, "--cache-to \"type=inline\": the inline cache travels in the image, and this build outputs none"},
+      {{"-t", "app:1", "-o", "type=local,dest=" + (p.ctx.parent_path() / "x").string(), "--cache-to", "type=inline"},
+       "the inline cache travels in the image, and this build outputs none"},
       {{"-t", "app:1", "--cache-from", "type=inline"}, "--cache-from \"type=inline\": type=inline is for --cache-to"},
   };
   for (const auto& c : cases) {
@@ -336,6 +338,7 @@ TEST_CASE("--cache-to type=inline refuses what it cannot honour, before any work
     CHECK(r.exit_code == 2);
     CHECK_MESSAGE(r.err.find(c.says) != std::string::npos, r.err);
     CHECK(p.tags() == 1);  // the base only: nothing was built
+    CHECK_FALSE(fs::exists(p.ctx.parent_path() / "x"));
   }
 }
 
