@@ -81,6 +81,18 @@ std::vector<std::string> strip_docker_only(ConfigDoc& c) {
   return lost;
 }
 
+// The stages of mode=min: the final image's stage and the stages it is built FROM, not the
+// stages it only copies from (BuildKit's min).
+std::set<int> final_image_stages(const ExecPlan& ep, int target) {
+  std::set<int> out;
+  for (int i = target; i >= 0;) {
+    out.insert(i);
+    const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
+    i = s.base == ExecStage::Base::Stage ? s.base_stage : -1;
+  }
+  return out;
+}
+
 // The OnBuild triggers of an image config (docker format); none when it has none.
 std::vector<std::string> onbuild_triggers(const ConfigDoc& c, const std::string& image) {
   std::vector<std::string> out;
@@ -442,14 +454,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   // --cache-from hits stay where they are unless read.
   if (imports)
     for (const auto& layer : final_state.stack.layers) imports->fetch_lazy(layer.digest);
-  // mode=min: the final image's steps — its stage and the stages it is built FROM, not
-  // the stages it only copies from (BuildKit's min).
-  std::set<int> final_stages;
-  for (int i = plan.target; i >= 0;) {
-    final_stages.insert(i);
-    const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
-    i = s.base == ExecStage::Base::Stage ? s.base_stage : -1;
-  }
+  std::set<int> final_stages = final_image_stages(ep, plan.target);
   // --cache-to type=inline: added last, so no record's config holds it.
   if (std::any_of(o.cache_to.begin(), o.cache_to.end(), [](const CacheSpec& c) { return c.type == CacheSpec::Type::Inline; }))
     final_state.config[std::string(kInlineCacheKey)] =

@@ -12,9 +12,9 @@
 // records whose layers are the image's own (the image's blobs are the cache's blobs). The
 // records describe the configs after each step, which never hold the key themselves.
 //
-// parse_cache_manifest / parse_cache_config / parse_inline_cache throw Error naming what is wrong (not a cache
-// artifact, not JSON, a newer format version, a malformed record); the importer turns that
-// into a miss with a warning.
+// parse_cache_manifest / parse_cache_config / parse_inline_cache throw Error naming what is
+// wrong (not a cache artifact, not JSON, a newer format version, a malformed record, a record
+// naming a blob that is not the image's); the importer turns that into a miss with a warning.
 #pragma once
 
 #include <map>
