@@ -3,6 +3,7 @@
 // BuildProject has its own root and context), the real registry and OCI layout directories.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <set>
@@ -237,6 +238,34 @@ TEST_CASE("type=inline changes the image by its one config key only, the same by
     REQUIRE(c3[kKey]["records"].size() == 1);  // ENV MORE=1 only
     CHECK_FALSE(json::parse(c3[kKey]["records"][0]["config"].get<std::string>()).contains(kKey));
   }
+}
+
+TEST_CASE("type=inline holds the steps of the final image's stages (mode=min), not of the stages it copies from") {
+  REQUIRE_ROOT();
+  auto project = [](const test::BuildProject& p) {
+    p.file("a.txt", "a\n");
+    p.file("Dockerfile", "FROM " + p.base + " AS builder\nCOPY a.txt /a.txt\nRUN cat /a.txt > /out\n"
+                         "FROM " + p.base + " AS mid\nCOPY a.txt /mid.txt\n"
+                         "FROM mid\nCOPY --from=builder /out /out\nRUN cat /out > /final\n");
+  };
+  TempDir t;
+  Layout out{t.path() / "img"};
+  test::BuildProject a, b;
+  project(a);
+  project(b);
+  auto ra = a.build({"--build-arg", kEpoch, "-o", "type=oci,dest=" + out.dir.string() + ",tar=false", "--cache-to", "type=inline"});
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+  json records = out.config()[kKey]["records"];
+  CHECK(records.size() == 3);  // mid's COPY, the final stage's COPY and RUN
+  std::vector<std::string> layers = digests(out.manifest().layers);
+  for (const auto& r : records) CHECK(std::find(layers.begin(), layers.end(), r["layer"]["digest"].get<std::string>()) != layers.end());
+
+  auto rb = b.build({"--build-arg", kEpoch, "-t", "app:1", "--cache-from", "type=local,src=" + out.dir.string()});
+  REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
+  // The builder stage runs again; its output is the same, so the final stage's steps hit.
+  CHECK_MESSAGE(cached_steps(rb.err) == 3, rb.err);
+  CHECK(warnings(rb.err).empty());
+  CHECK(b.config("docker.io/library/app:1") == without_inline(out.config()));
 }
 
 TEST_CASE("an inline cache in an OCI layout directory; a broken one is a miss with one warning, never a wrong build") {
