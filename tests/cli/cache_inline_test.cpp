@@ -19,6 +19,7 @@
 #include "registry-client/credentials.h"
 #include "tests/support/build_project.h"
 #include "tests/support/registry_server.h"
+#include "tests/support/run_command.h"
 #include "tests/support/root.h"
 
 namespace cbuild {
@@ -111,6 +112,9 @@ struct Layout {
   }
 };
 
+// SOURCE_DATE_EPOCH: builds that run their RUN steps give the same bytes on every store.
+const std::string kEpoch = "SOURCE_DATE_EPOCH=1700000000";
+
 TEST_CASE("--cache-to type=inline: a fresh runner warms from the pushed image itself") {
   REQUIRE_ROOT();
   test::RegistryServer registry;
@@ -182,6 +186,45 @@ TEST_CASE("--cache-to type=inline: a fresh runner warms from the pushed image it
   }
 }
 
+TEST_CASE("--cache-from an image index in the registry reads the inline cache of the build's platform") {
+  REQUIRE_ROOT();
+  test::RegistryServer registry;
+  TempDir t;
+  Layout out{t.path() / "img"};
+  test::BuildProject a, b;
+  two_steps_each(a);
+  two_steps_each(b);
+  auto ra = a.build({"--build-arg", kEpoch, "-o", "type=oci,dest=" + out.dir.string() + ",tar=false", "--cache-to", "type=inline"});
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+  json built = without_inline(out.config());
+  std::string img = registry.host() + "/team/multi:1";
+  int cached = 0;
+  std::string says;
+  SUBCASE("an entry for the build's platform") {
+    out.wrap_in_index(oci::Platform::host().str());
+    cached = 5;
+  }
+  SUBCASE("no entry for it") {
+    out.wrap_in_index(oci::Platform::host().architecture == "s390x" ? "linux/ppc64le" : "linux/s390x");
+    says = "no manifest for " + oci::Platform::host().str();
+  }
+  auto push = test::run_command({"skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
+                                 "oci:" + out.dir.string(), "docker://" + img});
+  REQUIRE_MESSAGE(push.exit_code == 0, push.err);
+  auto rb = b.build({"--build-arg", kEpoch, "-t", "app:1", "--cache-from", img});
+  REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
+  CHECK_MESSAGE(cached_steps(rb.err) == cached, rb.err);
+  auto w = warnings(rb.err);
+  if (says.empty()) {
+    CHECK_MESSAGE(w.empty(), rb.err);
+  } else {
+    REQUIRE_MESSAGE(w.size() == 1, rb.err);
+    CHECK(w[0].find("--cache-from " + img + ": ") != std::string::npos);
+    CHECK_MESSAGE(w[0].find(says) != std::string::npos, w[0]);
+  }
+  CHECK(b.config("docker.io/library/app:1") == built);
+}
+
 TEST_CASE("inline cache with token auth: runner B reads the records of the image it pushes over") {
   REQUIRE_ROOT();
   test::RegistryServer registry(test::RegistryServer::Mode::Token);
@@ -202,9 +245,6 @@ TEST_CASE("inline cache with token auth: runner B reads the records of the image
   CHECK(warnings(rb.err).empty());
   CHECK(image_id(rb) == image_id(ra));
 }
-
-// SOURCE_DATE_EPOCH: builds that run their RUN steps give the same bytes on every store.
-const std::string kEpoch = "SOURCE_DATE_EPOCH=1700000000";
 
 TEST_CASE("type=inline changes the image by its one config key only, the same bytes every time") {
   REQUIRE_ROOT();
