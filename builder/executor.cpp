@@ -81,6 +81,18 @@ std::vector<std::string> strip_docker_only(ConfigDoc& c) {
   return lost;
 }
 
+// The stages of mode=min: the final image's stage and the stages it is built FROM, not the
+// stages it only copies from (BuildKit's min).
+std::set<int> final_image_stages(const ExecPlan& ep, int target) {
+  std::set<int> out;
+  for (int i = target; i >= 0;) {
+    out.insert(i);
+    const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
+    i = s.base == ExecStage::Base::Stage ? s.base_stage : -1;
+  }
+  return out;
+}
+
 // The OnBuild triggers of an image config (docker format); none when it has none.
 std::vector<std::string> onbuild_triggers(const ConfigDoc& c, const std::string& image) {
   std::vector<std::string> out;
@@ -185,7 +197,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     std::vector<CacheLocation> from;
     for (const auto& c : o.cache_from) from.push_back(location(c, "--cache-from"));
     imports.emplace(from, *store, &diff_ids, lease.get(), o.tls_verify,
-                    [&progress](const std::string& line) { progress.warning(line); }, &blob_origins);
+                    [&progress](const std::string& line) { progress.warning(line); }, &blob_origins, o.platform);
   }
   // Steps read layers through this store, so a hit's layer is downloaded only when read.
   std::optional<ImportingStore> importing;
@@ -391,6 +403,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     }
     // Triggers fire once, in the stage built on them (docker clears them at FROM).
     if (base.config.contains("config") && base.config["config"].is_object()) base.config["config"].erase("OnBuild");
+    // A base's inline cache describes the base's build, not this one's.
+    if (base.config.is_object()) base.config.erase(std::string(kInlineCacheKey));
     apply_from_defaults(base.config);
     StageEnv stage_env = env;
     auto [time, rule] = stage_time(base);
@@ -440,19 +454,17 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   // --cache-from hits stay where they are unless read.
   if (imports)
     for (const auto& layer : final_state.stack.layers) imports->fetch_lazy(layer.digest);
+  std::set<int> final_stages = final_image_stages(ep, plan.target);
+  // --cache-to type=inline: added last, so no record's config holds it.
+  if (std::any_of(o.cache_to.begin(), o.cache_to.end(), [](const CacheSpec& c) { return c.type == CacheSpec::Type::Inline; }))
+    final_state.config[std::string(kInlineCacheKey)] =
+        json::parse(make_inline_cache(cache_log.entries(&final_stages), final_state.stack.layers));
   WrittenImage w = write_image(*store, final_state, outputs.format);
   check_cancelled();
   std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
   if (!o.cache_to.empty()) {
-    // mode=min: the final image's steps — its stage and the stages it is built FROM, not
-    // the stages it only copies from (BuildKit's min).
-    std::set<int> final_stages;
-    for (int i = plan.target; i >= 0;) {
-      final_stages.insert(i);
-      const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
-      i = s.base == ExecStage::Base::Stage ? s.base_stage : -1;
-    }
     for (const auto& spec : o.cache_to) {
+      if (spec.type == CacheSpec::Type::Inline) continue;  // written with the image
       check_cancelled();
       export_cache(location(spec, "--cache-to"), cache_log.entries(spec.max ? nullptr : &final_stages), *store,
                    build_store, o.tls_verify, note);

@@ -2,6 +2,7 @@
 // Flags follow `docker build` / buildah; everything is turned into builder::BuildOptions and
 // handed to builder::build(). Prints the image ID on stdout (like `docker build -q`, and as the
 // last line otherwise) unless an --output writes its tar there; progress always on stderr.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -120,6 +121,17 @@ builder::BuildOptions to_options(const BuildFlags& f, const GlobalOptions& g) {
                                  " differs from the layers this build writes (--compression " + f.compression +
                                  "); give the same --compression"));
   }
+  // The inline records travel in the image: an image nothing names or exports (no -t, or -o
+  // giving only the files) cannot be a --cache-from, so the records would go nowhere.
+  bool image_out = o.push || (o.outputs.empty() && !o.tags.empty()) ||
+                   std::any_of(o.outputs.begin(), o.outputs.end(),
+                               [](const builder::OutputSpec& out) { return out.type != builder::OutputSpec::Type::Local; });
+  for (const auto& c : o.cache_to)
+    if (c.type == builder::CacheSpec::Type::Inline && !image_out)
+      throw UsageError(Error(ErrorKind::InvalidArgument,
+                             "--cache-to " + quote(c.text) + ": the inline cache travels in the image, and this build "
+                                                            "outputs none; give -t NAME (with --push to share it) or an "
+                                                            "image output (-o type=image|registry|oci|docker)"));
   try {
     builder::image_format(o);  // only to refuse contradicting flags as a usage error, before any work
   } catch (const Error& e) {
@@ -221,11 +233,12 @@ CommandRegistration reg{{
           ->allow_extra_args(false);
       app.add_option("--cache-to", f->cache_to,
                      "Export the build cache (repeatable): type=registry,ref=REF[,mode=min|max] ; "
-                     "type=local,dest=DIR[,mode=min|max]")
+                     "type=local,dest=DIR[,mode=min|max] ; type=inline (in the image's config)")
           ->allow_extra_args(false);
       app.add_option("--cache-from", f->cache_from,
                      "Import a build cache, tried in order when the local cache misses (repeatable): "
-                     "type=registry,ref=REF (or REF) ; type=local,src=DIR")
+                     "type=registry,ref=REF (or REF: a cache, or an image built with --cache-to type=inline) ; "
+                     "type=local,src=DIR")
           ->allow_extra_args(false);
       return [f, &g, format] {
         f->format_given = format->count() > 0;

@@ -1,5 +1,6 @@
 #include "builder/cache/cache_artifact.h"
 
+#include <algorithm>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -34,8 +35,11 @@ Error corrupt(const std::string& why) { return Error(ErrorKind::DataLoss, "corru
 
 }  // namespace
 
-CacheArtifact make_cache_artifact(const std::vector<CacheEntry>& entries) {
-  CacheArtifact a;
+namespace {
+
+// The records document (the artifact's config blob, and the inline field's value). `layers`
+// collects the distinct layers in record order.
+json records_document(const std::vector<CacheEntry>& entries, std::vector<oci::Descriptor>* layers) {
   json records = json::array();
   std::set<oci::Digest> seen;
   for (const auto& e : entries) {
@@ -44,13 +48,20 @@ CacheArtifact make_cache_artifact(const std::vector<CacheEntry>& entries) {
       r["layer"] = oci::to_json(*e.record.layer);
       r["diff_id"] = e.record.diff_id->str();
       r["compression"] = compression_name(*e.record.layer);
-      if (seen.insert(e.record.layer->digest).second) a.layers.push_back(*e.record.layer);
+      if (seen.insert(e.record.layer->digest).second && layers) layers->push_back(*e.record.layer);
     } else {
       r["layer"] = nullptr;
     }
     records.push_back(std::move(r));
   }
-  a.config = json{{"version", kCacheFormatVersion}, {"records", std::move(records)}}.dump();
+  return json{{"version", kCacheFormatVersion}, {"records", std::move(records)}};
+}
+
+}  // namespace
+
+CacheArtifact make_cache_artifact(const std::vector<CacheEntry>& entries) {
+  CacheArtifact a;
+  a.config = records_document(entries, &a.layers).dump();
   a.config_desc = describe(kCacheConfigType, a.config);
   oci::Manifest m;
   m.media_type = std::string(oci::kOciManifest);
@@ -61,6 +72,16 @@ CacheArtifact make_cache_artifact(const std::vector<CacheEntry>& entries) {
   a.manifest_desc = describe(oci::kOciManifest, a.manifest);
   a.manifest_desc.artifact_type = std::string(kCacheArtifactType);
   return a;
+}
+
+std::string make_inline_cache(std::vector<CacheEntry> entries, const std::vector<oci::Descriptor>& image_layers) {
+  std::set<oci::Digest> own;
+  for (const auto& l : image_layers) own.insert(l.digest);
+  std::erase_if(entries, [&](const CacheEntry& e) { return e.record.layer && !own.count(e.record.layer->digest); });
+  // By key, not by the order steps were noted: parallel stages note in any order, and the same
+  // inputs must give the same image.
+  std::sort(entries.begin(), entries.end(), [](const CacheEntry& a, const CacheEntry& b) { return a.key.str() < b.key.str(); });
+  return records_document(entries, nullptr).dump();
 }
 
 oci::Manifest parse_cache_manifest(std::string_view bytes) {
@@ -107,6 +128,25 @@ std::map<std::string, CacheRecord> parse_cache_config(std::string_view bytes) {
     }
   }
   return out;
+}
+
+std::map<std::string, CacheRecord> parse_inline_cache(std::string_view config_bytes,
+                                                      const std::vector<oci::Descriptor>& image_layers) {
+  json config = json::parse(config_bytes, nullptr, /*allow_exceptions=*/false);
+  if (!config.is_object()) throw corrupt("the image config is not a JSON object");
+  auto it = config.find(std::string(kInlineCacheKey));
+  if (it == config.end())
+    throw Error(ErrorKind::NotFound, "neither a cbuild cache nor an image with one (its config has no " +
+                                         quote(kInlineCacheKey) + "; build it with --cache-to type=inline)");
+  if (!it->is_object()) throw corrupt(std::string(kInlineCacheKey) + " is not an object");
+  auto records = parse_cache_config(it->dump());
+  std::set<oci::Digest> own;
+  for (const auto& l : image_layers) own.insert(l.digest);
+  // The image's blobs are all an inline cache may name: a registry keeps them for the image.
+  for (const auto& [key, r] : records)
+    if (r.layer && !own.count(r.layer->digest))
+      throw corrupt(key + " names layer " + r.layer->digest.str() + ", which is not one of the image's");
+  return records;
 }
 
 }  // namespace cbuild::builder

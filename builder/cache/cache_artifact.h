@@ -7,9 +7,14 @@
 // layers are the step layers themselves, so a registry's garbage collection keeps them and a
 // push of an image mounts them.
 //
-// parse_cache_manifest / parse_cache_config throw Error naming what is wrong (not a cache
-// artifact, not JSON, a newer format version, a malformed record); the importer turns that
-// into a miss with a warning.
+// The inline cache (--cache-to type=inline): the same records document as the config blob, as
+// the value of the top-level key kInlineCacheKey of the built image's config, holding only
+// records whose layers are the image's own (the image's blobs are the cache's blobs). The
+// records describe the configs after each step, which never hold the key themselves.
+//
+// parse_cache_manifest / parse_cache_config / parse_inline_cache throw Error naming what is
+// wrong (not a cache artifact, not JSON, a newer format version, a malformed record, a record
+// naming a blob that is not the image's); the importer turns that into a miss with a warning.
 #pragma once
 
 #include <map>
@@ -26,6 +31,7 @@ namespace cbuild::builder {
 
 inline constexpr std::string_view kCacheArtifactType = "application/vnd.cbuild.cache.v1+json";
 inline constexpr std::string_view kCacheConfigType = "application/vnd.cbuild.cache.config.v1+json";
+inline constexpr std::string_view kInlineCacheKey = "cbuild.cache.v1";
 // The newest format this cbuild reads and the one it writes.
 inline constexpr int kCacheFormatVersion = 1;
 
@@ -55,10 +61,18 @@ struct CacheArtifact {
 // The artifact holding `entries` (deterministic: the same entries give the same bytes).
 CacheArtifact make_cache_artifact(const std::vector<CacheEntry>& entries);
 
+// The inline cache document for an image whose layers are `image_layers`: the entries whose
+// layer is one of them (or that add none), sorted by key (deterministic).
+std::string make_inline_cache(std::vector<CacheEntry> entries, const std::vector<oci::Descriptor>& image_layers);
+
 // Checks that `bytes` (verified against `desc` by the caller) are a cache artifact manifest.
 oci::Manifest parse_cache_manifest(std::string_view bytes);
 // The records of a config blob, by key ("sha256:…"). A record whose config does not end in
 // its own layer's DiffID is rejected as corrupt.
 std::map<std::string, CacheRecord> parse_cache_config(std::string_view bytes);
+// The inline records of an image config (NotFound when it has none); a record naming a layer
+// that is not in `image_layers` makes the whole field corrupt.
+std::map<std::string, CacheRecord> parse_inline_cache(std::string_view config_bytes,
+                                                      const std::vector<oci::Descriptor>& image_layers);
 
 }  // namespace cbuild::builder

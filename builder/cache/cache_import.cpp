@@ -37,8 +37,15 @@ struct LocalSource : CacheImports::Source {
     // The last cache manifest the index names (an exporter writes one).
     for (auto it = index.manifests.rbegin(); it != index.manifests.rend(); ++it)
       if (it->artifact_type == kCacheArtifactType) return {*it, read_small(*it)};
+    // Else an image layout (-o type=oci,tar=false) whose image may hold an inline cache: the
+    // one image it names.
+    if (index.manifests.size() == 1 && index.manifests[0].artifact_type.empty() &&
+        (oci::is_manifest(index.manifests[0].media_type) || oci::is_index(index.manifests[0].media_type)))
+      return {index.manifests[0], read_small(index.manifests[0])};
     throw Error(ErrorKind::NotFound, "index.json names no cbuild cache");
   }
+
+  std::string child(const oci::Descriptor& desc) override { return read_small(desc); }
 
   std::string read_small(const oci::Descriptor& desc) override {
     if (desc.size < 0 || static_cast<std::uint64_t>(desc.size) > kMaxDocument)
@@ -86,9 +93,13 @@ struct RegistrySource : CacheImports::Source {
         throw Error(ErrorKind::NotFound, "no cache there");
       throw;
     }
-    if (!oci::is_manifest(m.descriptor.media_type))
+    if (!oci::is_manifest(m.descriptor.media_type) && !oci::is_index(m.descriptor.media_type))
       throw Error(ErrorKind::InvalidArgument, "not a cbuild cache (a " + m.descriptor.media_type + ")");
     return {m.descriptor, std::move(m.bytes)};
+  }
+
+  std::string child(const oci::Descriptor& desc) override {
+    return registry::fetch_manifest(*transport, ref, desc.digest.str(), "cache import").bytes;
   }
 
   std::string read_small(const oci::Descriptor& desc) override {
@@ -115,11 +126,20 @@ struct RegistrySource : CacheImports::Source {
   }
 };
 
+// The entry of an index for `wanted` (empty: the host's), as a pull picks it.
+oci::Descriptor platform_manifest(std::string_view index_bytes, const std::string& wanted) {
+  oci::Index index = oci::Index::parse(index_bytes, "image index");
+  oci::Platform p = wanted.empty() ? oci::Platform::host() : oci::Platform::parse(wanted);
+  for (const auto& d : index.manifests)
+    if (oci::is_manifest(d.media_type) && p.matches(d.platform)) return d;
+  throw Error(ErrorKind::NotFound, "the image index has no manifest for " + p.str());
+}
+
 }  // namespace
 
 CacheImports::CacheImports(const std::vector<CacheLocation>& from, oci::Store& store, const oci::DiffIdRecords* diff_ids,
                            oci::Lease* lease, bool tls_verify, std::function<void(const std::string&)> warn,
-                           const registry::BlobOrigins* origins)
+                           const registry::BlobOrigins* origins, const std::string& platform)
     : store_(store), diff_ids_(diff_ids), lease_(lease), warn_(std::move(warn)), origins_(origins) {
   for (const auto& loc : from) {
     const std::string& name = loc.name;
@@ -134,9 +154,13 @@ CacheImports::CacheImports(const std::vector<CacheLocation>& from, oci::Store& s
       }
       src->name = name;
       auto [desc, bytes] = src->manifest();
-      oci::Manifest m = parse_cache_manifest(bytes);
       auto loaded = std::make_unique<Loaded>();
-      loaded->records = parse_cache_config(src->read_small(m.config));
+      if (oci::is_index(desc.media_type)) bytes = src->child(platform_manifest(bytes, platform));
+      oci::Manifest m = oci::Manifest::parse(bytes, "cache manifest");
+      if (m.artifact_type.empty() && oci::is_config(m.config.media_type))
+        loaded->records = parse_inline_cache(src->read_small(m.config), m.layers);
+      else
+        loaded->records = parse_cache_config(src->read_small(parse_cache_manifest(bytes).config));
       loaded->source = std::move(src);
       sources_.push_back(std::move(loaded));
     } catch (const Error& e) {

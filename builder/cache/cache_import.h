@@ -2,8 +2,12 @@
 // misses (the format is cache_artifact.h; docs/cache.md).
 //
 // The constructor reads each source's manifest and records: a local OCI layout directory
-// (type=local,src=DIR: the cache manifest index.json names) or a registry reference
-// (type=registry,ref=R). find(key) returns the record of the first source that has the key.
+// (type=local,src=DIR: the cache manifest index.json names, or the one image it names) or a
+// registry reference (type=registry,ref=R). A source may also be an image built with
+// --cache-to type=inline (a manifest, or an index: the build's platform's manifest): its
+// records are read from its config (parse_inline_cache) and its layers are the hits' layers,
+// checked and fetched from that source like a cache artifact's. find(key) returns the record of
+// the first source that has the key.
 // A hit downloads nothing: the layer must exist in the source (a stat, or a HEAD), and is
 // remembered as lazy; fetch_lazy() brings it into the store when something reads it
 // (ImportingStore::open: a step that needs the files, the image written to the store, an
@@ -39,10 +43,11 @@ namespace cbuild::builder {
 
 class CacheImports {
  public:
-  // `warn` takes one line (thread-safe).
+  // `warn` takes one line (thread-safe). `platform` ("os/arch[/variant]", empty: the host's)
+  // picks the manifest of an index an inline cache is read from.
   CacheImports(const std::vector<CacheLocation>& from, oci::Store& store, const oci::DiffIdRecords* diff_ids,
                oci::Lease* lease, bool tls_verify, std::function<void(const std::string&)> warn,
-               const registry::BlobOrigins* origins = nullptr);
+               const registry::BlobOrigins* origins = nullptr, const std::string& platform = {});
   ~CacheImports();
   CacheImports(const CacheImports&) = delete;
   CacheImports& operator=(const CacheImports&) = delete;
@@ -61,8 +66,11 @@ class CacheImports {
   struct Source {
     virtual ~Source() = default;
     std::string name;  // "--cache-from type=local,src=DIR", for warnings
-    // The cache manifest's bytes and descriptor; throws when there is none.
+    // The bytes and descriptor of the manifest (or index) the source names; throws when there
+    // is none.
     virtual std::pair<oci::Descriptor, std::string> manifest() = 0;
+    // The manifest `desc` names (an index's entry), verified.
+    virtual std::string child(const oci::Descriptor& desc) = 0;
     // A small blob, verified against `desc`.
     virtual std::string read_small(const oci::Descriptor& desc) = 0;
     // Puts the blob `desc` names into `store`, verified.

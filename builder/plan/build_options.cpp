@@ -97,7 +97,9 @@ CacheSpec parse_cache_spec(std::string_view value, bool to) {
     return c;
   }
   std::string type;
+  std::vector<std::string> keys;  // besides type=, for type=inline
   for (auto& [k, v] : split_csv_pairs(value)) {
+    if (k != "type" && k != "mode") keys.push_back(k);
     if (k == "type") {
       type = v;
     } else if (k == "ref") {
@@ -132,12 +134,19 @@ CacheSpec parse_cache_spec(std::string_view value, bool to) {
     c.type = CacheSpec::Type::Registry;
     if (c.ref.empty()) throw bad("type=registry needs ref=REFERENCE");
     if (!c.dir.empty()) throw bad(std::string(to ? "dest=" : "src=") + " is for type=local");
+  } else if (type == "inline" && to) {
+    c.type = CacheSpec::Type::Inline;
+    // The records live in the image's config and name only the image's layers: the steps of
+    // other stages have no layers there (BuildKit's inline cache is min only).
+    if (c.max) throw bad("type=inline holds the final image's steps only (mode=min); use type=registry or type=local for mode=max");
+    // Its layers are the image's: compression and the rest are the image's flags.
+    if (!keys.empty()) throw bad("type=inline takes no " + keys.front() + "= (only mode=min)");
   } else if (type == "inline") {
-    throw bad("type=inline is not supported yet (use type=registry,ref=R or type=local)");
+    throw bad("type=inline is for --cache-to; name the image itself: --cache-from REF");
   } else if (type.empty()) {
-    throw bad("missing type= (local or registry)");
+    throw bad(to ? "missing type= (local, registry or inline)" : "missing type= (local or registry)");
   } else {
-    throw bad("unsupported type " + quote(type) + " (expected local or registry)");
+    throw bad("unsupported type " + quote(type) + (to ? " (expected local, registry or inline)" : " (expected local or registry)"));
   }
   return c;
 }

@@ -38,9 +38,10 @@ struct SecretSpec {
 
 // --cache-to / --cache-from: one place a build cache is exported to or imported from, as
 // buildx names them (the format is docs/cache.md). type=local is an OCI layout directory,
-// type=registry a reference in a registry.
+// type=registry a reference in a registry, type=inline (--cache-to only) the records inside the
+// built image's config (mode=min only).
 struct CacheSpec {
-  enum class Type { Local, Registry } type = Type::Local;
+  enum class Type { Local, Registry, Inline } type = Type::Local;
   std::string ref;           // type=registry
   std::string dir;           // type=local: dest= (--cache-to) or src= (--cache-from)
   bool max = false;          // --cache-to mode=max: every stage's steps (default min: the final image's)
@@ -95,8 +96,9 @@ ImageFormat image_format(const BuildOptions& options);
 OutputSpec parse_output(std::string_view value);
 // Parses one --cache-to (`to` true) or --cache-from value: "type=local,dest=DIR[,mode=min|max]",
 // "type=local,src=DIR", "type=registry,ref=R[,mode=..][,compression=..][,oci-mediatypes=true]",
-// or a bare reference (type=registry). Throws Error{InvalidArgument} naming the flag for a bad
-// key or value, and for what cbuild does not do (type=inline and others, oci-mediatypes=false).
+// "type=inline[,mode=min]" (--cache-to only), or a bare reference (type=registry). Throws
+// Error{InvalidArgument} naming the flag for a bad key or value, and for what cbuild does not do
+// (other types, oci-mediatypes=false, type=inline with mode=max or any key of the other types).
 CacheSpec parse_cache_spec(std::string_view value, bool to);
 // Parses one --secret value: "id=x,src=PATH" (also source=, type=file), "id=x,env=VAR"
 // (type=env), or "id=x" alone, which reads the environment variable x as buildx does.

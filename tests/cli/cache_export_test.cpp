@@ -282,7 +282,7 @@ TEST_CASE("--cache-to / --cache-from refuse what they cannot honour, before any 
     std::string says;
   };
   const Case cases[] = {
-      {{"--cache-to", "type=inline"}, "--cache-to \"type=inline\": type=inline is not supported yet"},
+      {{"--cache-to", "type=s3"}, "--cache-to \"type=s3\": unsupported type \"s3\""},
       {{"--cache-from", "type=gha"}, "--cache-from \"type=gha\": unsupported type \"gha\""},
       {{"--cache-to", "type=local"}, "type=local needs dest=DIR"},
       {{"--cache-from", "type=local,dest=x"}, "unknown key \"dest\""},
