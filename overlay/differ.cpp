@@ -203,6 +203,18 @@ void strip_dir(int dirfd, const std::string& prefix, const std::set<std::string>
 
 }  // namespace
 
+std::string setid_restored_warning(const std::vector<std::string>& paths, std::string_view who,
+                                   std::string_view cause) {
+  constexpr std::size_t kNamed = 5;
+  std::string names;
+  for (std::size_t i = 0; i < paths.size() && i < kNamed; ++i) names += (i ? ", " : "") + paths[i];
+  if (paths.size() > kNamed) names += ", ...";
+  return std::string(who) + ": this step wrote into " + std::to_string(paths.size()) + " setuid/setgid file(s) (" +
+         names + "); " + std::string(cause) +
+         " cleared their setuid/setgid bits, which a root build keeps, so the layer keeps them; a chmod that "
+         "removed them in the same step is lost (docs/rootless.md)";
+}
+
 std::uint64_t walk_diff(const std::filesystem::path& upper, const DiffOptions& options, const DiffVisitor& visit) {
   UniqueFd root = open_upper(upper);
   Walker w{options, visit, cleaned_excludes(options), {}, 0, {}, {}};
@@ -215,17 +227,8 @@ std::uint64_t walk_diff(const std::filesystem::path& upper, const DiffOptions& o
                       "inside is lost (docs/rootless.md)";
     options.warn(msg);
   }
-  if (options.warn && !w.setid_restored.empty()) {
-    constexpr std::size_t kNamed = 5;
-    std::string names;
-    for (std::size_t i = 0; i < w.setid_restored.size() && i < kNamed; ++i)
-      names += (i ? ", " : "") + w.setid_restored[i];
-    if (w.setid_restored.size() > kNamed) names += ", ...";
-    options.warn("rootless mode: this step wrote into " + std::to_string(w.setid_restored.size()) +
-                 " setuid/setgid file(s) (" + names +
-                 "); the user namespace cleared their setuid/setgid bits, which a root build keeps, so the "
-                 "layer keeps them; a chmod that removed them in the same step is lost (docs/rootless.md)");
-  }
+  if (options.warn && !w.setid_restored.empty())
+    options.warn(setid_restored_warning(w.setid_restored, "rootless mode", "the user namespace"));
   return w.count;
 }
 
