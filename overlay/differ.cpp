@@ -182,6 +182,19 @@ void renew_setid_record(int dirfd, const std::string& name, const struct stat& s
   sys::set_xattr(dirfd, name, key, format_override_stat(r), path);
 }
 
+void renew_dir(int dirfd, const std::string& prefix) {
+  for (const auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
+    std::string path = prefix.empty() ? n : prefix + "/" + n;
+    struct stat st = sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW, path);
+    if (S_ISREG(st.st_mode)) {
+      renew_setid_record(dirfd, n, st, path);
+    } else if (S_ISDIR(st.st_mode)) {
+      UniqueFd sub = sys::openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
+      renew_dir(sub.get(), path);
+    }
+  }
+}
+
 void strip_dir(int dirfd, const std::string& prefix, const std::set<std::string>& exclude, XattrNamespace ns) {
   for (const auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
     std::string path = prefix.empty() ? n : prefix + "/" + n;
@@ -245,6 +258,11 @@ void strip_for_commit(const std::filesystem::path& upper, const DiffOptions& opt
   for (const auto& key : sys::list_xattrs(root.get(), ".", upper.string()))
     if (is_overlay_private_xattr(key) && key != keep) sys::remove_xattr(root.get(), ".", key, upper.string());
   strip_dir(root.get(), "", cleaned_excludes(options), options.xattr_namespace);
+}
+
+void renew_setid_records(const std::filesystem::path& dir) {
+  UniqueFd root = open_upper(dir);
+  renew_dir(root.get(), "");
 }
 
 }  // namespace cbuild::overlay

@@ -62,4 +62,9 @@ std::uint64_t write_diff(const std::filesystem::path& upper, oci::TarWriter& wri
 
 void strip_for_commit(const std::filesystem::path& upper, const DiffOptions& options);
 
+// What strip_for_commit() does for set-id files in a rootless upper (override_stat.h), for a
+// snapshot made before the records carried an mtime: every setuid/setgid regular file below
+// `dir` gets its record as it stands now.
+void renew_setid_records(const std::filesystem::path& dir);
+
 }  // namespace cbuild::overlay

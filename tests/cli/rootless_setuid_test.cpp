@@ -6,6 +6,7 @@
 // RUN cannot be told from a write alone: the build keeps the bit and says so. Root's layers
 // are docker's; the chroot level keeps the bits as root's does.
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -241,4 +242,34 @@ TEST_CASE("isolation chroot: without CAP_FSETID a written setuid file keeps the 
                 r.err);
   CHECK_FALSE(has(d.err, "this step wrote into"));
   CHECK_MESSAGE(has(r.err, "without CAP_FSETID a RUN's chmod g+s of a file whose group it is not in is ignored"), r.err);
+}
+
+// A store whose snapshots an older cbuild made (set-id files without records): the first
+// command of this version records them, so a write into one still keeps the bit.
+TEST_CASE("rootless setuid: snapshots made before the records get them when the store is opened [root]") {
+  REQUIRE_ROOT();
+  test::UnprivilegedUser user;
+  test::RootlessProject rp(user, put_setuid_base);
+  rp.p.file("Dockerfile", "FROM cbuild-test-setuid:1\nRUN echo x > /unrelated\n");
+  auto first = rp.build_as(user, "first:rootless");
+  REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+  const fs::path snapshots = rp.p.root / "snapshots";
+  REQUIRE(fs::exists(snapshots / ".setid-records"));
+  int stripped = 0;
+  for (const auto& e : fs::directory_iterator(snapshots)) {
+    fs::path f = e.path() / "fs/opt/su-append";
+    if (e.path().filename().string()[0] == '.' || !fs::exists(f)) continue;
+    REQUIRE(::lremovexattr(f.c_str(), "user.cbuild.override_stat") == 0);
+    ++stripped;
+  }
+  REQUIRE(stripped == 1);
+  fs::remove(snapshots / ".setid-records");
+
+  rp.p.file("Dockerfile", "FROM cbuild-test-setuid:1\nRUN echo more >> /opt/su-append\n");
+  auto second = rp.build_as(user, "second:rootless");
+  REQUIRE_MESSAGE(second.exit_code == 0, second.err);
+  CHECK(fs::exists(snapshots / ".setid-records"));
+  auto [config, tree] = rp.p.image("docker.io/library/second:rootless", rp.p.dir.path() / "flat");
+  CHECK(perm_of(tree / "opt/su-append") == 04755);
+  CHECK(has(second.err, std::string("RUN on line 2: ") + kWarning + "1 setuid/setgid file(s) (opt/su-append)"));
 }
