@@ -4,7 +4,8 @@
 // image (owned by a mapped id or by one outside the mapping), for files an earlier RUN made
 // setuid, and after a step that removed the bit with chmod. A write and a chmod u-s in the same
 // RUN cannot be told from a write alone: the build keeps the bit and says so. Root's layers
-// are docker's; the chroot level keeps the bits as root's does.
+// are docker's; the chroot level keeps the bits as root's does, with CAP_FSETID and without.
+// Snapshots of a store made before the records get them when the store is first opened.
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
