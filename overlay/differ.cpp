@@ -150,10 +150,14 @@ std::set<std::string> cleaned_excludes(const DiffOptions& options) {
 // layer holds (the bits a write cleared, restored), and its record renewed to describe it now,
 // mtime included, so a later step's write into it is read as a write (override_stat.h), and a
 // chmod in this step is not mistaken for one later. Other placeholders keep their records.
-void renew_setid_record(int dirfd, const std::string& name, const struct stat& st, const std::string& path) {
+// `recorded`: the file carries the attribute. Neither recorded nor set-id: nothing to do.
+void renew_setid_record(int dirfd, const std::string& name, const struct stat& st, const std::string& path,
+                        bool recorded) {
+  if (!recorded && (st.st_mode & (S_ISUID | S_ISGID)) == 0) return;
   const std::string key(kOverrideStatXattr);
   std::optional<OverrideStat> o;
-  if (auto v = sys::get_xattr(dirfd, name, key, path)) o = parse_override_stat_or_throw(*v, path);
+  if (recorded)
+    if (auto v = sys::get_xattr(dirfd, name, key, path)) o = parse_override_stat_or_throw(*v, path);
   const OverrideStat as_is{.mode = st.st_mode,
                            .uid = st.st_uid,
                            .gid = st.st_gid,
@@ -186,8 +190,10 @@ void renew_dir(int dirfd, const std::string& prefix) {
   for (const auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
     std::string path = prefix.empty() ? n : prefix + "/" + n;
     struct stat st = sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW, path);
-    if (S_ISREG(st.st_mode)) {
-      renew_setid_record(dirfd, n, st, path);
+    if (S_ISREG(st.st_mode) && (st.st_mode & (S_ISUID | S_ISGID)) != 0) {
+      // A record without the set-id bits on disk is a device's or an owner's (placeholders
+      // keep the real permission bits), which older records need nothing more for.
+      renew_setid_record(dirfd, n, st, path, true);
     } else if (S_ISDIR(st.st_mode)) {
       UniqueFd sub = sys::openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
       renew_dir(sub.get(), path);
@@ -204,9 +210,12 @@ void strip_dir(int dirfd, const std::string& prefix, const std::set<std::string>
     }
     struct stat st = sys::fstatat(dirfd, n, AT_SYMLINK_NOFOLLOW, path);
     const std::string keep = opaque_xattr(ns);
-    for (const auto& key : sys::list_xattrs(dirfd, n, path))
+    bool recorded = false;
+    for (const auto& key : sys::list_xattrs(dirfd, n, path)) {
+      recorded |= key == kOverrideStatXattr;
       if (is_overlay_private_xattr(key) && key != keep) sys::remove_xattr(dirfd, n, key, path);
-    if (S_ISREG(st.st_mode) && ns == XattrNamespace::User) renew_setid_record(dirfd, n, st, path);
+    }
+    if (S_ISREG(st.st_mode) && ns == XattrNamespace::User) renew_setid_record(dirfd, n, st, path, recorded);
     if (S_ISDIR(st.st_mode)) {
       UniqueFd sub = sys::openat(dirfd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, path);
       strip_dir(sub.get(), path, exclude, ns);
