@@ -37,8 +37,11 @@
 // lacks them, its other permission bits are the recorded ones and its mtime is not the
 // recorded one (data was written: that is what clears them; `chmod u-s` leaves the mtime).
 // A step that both writes and removes the bit cannot be told from a write alone: it gets the
-// bit back, and the differ warns naming it (DiffOptions::warn). A record without `mtime`
-// (written before it existed) restores nothing.
+// bit back, and the differ warns naming it (DiffOptions::warn). S_ISGID without S_IXGRP is
+// never restored (a write keeps it; only a chmod removes it). A record without `mtime`
+// (written before it existed) restores nothing; the snapshot store gives older snapshots'
+// set-id files their records once (snapshot_store.h). The tree diff reads a chroot step run
+// without CAP_FSETID the same way, against the file's stat before the step (tree_diff.h).
 #pragma once
 
 #include <sys/stat.h>
