@@ -220,7 +220,13 @@ void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEnt
     if (is_overlay_private_xattr(key)) continue;
     rootless_aware("setxattr", shown, e, [&] { sys::set_xattr(dirfd, leaf, key, value, shown); });
   }
-  if (placeholder || unmapped) {
+  // Rootless, a RUN that writes into a set-id file loses the bits; the record lets the layer
+  // keep them (override_stat.h). Recorded after the mtime is set: its mtime is part of it.
+  bool setid = e.type == oci::TarType::File && (e.mode & (S_ISUID | S_ISGID)) != 0 &&
+               options_.mode == ApplyMode::Overlay && options_.placeholders &&
+               overlay_xattr_namespace() == XattrNamespace::User;
+  if (e.type != oci::TarType::Dir) sys::utimensat_nofollow(dirfd, leaf, e.mtime_sec, e.mtime_nsec, shown);
+  if (placeholder || unmapped || setid) {
     struct stat now = sys::fstatat(dirfd, leaf, AT_SYMLINK_NOFOLLOW, shown);
     OverrideStat o{.mode = file_type_bits(e.type) | (e.mode & 07777),
                    .uid = e.uid,
@@ -231,13 +237,13 @@ void Applier::set_metadata(int dirfd, const std::string& leaf, const oci::TarEnt
                    .placeholder_uid = now.st_uid,
                    .placeholder_gid = now.st_gid};
     if (e.type == oci::TarType::Dir) o.mode = S_IFDIR | (e.mode & 07777);
+    if (setid) o.mtime = FileTime{.sec = now.st_mtim.tv_sec, .nsec = static_cast<std::uint32_t>(now.st_mtim.tv_nsec)};
     sys::set_xattr(dirfd, leaf, std::string(kOverrideStatXattr), format_override_stat(o), shown);
   } else if (kept_dir) {
     // An earlier layer's placeholder directory that this layer gives an owner it can have.
     sys::remove_xattr(dirfd, leaf, std::string(kOverrideStatXattr), shown);
   }
   if (e.type == oci::TarType::Dir) dir_times_.push_back({shown, e.mtime_sec, e.mtime_nsec});
-  else sys::utimensat_nofollow(dirfd, leaf, e.mtime_sec, e.mtime_nsec, shown);
 }
 
 void Applier::apply_whiteout(const std::string& dir, const std::string& base) {

@@ -19,7 +19,8 @@
 // cbuild's reserved xattrs (override_stat.h) is refused with InvalidArgument (it would forge
 // the entry's stat). In a user namespace (rootless), a device node or fifo that cannot be
 // made, or an owner outside the mapping, becomes a placeholder recording the real values
-// (override_stat.h), in both modes; a symlink owned outside the mapping is refused
+// (override_stat.h), in both modes, and (Overlay mode) a setuid/setgid regular file carries
+// the same record with its mtime, so a RUN's write that clears the bits is seen; a symlink owned outside the mapping is refused
 // (FailedPrecondition), as are trusted.* and security.* xattrs the namespace cannot set. Directory mtimes are set in
 // finish(), after their contents exist. Not thread-safe; one Applier per layer.
 #pragma once

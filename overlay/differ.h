@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "oci/tar_entry.h"
@@ -34,10 +35,22 @@ struct DiffOptions {
   std::vector<std::string> exclude;
   // For a RUN's upper: told once per walk when rootless placeholders (override_stat.h) the
   // step changed still have the stand-in owner — a chown to exactly that owner cannot be told
-  // from a write, so the layer keeps the recorded owner and the user must hear it. Unset: not
-  // told (a COPY writes placeholders that are new, not changed).
+  // from a write, so the layer keeps the recorded owner and the user must hear it — and once
+  // when set-id files the step wrote get their bits back (a chmod u-s in the same step cannot
+  // be told from the write). Unset: not told (a COPY writes placeholders that are new, not
+  // changed).
   std::function<void(const std::string&)> warn;
+  // For walk_tree_diff() of a chroot step run without CAP_FSETID (isolation.h
+  // writes_keep_setid()): a regular file that had setuid/setgid bits before the step and lost
+  // only them while its mtime moved (a write cleared them) is written with them and given them
+  // back on disk, as a root build's write keeps them (override_stat.h); warn hears the names.
+  bool restore_setid_writes = false;
 };
+
+// The warning for set-id files whose bits a write cleared and the layer keeps: `who` starts
+// it ("rootless mode"), `cause` is what cleared them ("the user namespace").
+std::string setid_restored_warning(const std::vector<std::string>& paths, std::string_view who,
+                                   std::string_view cause);
 
 // Called once per entry, in order. `fd` is an open read-only fd for regular files, else -1.
 using DiffVisitor = std::function<void(const oci::TarEntry& entry, int fd)>;
@@ -48,5 +61,10 @@ std::uint64_t walk_diff(const std::filesystem::path& upper, const DiffOptions& o
 std::uint64_t write_diff(const std::filesystem::path& upper, oci::TarWriter& writer, const DiffOptions& options);
 
 void strip_for_commit(const std::filesystem::path& upper, const DiffOptions& options);
+
+// What strip_for_commit() does for set-id files in a rootless upper (override_stat.h), for a
+// snapshot made before the records carried an mtime: every setuid/setgid regular file below
+// `dir` gets its record as it stands now.
+void renew_setid_records(const std::filesystem::path& dir);
 
 }  // namespace cbuild::overlay

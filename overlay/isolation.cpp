@@ -12,12 +12,14 @@
 #include <sstream>
 
 #include "oci/base/error.h"
+#include "overlay/user_namespace.h"
 
 namespace cbuild::overlay {
 
 namespace {
 
 constexpr int kCapChown = 0;
+constexpr int kCapFsetid = 4;
 constexpr int kCapSysChroot = 18;
 constexpr int kCapSysAdmin = 21;
 
@@ -81,12 +83,17 @@ IsolationProbe probe_isolation() {
   p.cap_sys_admin = caps >> kCapSysAdmin & 1;
   p.cap_sys_chroot = caps >> kCapSysChroot & 1;
   p.cap_chown = caps >> kCapChown & 1;
+  p.cap_fsetid = caps >> kCapFsetid & 1;
   // Root with CAP_SYS_ADMIN gets the userns level whatever the probe says, and chroot needs no
   // user namespace: the fork it costs is left out of every such build's start.
   if (p.uid == 0 && p.cap_sys_admin) return p;
   p.userns_error = try_userns();
   p.userns = p.userns_error.empty();
   return p;
+}
+
+bool writes_keep_setid() {
+  return overlay_xattr_namespace() == XattrNamespace::Trusted && (effective_caps() >> kCapFsetid & 1);
 }
 
 IsolationChoice choose_isolation(IsolationRequest request, const IsolationProbe& probe) {
@@ -116,6 +123,10 @@ IsolationChoice choose_isolation(IsolationRequest request, const IsolationProbe&
     c.reason = "chroot: " + why +
                "; snapshots are copied and diffed and RUN steps run in a chroot as this container's root, "
                "with the host's network and no new namespaces (slower, same image)";
+    if (!probe.cap_fsetid)
+      c.reason += "; without CAP_FSETID a RUN's chmod g+s of a file whose group it is not in is ignored by the "
+                  "kernel (setuid/setgid bits a write clears are restored in the layer); docker's default "
+                  "capabilities include CAP_FSETID";
     return c;
   };
   switch (request) {

@@ -33,6 +33,9 @@ struct IsolationProbe {
   bool cap_sys_admin = false;  // effective set
   bool cap_sys_chroot = false;
   bool cap_chown = false;
+  // CAP_FSETID: without it a chroot RUN's writes clear setuid/setgid bits and its chmod g+s
+  // of a file whose group it is not in is ignored (writes_keep_setid()).
+  bool cap_fsetid = true;
   // unshare(CLONE_NEWUSER) succeeds. Not probed (false, no error) for root with CAP_SYS_ADMIN,
   // for which choose_isolation() never reads it.
   bool userns = false;
@@ -40,6 +43,11 @@ struct IsolationProbe {
 };
 
 IsolationProbe probe_isolation();
+
+// Whether this process's writes keep a file's setuid/setgid bits: it has CAP_FSETID in the
+// initial user namespace (the kernel clears the bits on a write otherwise). A chroot RUN has
+// cbuild's capabilities, so this tells whether its writes keep them.
+bool writes_keep_setid();
 
 struct IsolationChoice {
   Isolation level = Isolation::Userns;

@@ -2,7 +2,9 @@
 
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <charconv>
+#include <climits>
 #include <vector>
 
 #include "oci/base/error.h"
@@ -69,6 +71,8 @@ struct Fields {
   gid_t gid;
 };
 
+constexpr mode_t kSetId = S_ISUID | S_ISGID;
+
 std::optional<Fields> overridden(mode_t mode, uid_t uid, gid_t gid, const OverrideStat& o) {
   if ((mode & S_IFMT) != (o.placeholder_mode & S_IFMT)) return std::nullopt;
   Fields f;
@@ -79,22 +83,56 @@ std::optional<Fields> overridden(mode_t mode, uid_t uid, gid_t gid, const Overri
   return f;
 }
 
+// The set-id bits a write cleared (override_stat.h): the recorded ones `f` lacks, when it
+// has no other and its remaining permission bits are the recorded ones, and the mtime moved.
+mode_t lost_setid(const Fields& f, const struct timespec& mtime, const OverrideStat& o) {
+  if (!o.mtime || !S_ISREG(o.mode) || !S_ISREG(f.mode)) return 0;
+  mode_t lost = o.mode & kSetId & ~f.mode;
+  // The kernel keeps S_ISGID without S_IXGRP (a locking mark, not a privilege) on a write, so
+  // only a chmod removes that one.
+  if ((o.mode & S_IXGRP) == 0) lost &= ~S_ISGID;
+  if (!lost || (f.mode & kSetId & ~o.mode) != 0) return 0;
+  if ((f.mode & 07777 & ~kSetId) != (o.mode & 07777 & ~kSetId)) return 0;
+  FileTime now{.sec = mtime.tv_sec, .nsec = static_cast<std::uint32_t>(mtime.tv_nsec)};
+  return now == *o.mtime ? 0 : lost;
+}
+
+bool mtime_field(std::string_view s, FileTime& out) {
+  auto dot = s.find('.');
+  if (dot == std::string_view::npos || s.size() - dot - 1 != 9) return false;
+  std::string_view sec = s.substr(0, dot);
+  bool negative = sec.starts_with('-');
+  if (negative) sec.remove_prefix(1);
+  std::uint64_t abs = 0;
+  if (!number(sec, abs) || abs > static_cast<std::uint64_t>(INT64_MAX) || !number(s.substr(dot + 1), out.nsec) ||
+      out.nsec >= 1000000000u)
+    return false;
+  out.sec = negative ? -static_cast<std::int64_t>(abs) : static_cast<std::int64_t>(abs);
+  return true;
+}
+
 }  // namespace
 
 bool is_reserved_xattr(std::string_view key) noexcept { return key.starts_with(kReservedXattrPrefix); }
 
 std::string format_override_stat(const OverrideStat& o) {
+  std::string mtime;
+  if (o.mtime) {
+    std::string nsec = std::to_string(o.mtime->nsec);
+    mtime = " mtime=" + std::to_string(o.mtime->sec) + "." + std::string(9 - std::min<std::size_t>(9, nsec.size()), '0') + nsec;
+  }
   return "type=" + std::string(type_name(o.mode)) + " mode=" + octal(o.mode) + " uid=" + std::to_string(o.uid) +
          " gid=" + std::to_string(o.gid) + " rdev=" + std::to_string(o.dev_major) + ":" +
          std::to_string(o.dev_minor) + " placeholder=" + std::string(type_name(o.placeholder_mode)) + ":" +
          octal(o.placeholder_mode) + ":" + std::to_string(o.placeholder_uid) + ":" +
-         std::to_string(o.placeholder_gid);
+         std::to_string(o.placeholder_gid) + mtime;
 }
 
 std::optional<OverrideStat> parse_override_stat(std::string_view text) {
   auto fields = split(text, ' ');
-  static constexpr std::string_view kKeys[] = {"type=", "mode=", "uid=", "gid=", "rdev=", "placeholder="};
-  if (fields.size() != std::size(kKeys)) return std::nullopt;
+  static constexpr std::string_view kKeys[] = {"type=", "mode=", "uid=", "gid=", "rdev=", "placeholder=", "mtime="};
+  // `mtime` is optional: records written before it existed have six fields.
+  if (fields.size() != std::size(kKeys) && fields.size() != std::size(kKeys) - 1) return std::nullopt;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     if (!fields[i].starts_with(kKeys[i])) return std::nullopt;
     fields[i].remove_prefix(kKeys[i].size());
@@ -117,6 +155,12 @@ std::optional<OverrideStat> parse_override_stat(std::string_view text) {
     return std::nullopt;
   if ((*ph_type == S_IFDIR) != (*type == S_IFDIR)) return std::nullopt;
   o.placeholder_mode = *ph_type | ph_perm;
+  if (fields.size() == std::size(kKeys)) {
+    // Only a set-id regular file has one (override_stat.h).
+    FileTime t;
+    if (*type != S_IFREG || (perm & kSetId) == 0 || !mtime_field(fields[6], t)) return std::nullopt;
+    o.mtime = t;
+  }
   return o;
 }
 
@@ -129,9 +173,15 @@ OverrideStat parse_override_stat_or_throw(std::string_view text, std::string_vie
   return *o;
 }
 
+bool restores_setid(const struct stat& st, const OverrideStat& o) {
+  auto f = overridden(st.st_mode, st.st_uid, st.st_gid, o);
+  return f && lost_setid(*f, st.st_mtim, o) != 0;
+}
+
 struct stat apply_override(const struct stat& st, const OverrideStat& o, std::string_view shown) {
   auto f = overridden(st.st_mode, st.st_uid, st.st_gid, o);
   if (!f) return st;
+  f->mode |= lost_setid(*f, st.st_mtim, o);
   struct stat out = st;
   out.st_mode = f->mode;
   out.st_uid = f->uid;
@@ -148,13 +198,23 @@ struct stat apply_override(const struct stat& st, const OverrideStat& o, std::st
   return out;
 }
 
-void apply_override(oci::TarEntry& e, const OverrideStat& o) {
+namespace {
+struct stat stat_of(const oci::TarEntry& e) {
   struct stat st {};
   st.st_mode = (e.type == oci::TarType::Dir ? S_IFDIR : e.type == oci::TarType::File ? S_IFREG : 0) | e.mode;
   st.st_uid = e.uid;
   st.st_gid = e.gid;
   st.st_size = e.size;
-  struct stat out = apply_override(st, o, e.path);
+  st.st_mtim.tv_sec = e.mtime_sec;
+  st.st_mtim.tv_nsec = e.mtime_nsec;
+  return st;
+}
+}  // namespace
+
+bool restores_setid(const oci::TarEntry& e, const OverrideStat& o) { return restores_setid(stat_of(e), o); }
+
+void apply_override(oci::TarEntry& e, const OverrideStat& o) {
+  struct stat out = apply_override(stat_of(e), o, e.path);
   e.mode = out.st_mode & 07777;
   e.uid = out.st_uid;
   e.gid = out.st_gid;

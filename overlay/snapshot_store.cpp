@@ -67,6 +67,24 @@ SnapshotStore::SnapshotStore(fs::path store_root)
     : root_(store_root / "snapshots"), mounts_(store_root / "mounts") {
   make_dirs(root_ / ".tmp");
   check_xattr_namespace();
+  if (overlay_xattr_namespace() == XattrNamespace::User) record_setid_files();
+}
+
+// Rootless snapshots made before set-id files carried records with an mtime (override_stat.h)
+// would lose those files' bits to a later write, as before; they get the records once, the
+// first time this version opens the store. A snapshot pruned meanwhile is skipped.
+void SnapshotStore::record_setid_files() const {
+  fs::path marker = root_ / ".setid-records";  // dot: not a snapshot to those who list them
+  if (fs::exists(marker)) return;
+  for (const auto& e : fs::directory_iterator(root_)) {
+    if (e.path().filename().string()[0] == '.') continue;
+    try {
+      renew_setid_records(e.path() / "fs");
+    } catch (const Error& err) {
+      if (err.sys_errno() != ENOENT) throw Error(err).with_context("recording setid files of snapshot " + e.path().string());
+    }
+  }
+  write_file_atomic(marker, "1\n", 0644, Durability::RenameOnly);
 }
 
 // Opaque directories are marked in the namespace of whoever made the snapshot; overlay in the

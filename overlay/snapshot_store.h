@@ -7,6 +7,9 @@
 //   $ROOT/snapshots/.xattrs              "trusted" or "user": the overlay xattr namespace of
 //                                        the snapshots (root vs rootless, user_namespace.h);
 //                                        a store of the other kind is refused
+//   $ROOT/snapshots/.setid-records     rootless: present once every snapshot's setuid/setgid
+//                                        files carry their records (override_stat.h; made
+//                                        when a store of older snapshots is first opened)
 //   $ROOT/snapshots/.tmp/                staging and active upper/work dirs (same filesystem,
 //                                        so a commit is a rename), named after their owner
 //                                        (oci/base/owner.h): opening the store reclaims a dead
@@ -134,6 +137,7 @@ class SnapshotStore {
                const std::optional<oci::Digest>& parent, bool& created);
   std::vector<UniqueFd> lock_stack(const oci::Digest& chain) const;
   void check_xattr_namespace() const;
+  void record_setid_files() const;
 
   std::filesystem::path root_;    // $ROOT/snapshots
   std::filesystem::path mounts_;  // $ROOT/mounts

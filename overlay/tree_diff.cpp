@@ -162,6 +162,27 @@ struct Walker {
   std::set<std::string> exclude;
   std::int64_t now_sec;
   std::uint32_t now_nsec;
+  bool restore_setid = false;      // DiffOptions::restore_setid_writes
+  std::vector<std::string> restored;
+
+  // A set-id file the step wrote without CAP_FSETID lost its bits where a root build's write
+  // keeps them: the record of it before the step reads as override_stat.h's would, and the
+  // file on disk gets them back for the steps after this one.
+  void restore_written_setid(int fd, const TreeStat& was, oci::TarEntry& e) {
+    const OverrideStat o{.mode = was.mode,
+                         .uid = e.uid,
+                         .gid = e.gid,
+                         .placeholder_mode = was.mode,
+                         .placeholder_uid = e.uid,
+                         .placeholder_gid = e.gid,
+                         .mtime = FileTime{.sec = was.mtime_sec, .nsec = static_cast<std::uint32_t>(was.mtime_nsec)}};
+    if (!restores_setid(e, o)) return;
+    oci::TarEntry r = e;
+    apply_override(r, o);
+    if (::fchmod(fd, r.mode & 07777) < 0) throw_errno("chmod", e.path);
+    e.mode = r.mode;
+    restored.push_back(e.path);
+  }
 
   // Adds the xattrs a layer may hold and reads the entry through a rootless placeholder's
   // override (override_stat.h), as the differ does.
@@ -255,6 +276,8 @@ struct Walker {
         e.size = st.st_size;
         UniqueFd fd = sys::openat(dirfd, item.disk, O_RDONLY | O_NOFOLLOW, 0, path);
         add_xattrs(fd.get(), "", e);
+        if (restore_setid && was && S_ISREG(was->mode) && (was->mode & (S_ISUID | S_ISGID)) != 0)
+          restore_written_setid(fd.get(), *was, e);
         p.regular = e.type == oci::TarType::File;
         p.linked.mode = e.mode;
         p.linked.uid = e.uid;
@@ -302,9 +325,12 @@ std::uint64_t walk_tree_diff(const std::filesystem::path& root, const TreeState&
   UniqueFd rootfd = sys::openat(AT_FDCWD, root.string(), O_RDONLY | O_DIRECTORY, 0, root.string());
   struct timespec now {};
   ::clock_gettime(CLOCK_REALTIME, &now);
-  Walker w{before, cleaned(options.exclude), now.tv_sec, static_cast<std::uint32_t>(now.tv_nsec)};
+  Walker w{before, cleaned(options.exclude), now.tv_sec, static_cast<std::uint32_t>(now.tv_nsec),
+           options.restore_setid_writes, {}};
   std::vector<Pending> entries;
   w.walk_dir(rootfd.get(), "", false, entries);
+  if (options.warn && !w.restored.empty())
+    options.warn(setid_restored_warning(w.restored, "chroot isolation without CAP_FSETID", "the kernel"));
   // Hardlinks as the differ writes them: the first emitted path is the file, later ones link.
   std::map<std::pair<dev_t, ino_t>, std::string> links;
   std::uint64_t count = 0;

@@ -14,7 +14,9 @@
 //  - a directory that replaced an entry of the same name (a different inode or birth time,
 //    or a non-directory before) is emitted with ".wh..wh..opq" after it, and everything below it
 //    as new — overlayfs makes a directory created over a whiteout opaque;
-//  - hardlinks, sockets, xattrs and `exclude` as in differ.h.
+//  - hardlinks, sockets, xattrs and `exclude` as in differ.h;
+//  - with DiffOptions::restore_setid_writes (a step run without CAP_FSETID), a set-id file a
+//    write cleared gets its bits back, in the entry and on disk (override_stat.h).
 //
 // Hardlinks: overlayfs (index=off, as cbuild and docker's overlay2 mount it) copies up only
 // the name a step writes, which breaks the link — /b keeps the old content after

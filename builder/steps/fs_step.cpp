@@ -10,6 +10,7 @@
 #include "oci/tar_reader.h"
 #include "overlay/active_mount.h"
 #include "overlay/differ.h"
+#include "overlay/isolation.h"
 #include "overlay/tree_diff.h"
 
 namespace cbuild::builder {
@@ -113,7 +114,8 @@ std::optional<oci::Digest> top_chain(const LayerStack& stack) {
 // diffed against a record of its state before.
 FsStepResult run_flat_step(FsContext& ctx, const LayerStack& parent,
                            const std::function<void(const fs::path& merged)>& mutate,
-                           const std::vector<std::string>& exclude, std::optional<std::int64_t> now) {
+                           const std::vector<std::string>& exclude, std::optional<std::int64_t> now,
+                           const std::function<void(const std::string&)>& warn) {
   FlatRoot root = ctx.flat->take(parent.layers, parent.diff_ids);
   const fs::path dir = FlatRoots::rootfs(root);
   // What overlay's copy-up does to a name the step writes, done to every linked name up front.
@@ -123,7 +125,7 @@ FsStepResult run_flat_step(FsContext& ctx, const LayerStack& parent,
   ::clock_gettime(CLOCK_REALTIME_COARSE, &started);
   mutate(dir);
   if (now) restamp_directories(dir, started, *now);
-  overlay::DiffOptions diff{.exclude = exclude};
+  overlay::DiffOptions diff{.exclude = exclude, .warn = warn, .restore_setid_writes = !overlay::writes_keep_setid()};
   FsStepResult r{.layer = write_layer(ctx,
                                       [&](oci::TarWriter& tar) {
                                         overlay::walk_tree_diff(dir, before, diff, [&](const oci::TarEntry& e, int fd) {
@@ -143,7 +145,7 @@ FsStepResult run_fs_step(FsContext& ctx, const LayerStack& parent,
                          const std::function<void(const fs::path& merged)>& mutate,
                          const std::vector<std::string>& exclude, std::optional<std::int64_t> now,
                          const std::function<void(const std::string&)>& warn) {
-  if (ctx.flat) return run_flat_step(ctx, parent, mutate, exclude, now);
+  if (ctx.flat) return run_flat_step(ctx, parent, mutate, exclude, now, warn);
   std::optional<overlay::PreparedSnapshot> locked;
   lock_snapshots(ctx, parent, [&](const std::optional<oci::Digest>& top) { locked.emplace(ctx.snapshots.prepare(top)); });
   overlay::PreparedSnapshot& prepared = *locked;
