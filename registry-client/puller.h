@@ -46,6 +46,10 @@ struct PullOptions {
   const BlobOrigins* origins = nullptr;  // where to record which repository blobs came from
   const oci::DiffIdRecords* diff_ids = nullptr;  // remembered layer DiffIDs (else read back)
   bool tag = true;                      // set the tag ref.str() when done
+  // Fetch the manifests and configs only: the layers the store lacks stay in the registry,
+  // their origins recorded (`origins` is required), to be fetched when read
+  // (origin_fetcher.h). Their DiffIDs are checked when they are unpacked, not here.
+  bool lazy_layers = false;
   std::function<void(const std::string&)> log;  // one progress line per event, may be empty
 };
 
