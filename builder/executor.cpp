@@ -38,6 +38,7 @@
 #include "overlay/applier.h"
 #include "overlay/snapshot_store.h"
 #include "registry-client/blob_origins.h"
+#include "registry-client/origin_fetcher.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::builder {
@@ -147,6 +148,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   }
 
   std::unique_ptr<oci::LayoutStore> store = oci::LayoutStore::open(o.root);
+  // Layers a lazy base pull or a pushed --cache-from hit left in a registry come in when read.
+  store->set_blob_fetcher(registry::origin_fetcher(*store, o.tls_verify, [&progress](const std::string& line) { progress.note(line); }));
   // The build's mount points and temp dirs live in the store, where the next command to open
   // it reclaims them should this process be killed.
   ProcessScratch scratch(store->root() / "tmp");
@@ -228,7 +231,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     }
     LoadedImage l;
     try {
-      l.state = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids);
+      l.state = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids, &blob_origins);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::Cancelled || cancel_requested()) throw;
       l.error = std::current_exception();
@@ -436,10 +439,14 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     for (const auto& w : strip_docker_only(final_state.config)) progress.warning(w);
 
   check_cancelled();  // a build stopped now must not tag or export anything
-  // The image's layers join the store before anything names them; the other layers of
-  // --cache-from hits stay where they are unless read.
-  if (imports)
-    for (const auto& layer : final_state.stack.layers) imports->fetch_lazy(layer.digest);
+  // Built into the store only, the image's layers join it before anything names them. With
+  // --push, a layer still in a registry (a --cache-from hit, a lazily pulled base) stays there
+  // and the tag names it lazily: the pusher needs no bytes the target registry has or can
+  // mount, and whatever reads the layer later fetches it (oci/layout_store.h). Layers nothing
+  // names stay where they are unless read.
+  for (const auto& layer : final_state.stack.layers)
+    if (!store->stat(layer.digest) && (outputs.push.empty() || blob_origins.locations(layer.digest).empty()))
+      build_store.open(layer.digest);
   WrittenImage w = write_image(*store, final_state, outputs.format);
   check_cancelled();
   std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
