@@ -31,6 +31,7 @@
 #include "oci/base/owner.h"
 #include "oci/base/keyed_mutex.h"
 #include "oci/compression.h"
+#include "oci/diff_id.h"
 #include "oci/image_config.h"
 #include "oci/layout_store.h"
 #include "oci/sinks.h"
@@ -444,9 +445,21 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   // and the tag names it lazily: the pusher needs no bytes the target registry has or can
   // mount, and whatever reads the layer later fetches it (oci/layout_store.h). Layers nothing
   // names stay where they are unless read.
-  for (const auto& layer : final_state.stack.layers)
-    if (!store->stat(layer.digest) && (outputs.push.empty() || blob_origins.locations(layer.digest).empty()))
-      build_store.open(layer.digest);
+  for (std::size_t i = 0; i < final_state.stack.layers.size(); ++i) {
+    const oci::Descriptor& layer = final_state.stack.layers[i];
+    if (store->stat(layer.digest) || (!outputs.push.empty() && !blob_origins.locations(layer.digest).empty())) continue;
+    build_store.open(layer.digest);
+    // A lazily pulled base layer was only checked against its digest: like an eager pull, the
+    // image is not written until it decompresses to the DiffID its config states.
+    std::optional<oci::Digest> got = diff_ids.find(layer.digest);
+    if (!got) {
+      got = oci::diff_id_of_blob(*store, layer, "layer " + layer.digest.str());
+      diff_ids.record(layer.digest, *got);
+    }
+    if (*got != final_state.stack.diff_ids.at(i))
+      throw Error(ErrorKind::DataLoss, "layer " + layer.digest.str() + " decompresses to " + got->str() +
+                                           ", but the image config says " + final_state.stack.diff_ids.at(i).str());
+  }
   WrittenImage w = write_image(*store, final_state, outputs.format);
   check_cancelled();
   std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
