@@ -82,6 +82,21 @@ std::string joined(const std::set<std::string>& s) {
   return out;
 }
 
+std::string base64(const std::string& in) {
+  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); i += 3) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) v |= static_cast<unsigned char>(in[i + 2]);
+    out += t[(v >> 18) & 63];
+    out += t[(v >> 12) & 63];
+    out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? t[v & 63] : '=';
+  }
+  return out;
+}
+
 TEST_CASE("a fully cached build with --push from an empty store moves no layer bytes") {
   REQUIRE_ROOT();
   test::RegistryServer registry;
@@ -194,6 +209,51 @@ TEST_CASE("a fully cached build with --push from an empty store moves no layer b
     auto rf = b.cbuild({"images"});
     CHECK_MESSAGE(rf.exit_code == 0, rf.err);
   }
+}
+
+TEST_CASE("token auth: runner B moves no layer bytes, and fetches lazy layers later with its credentials") {
+  REQUIRE_ROOT();
+  test::RegistryServer registry(test::RegistryServer::Mode::Token);
+  test::FaultProxy proxy(registry.port());
+  const std::string reg = proxy.host();
+  TempDir auth;
+  nlohmann::json config{{"auths", {{reg, {{"auth", base64(registry.user() + ":" + registry.password())}}}}}};
+  write_file_atomic(auth.path() / "config.json", config.dump());
+  std::vector<std::string> env{"DOCKER_CONFIG=" + auth.path().string(),
+                               "REGISTRY_AUTH_FILE=" + (auth.path() / "config.json").string()};
+  const std::string base = reg + "/lib/base:1";
+  const std::string cache_ref = reg + "/cache/app:c";
+
+  test::BuildProject a;
+  auto pushed = a.cbuild({"push", "-q", a.base, base}, {}, env);
+  REQUIRE_MESSAGE(pushed.exit_code == 0, pushed.err);
+  project(a, base);
+  auto ra = a.build({"--cache-to", "type=registry,ref=" + cache_ref, "--push", "-t", reg + "/app/a:1"}, env);
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+  std::set<std::string> all_layers = digests(a.manifest(reg + "/app/a:1").layers);
+  REQUIRE(all_layers.size() == 4);
+
+  test::BuildProject b;
+  fs::remove_all(b.root);
+  project(b, base);
+  proxy.clear_seen();
+  auto rb = b.build({"--cache-from", "type=registry,ref=" + cache_ref, "--push", "-t", reg + "/app/b:1"}, env);
+  REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
+  CHECK_MESSAGE(cached_steps(rb.err) == done_steps(ra.err) - 1, rb.err);
+  Moved mb = moved(proxy);
+  for (const auto& l : all_layers) {
+    CHECK_MESSAGE(!mb.fetched.count(l), "layer " << l << " was downloaded\n" << rb.err);
+    CHECK_MESSAGE(!mb.uploaded.count(l), "layer " << l << " was uploaded\n" << rb.err);
+  }
+  CHECK(mb.chunked == 0);
+  CHECK(b.tag(reg + "/app/b:1")->digest == a.tag(reg + "/app/a:1")->digest);
+
+  proxy.clear_seen();
+  TempDir out;
+  auto ru = b.cbuild({"unpack", reg + "/app/b:1", (out.path() / "bundle").string(), "cat", "/x"}, {}, env);
+  REQUIRE_MESSAGE(ru.exit_code == 0, ru.err);
+  CHECK(read_file(out.path() / "bundle" / "rootfs" / "x") == "1\n");
+  CHECK_MESSAGE(moved(proxy).fetched == all_layers, joined(moved(proxy).fetched));
 }
 
 }  // namespace
