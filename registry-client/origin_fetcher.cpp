@@ -3,10 +3,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "oci/base/error.h"
 #include "registry-client/blob_origins.h"
 #include "registry-client/connect.h"
+#include "registry-client/http.h"
 #include "registry-client/manifest_fetch.h"
 #include "registry-client/puller.h"
 #include "registry-client/reference.h"
@@ -60,7 +62,10 @@ struct OriginFetcher {
     if (where.empty()) return false;
     std::string failures;
     ErrorKind last = ErrorKind::NotFound;
+    std::set<std::string> unreachable;  // one failed connection is enough per registry
     for (const std::string& origin : where) {
+      std::string host = origin.substr(0, origin.find('/'));
+      if (unreachable.count(host)) continue;
       try {
         Reference ref = Reference::parse(origin + "@" + digest.str());
         Transport& t = transport(ref);
@@ -68,6 +73,10 @@ struct OriginFetcher {
         Puller(t, store, PullOptions{.tag = false}).fetch_blob(ref, desc);
         if (log) log("fetched " + digest.str() + " from " + origin);
         return true;
+      } catch (const ConnectionError& e) {
+        unreachable.insert(host);
+        last = e.kind();
+        failures += (failures.empty() ? "" : "; ") + origin + ": " + e.what();
       } catch (const Error& e) {
         if (e.kind() == ErrorKind::Cancelled) throw;
         last = e.kind();

@@ -204,6 +204,20 @@ TEST_CASE("a fully cached build with --push from an empty store moves no layer b
     CHECK_MESSAGE(ru.err.find(reg + "/") != std::string::npos, ru.err);
     CHECK_MESSAGE(test::count_lines_starting(ru.err, "cbuild: error: ") == 1, ru.err);
     CHECK(b.leftovers("").empty());
+    // A build on the lazy image whose RUN needs its files: the same, on the RUN's line.
+    b.file("Dockerfile", "FROM " + reg + "/app/b:1\nRUN cat /x\n");
+    auto rd = b.build({"-t", "child:1"});
+    CHECK(rd.exit_code != 0);
+    CHECK_MESSAGE(rd.err.find(final_image.layers[0].digest.str()) != std::string::npos, rd.err);
+    CHECK_MESSAGE(rd.err.find(reg + "/") != std::string::npos, rd.err);
+    CHECK_MESSAGE(test::count_lines_starting(rd.err, "cbuild: error: ") == 1, rd.err);
+    CHECK(!b.has_tag("docker.io/library/child:1"));
+    CHECK(b.leftovers("").empty());
+    // What only reads descriptors works without the layers.
+    for (const std::vector<std::string>& cmd : {std::vector<std::string>{"images"}, {"df"}, {"inspect", reg + "/app/b:1"}}) {
+      auto r = b.cbuild(cmd);
+      CHECK_MESSAGE(r.exit_code == 0, cmd.front() << ": " << r.err);
+    }
     auto rp = b.cbuild({"prune", "-a", "-f"});
     CHECK_MESSAGE(rp.exit_code == 0, rp.err);
     auto rf = b.cbuild({"images"});
