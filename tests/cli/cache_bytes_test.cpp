@@ -176,6 +176,28 @@ TEST_CASE("a fully cached build with --push from an empty store moves no layer b
     auto store = oci::LayoutStore::open(c.root);
     for (const auto& l : mcm.layers) CHECK(store->stat(l.digest) == l.size);
   }
+  SUBCASE("a runner that also exports the cache again moves no layer bytes either") {
+    test::BuildProject c;
+    fs::remove_all(c.root);
+    project(c, base);
+    proxy->clear_seen();
+    auto rc = c.build({"--cache-from", from, "--cache-to", cache, "--push", "-t", reg + "/app/c:1"});
+    REQUIRE_MESSAGE(rc.exit_code == 0, rc.err);
+    CHECK_MESSAGE(cached_steps(rc.err) == steps, rc.err);
+    Moved mc = moved(*proxy);
+    for (const auto& l : all_layers) {
+      CHECK_MESSAGE(!mc.fetched.count(l), "layer " << l << " was downloaded\n" << rc.err);
+      CHECK_MESSAGE(!mc.uploaded.count(l), "layer " << l << " was uploaded\n" << rc.err);
+    }
+    CHECK(mc.chunked == 0);
+    // The cache it wrote still warms another empty store.
+    test::BuildProject d;
+    fs::remove_all(d.root);
+    project(d, base);
+    auto rd = d.build({"--cache-from", from, "-t", "app:d"});
+    REQUIRE_MESSAGE(rd.exit_code == 0, rd.err);
+    CHECK_MESSAGE(cached_steps(rd.err) == steps, rd.err);
+  }
   SUBCASE("a RUN that misses after hits fetches the layers under it") {
     test::BuildProject c;
     fs::remove_all(c.root);
