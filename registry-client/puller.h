@@ -17,6 +17,9 @@
 // stay, unreferenced, for gc). Foreign layers that are not pulled are not checked here (the
 // snapshot that unpacks them checks them).
 //
+// With lazy_layers (a build's base images), only manifests and configs are fetched: the layers
+// the store lacks are recorded in BlobOrigins and left where they are (not checked here either).
+//
 // Errors: RegistryError / cbuild::Error naming the reference; nothing partial is left in the
 // store (an uncommitted Ingest removes its temp file). Not thread-safe itself (one pull at a
 // time per Puller); it uses the Transport from several threads.
