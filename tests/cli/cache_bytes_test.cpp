@@ -247,6 +247,84 @@ TEST_CASE("a fully cached build with --push from an empty store moves no layer b
   }
 }
 
+// The layers of the cache manifest in the OCI layout `dir` (docs/cache.md).
+std::set<std::string> cache_layers(const fs::path& dir) {
+  auto index = nlohmann::json::parse(read_file(dir / "index.json"));
+  auto d = oci::Digest::parse(index["manifests"].back()["digest"].get<std::string>());
+  return digests(oci::Manifest::parse(read_file(dir / "blobs" / "sha256" / d.hex())).layers);
+}
+
+TEST_CASE("multi-stage: a cached COPY --from reads none of the builder stage's layers") {
+  REQUIRE_ROOT();
+  test::RegistryServer registry;
+  test::FaultProxy proxy(registry.port());
+  const std::string reg = proxy.host();
+  const std::string base = reg + "/lib/base:1";
+  const std::string from = "type=registry,ref=" + reg + "/cache/ms:c";
+  auto multi_stage = [&](const test::BuildProject& p) {
+    p.file("a.txt", "a\n");
+    p.file("b.txt", "b\n");
+    p.file("Dockerfile", "FROM " + base + " AS builder\nCOPY a.txt /a.txt\nRUN cat /a.txt > /out\n"
+                         "FROM " + base + "\nCOPY --from=builder /out /out\nCOPY b.txt /b.txt\n");
+  };
+
+  test::BuildProject a;
+  auto pushed = a.cbuild({"push", "-q", a.base, base});
+  REQUIRE_MESSAGE(pushed.exit_code == 0, pushed.err);
+  multi_stage(a);
+  TempDir dir;  // the same cache in a directory, where the test reads its manifest
+  auto ra = a.build({"--cache-to", from + ",mode=max", "--cache-to", "type=local,mode=max,dest=" + (dir.path() / "c").string(),
+                     "--push", "-t", reg + "/app/ms:1"});
+  REQUIRE_MESSAGE(ra.exit_code == 0, ra.err);
+  const int steps = done_steps(ra.err) - 2;  // both FROMs are never CACHED
+  std::set<std::string> final_layers = digests(a.manifest(reg + "/app/ms:1").layers);
+  REQUIRE(final_layers.size() == 3);  // base, COPY --from, COPY b.txt
+  std::set<std::string> builder_layers;
+  for (const auto& l : cache_layers(dir.path() / "c"))
+    if (!final_layers.count(l)) builder_layers.insert(l);
+  REQUIRE(builder_layers.size() == 2);  // COPY a.txt, RUN
+
+  SUBCASE("with --push from an empty store: no layer moves") {
+    test::BuildProject b;
+    fs::remove_all(b.root);
+    multi_stage(b);
+    proxy.clear_seen();
+    auto rb = b.build({"--cache-from", from, "--push", "-t", reg + "/app/ms-b:1"});
+    REQUIRE_MESSAGE(rb.exit_code == 0, rb.err);
+    CHECK_MESSAGE(cached_steps(rb.err) == steps, rb.err);
+    Moved mb = moved(proxy);
+    for (const auto& l : final_layers) CHECK_MESSAGE((!mb.fetched.count(l) && !mb.uploaded.count(l)), l << "\n" << rb.err);
+    for (const auto& l : builder_layers) CHECK_MESSAGE((!mb.fetched.count(l) && !mb.uploaded.count(l)), l << "\n" << rb.err);
+    CHECK(b.tag(reg + "/app/ms-b:1")->digest == a.tag(reg + "/app/ms:1")->digest);
+  }
+  SUBCASE("into the local store: exactly the final image's layers are fetched") {
+    test::BuildProject c;
+    fs::remove_all(c.root);
+    multi_stage(c);
+    proxy.clear_seen();
+    auto rc = c.build({"--cache-from", from, "-t", "ms:c"});
+    REQUIRE_MESSAGE(rc.exit_code == 0, rc.err);
+    CHECK_MESSAGE(cached_steps(rc.err) == steps, rc.err);
+    Moved mc = moved(proxy);
+    for (const auto& l : final_layers) CHECK_MESSAGE(mc.fetched.count(l), "layer " << l << " not fetched");
+    for (const auto& l : builder_layers) CHECK_MESSAGE(!mc.fetched.count(l), "builder layer " << l << " fetched");
+    TempDir t;
+    fs::path tree = c.tree("docker.io/library/ms:c", t.path() / "tree");
+    CHECK(read_file(tree / "out") == "a\n");
+  }
+  SUBCASE("the builder's output changed: the COPY --from runs again") {
+    test::BuildProject c;
+    fs::remove_all(c.root);
+    multi_stage(c);
+    c.file("a.txt", "changed\n");
+    auto rc = c.build({"--cache-from", from, "-t", "ms:c"});
+    REQUIRE_MESSAGE(rc.exit_code == 0, rc.err);
+    TempDir t;
+    fs::path tree = c.tree("docker.io/library/ms:c", t.path() / "tree");
+    CHECK(read_file(tree / "out") == "changed\n");
+  }
+}
+
 TEST_CASE("token auth: runner B moves no layer bytes, and fetches lazy layers later with its credentials") {
   REQUIRE_ROOT();
   test::RegistryServer registry(test::RegistryServer::Mode::Token);
