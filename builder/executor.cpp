@@ -40,6 +40,7 @@
 #include "overlay/snapshot_store.h"
 #include "registry-client/blob_origins.h"
 #include "registry-client/origin_fetcher.h"
+#include "registry-client/parallel.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::builder {
@@ -445,9 +446,16 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   // and the tag names it lazily: the pusher needs no bytes the target registry has or can
   // mount, and whatever reads the layer later fetches it (oci/layout_store.h). Layers nothing
   // names stay where they are unless read.
+  std::vector<std::size_t> to_fetch;
   for (std::size_t i = 0; i < final_state.stack.layers.size(); ++i) {
     const oci::Descriptor& layer = final_state.stack.layers[i];
-    if (store->stat(layer.digest) || (!outputs.push.empty() && !blob_origins.locations(layer.digest).empty())) continue;
+    if (!store->stat(layer.digest) && (outputs.push.empty() || blob_origins.locations(layer.digest).empty()))
+      to_fetch.push_back(i);
+  }
+  // As many at once as a pull moves.
+  registry::run_parallel(to_fetch.size(), 4, [&](std::size_t n) {
+    const std::size_t i = to_fetch[n];
+    const oci::Descriptor& layer = final_state.stack.layers[i];
     build_store.open(layer.digest);
     // A lazily pulled base layer was only checked against its digest: like an eager pull, the
     // image is not written until it decompresses to the DiffID its config states.
@@ -459,7 +467,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     if (*got != final_state.stack.diff_ids.at(i))
       throw Error(ErrorKind::DataLoss, "layer " + layer.digest.str() + " decompresses to " + got->str() +
                                            ", but the image config says " + final_state.stack.diff_ids.at(i).str());
-  }
+  });
   WrittenImage w = write_image(*store, final_state, outputs.format);
   check_cancelled();
   std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
