@@ -51,7 +51,8 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
 }
 
 ImageState load_image(oci::Store& store, const std::string& ref, const std::string& platform, const BuildOptions& options,
-                      Progress& progress, oci::Lease* lease, const oci::DiffIdRecords* diff_ids) {
+                      Progress& progress, oci::Lease* lease, const oci::DiffIdRecords* diff_ids,
+                      const registry::BlobOrigins* origins) {
   if (!options.pull)
     if (auto st = load_local_image(store, ref, platform, lease)) return *st;
   registry::Reference r = registry::Reference::parse(ref);
@@ -62,6 +63,8 @@ ImageState load_image(oci::Store& store, const std::string& ref, const std::stri
     if (!platform.empty()) po.platform = oci::Platform::parse(platform);
     po.log = [&progress](const std::string& line) { progress.note(line); };
     po.diff_ids = diff_ids;
+    po.origins = origins;
+    po.lazy_layers = origins != nullptr;
     registry::Puller(*transport, store, po).pull(r);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::Cancelled) throw;

@@ -20,6 +20,7 @@
 #include "oci/diff_id.h"
 #include "oci/layout_store.h"
 #include "oci/store.h"
+#include "registry-client/blob_origins.h"
 
 namespace cbuild::builder {
 
@@ -33,8 +34,12 @@ std::optional<ImageState> load_local_image(const oci::Store& store, const std::s
 // load_local_image, pulling first when the image is absent or `options.pull` is set.
 // Throws NotFound naming the reference when it exists nowhere. `diff_ids`: the store's
 // remembered layer DiffIDs, used by the pull (registry::PullOptions::diff_ids).
+// With `origins`, the pull is lazy, as BuildKit's: the manifest and config come in (and the
+// tag), the layers the store lacks stay in the registry with their origins recorded, and are
+// fetched when a step reads them (the store's blob fetcher, registry-client/origin_fetcher.h) — a
+// build whose steps all hit never downloads them. `cbuild pull` stays eager.
 ImageState load_image(oci::Store& store, const std::string& ref, const std::string& platform,
                       const BuildOptions& options, Progress& progress, oci::Lease* lease = nullptr,
-                      const oci::DiffIdRecords* diff_ids = nullptr);
+                      const oci::DiffIdRecords* diff_ids = nullptr, const registry::BlobOrigins* origins = nullptr);
 
 }  // namespace cbuild::builder

@@ -31,6 +31,7 @@
 #include "oci/base/owner.h"
 #include "oci/base/keyed_mutex.h"
 #include "oci/compression.h"
+#include "oci/diff_id.h"
 #include "oci/image_config.h"
 #include "oci/layout_store.h"
 #include "oci/sinks.h"
@@ -38,6 +39,8 @@
 #include "overlay/applier.h"
 #include "overlay/snapshot_store.h"
 #include "registry-client/blob_origins.h"
+#include "registry-client/origin_fetcher.h"
+#include "registry-client/parallel.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::builder {
@@ -159,6 +162,8 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   }
 
   std::unique_ptr<oci::LayoutStore> store = oci::LayoutStore::open(o.root);
+  // Layers a lazy base pull or a pushed --cache-from hit left in a registry come in when read.
+  store->set_blob_fetcher(registry::origin_fetcher(*store, o.tls_verify, [&progress](const std::string& line) { progress.note(line); }));
   // The build's mount points and temp dirs live in the store, where the next command to open
   // it reclaims them should this process be killed.
   ProcessScratch scratch(store->root() / "tmp");
@@ -240,7 +245,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     }
     LoadedImage l;
     try {
-      l.state = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids);
+      l.state = load_image(*store, ref, platform, o, progress, lease.get(), &diff_ids, &blob_origins);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::Cancelled || cancel_requested()) throw;
       l.error = std::current_exception();
@@ -450,10 +455,33 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     for (const auto& w : strip_docker_only(final_state.config)) progress.warning(w);
 
   check_cancelled();  // a build stopped now must not tag or export anything
-  // The image's layers join the store before anything names them; the other layers of
-  // --cache-from hits stay where they are unless read.
-  if (imports)
-    for (const auto& layer : final_state.stack.layers) imports->fetch_lazy(layer.digest);
+  // Built into the store only, the image's layers join it before anything names them. With
+  // --push, a layer still in a registry (a --cache-from hit, a lazily pulled base) stays there
+  // and the tag names it lazily: the pusher needs no bytes the target registry has or can
+  // mount, and whatever reads the layer later fetches it (oci/layout_store.h). Layers nothing
+  // names stay where they are unless read.
+  std::vector<std::size_t> to_fetch;
+  for (std::size_t i = 0; i < final_state.stack.layers.size(); ++i) {
+    const oci::Descriptor& layer = final_state.stack.layers[i];
+    if (!store->stat(layer.digest) && (outputs.push.empty() || blob_origins.locations(layer.digest).empty()))
+      to_fetch.push_back(i);
+  }
+  // As many at once as a pull moves.
+  registry::run_parallel(to_fetch.size(), 4, [&](std::size_t n) {
+    const std::size_t i = to_fetch[n];
+    const oci::Descriptor& layer = final_state.stack.layers[i];
+    build_store.open(layer.digest);
+    // A lazily pulled base layer was only checked against its digest: like an eager pull, the
+    // image is not written until it decompresses to the DiffID its config states.
+    std::optional<oci::Digest> got = diff_ids.find(layer.digest);
+    if (!got) {
+      got = oci::diff_id_of_blob(*store, layer, "layer " + layer.digest.str());
+      diff_ids.record(layer.digest, *got);
+    }
+    if (*got != final_state.stack.diff_ids.at(i))
+      throw Error(ErrorKind::DataLoss, "layer " + layer.digest.str() + " decompresses to " + got->str() +
+                                           ", but the image config says " + final_state.stack.diff_ids.at(i).str());
+  });
   std::set<int> final_stages = final_image_stages(ep, plan.target);
   // --cache-to type=inline: added last, so no record's config holds it.
   if (std::any_of(o.cache_to.begin(), o.cache_to.end(), [](const CacheSpec& c) { return c.type == CacheSpec::Type::Inline; }))

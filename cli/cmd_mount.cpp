@@ -38,7 +38,7 @@ CommandRegistration mount_reg{{
       return [image, &g]() -> int {
         require_root("mount");
         std::string root = g.resolved_root();
-        LayoutImage img = open_image_arg(*image, root);
+        LayoutImage img = open_image_arg(*image, root, g.tls_verify);
         overlay::SnapshotStore snapshots(root);
         auto top = ensure_snapshots(snapshots, img);
         if (!top) throw Error(ErrorKind::FailedPrecondition, "mount: image " + quote(*image) + " has no layers");
@@ -60,7 +60,7 @@ CommandRegistration umount_reg{{
         overlay::SnapshotStore snapshots(root);
         std::string name;
         if (auto at = builder::image_view_at(root, *arg)) name = *at;
-        else name = builder::image_view_name(open_image_arg(*arg, root).manifest_digest);
+        else name = builder::image_view_name(open_image_arg(*arg, root, g.tls_verify).manifest_digest);
         fs::path target = builder::unmount_image_view(snapshots, name, *arg);
         std::cout << target.string() << "\n";
         return 0;

@@ -8,6 +8,7 @@
 #include "oci/layout_store.h"
 #include "registry-client/blob_origins.h"
 #include "registry-client/connect.h"
+#include "registry-client/origin_fetcher.h"
 #include "registry-client/pusher.h"
 
 namespace cbuild::cli {
@@ -24,6 +25,8 @@ int run_push(const PushCmdOptions& o, const GlobalOptions& g) {
   auto src = registry::Reference::parse(o.image);
   auto dest = o.dest.empty() ? src : registry::Reference::parse(o.dest);
   auto store = oci::LayoutStore::open(g.resolved_root());
+  // A layer held lazily is fetched only if the destination neither has it nor can mount it.
+  store->set_blob_fetcher(registry::origin_fetcher(*store, g.tls_verify));
   auto desc = store->resolve(src.str());
   if (!desc) throw Error(ErrorKind::NotFound, "push " + quote(o.image) + ": no such image in the store (" + src.str() + ")");
   registry::BlobOrigins origins(store->root());

@@ -112,7 +112,7 @@ CommandRegistration reg{{
         builder::ImageRunOptions ro = run_options(*o);
         if (o->rootfs) return builder::run_in_rootfs(ro, image, rest);
         std::string root = g.resolved_root();
-        LayoutImage img = open_image_arg(image, root);
+        LayoutImage img = open_image_arg(image, root, g.tls_verify);
         overlay::SnapshotStore snapshots(root);
         return builder::run_in_image(ro, root, prepare_image(snapshots, img), rest, img.runtime);
       };

@@ -35,7 +35,7 @@ CommandRegistration reg{{
         o->args = app.remaining();
         std::optional<oci::Platform> platform;
         if (!o->platform.empty()) platform = oci::Platform::parse(o->platform);
-        LayoutImage img = open_image_arg(o->image, g.resolved_root(), platform);
+        LayoutImage img = open_image_arg(o->image, g.resolved_root(), g.tls_verify, platform);
         std::size_t next = 0;
         overlay::write_bundle(o->dir, img.runtime,
                                       [&]() -> std::unique_ptr<oci::TarReader> {

@@ -6,6 +6,7 @@
 #include "oci/image_config.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
+#include "registry-client/origin_fetcher.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::cli {
@@ -78,7 +79,7 @@ LayoutImage open_layout_image(const fs::path& layout, std::string_view ref, cons
   return img;
 }
 
-LayoutImage open_image_arg(std::string_view arg, const std::string& store_root,
+LayoutImage open_image_arg(std::string_view arg, const std::string& store_root, bool tls_verify,
                            const std::optional<oci::Platform>& platform) {
   if (arg.rfind("oci:", 0) == 0) {
     std::string rest(arg.substr(4));
@@ -90,7 +91,9 @@ LayoutImage open_image_arg(std::string_view arg, const std::string& store_root,
   }
   if (!fs::exists(fs::path(store_root) / "index.json"))
     throw Error(ErrorKind::NotFound, "image " + quote(arg) + " not found: the store " + quote(store_root) + " is empty");
-  return open_layout_image(store_root, arg, platform);
+  LayoutImage img = open_layout_image(store_root, arg, platform);
+  img.store->set_blob_fetcher(registry::origin_fetcher(*img.store, tls_verify));
+  return img;
 }
 
 namespace {

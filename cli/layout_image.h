@@ -42,8 +42,9 @@ struct LayoutImage {
 
 LayoutImage open_layout_image(const std::filesystem::path& layout, std::string_view ref,
                               const std::optional<oci::Platform>& platform = std::nullopt);
-// "oci:DIR[:REF]" or an IMAGE in the store at `store_root`.
-LayoutImage open_image_arg(std::string_view arg, const std::string& store_root,
+// "oci:DIR[:REF]" or an IMAGE in the store at `store_root`; the store's lazily held layers are
+// fetched from their recorded registries when read (registry-client/origin_fetcher.h).
+LayoutImage open_image_arg(std::string_view arg, const std::string& store_root, bool tls_verify,
                            const std::optional<oci::Platform>& platform = std::nullopt);
 
 // Makes sure every layer of `image` has its snapshot, as a build does (builder::ensure_snapshots:

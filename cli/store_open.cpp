@@ -7,10 +7,15 @@
 
 #include "oci/base/error.h"
 #include "oci/image_resolver.h"
+#include "registry-client/origin_fetcher.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::cli {
-std::unique_ptr<oci::LayoutStore> open_store(const GlobalOptions& g) { return oci::LayoutStore::open(g.resolved_root()); }
+std::unique_ptr<oci::LayoutStore> open_store(const GlobalOptions& g) {
+  auto store = oci::LayoutStore::open(g.resolved_root());
+  store->set_blob_fetcher(registry::origin_fetcher(*store, g.tls_verify));
+  return store;
+}
 
 std::int64_t StoreImage::size() const {
   std::int64_t n = manifest.config.size;

@@ -25,6 +25,8 @@
 
 namespace cbuild::cli {
 
+// The store of --root, with the blob fetcher that brings a lazily held layer from its recorded
+// registry (registry-client/origin_fetcher.h) when a command reads it.
 std::unique_ptr<oci::LayoutStore> open_store(const GlobalOptions& g);
 
 struct StoreImage {

@@ -56,10 +56,11 @@ class TarExportWriter final : public internal::ExportWriter {
   void blob(const LayoutStore& store, const Descriptor& d) override {
     std::string name = "blobs/" + d.digest.algorithm() + "/" + d.digest.hex();
     if (!written_.insert(name).second) return;
+    // Opened first: a blob the store holds lazily is fetched by the open (layout_store.h).
+    auto src = store.open(d.digest);
     auto size = store.stat(d.digest);
     if (!size) throw Error(ErrorKind::NotFound, "save: blob " + d.digest.str() + " is not in the store");
     header(name, AE_IFREG, 0644, *size);
-    auto src = store.open(d.digest);
     std::vector<std::byte> buf(1 << 20);
     for (;;) {
       std::size_t n = src->read(buf.data(), buf.size());

@@ -196,6 +196,7 @@ std::optional<std::int64_t> LayoutStore::stat(const Digest& digest) const {
 std::unique_ptr<ByteSource> LayoutStore::open(const Digest& digest) const {
   fs::path p = blob_path(digest);
   int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 && errno == ENOENT && fetcher_ && fetcher_(digest)) fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno == ENOENT) throw Error(ErrorKind::NotFound, "blob " + digest.str() + " not found in store " + quote(root_.string()), ENOENT);
     throw_errno("open blob", p.string());

@@ -24,6 +24,14 @@
 // Entries of index.json this store did not write (other tools' tags, untagged entries, extra
 // fields) are kept as they are.
 //
+// Lazy content: a tag may name an image whose layer blobs are not fetched yet (a build's base
+// image, or a --cache-from hit pushed without being read; containerd's model). stat() says
+// what is here — such a blob is absent — and the walks that only need descriptors (gc's mark
+// phase, sizes) take it as absent. open() of an absent blob asks the fetcher set with
+// set_blob_fetcher(), which puts the blob into this store verified, and then opens it; without
+// a fetcher, or when it knows no origin, open() is NotFound as for any absent blob, and a
+// fetcher that cannot fetch throws its own error naming the blob and the origin it tried.
+//
 // Thread-safety: one LayoutStore may be used from several threads (index updates are also
 // serialised in-process). Errors: cbuild::Error — NotFound (blob/tag absent where required),
 // DataLoss (digest/size mismatch), ResourceExhausted (disk full), FailedPrecondition (root is
@@ -103,7 +111,15 @@ class LayoutStore final : public Store {
 
   // BlobProvider
   std::optional<std::int64_t> stat(const Digest& digest) const override;
+  // An absent blob is fetched through the blob fetcher first, if one is set (see the top).
   std::unique_ptr<ByteSource> open(const Digest& digest) const override;
+
+  // Brings `digest` into the store (verified, through begin_ingest) and returns true, or returns
+  // false when it knows nowhere to get it; throws an Error naming the blob and the origin when
+  // a fetch fails. Called from open() with no store lock held, possibly from several threads.
+  using BlobFetcher = std::function<bool(const Digest& digest)>;
+  // Set once, right after open(), before the store is shared between threads.
+  void set_blob_fetcher(BlobFetcher fetcher) { fetcher_ = std::move(fetcher); }
   // Ingester
   std::unique_ptr<Ingest> begin_ingest() override;
   // Bytes already stored (same digest and size) are not written again: a warm rebuild's
@@ -160,6 +176,7 @@ class LayoutStore final : public Store {
   std::shared_ptr<Lease> default_lease_;
   std::mutex unsynced_mu_;
   std::set<std::filesystem::path> unsynced_dirs_;
+  BlobFetcher fetcher_;
 };
 
 }  // namespace cbuild::oci

@@ -40,4 +40,23 @@ std::vector<std::string> BlobOrigins::repositories(const oci::Digest& digest, st
   return out;
 }
 
+std::vector<std::string> BlobOrigins::locations(const oci::Digest& digest) const {
+  std::lock_guard lk(mu_);
+  std::ifstream in(file_);
+  std::vector<std::string> out;
+  const std::string want = digest.str() + " ";
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(want, 0) != 0) continue;
+    std::string where = line.substr(want.size());
+    auto slash = where.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == where.size() || where.find(' ') != std::string::npos)
+      continue;
+    out.erase(std::remove(out.begin(), out.end(), where), out.end());
+    out.push_back(where);
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace cbuild::registry

@@ -29,6 +29,8 @@ class BlobOrigins {
   void record(const oci::Digest& digest, std::string_view registry, std::string_view repository) const;
   // Repositories of `registry` known to hold `digest`, most recent first, without duplicates.
   std::vector<std::string> repositories(const oci::Digest& digest, std::string_view registry) const;
+  // Every "REGISTRY/REPO" known to hold `digest`, most recent first, without duplicates.
+  std::vector<std::string> locations(const oci::Digest& digest) const;
 
   const std::filesystem::path& file() const noexcept { return file_; }
 

@@ -127,6 +127,10 @@ void Puller::pull_manifest_blobs(const Reference& ref, const oci::Descriptor& de
     const auto& l = m.layers[li];
     // Foreign / non-distributable layers live elsewhere (their urls) and are not pulled.
     if (mt::is_nondistributable_layer(l.media_type) && !store_.stat(l.digest)) continue;
+    if (opts_.lazy_layers && opts_.origins && !store_.stat(l.digest)) {
+      opts_.origins->record(l.digest, ref.registry(), ref.repository());
+      continue;
+    }
     blobs.push_back(l);
     layer_of.push_back(li);
   }

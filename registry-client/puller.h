@@ -17,6 +17,9 @@
 // stay, unreferenced, for gc). Foreign layers that are not pulled are not checked here (the
 // snapshot that unpacks them checks them).
 //
+// With lazy_layers (a build's base images), only manifests and configs are fetched: the layers
+// the store lacks are recorded in BlobOrigins and left where they are (not checked here either).
+//
 // Errors: RegistryError / cbuild::Error naming the reference; nothing partial is left in the
 // store (an uncommitted Ingest removes its temp file). Not thread-safe itself (one pull at a
 // time per Puller); it uses the Transport from several threads.
@@ -46,6 +49,10 @@ struct PullOptions {
   const BlobOrigins* origins = nullptr;  // where to record which repository blobs came from
   const oci::DiffIdRecords* diff_ids = nullptr;  // remembered layer DiffIDs (else read back)
   bool tag = true;                      // set the tag ref.str() when done
+  // Fetch the manifests and configs only: the layers the store lacks stay in the registry,
+  // their origins recorded (`origins` is required), to be fetched when read
+  // (origin_fetcher.h). Their DiffIDs are checked when they are unpacked, not here.
+  bool lazy_layers = false;
   std::function<void(const std::string&)> log;  // one progress line per event, may be empty
 };
 

@@ -197,14 +197,15 @@ Pusher::BlobOutcome Pusher::push_blob(const Reference& dest, const oci::Descript
   HttpResponse h = t_.send(head);
   if (h.status == 200) return BlobOutcome::Existing;
   if (h.status != 404) expect_status(h, {200, 404}, what, t_.host());
-  if (!store_.stat(desc.digest))
-    throw Error(ErrorKind::NotFound, what + ": the local store does not have the blob");
 
+  // Neither a HEAD hit nor a mount reads the blob: a store that holds it lazily (its bytes
+  // still in a registry) fetches it only now, when it must be uploaded.
   std::int64_t min_chunk = 0;
   bool mounted = false;
   std::string loc = start_upload(dest, desc, &min_chunk, &mounted);
   if (mounted) return BlobOutcome::Mounted;
   try {
+    if (!store_.stat(desc.digest)) store_.open(desc.digest);
     if (desc.size <= std::max(opts_.chunk_size, min_chunk)) upload_monolithic(dest, desc, loc);
     else upload_chunked(dest, desc, loc, min_chunk);
   } catch (...) {

@@ -7,7 +7,11 @@
 // repository of the same registry holding it; else a monolithic POST+PUT for blobs up to
 // chunk_size, or a chunked upload (PATCH with Content-Range, chunks at least the registry's
 // OCI-Chunk-Min-Length) that asks the registry where it stands (GET the upload URL) and
-// resumes after a failed chunk. Non-distributable layers are not pushed.
+// resumes after a failed chunk. Non-distributable layers are not pushed. The store is opened
+// for a blob only when it must be uploaded (after the HEAD and the mount attempt), so an image
+// whose layers the store holds lazily (oci/layout_store.h) is pushed without fetching them to
+// a registry that has them or can mount them; a blob the store lacks and cannot fetch fails
+// the push with the store's error naming it.
 //
 // Errors: RegistryError / cbuild::Error naming the destination reference; a failed upload
 // session is cancelled (DELETE, failures ignored). The store is only read.

@@ -22,6 +22,10 @@
 //    `-o type=image` to get both.
 //  - --push turns push on for every image/registry output, and adds one (with the -t names)
 //    when the only outputs are files, as buildx 0.13+ does. Pushing without a name is an error.
+//    With a push, the image's tags in the store may name layers the store holds lazily (still
+//    in the registry a cache hit or a base came from; oci/layout_store.h): the pusher reads a
+//    blob only when the target registry neither has it nor can mount it, and file outputs
+//    read through the store's blob fetcher.
 //  - At most one output may write to stdout, never to a terminal, and then the build does not
 //    print the image ID there (BuildResult::wrote_stdout); progress always goes to stderr.
 //

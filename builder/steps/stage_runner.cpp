@@ -305,11 +305,42 @@ struct Stepper {
       }
       case CopyOp::From::Stage: {
         const ImageState& src = env.stage_result(op.stage);
+        if (op.link) {
+          StepResult out;
+          with_view(env.fs, src.stack, [&](const fs::path& root) {
+            UniqueFd fd = open_file(root, O_RDONLY | O_DIRECTORY);
+            out = copy_from_root(op, fd.get(), true);
+          });
+          return out;
+        }
+        // The step's key holds what the copied files contain, which takes the source stage's
+        // files to compute. As BuildKit answers from the source's definition first, a record
+        // keyed by this image and the source stage's key names the content key a build
+        // computed before: a hit there needs no view of the source, so a cached COPY --from
+        // reads (or, from an imported cache, downloads) none of the source stage's layers.
+        oci::Digest by_source = BuildCache::key(
+            st.cache_key, "copy-from-stage v1\n" + step.cache_inputs + "\nchown=" + op.chown + "\nsource " + src.cache_key +
+                              env.key_inputs);
+        if (auto memo = lookup(by_source, "copy-from", /*whole_step=*/false)) {
+          json j = json::parse(memo->config_json, nullptr, /*allow_exceptions=*/false);
+          std::optional<oci::Digest> content_key;
+          if (j.is_object() && j.contains("content_key") && j["content_key"].is_string())
+            content_key = oci::Digest::try_parse(j["content_key"].get<std::string>());
+          if (content_key) {
+            KeyedMutex::Guard claim = env.cache.claim(*content_key);
+            if (auto hit = lookup(*content_key)) return take(*content_key, *hit);
+          }
+        }
         StepResult out;
         with_view(env.fs, src.stack, [&](const fs::path& root) {
           UniqueFd fd = open_file(root, O_RDONLY | O_DIRECTORY);
           out = copy_from_root(op, fd.get(), true);
         });
+        // copy_from_root left the content key as the chain head.
+        CacheRecord memo{.config_json = json{{"content_key", st.cache_key}}.dump(),
+                         .created = static_cast<std::int64_t>(std::time(nullptr))};
+        env.cache.put(by_source, memo);
+        if (env.log) env.log->note(env.stage, by_source, "copy-from", memo);
         return out;
       }
       case CopyOp::From::Image: {

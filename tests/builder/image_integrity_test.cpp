@@ -143,6 +143,34 @@ TEST_CASE("integrity: pulling an image whose layer is not its config's diff_id f
   CHECK_MESSAGE(again.exit_code == 0, again.err);
 }
 
+TEST_CASE("integrity: a lazily pulled base whose layer lies fails the build that fetches it") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  Trusted t = trusted_image(p);
+  test::RegistryServer registry;
+  const std::string evil_ref = registry.host() + "/evil/busybox:1";
+  TempDir attacker;
+  Poisoned evil = [&] {
+    auto store = oci::LayoutStore::open(attacker.path());
+    return put_poisoned_image(*store, t, evil_ref);
+  }();
+  auto push = test::run_cbuild({"--root", attacker.path().string(), "push", evil_ref});
+  REQUIRE_MESSAGE(push.exit_code == 0, push.err);
+
+  // Config steps only: nothing unpacks the base, so only the check of the layers fetched for
+  // the image written to the store stands between the lie and a tagged image. An empty store,
+  // so this build fetches the layer (the base pull is lazy).
+  test::BuildProject fresh(kBase);
+  fs::remove_all(fresh.root);
+  fresh.file("Dockerfile", "FROM " + evil_ref + "\nENV X=1\n");
+  auto r = fresh.build({"-t", "evil-child:1"});
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find(evil.layer.digest.str()) != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find(evil.real_diff_id.str()) != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find(t.diff_id.str()) != std::string::npos, r.err);
+  CHECK_FALSE(fresh.has_tag("docker.io/library/evil-child:1"));
+}
+
 TEST_CASE("integrity: loading an archive whose layer is not its config's diff_id fails and tags nothing") {
   REQUIRE_ROOT();
   test::BuildProject p(kBase);

@@ -392,3 +392,39 @@ TEST_CASE("skopeo and umoci read what the store wrote") {
   CHECK_MESSAGE(r.exit_code == 0, r.err);
   CHECK(read_file(t.path() / "bundle" / "rootfs" / "etc" / "hello.txt") == "hello from cbuild\n");
 }
+
+TEST_CASE("a blob the store lacks is fetched by open() through the blob fetcher; stat stays honest") {
+  TempDir t;
+  auto store = LayoutStore::open(t.path() / "store");
+  const std::string bytes = "layer bytes held elsewhere";
+  const Digest d = Digest::of(bytes);
+  int calls = 0;
+  store->set_blob_fetcher([&](const Digest& want) {
+    ++calls;
+    if (want != d) return false;  // knows no origin for anything else
+    auto in = store->begin_ingest();
+    in->write(std::as_bytes(std::span(bytes.data(), bytes.size())));
+    in->commit(d, static_cast<std::int64_t>(bytes.size()));
+    return true;
+  });
+  CHECK(!store->stat(d));
+  CHECK(calls == 0);
+  CHECK(store->read_blob(d) == bytes);
+  CHECK(calls == 1);
+  CHECK(store->stat(d) == static_cast<std::int64_t>(bytes.size()));
+  CHECK(store->read_blob(d) == bytes);
+  CHECK(calls == 1);  // present now: no second fetch
+  // No origin: absent as without a fetcher.
+  CHECK(kind_of([&] { store->open(Digest::of("nowhere")); }) == ErrorKind::NotFound);
+  // A fetcher that fails: its error, as it says it.
+  store->set_blob_fetcher([](const Digest& want) -> bool {
+    throw Error(ErrorKind::Unavailable, "blob " + want.str() + ": registry r.example/x is down");
+  });
+  try {
+    store->open(Digest::of("elsewhere"));
+    FAIL("open did not throw");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::Unavailable);
+    CHECK(std::string(e.what()).find("r.example/x is down") != std::string::npos);
+  }
+}

@@ -9,6 +9,7 @@
 #include "oci/base/fs.h"
 #include "oci/layout_store.h"
 #include "registry-client/blob_origins.h"
+#include "registry-client/origin_fetcher.h"
 #include "registry-client/puller.h"
 #include "registry-client/pusher.h"
 #include "registry-client/registry_error.h"
@@ -118,6 +119,50 @@ TEST_CASE("cross-repository mount when the store knows where a blob came from") 
   TempDir b;
   auto dst = oci::LayoutStore::open(b.path() / "s");
   CHECK(Puller(t, *dst).pull(Reference::parse(srv.host() + "/other/two:1")).tagged.digest == img.digest);
+}
+
+TEST_CASE("a lazy pull leaves the layers in the registry; a push mounts them, or fetches them to upload") {
+  RegistryServer srv, other;
+  TempDir a, b;
+  auto src = oci::LayoutStore::open(a.path() / "s");
+  auto img = test::make_test_image(*src, {40000, 50000}, 5);
+  auto layers = oci::Manifest::parse(src->read_blob(img.digest)).layers;
+  Transport t(srv.host(), plain_opts());
+  BlobOrigins origins_a(src->root());
+  Pusher(t, *src, PushOptions{.origins = &origins_a}).push(img, Reference::parse(srv.host() + "/base/one:1"));
+
+  auto dst = oci::LayoutStore::open(b.path() / "s");
+  BlobOrigins origins_b(dst->root());
+  auto pulled = Puller(t, *dst, PullOptions{.origins = &origins_b, .lazy_layers = true})
+                    .pull(Reference::parse(srv.host() + "/base/one:1"));
+  CHECK(pulled.tagged.digest == img.digest);
+  CHECK(pulled.blobs_fetched == 1);  // the config
+  for (const auto& l : layers) CHECK(!dst->stat(l.digest));
+
+  // Same registry: every blob is mounted, none is read (the store has no layer to read).
+  auto mounted = Pusher(t, *dst, PushOptions{.origins = &origins_b}).push(img, Reference::parse(srv.host() + "/other/two:1"));
+  CHECK(mounted.blobs_mounted == 3);
+  CHECK(mounted.blobs_uploaded == 0);
+  for (const auto& l : layers) CHECK(!dst->stat(l.digest));
+
+  // Another registry, without a fetcher: the missing blob fails the push, naming it.
+  Transport t2(other.host(), plain_opts());
+  try {
+    Pusher(t2, *dst, PushOptions{.origins = &origins_b}).push(img, Reference::parse(other.host() + "/copy:1"));
+    FAIL("the push did not fail");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::NotFound);
+    std::string what = e.what();
+    CHECK_MESSAGE((what.find(layers[0].digest.str()) != std::string::npos ||
+                   what.find(layers[1].digest.str()) != std::string::npos),
+                  what);
+  }
+  // With the origin fetcher, the layers come from their origin, verified, and go up.
+  dst->set_blob_fetcher(origin_fetcher(*dst, true));
+  auto uploaded = Pusher(t2, *dst, PushOptions{.origins = &origins_b}).push(img, Reference::parse(other.host() + "/copy:1"));
+  CHECK(uploaded.blobs_uploaded == 2);  // the config went up with the failed push
+  CHECK(uploaded.blobs_existing == 1);
+  for (const auto& l : layers) CHECK(dst->read_blob(l.digest) == src->read_blob(l.digest));
 }
 
 TEST_CASE("multi-platform index: host/--platform selection and --all-platforms") {

@@ -1,6 +1,7 @@
 #include "tests/support/fault_proxy.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -102,6 +103,11 @@ std::vector<FaultProxy::Seen> FaultProxy::seen() const {
   return seen_;
 }
 
+void FaultProxy::clear_seen() {
+  std::lock_guard lk(mu_);
+  seen_.clear();
+}
+
 void FaultProxy::loop() {
   std::vector<std::thread> workers;
   while (!stop_) {
@@ -132,9 +138,19 @@ void FaultProxy::handle(int fd) {
     body.append(tmp, static_cast<std::size_t>(n));
   }
   Fault fault = Fault::None;
+  std::size_t at = 0;
+  // Records what reached the client (a cleared list since: nothing).
+  auto replied = [&](int status, std::size_t bytes) {
+    std::lock_guard lk(mu_);
+    if (at < seen_.size() && seen_[at].method == method && seen_[at].path == path) {
+      seen_[at].status = status;
+      seen_[at].response_body = bytes;
+    }
+  };
   {
     std::lock_guard lk(mu_);
-    seen_.push_back({method, path, header_value(head, "range")});
+    at = seen_.size();
+    seen_.push_back({method, path, header_value(head, "range"), body.size()});
     for (auto& r : rules_) {
       if (r.times == 0 || (!r.method.empty() && r.method != method) || path.find(r.path_contains) == std::string::npos)
         continue;
@@ -173,8 +189,11 @@ void FaultProxy::handle(int fd) {
   auto e = reply.find("\r\n\r\n");
   if (e == std::string::npos) return;
   std::string rhead = reply.substr(0, e + 4), rbody = reply.substr(e + 4);
+  int status = 0;
+  if (auto sp1 = rhead.find(' '); sp1 != std::string::npos) status = std::atoi(rhead.c_str() + sp1 + 1);
   if (fault == Fault::CutBody && method != "HEAD" && rbody.size() > 1) {
     ++injected_;
+    replied(status, rbody.size() / 2);
     send_all(fd, force_close(rhead) + rbody.substr(0, rbody.size() / 2));
     return;
   }
@@ -182,6 +201,7 @@ void FaultProxy::handle(int fd) {
     ++injected_;
     rbody[rbody.size() / 2] = static_cast<char>(rbody[rbody.size() / 2] ^ 0x55);
   }
+  replied(status, method == "HEAD" ? 0 : rbody.size());
   send_all(fd, force_close(rhead) + rbody);
 }
 

@@ -10,8 +10,10 @@
 //   Status500   answer 500 without forwarding
 //   Status429   answer 429 with Retry-After: 1 without forwarding
 //   Corrupt     forward the reply with one body byte flipped
-// Requests and whether they carried a Range header are recorded. The destructor stops the
-// thread and closes the listener. Thread-safe.
+// Requests and whether they carried a Range header are recorded, with the body bytes each way
+// and the status (for tests that assert how many bytes moved, e.g. no layer blob fetched).
+// The destructor stops the thread and closes the listener (the registry behind it then looks
+// down to its clients). Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -35,6 +37,9 @@ class FaultProxy {
     std::string method;
     std::string path;
     std::string range;  // value of the Range header, if any
+    std::size_t request_body = 0;   // bytes of the request body
+    std::size_t response_body = 0;  // bytes of the reply body as forwarded to the client
+    int status = 0;                 // of the reply forwarded; 0 when none was
   };
 
   explicit FaultProxy(int upstream_port);
@@ -45,6 +50,7 @@ class FaultProxy {
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
   void add_rule(Rule r);
   std::vector<Seen> seen() const;
+  void clear_seen();
   int faults_injected() const { return injected_.load(); }
 
  private:
