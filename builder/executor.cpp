@@ -40,7 +40,7 @@
 #include "overlay/snapshot_store.h"
 #include "registry-client/blob_origins.h"
 #include "registry-client/origin_fetcher.h"
-#include "registry-client/parallel.h"
+#include "oci/base/parallel.h"
 #include "registry-client/reference.h"
 
 namespace cbuild::builder {
@@ -467,7 +467,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
       to_fetch.push_back(i);
   }
   // As many at once as a pull moves.
-  registry::run_parallel(to_fetch.size(), 4, [&](std::size_t n) {
+  run_parallel(to_fetch.size(), 4, [&](std::size_t n) {
     const std::size_t i = to_fetch[n];
     const oci::Descriptor& layer = final_state.stack.layers[i];
     build_store.open(layer.digest);

@@ -8,7 +8,7 @@
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 #include "registry-client/manifest_fetch.h"
-#include "registry-client/parallel.h"
+#include "oci/base/parallel.h"
 #include "registry-client/registry_error.h"
 
 namespace cbuild::registry {

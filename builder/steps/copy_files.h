@@ -125,7 +125,8 @@ CopyStats apply_copy(int src_root, int dest_root, const CopyPlan& plan, const Co
 // (after chown), link target, file content hash and, with keep_owner, the file's
 // security.capability (it lands with the file). With `hashes`, a file whose stat data (the
 // plan's) is recorded there is not read, and the hash of one that is read is recorded when its
-// stat data did not change while it was read.
+// stat data did not change while it was read. With more than a few MiB to read, files are
+// hashed on up to 4 threads (the key is the same).
 oci::Digest content_key(int src_root, const CopyPlan& plan, const CopySpec& spec, ContentHashes* hashes = nullptr);
 
 // The paths (inside the source root, sorted) a source with wildcards matches, .dockerignore

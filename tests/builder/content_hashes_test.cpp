@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <thread>
 
 #include "builder/steps/copy_files.h"
@@ -170,4 +172,37 @@ TEST_CASE("ContentHashes: the saved file is searched in place, merged on the nex
   ContentHashes lazy(d.path() / "later", far_future());
   fs::copy_file(d.path() / "hashes", d.path() / "later");
   CHECK(lazy.find(stamp(3)) == digest(3, 2));
+}
+
+// Past a few MiB, content_key() hashes on several threads (in batches of consecutive files):
+// every file must still get its own digest, and the key must be the one the recorded digests
+// give (the serial path).
+TEST_CASE("content_key: a large context hashed on several threads gives each file its digest and the same key") {
+  TempDir d;
+  fs::path src = d.path() / "ctx" / "src";
+  std::map<std::string, std::string> contents;
+  for (int i = 0; i < 48; ++i) {  // 48 MiB: past the threshold, three batches by size
+    std::string rel = "big/f" + std::to_string(i);
+    contents[rel] = std::string(1 << 20, static_cast<char>('a' + i % 26)) + std::to_string(i);
+  }
+  for (int i = 0; i < 700; ++i)  // and batches that end by file count
+    contents["small/d" + std::to_string(i % 7) + "/s" + std::to_string(i)] = "small " + std::to_string(i);
+  for (const auto& [rel, text] : contents) {
+    fs::create_directories((src / rel).parent_path());
+    write(src / rel, text);
+  }
+  ContentHashes h(d.path() / "hashes", far_future());
+  oci::Digest key = key_of(d.path() / "ctx", &h);
+  ContentHashes known(d.path() / "known", far_future());
+  for (const auto& [rel, text] : contents) {
+    CAPTURE(rel);
+    std::optional<oci::Digest> got = h.find(stamp_of(src / rel));
+    REQUIRE(got);
+    CHECK(*got == oci::Digest::of(text));
+    known.put(stamp_of(src / rel), oci::Digest::of(text));
+  }
+  CHECK(key_of(d.path() / "ctx", &known) == key);
+  CHECK(key_of(d.path() / "ctx", nullptr) == key);
+  write(src / "big/f7", "changed");
+  CHECK(key_of(d.path() / "ctx", nullptr) != key);
 }

@@ -3,7 +3,7 @@
 // running items can finish early, and after all threads are joined the first exception is
 // rethrown. Workers see the caller's cancel scope (oci/base/cancel.h), so a build that cancels
 // the stage pulling also stops the blob transfers. Used to move the blobs of one pull or push
-// concurrently.
+// concurrently, and to hash a COPY's source files.
 #pragma once
 
 #include <atomic>
@@ -16,7 +16,7 @@
 
 #include "oci/base/cancel.h"
 
-namespace cbuild::registry {
+namespace cbuild {
 
 inline void run_parallel(std::size_t n, int jobs, const std::function<void(std::size_t)>& fn,
                          std::atomic<bool>* stop = nullptr) {
@@ -48,4 +48,4 @@ inline void run_parallel(std::size_t n, int jobs, const std::function<void(std::
   if (first) std::rethrow_exception(first);
 }
 
-}  // namespace cbuild::registry
+}  // namespace cbuild
