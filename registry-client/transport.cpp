@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -139,7 +140,33 @@ std::optional<Credentials> Transport::creds() {
   return *creds_;
 }
 
+namespace {
+
+// Insecure hosts (loopback, or --tls-verify=false) that answered a ping over plain HTTP in this
+// process: later transports to them (the cache import, the base pull and the push of one build
+// each make their own) start with HTTP instead of paying a refused TLS handshake every time.
+std::mutex g_plain_mu;
+std::set<std::string> g_plain_hosts;
+
+bool known_plain(const std::string& host) {
+  std::lock_guard lk(g_plain_mu);
+  return g_plain_hosts.count(host) > 0;
+}
+
+void remember_plain(const std::string& host) {
+  std::lock_guard lk(g_plain_mu);
+  g_plain_hosts.insert(host);
+}
+
+}  // namespace
+
 const Transport::Ping& Transport::ping() {
+  {
+    std::lock_guard lk(mu_);
+    if (ping_) return *ping_;
+  }
+  // One ping per transport: threads that start at once (a push's blobs) wait for the first.
+  std::lock_guard pinging(ping_mu_);
   {
     std::lock_guard lk(mu_);
     if (ping_) return *ping_;
@@ -155,15 +182,30 @@ const Transport::Ping& Transport::ping() {
   Ping p;
   HttpResponse r;
   int attempt = 0;
+  bool plain_first = insecure_ && known_plain(host_);
   while (true) {
     try {
-      try {
-        r = try_scheme("https");
-        p.base_url = "https://" + host_;
-      } catch (const ConnectionError& e) {
-        if (!insecure_ || !e.tls_failure()) throw;
-        r = try_scheme("http");
+      std::optional<HttpResponse> plain;
+      if (plain_first) {
+        try {
+          plain = try_scheme("http");
+        } catch (const ConnectionError&) {
+        }
+        // A server that now speaks TLS answers plain HTTP with 400: take the usual way.
+        if (plain && plain->status == 400) plain.reset();
+      }
+      if (plain) {
+        r = std::move(*plain);
         p.base_url = "http://" + host_;
+      } else {
+        try {
+          r = try_scheme("https");
+          p.base_url = "https://" + host_;
+        } catch (const ConnectionError& e) {
+          if (!insecure_ || !e.tls_failure()) throw;
+          r = try_scheme("http");
+          p.base_url = "http://" + host_;
+        }
       }
       if (!is_temporary_status(r.status) || ++attempt >= opts_.max_attempts) break;
     } catch (const ConnectionError& e) {
@@ -178,6 +220,7 @@ const Transport::Ping& Transport::ping() {
     // 404 on /v2/ is tolerated: some proxies only route repository paths.
     throw error_from_reply("ping registry " + quote(host_), host_, r.status, r.header("content-type"), r.body);
   }
+  if (p.base_url.rfind("http://", 0) == 0) remember_plain(host_);
   std::lock_guard lk(mu_);
   if (!ping_) ping_ = std::move(p);
   return *ping_;

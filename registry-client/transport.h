@@ -5,7 +5,9 @@
 //
 // Scheme choice: HTTPS with the system CAs plus certs.d CAs and client certs. Plain HTTP is
 // only tried when the registry is "insecure" (loopback, or --tls-verify=false) AND the TLS
-// handshake failed; --tls-verify=false also accepts unverified certificates.
+// handshake failed; --tls-verify=false also accepts unverified certificates. Such a host that
+// answered over plain HTTP is remembered for the rest of the process, and its next transports
+// try HTTP first (a 400 or a connection failure there falls back to the order above).
 // certs.d directories: $CBUILD_CERTS_DIRS (colon-separated) if set, else
 // /etc/containers/certs.d and /etc/docker/certs.d; per host "HOST[:PORT]/": *.crt are CAs,
 // NAME.cert + NAME.key a client certificate.
@@ -90,6 +92,7 @@ class Transport {
   TransportOptions opts_;
   bool insecure_;
   std::mutex mu_;
+  std::mutex ping_mu_;  // held while pinging (see ping())
   // Serialises token requests so threads that need the same scope at once share one token.
   std::mutex token_fetch_mu_;
   std::optional<Ping> ping_;
