@@ -220,6 +220,23 @@ TEST_CASE("isolation chroot: RUN --mount cannot be honoured and says so") {
   CHECK_MESSAGE(r.err.find("RUN --mount cannot be honoured with chroot isolation") != std::string::npos, r.err);
 }
 
+// Where the chroot level is needed (no CAP_SYS_ADMIN), a bind mount is refused for the level,
+// before its view of the context would be mounted.
+TEST_CASE("isolation chroot: RUN --mount=type=bind without CAP_SYS_ADMIN is refused for the level") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\nRUN --mount=type=bind,target=/m ls /m\n");
+  p.file("f", "x\n");
+  std::vector<std::string> argv{"setpriv", "--inh-caps=" + test::kDockerDefaultCaps,
+                                "--bounding-set=" + test::kDockerDefaultCaps, "--", CBUILD_BINARY,
+                                "--root", p.root.string(), "--isolation=chroot", p.ctx.string()};
+  auto r = test::run_command(argv, {}, {"TMPDIR=" + p.tmp.string()});
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find("RUN --mount cannot be honoured with chroot isolation") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("Dockerfile:2") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("fsopen") == std::string::npos, r.err);
+}
+
 TEST_CASE("isolation: a bad --isolation value is a usage error") {
   test::BuildProject p(kBase);
   p.file("Dockerfile", "FROM cbuild-test-busybox:1\n");
