@@ -60,6 +60,17 @@ excluded_rootless=(
 )
 # shellcheck disable=SC2034
 excluded_chroot=(
+  "RUN --mount*|RUN --mount cannot be honoured at the chroot level (no mounts)"
+  "dockerignore: a directory an exception keeps can be copied and bind-mounted*|uses RUN --mount=type=bind, refused at the chroot level (no mounts)"
+  "lease: rmi and prune of the base while a build runs*|holds its build with RUN --mount=type=bind, refused at the chroot level (no mounts)"
+  "--cache-from hits are lazy*|uses RUN --mount=type=bind, refused at the chroot level (no mounts)"
+  "USER name:group gives the RUN process exactly that gid*|reads /proc/self/status in RUN; the chroot level mounts no /proc"
+  "parallel stages: the RUNs of two independent stages overlap*|reads /proc/uptime in RUN; the chroot level mounts no /proc"
+  "build: a COPY layer gets no snapshot; run*|counts snapshots and uses cbuild mount; the chroot level keeps no snapshots, and mounting needs CAP_SYS_ADMIN"
+  "build: prune keeps the snapshots of tagged images*|counts the snapshots prune removes; the chroot level keeps no snapshots"
+  "integrity: an image put in the store directly is checked when unpacked into a snapshot*|looks for the snapshot; the chroot level keeps no snapshots"
+  "reclaim: the next command after a SIGKILLed build removes its mounts*|looks for a killed build's mounts; the chroot level mounts nothing"
+  "reclaim: a live build's mounts and scratch survive*|looks for a live build's mounts; the chroot level mounts nothing"
 )
 
 if ! id "$user" >/dev/null 2>&1; then
