@@ -71,6 +71,15 @@ excluded_chroot=(
   "integrity: an image put in the store directly is checked when unpacked into a snapshot*|looks for the snapshot; the chroot level keeps no snapshots"
   "reclaim: the next command after a SIGKILLed build removes its mounts*|looks for a killed build's mounts; the chroot level mounts nothing"
   "reclaim: a live build's mounts and scratch survive*|looks for a live build's mounts; the chroot level mounts nothing"
+  "isolation chroot: a RUN after lazy --cache-from hits*|its first build uses RUN --mount=type=bind, refused at the chroot level (no mounts)"
+  "df: every blob, snapshot, step record and cache mount*|uses RUN --mount=type=cache, refused at the chroot level (no mounts)"
+  "prune --filter until removes only records unused for longer*|uses RUN --mount=type=cache, refused at the chroot level (no mounts)"
+  "prune --keep-storage removes the least recently used build cache first*|uses cbuild run, which needs CAP_SYS_ADMIN"
+  "build: a RUN sees neither cbuild's argv*|reads /proc/1 in RUN; the chroot level mounts no /proc"
+  "build: a RUN's capabilities, seccomp answers and kernel files match docker build's*|reads /proc/self/status in RUN; the chroot level mounts no /proc, makes no namespaces and loads no seccomp filter"
+  "build: the RUN dies with a cbuild killed by SIGKILL*|the chroot level has no PID namespace to end a RUN whose cbuild was SIGKILLed"
+  "cbuild run*|cbuild run needs CAP_SYS_ADMIN"
+  "run uses the manifest inspect shows for the host*|uses cbuild run, which needs CAP_SYS_ADMIN"
 )
 
 if ! id "$user" >/dev/null 2>&1; then
