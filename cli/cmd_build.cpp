@@ -4,6 +4,7 @@
 // last line otherwise) unless an --output writes its tar there; progress always on stderr.
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -33,6 +34,7 @@ struct BuildFlags {
   std::string target, platform, network = "host", format = "oci", compression = "gzip", iidfile, metadata_file;
   std::string progress = "auto";
   std::string isolation = "auto";
+  bool isolation_given = false;
   int compression_level = -1;
   int jobs = 0;
   bool no_cache = false, pull = false, quiet = false, push = false;
@@ -157,12 +159,16 @@ std::string metadata_json(const builder::BuildResult& r) {
   return j.dump(2) + "\n";
 }
 
-// The level --isolation asks for, or the one this process can use; says once on stderr which
-// one is in use and why when it is not the plain root one.
-overlay::Isolation resolve_isolation(const std::string& flag) {
+// The level --isolation asks for (else CBUILD_ISOLATION, as buildah's BUILDAH_ISOLATION, so a
+// CI job can pick it once for every build), or the one this process can use; says once on
+// stderr which one is in use and why when it is not the plain root one.
+overlay::Isolation resolve_isolation(const BuildFlags& f) {
+  std::string value = f.isolation, source = "--isolation";
+  if (const char* e = std::getenv("CBUILD_ISOLATION"); !f.isolation_given && e && *e)
+    value = e, source = "CBUILD_ISOLATION";
   overlay::IsolationRequest request;
   try {
-    request = overlay::parse_isolation(flag);
+    request = overlay::parse_isolation(value, source);
   } catch (const Error& e) {
     throw UsageError(e);
   }
@@ -171,9 +177,9 @@ overlay::Isolation resolve_isolation(const std::string& flag) {
   if (const auto& m = overlay::current_id_mapping();
       m && m->outer_uid != 0 && request == overlay::IsolationRequest::Chroot)
     throw Error(ErrorKind::FailedPrecondition,
-                "--isolation=chroot is for a container's root that may not create user namespaces; as a "
+                source + "=chroot is for a container's root that may not create user namespaces; as a "
                 "non-root user cbuild builds in its own user namespace (--isolation=userns, the default)");
-  overlay::IsolationChoice c = overlay::choose_isolation(request, overlay::probe_isolation());
+  overlay::IsolationChoice c = overlay::choose_isolation(request, overlay::probe_isolation(), source);
   if (c.level == overlay::Isolation::Chroot || c.enter_userns) std::cerr << "cbuild: isolation " << c.reason << "\n";
   // Root without CAP_SYS_ADMIN (a non-root user entered in main()): still one thread here.
   if (c.enter_userns) overlay::enter_user_namespace();
@@ -182,7 +188,7 @@ overlay::Isolation resolve_isolation(const std::string& flag) {
 
 int run_build(const BuildFlags& f, const GlobalOptions& g) {
   builder::BuildOptions o = to_options(f, g);
-  o.isolation = resolve_isolation(f.isolation);
+  o.isolation = resolve_isolation(f);
   auto progress = make_progress(o.progress);
   builder::BuildResult r = builder::build(o, *progress);
   progress.reset();  // the TTY renderer clears its live lines before the ID is printed
@@ -208,9 +214,11 @@ CommandRegistration reg{{
       app.add_option("--label", f->labels, "Set an image label KEY=VALUE (repeatable)")->allow_extra_args(false);
       app.add_option("--platform", f->platform, "Target platform os/arch[/variant]: one; RUN needs it to be the host's or emulated");
       app.add_option("--network", f->network, "Network for RUN: host (default) or none");
-      app.add_option("--isolation", f->isolation,
-                     "How RUN steps and snapshots are isolated: auto (default: what this process may do), userns "
-                     "(namespaces and overlay mounts) or chroot (no namespaces, no mounts: for unprivileged containers)");
+      auto* isolation = app.add_option(
+          "--isolation", f->isolation,
+          "How RUN steps and snapshots are isolated: auto (default: what this process may do), userns "
+          "(namespaces and overlay mounts) or chroot (no namespaces, no mounts: for unprivileged containers); "
+          "env CBUILD_ISOLATION");
       app.add_option("--secret", f->secrets, "Secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR")->allow_extra_args(false);
       auto* format = app.add_option("--format", f->format, "Image format: oci (default; docker with -o type=docker) or docker")
                          ->check(CLI::IsMember({"oci", "docker"}));
@@ -240,8 +248,9 @@ CommandRegistration reg{{
                      "type=registry,ref=REF (or REF: a cache, or an image built with --cache-to type=inline) ; "
                      "type=local,src=DIR")
           ->allow_extra_args(false);
-      return [f, &g, format] {
+      return [f, &g, format, isolation] {
         f->format_given = format->count() > 0;
+        f->isolation_given = isolation->count() > 0;
         return run_build(*f, g);
       };
     }}};

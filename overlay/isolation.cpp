@@ -96,7 +96,8 @@ bool writes_keep_setid() {
   return overlay_xattr_namespace() == XattrNamespace::Trusted && (effective_caps() >> kCapFsetid & 1);
 }
 
-IsolationChoice choose_isolation(IsolationRequest request, const IsolationProbe& probe) {
+IsolationChoice choose_isolation(IsolationRequest request, const IsolationProbe& probe, std::string_view source) {
+  const std::string src(source);
   const bool privileged = probe.uid == 0 && probe.cap_sys_admin;
   const bool chroot_ok = probe.uid == 0 && probe.cap_sys_chroot && probe.cap_chown;
   std::string chroot_missing;
@@ -133,12 +134,12 @@ IsolationChoice choose_isolation(IsolationRequest request, const IsolationProbe&
     case IsolationRequest::Userns:
       if (privileged || probe.userns) return userns_choice();
       throw Error(ErrorKind::FailedPrecondition,
-                  "--isolation=userns: this process may not create a user namespace (" + probe.userns_error +
+                  src + "=userns: this process may not create a user namespace (" + probe.userns_error +
                       ") and is not root with CAP_SYS_ADMIN; " + kUsernsSettings + ", or use --isolation=chroot");
     case IsolationRequest::Chroot:
-      if (chroot_ok) return chroot_choice("asked for with --isolation=chroot");
+      if (chroot_ok) return chroot_choice("asked for with " + src + "=chroot");
       throw Error(ErrorKind::FailedPrecondition,
-                  "--isolation=chroot: needs root with CAP_SYS_CHROOT and CAP_CHOWN, but " + chroot_missing +
+                  src + "=chroot: needs root with CAP_SYS_CHROOT and CAP_CHOWN, but " + chroot_missing +
                       "; run cbuild as the container's root (docker's default capabilities are enough), or use "
                       "--isolation=userns where user namespaces are allowed");
     case IsolationRequest::Auto:

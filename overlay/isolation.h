@@ -61,7 +61,9 @@ struct IsolationChoice {
 
 // The level for `request`. Throws FailedPrecondition with one message naming what is missing
 // and the flag or setting that would give it: a level that was asked for and cannot work, or
-// (Auto) when neither can.
-IsolationChoice choose_isolation(IsolationRequest request, const IsolationProbe& probe);
+// (Auto) when neither can. `source` is where the request came from (the flag, or the
+// CBUILD_ISOLATION variable), named in the reason and in those messages.
+IsolationChoice choose_isolation(IsolationRequest request, const IsolationProbe& probe,
+                                 std::string_view source = "--isolation");
 
 }  // namespace cbuild::overlay

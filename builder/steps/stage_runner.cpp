@@ -382,6 +382,11 @@ struct Stepper {
     spec.hostname = "cbuild";
     spec.network = net;
     spec.init_files = init.path();
+    // The chroot level mounts nothing; attach() would already mount (a bind's view is an
+    // overlay), and fail without CAP_SYS_ADMIN with a message that never names the level.
+    if (env.fs.flat && !op.mounts.empty())
+      throw Error(ErrorKind::FailedPrecondition,
+                  "RUN --mount cannot be honoured with chroot isolation (it creates no namespaces and no mounts)");
     mounts.attach(spec);
     TempDir script_dir;
     if (op.script_file) {

@@ -19,6 +19,7 @@
 #include "tests/support/docker_peer.h"
 #include "tests/support/root.h"
 #include "tests/support/run_command.h"
+#include "tests/support/test_caps.h"
 
 namespace fs = std::filesystem;
 using namespace cbuild;
@@ -152,9 +153,7 @@ RUN mv /x/t/sub /x/moved && touch -d @1600000000 /x/moved/f && grep -q cbuild /e
 
 TEST_CASE("isolation chroot: builds with docker's default capabilities, without CAP_SYS_ADMIN") {
   REQUIRE_ROOT();
-  const std::string caps =
-      "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,"
-      "+sys_chroot,+mknod,+audit_write,+setfcap";
+  const std::string& caps = test::kDockerDefaultCaps;
   check_same_image(kFilesDockerfile, kFiles, [&](const test::BuildProject& b, const std::vector<std::string>& args) {
     std::vector<std::string> argv{"setpriv", "--inh-caps=" + caps, "--bounding-set=" + caps, "--", CBUILD_BINARY};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -169,9 +168,7 @@ TEST_CASE("isolation chroot: builds with docker's default capabilities, without 
 // onto themselves, and the overlay build gives the image the root build gives.
 TEST_CASE("isolation auto: root without CAP_SYS_ADMIN enters a user namespace and builds the same image") {
   REQUIRE_ROOT();
-  const std::string caps =
-      "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,+net_bind_service,+net_raw,"
-      "+sys_chroot,+mknod,+audit_write,+setfcap";
+  const std::string& caps = test::kDockerDefaultCaps;
   check_same_image(
       kFilesDockerfile, kFiles,
       [&](const test::BuildProject& b, const std::vector<std::string>& args) {
@@ -223,12 +220,67 @@ TEST_CASE("isolation chroot: RUN --mount cannot be honoured and says so") {
   CHECK_MESSAGE(r.err.find("RUN --mount cannot be honoured with chroot isolation") != std::string::npos, r.err);
 }
 
+// Where the chroot level is needed (no CAP_SYS_ADMIN), a bind mount is refused for the level,
+// before its view of the context would be mounted.
+TEST_CASE("isolation chroot: RUN --mount=type=bind without CAP_SYS_ADMIN is refused for the level") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\nRUN --mount=type=bind,target=/m ls /m\n");
+  p.file("f", "x\n");
+  std::vector<std::string> argv{"setpriv", "--inh-caps=" + test::kDockerDefaultCaps,
+                                "--bounding-set=" + test::kDockerDefaultCaps, "--", CBUILD_BINARY,
+                                "--root", p.root.string(), "--isolation=chroot", p.ctx.string()};
+  auto r = test::run_command(argv, {}, {"TMPDIR=" + p.tmp.string()});
+  CHECK(r.exit_code == 1);
+  CHECK_MESSAGE(r.err.find("RUN --mount cannot be honoured with chroot isolation") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("Dockerfile:2") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("fsopen") == std::string::npos, r.err);
+}
+
 TEST_CASE("isolation: a bad --isolation value is a usage error") {
   test::BuildProject p(kBase);
   p.file("Dockerfile", "FROM cbuild-test-busybox:1\n");
   auto r = p.build({"--isolation=bogus"});
   CHECK(r.exit_code == 2);
   CHECK_MESSAGE(r.err.find("--isolation: unknown isolation \"bogus\" (expected auto, userns or chroot)") != std::string::npos, r.err);
+}
+
+TEST_CASE("isolation: a bad CBUILD_ISOLATION value is a usage error naming the variable") {
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\n");
+  auto r = p.build({}, {"CBUILD_ISOLATION=bogus"});
+  CHECK(r.exit_code == 2);
+  CHECK_MESSAGE(r.err.find("CBUILD_ISOLATION: unknown isolation \"bogus\" (expected auto, userns or chroot)") !=
+                    std::string::npos,
+                r.err);
+  // The flag wins: the variable is not even read.
+  auto f = p.build({"--isolation=other"}, {"CBUILD_ISOLATION=bogus"});
+  CHECK(f.exit_code == 2);
+  CHECK_MESSAGE(f.err.find("--isolation: unknown isolation \"other\"") != std::string::npos, f.err);
+  CHECK_MESSAGE(f.err.find("bogus") == std::string::npos, f.err);
+}
+
+// CBUILD_ISOLATION is --isolation's default, for a CI job that builds in one kind of container;
+// the flag wins over it.
+TEST_CASE("isolation chroot: CBUILD_ISOLATION=chroot selects it, and --isolation wins over it") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  p.file("Dockerfile", "FROM cbuild-test-busybox:1\nRUN echo x > /x\n");
+  auto r = p.build({"--no-cache"}, {"CBUILD_ISOLATION=chroot"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  CHECK_MESSAGE(r.err.find("cbuild: isolation chroot: asked for with CBUILD_ISOLATION=chroot") != std::string::npos,
+                r.err);
+  // Straight as root (not through the suite's CBUILD_TEST_CAPS): without CAP_SYS_ADMIN the
+  // userns level refuses a store root's overlay snapshots are in.
+  auto u = test::run_command(
+      {CBUILD_BINARY, "--root", p.root.string(), "--no-cache", "--isolation=userns", p.ctx.string()}, {},
+      {"CBUILD_ISOLATION=chroot", "TMPDIR=" + p.tmp.string()});
+  REQUIRE_MESSAGE(u.exit_code == 0, u.err);
+  CHECK_MESSAGE(u.err.find("isolation chroot") == std::string::npos, u.err);
+  // What the chroot level cannot honour is refused when the variable selects it too.
+  auto n = p.build({"--network=none"}, {"CBUILD_ISOLATION=chroot"});
+  CHECK(n.exit_code == 1);
+  CHECK_MESSAGE(n.err.find("--network=none cannot be honoured with chroot isolation") != std::string::npos, n.err);
 }
 
 TEST_CASE("isolation chroot: --network=none cannot be honoured and says so") {

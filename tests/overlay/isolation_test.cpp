@@ -107,3 +107,20 @@ TEST_CASE("isolation: the probe reports this process's uid; root with CAP_SYS_AD
     CHECK(p.userns == p.userns_error.empty());
   }
 }
+
+TEST_CASE("isolation: a level CBUILD_ISOLATION asks for is named by the variable, not the flag") {
+  auto c = overlay::choose_isolation(IsolationRequest::Chroot, docker_default(), "CBUILD_ISOLATION");
+  CHECK(c.reason.rfind("chroot: asked for with CBUILD_ISOLATION=chroot", 0) == 0);
+  try {
+    overlay::choose_isolation(IsolationRequest::Userns, docker_default(), "CBUILD_ISOLATION");
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK(e.message().rfind("CBUILD_ISOLATION=userns: this process may not create a user namespace", 0) == 0);
+  }
+  try {
+    overlay::parse_isolation("rootless", "CBUILD_ISOLATION");
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK(e.message() == "CBUILD_ISOLATION: unknown isolation \"rootless\" (expected auto, userns or chroot)");
+  }
+}

@@ -20,7 +20,8 @@ class BackgroundCommand {
   // Starts `argv` (argv[0] searched in PATH unless it has '/') in its own process group, with
   // stdout and stderr going to files and `extra_env` ("K=V") added to the environment.
   explicit BackgroundCommand(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {});
-  // Starts the cbuild binary built alongside the tests with `args`.
+  // Starts the cbuild binary built alongside the tests with `args` (as run_cbuild does:
+  // CBUILD_TEST_AS_USER, CBUILD_TEST_CAPS).
   static BackgroundCommand cbuild(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {});
   BackgroundCommand(BackgroundCommand&&) noexcept;
   BackgroundCommand& operator=(BackgroundCommand&&) = delete;

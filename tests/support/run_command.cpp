@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/support/as_test_user.h"
+#include "tests/support/test_caps.h"
 
 extern char** environ;
 
@@ -116,12 +117,12 @@ CommandResult run_cbuild(const std::vector<std::string>& args, const std::string
   std::vector<std::string> argv{CBUILD_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   const char* image_log = std::getenv("CBUILD_TEST_IMAGE_LOG");
-  if (!image_log) return run_command(as_test_user(argv, extra_env), input, extra_env);
+  if (!image_log) return run_command(with_test_caps(as_test_user(argv, extra_env)), input, extra_env);
   std::vector<std::string> env = extra_env;
   bool epoch_set = std::getenv("SOURCE_DATE_EPOCH") != nullptr;
   for (const auto& e : env) epoch_set = epoch_set || e.rfind("SOURCE_DATE_EPOCH=", 0) == 0;
   if (!epoch_set) env.insert(env.begin(), "SOURCE_DATE_EPOCH=1700000000");
-  CommandResult r = run_command(as_test_user(argv, env), input, env);
+  CommandResult r = run_command(with_test_caps(as_test_user(argv, env)), input, env);
   log_images(image_log, r);
   return r;
 }

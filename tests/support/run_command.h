@@ -16,7 +16,7 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& input = {},
                           const std::vector<std::string>& extra_env = {});
 // Runs the cbuild binary built alongside the tests (as CBUILD_TEST_AS_USER when it is set:
-// as_test_user.h).
+// as_test_user.h; with CBUILD_TEST_CAPS's capabilities when that is: test_caps.h).
 CommandResult run_cbuild(const std::vector<std::string>& args, const std::string& input = {},
                          const std::vector<std::string>& extra_env = {});
 
