@@ -10,6 +10,7 @@
 #include "cli/command.h"
 #include "cli/layout_image.h"
 #include "oci/base/error.h"
+#include "overlay/isolation.h"
 #include "overlay/snapshot_store.h"
 #include "overlay/user_namespace.h"
 
@@ -27,6 +28,10 @@ void require_root(const char* what) {
                                     "run as root, or use 'cbuild unpack' for a directory");
   if (::geteuid() != 0)
     throw Error(ErrorKind::PermissionDenied, std::string(what) + ": mounting needs root");
+  if (!overlay::probe_isolation().cap_sys_admin)
+    throw Error(ErrorKind::PermissionDenied,
+                std::string(what) + ": mounting needs CAP_SYS_ADMIN, which this process lacks (as in a container with "
+                                    "docker's default capabilities); 'cbuild unpack' gives the image's filesystem instead");
 }
 
 CommandRegistration mount_reg{{

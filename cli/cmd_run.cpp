@@ -16,7 +16,9 @@
 #include "cli/exit_codes.h"
 #include "cli/layout_image.h"
 #include "oci/base/error.h"
+#include "overlay/isolation.h"
 #include "overlay/snapshot_store.h"
+#include "overlay/user_namespace.h"
 
 namespace cbuild::cli {
 namespace {
@@ -109,6 +111,11 @@ CommandRegistration reg{{
         rest.erase(rest.begin());
         if (::geteuid() != 0)
           throw Error(ErrorKind::PermissionDenied, "run: the sandbox needs root (rootless runs are not supported yet)");
+        if (!overlay::current_id_mapping() && !overlay::probe_isolation().cap_sys_admin)
+          throw Error(ErrorKind::PermissionDenied,
+                      "run: running an image needs CAP_SYS_ADMIN (an overlay mount and new namespaces), which this "
+                      "process lacks (as in a container with docker's default capabilities); builds work there with "
+                      "--isolation=chroot, running does not — 'cbuild unpack' gives the image's filesystem instead");
         builder::ImageRunOptions ro = run_options(*o);
         if (o->rootfs) return builder::run_in_rootfs(ro, image, rest);
         std::string root = g.resolved_root();

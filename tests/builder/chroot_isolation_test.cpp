@@ -15,6 +15,7 @@
 
 #include "oci/layout_store.h"
 #include "oci/manifest.h"
+#include "tests/overlay/overlay_test_util.h"
 #include "tests/support/build_project.h"
 #include "tests/support/docker_peer.h"
 #include "tests/support/root.h"
@@ -302,4 +303,22 @@ TEST_CASE("isolation chroot: a failing RUN names its exit code and leaves no roo
   CHECK_MESSAGE(r.err.find(" > before") != std::string::npos, r.err);
   for (auto& e : fs::directory_iterator(p.root / "snapshots" / ".tmp"))
     CHECK_MESSAGE(e.path().filename().string().rfind("flat-", 0) != 0, e.path());
+}
+
+TEST_CASE("isolation chroot: cbuild run and mount without CAP_SYS_ADMIN say what is missing") {
+  REQUIRE_ROOT();
+  test::BuildProject p(kBase);
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"run", "--rm", "cbuild-test-busybox:1", "true"}, std::vector<std::string>{"mount", "cbuild-test-busybox:1"}}) {
+    std::vector<std::string> argv{"setpriv", "--inh-caps=" + test::kDockerDefaultCaps,
+                                  "--bounding-set=" + test::kDockerDefaultCaps, "--", CBUILD_BINARY, "--root", p.root.string()};
+    argv.insert(argv.end(), cmd.begin(), cmd.end());
+    auto r = test::run_command(argv, {}, {"TMPDIR=" + p.tmp.string()});
+    CAPTURE(cmd.front());
+    CHECK(r.exit_code != 0);
+    CHECK_MESSAGE(r.err.find("needs CAP_SYS_ADMIN") != std::string::npos, r.err);
+    CHECK_MESSAGE(r.err.find("fsopen") == std::string::npos, r.err);
+    CHECK_MESSAGE(r.err.find("clone3") == std::string::npos, r.err);
+  }
+  CHECK_FALSE(test::has_mounts_under(p.root));
 }
