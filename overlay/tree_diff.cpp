@@ -124,6 +124,8 @@ void copy_entry(int dirfd, const std::string& name, const std::string& tmp, cons
 void separate_dir(int dirfd, const std::string& prefix, const std::set<std::string>& exclude,
                   std::set<std::pair<dev_t, ino_t>>& seen, std::uint64_t& count) {
   check_cancelled();
+  const struct stat dir = sys::fstatat(dirfd, "", AT_EMPTY_PATH, prefix.empty() ? "/" : prefix);
+  const std::uint64_t before = count;
   for (auto& n : sys::list_dir(dirfd, prefix.empty() ? "/" : prefix)) {
     std::string path = join(prefix, n);
     if (exclude.count(path)) continue;
@@ -144,6 +146,13 @@ void separate_dir(int dirfd, const std::string& prefix, const std::set<std::stri
       throw;
     }
     ++count;
+  }
+  // A copy-up leaves the directory's times alone; so must this. A fresh mtime would also read
+  // as the step's own change to the directory (restamped, emitted) when it lands in the tick
+  // the step started in, and later layers would carry it where the directory is a parent.
+  if (count != before) {
+    const struct timespec ts[2] = {dir.st_atim, dir.st_mtim};
+    if (::futimens(dirfd, ts) != 0) throw_errno("set times", prefix.empty() ? "/" : prefix);
   }
 }
 

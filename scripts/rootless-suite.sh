@@ -83,7 +83,6 @@ excluded_chroot=(
   "run uses the manifest inspect shows for the host*|uses cbuild run, which needs CAP_SYS_ADMIN"
   "a fully cached build with --push from an empty store moves no layer bytes*|checks cbuild run's error for a layer whose registry is gone; cbuild run needs CAP_SYS_ADMIN"
   "an index without the host's platform is an error when none is given*|checks cbuild run's platform error; cbuild run needs CAP_SYS_ADMIN"
-  "hardlinked context files stay hardlinked within one COPY source*|KNOWN BUG, not a limitation: at the chroot level the ADD step's layer sometimes also lists the directories x/ and x/sub a previous step made (1 run in 3); the tree diff's directory stamps race with the step before — to be fixed, then this line removed"
 )
 
 if ! id "$user" >/dev/null 2>&1; then

@@ -59,8 +59,17 @@ TEST_CASE("tree diff: separate_hard_links gives every linked name its own inode,
   REQUIRE(::link((r / "f").c_str(), (r / "f2").c_str()) == 0);
   fs::create_directories(r / "skip");
   fs::create_hard_link(r / "d/a", r / "skip/x");
+  // As a copy-up leaves them: a later step's diff emits a parent with these times.
+  struct timespec dir_ts[2] = {{3000, 11}, {4000, 13}};
+  REQUIRE(::utimensat(AT_FDCWD, (r / "d").c_str(), dir_ts, 0) == 0);
+  REQUIRE(::utimensat(AT_FDCWD, r.c_str(), dir_ts, 0) == 0);
 
   CHECK(separate_hard_links(r, {"skip"}) == 4);  // d/b (d/a keeps the inode), e, s2, f2
+  for (const fs::path& dir : {r / "d", r}) {
+    CAPTURE(dir);
+    CHECK(lstat_of(dir).st_mtim.tv_sec == 4000);
+    CHECK(lstat_of(dir).st_mtim.tv_nsec == 13);
+  }
 
   const struct stat a = lstat_of(r / "d/a");
   for (const char* name : {"d/b", "e"}) {
