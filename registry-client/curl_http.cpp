@@ -86,6 +86,11 @@ std::size_t on_read(char* buf, std::size_t size, std::size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   try {
     std::size_t want = size * n;
+    if (t->req->body_size < 0) {  // until the source ends
+      std::size_t got = t->req->body_source->read(buf, want);
+      t->sent += static_cast<std::int64_t>(got);
+      return got;
+    }
     const std::int64_t left = t->req->body_size - t->sent;
     if (left <= 0) return 0;
     want = std::min<std::size_t>(want, static_cast<std::size_t>(left));
@@ -101,7 +106,10 @@ std::size_t on_read(char* buf, std::size_t size, std::size_t n, void* user) {
   }
 }
 
-int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return cancel_requested() ? 1 : 0; }
+int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* t = static_cast<const Transfer*>(user);
+  return cancel_requested() || (t->req->abort && t->req->abort->load()) ? 1 : 0;
+}
 
 bool is_tls_failure(CURLcode rc) {
   switch (rc) {
@@ -213,6 +221,7 @@ HttpResponse CurlHttp::send(const HttpRequest& req) {
   curl::api().easy_setopt(c, CURLOPT_WRITEDATA, &t);
   curl::api().easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
   curl::api().easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl::api().easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   curl::api().easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
   curl::api().easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
 
@@ -238,7 +247,8 @@ HttpResponse CurlHttp::send(const HttpRequest& req) {
     curl::api().easy_setopt(c, CURLOPT_UPLOAD, 1L);
     curl::api().easy_setopt(c, CURLOPT_READFUNCTION, on_read);
     curl::api().easy_setopt(c, CURLOPT_READDATA, &t);
-    curl::api().easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
+    // -1 (unknown) makes curl send the body chunked.
+    curl::api().easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size < 0 ? -1 : req.body_size));
     curl::api().easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   } else {
     curl::api().easy_setopt(c, CURLOPT_POST, 1L);
@@ -264,7 +274,7 @@ HttpResponse CurlHttp::send(const HttpRequest& req) {
   // The handle may hold a broken connection; drop it rather than pooling it.
   if (t.error) std::rethrow_exception(t.error);
   if (rc == CURLE_ABORTED_BY_CALLBACK || cancel_requested())
-    throw Error(ErrorKind::Cancelled, "interrupted: " + req.method + " " + req.url);
+    throw Error(ErrorKind::Cancelled, (cancel_requested() ? "interrupted: " : "abandoned: ") + req.method + " " + req.url);
   std::string why = errbuf[0] ? errbuf : curl::api().easy_strerror(rc);
   const bool timeout = rc == CURLE_OPERATION_TIMEDOUT;
   throw ConnectionError(timeout ? ErrorKind::Timeout : ErrorKind::Unavailable,

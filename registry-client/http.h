@@ -10,6 +10,7 @@
 // TLS handshake, timeout), Error{Cancelled} on Ctrl-C, and rethrows what a sink throws.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,10 +36,13 @@ struct HttpRequest {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;  // sent as "Name: value"
   // Request body: `body` unless `body_source` is set, in which case exactly body_size bytes
-  // are read from it.
+  // are read from it; body_size -1: the source is read until it ends, and the body is sent
+  // with chunked transfer encoding (its length is not known when the request starts).
   std::string body;
   oci::ByteSource* body_source = nullptr;
   std::int64_t body_size = 0;
+  // When set and true, the exchange is abandoned (Error{Cancelled}), as on Ctrl-C.
+  const std::atomic<bool>* abort = nullptr;
   // When set, a 2xx reply's body goes here instead of HttpResponse::body.
   oci::ByteSink* response_sink = nullptr;
   TlsSettings tls;

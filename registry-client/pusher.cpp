@@ -46,10 +46,6 @@ void skip_bytes(oci::ByteSource& src, std::int64_t n) {
   }
 }
 
-std::string with_query(const std::string& url, const std::string& kv) {
-  return url + (url.find('?') == std::string::npos ? "?" : "&") + kv;
-}
-
 // "0-1234" → 1235 (bytes the registry holds); "" → 0.
 std::int64_t range_end(const std::string& range) {
   auto dash = range.find('-');

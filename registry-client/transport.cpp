@@ -67,6 +67,10 @@ bool is_loopback_host(std::string_view host) {
   return h == "localhost" || h.rfind("127.", 0) == 0;
 }
 
+std::string with_query(const std::string& url, const std::string& kv) {
+  return url + (url.find('?') == std::string::npos ? "?" : "&") + kv;
+}
+
 std::string url_origin(std::string_view url) {
   auto p = url.find("://");
   if (p == std::string_view::npos) return {};
@@ -322,6 +326,7 @@ HttpResponse Transport::send_once(const Call& call, const std::string& url, cons
     if (auth && same_host) req.headers.emplace_back("Authorization", *auth);
     req.tls = tls_for(authority_of(cur));
     req.response_sink = call.response_sink;
+    req.abort = call.abort;
     std::unique_ptr<oci::ByteSource> src;
     if (method != "GET" && method != "HEAD") {
       if (call.open_body) {

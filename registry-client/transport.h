@@ -15,6 +15,7 @@
 // Thread-safe: one Transport is shared by the threads moving blobs of one pull or push.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -53,8 +54,9 @@ struct Call {
   std::string body;
   // A streamed body: opened again for each attempt (so retries resend from the start).
   std::function<std::unique_ptr<oci::ByteSource>()> open_body;
-  std::int64_t body_size = 0;
+  std::int64_t body_size = 0;  // -1: unknown, sent chunked (HttpRequest)
   oci::ByteSink* response_sink = nullptr;  // 2xx body; when set, no retry after bytes arrived
+  const std::atomic<bool>* abort = nullptr;  // HttpRequest::abort
   std::string what;  // for messages: "pull \"localhost:5000/x:1\""
 };
 
@@ -106,6 +108,8 @@ void expect_status(const HttpResponse& resp, std::initializer_list<int> ok, std:
 
 // Resolves a Location header against the URL of the request that returned it.
 std::string resolve_url(std::string_view base, std::string_view location);
+// `url` with "key=value" `kv` added to its query.
+std::string with_query(const std::string& url, const std::string& kv);
 // "scheme://authority" of a URL.
 std::string url_origin(std::string_view url);
 // True for localhost, 127.0.0.0/8 and ::1 (with or without a port).

@@ -132,11 +132,31 @@ void FaultProxy::handle(int fd) {
   std::size_t clen = 0;
   if (auto v = header_value(head, "content-length"); !v.empty()) clen = std::stoull(v);
   char tmp[65536];
-  while (body.size() < clen) {
+  auto more = [&] {
     ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
-    if (n <= 0) return;
-    body.append(tmp, static_cast<std::size_t>(n));
+    if (n > 0) body.append(tmp, static_cast<std::size_t>(n));
+    return n > 0;
+  };
+  // A chunked body (a streamed upload) is forwarded as it came; its decoded length is what
+  // counts as the request's body bytes.
+  std::size_t decoded = 0;
+  const bool chunked = header_value(head, "transfer-encoding").find("chunked") != std::string::npos;
+  if (chunked) {
+    std::size_t at = 0;
+    for (;;) {
+      std::size_t eol;
+      while ((eol = body.find("\r\n", at)) == std::string::npos)
+        if (!more()) return;
+      const std::size_t size = std::stoull(body.substr(at, eol - at), nullptr, 16);
+      while (body.size() < eol + 2 + size + 2)
+        if (!more()) return;
+      at = eol + 2 + size + 2;
+      decoded += size;
+      if (size == 0) break;  // no trailers
+    }
   }
+  while (!chunked && body.size() < clen)
+    if (!more()) return;
   Fault fault = Fault::None;
   std::size_t at = 0;
   // Records what reached the client (a cleared list since: nothing).
@@ -150,7 +170,7 @@ void FaultProxy::handle(int fd) {
   {
     std::lock_guard lk(mu_);
     at = seen_.size();
-    seen_.push_back({method, path, header_value(head, "range"), body.size()});
+    seen_.push_back({method, path, header_value(head, "range"), chunked ? decoded : body.size()});
     for (auto& r : rules_) {
       if (r.times == 0 || (!r.method.empty() && r.method != method) || path.find(r.path_contains) == std::string::npos)
         continue;

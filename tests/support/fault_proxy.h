@@ -11,7 +11,7 @@
 //   Status429   answer 429 with Retry-After: 1 without forwarding
 //   Corrupt     forward the reply with one body byte flipped
 // Requests and whether they carried a Range header are recorded, with the body bytes each way
-// and the status (for tests that assert how many bytes moved, e.g. no layer blob fetched).
+// (a chunked request body — a streamed upload — counts its decoded bytes) and the status (for tests that assert how many bytes moved, e.g. no layer blob fetched).
 // The destructor stops the thread and closes the listener (the registry behind it then looks
 // down to its clients). Thread-safe.
 #pragma once

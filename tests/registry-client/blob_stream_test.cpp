@@ -1,0 +1,202 @@
+// BlobStream against a real docker-registry: a blob streamed before its digest is known lands
+// under that digest with exactly its bytes; every failure (registry down, a PATCH refused, the
+// registry too far behind, a wrong digest) ends the stream quietly and leaves no blob; and a
+// registry that already has the blob keeps it.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "oci/base/fs.h"
+#include "oci/descriptor.h"
+#include "oci/digest.h"
+#include "registry-client/blob_stream.h"
+#include "registry-client/transport.h"
+#include "tests/support/fault_proxy.h"
+#include "tests/support/noise.h"
+#include "tests/support/registry_server.h"
+
+using namespace cbuild;
+using namespace cbuild::registry;
+using cbuild::test::FaultProxy;
+using cbuild::test::RegistryServer;
+
+namespace {
+
+TransportOptions plain_opts() {
+  TransportOptions o;
+  o.certs_dirs = {"/nonexistent"};
+  o.backoff = std::chrono::milliseconds(20);
+  o.max_attempts = 2;
+  return o;
+}
+
+oci::Descriptor describe(const std::string& bytes) {
+  oci::Descriptor d;
+  d.media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+  d.digest = oci::Digest::of(bytes);
+  d.size = static_cast<std::int64_t>(bytes.size());
+  return d;
+}
+
+// Writes `bytes` in pieces of varying size, as a layer writer does.
+void feed(BlobStream& s, const std::string& bytes) {
+  std::size_t at = 0, step = 1;
+  while (at < bytes.size()) {
+    const std::size_t n = std::min(step, bytes.size() - at);
+    s.write(std::string_view(bytes).substr(at, n));
+    at += n;
+    step = step * 3 % 700001 + 1;
+  }
+}
+
+int head_status(Transport& t, const std::string& repo, const oci::Digest& d) {
+  Call head;
+  head.method = "HEAD";
+  head.path = "/v2/" + repo + "/blobs/" + d.str();
+  head.scopes = {"repository:" + repo + ":pull"};
+  return t.send(head).status;
+}
+
+std::string get_blob(Transport& t, const std::string& repo, const oci::Digest& d) {
+  Call get;
+  get.path = "/v2/" + repo + "/blobs/" + d.str();
+  get.scopes = {"repository:" + repo + ":pull"};
+  HttpResponse r = t.send(get);
+  REQUIRE(r.status == 200);
+  return r.body;
+}
+
+}  // namespace
+
+TEST_CASE("blob stream: a blob written in pieces lands under its digest, sent once") {
+  RegistryServer srv;
+  FaultProxy proxy(srv.port());
+  Transport t(proxy.host(), plain_opts());
+  const std::string bytes = test::noise(3u << 20);
+  const oci::Descriptor d = describe(bytes);
+  {
+    BlobStream s(t, Reference::parse(proxy.host() + "/team/app:1"));
+    feed(s, bytes);
+    s.close(d);
+    CHECK(s.complete());
+    CHECK(s.committed());
+    CHECK(s.bytes_sent() == bytes.size());
+    CHECK(s.failure().empty());
+  }
+  CHECK(head_status(t, "team/app", d.digest) == 200);
+  CHECK(get_blob(t, "team/app", d.digest) == bytes);
+  // POST, one PATCH with the whole body, PUT with no body — the way docker push streams.
+  std::size_t patches = 0, patched = 0, put_body = 0;
+  for (const auto& seen : proxy.seen()) {
+    if (seen.method == "PATCH") ++patches, patched += seen.request_body;
+    if (seen.method == "PUT") put_body += seen.request_body;
+  }
+  CHECK(patches == 1);
+  CHECK(patched == bytes.size());
+  CHECK(put_body == 0);
+}
+
+TEST_CASE("blob stream: an empty blob and a blob written before the session exists both land") {
+  RegistryServer srv;
+  Transport t(srv.host(), plain_opts());
+  for (std::size_t size : {std::size_t{0}, std::size_t{777}}) {
+    CAPTURE(size);
+    const std::string bytes = test::noise(size);
+    BlobStream s(t, Reference::parse(srv.host() + "/x/y:1"));
+    s.write(bytes);  // most likely before the POST has been answered
+    s.close(describe(bytes));
+    CHECK(s.complete());
+    CHECK(get_blob(t, "x/y", describe(bytes).digest) == bytes);
+  }
+}
+
+TEST_CASE("blob stream: failures end the stream quietly and leave no blob") {
+  RegistryServer srv;
+  const std::string bytes = test::noise(1u << 20);
+  const oci::Descriptor d = describe(bytes);
+  Transport check(srv.host(), plain_opts());
+
+  SUBCASE("a wrong digest is refused by the registry") {
+    Transport t(srv.host(), plain_opts());
+    BlobStream s(t, Reference::parse(srv.host() + "/x/y:1"));
+    feed(s, bytes);
+    oci::Descriptor wrong = d;
+    wrong.digest = oci::Digest::of("something else");
+    s.close(wrong);
+    CHECK_FALSE(s.complete());
+    CHECK(s.failure().find("committing the upload") != std::string::npos);
+    CHECK(head_status(check, "x/y", wrong.digest) == 404);
+    CHECK(head_status(check, "x/y", d.digest) == 404);
+  }
+  SUBCASE("a registry that refuses the PATCH") {
+    FaultProxy proxy(srv.port());
+    proxy.add_rule({FaultProxy::Fault::Status500, "PATCH", "/blobs/uploads/", -1});
+    Transport t(proxy.host(), plain_opts());
+    BlobStream s(t, Reference::parse(proxy.host() + "/x/y:1"));
+    feed(s, bytes);
+    s.close(d);
+    CHECK_FALSE(s.complete());
+    CHECK_FALSE(s.failure().empty());
+    CHECK(head_status(check, "x/y", d.digest) == 404);
+  }
+  SUBCASE("a registry that is down") {
+    std::string gone;
+    {
+      FaultProxy proxy(srv.port());
+      gone = proxy.host();
+    }
+    Transport t(gone, plain_opts());
+    BlobStream s(t, Reference::parse(gone + "/x/y:1"));
+    feed(s, bytes);
+    s.close(d);
+    CHECK_FALSE(s.complete());
+    CHECK_FALSE(s.failure().empty());
+  }
+  SUBCASE("more bytes waiting than the stream may hold") {
+    Transport t(srv.host(), plain_opts());
+    BlobStream s(t, Reference::parse(srv.host() + "/x/y:1"), BlobStream::Options{.max_buffered = 4096});
+    s.write(bytes);  // 1 MiB at once: more than 4 KiB waiting, whatever the registry does
+    s.close(d);
+    CHECK_FALSE(s.complete());
+    CHECK(s.failure().find("fell more than") != std::string::npos);
+    CHECK(head_status(check, "x/y", d.digest) == 404);
+  }
+  SUBCASE("never closed, or abandoned") {
+    Transport t(srv.host(), plain_opts());
+    {
+      BlobStream s(t, Reference::parse(srv.host() + "/x/y:1"));
+      feed(s, bytes);
+      CHECK_FALSE(s.complete());  // no digest to commit under
+    }
+    BlobStream s(t, Reference::parse(srv.host() + "/x/y:1"));
+    feed(s, bytes);
+    s.abandon();
+    s.close(d);
+    CHECK_FALSE(s.complete());
+    CHECK(head_status(check, "x/y", d.digest) == 404);
+  }
+}
+
+TEST_CASE("blob stream: a blob the registry already has is kept, the stream dropped") {
+  RegistryServer srv;
+  Transport t(srv.host(), plain_opts());
+  const std::string bytes = test::noise(2u << 20);
+  const oci::Descriptor d = describe(bytes);
+  {
+    BlobStream first(t, Reference::parse(srv.host() + "/x/y:1"));
+    first.write(bytes);
+    first.close(d);
+    REQUIRE(first.complete());
+  }
+  // The second stream holds only half the bytes: committing it would fail. The registry's
+  // copy is found first, and kept.
+  BlobStream again(t, Reference::parse(srv.host() + "/x/y:1"));
+  again.write(std::string_view(bytes).substr(0, bytes.size() / 2));
+  oci::Descriptor same = d;
+  again.close(same);
+  CHECK(again.complete());
+  CHECK_FALSE(again.committed());
+  CHECK(get_blob(t, "x/y", d.digest) == bytes);
+}
