@@ -16,6 +16,7 @@
 #include "builder/cache/cache_import.h"
 #include "builder/context/context.h"
 #include "builder/context/dockerignore.h"
+#include "builder/export/layer_uploads.h"
 #include "builder/cache/content_hashes.h"
 #include "builder/cache/frame_cache.h"
 #include "builder/steps/fs_step.h"
@@ -39,6 +40,7 @@
 #include "overlay/applier.h"
 #include "overlay/snapshot_store.h"
 #include "registry-client/blob_origins.h"
+#include "registry-client/connect.h"
 #include "registry-client/origin_fetcher.h"
 #include "oci/base/parallel.h"
 #include "registry-client/reference.h"
@@ -350,19 +352,30 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     return *r;
   };
 
-  StageEnv env{.fs = fsc,
-               .cache = cache,
-               .progress = progress,
-               .options = o,
-               .context = context,
-               .context_excluded = context_exclusion(context, ignore),
-               .dockerfile = dockerfile_name,
-               .stage_result = finished_stage,
-               .image = [&](const std::string& ref) { return image_once(ref, o.platform); },
-               .next_vertex = [&vertex] { return ++vertex; },
-               .created = created,
-               .imports = imports && !imports->empty() ? &*imports : nullptr,
-               .log = o.cache_to.empty() ? nullptr : &cache_log};
+  // --push: the final image's layers go to the first destination while they are written.
+  const std::set<int> final_stages = final_image_stages(ep, plan.target);
+  std::optional<LayerUploads> uploads;
+  if (!outputs.push.empty()) {
+    registry::Reference dest = registry::Reference::parse(outputs.push.front());
+    uploads.emplace(registry::connect(dest, o.tls_verify), dest);
+  }
+
+  const std::function<bool(const std::string&)> context_excluded = context_exclusion(context, ignore);
+  auto stage_env_on = [&](FsContext& fs) {
+    return StageEnv{.fs = fs,
+                    .cache = cache,
+                    .progress = progress,
+                    .options = o,
+                    .context = context,
+                    .context_excluded = context_excluded,
+                    .dockerfile = dockerfile_name,
+                    .stage_result = finished_stage,
+                    .image = [&](const std::string& ref) { return image_once(ref, o.platform); },
+                    .next_vertex = [&vertex] { return ++vertex; },
+                    .created = created,
+                    .imports = imports && !imports->empty() ? &*imports : nullptr,
+                    .log = o.cache_to.empty() ? nullptr : &cache_log};
+  };
   auto run_one = [&](int i) {
     const ExecStage& s = ep.stages.at(static_cast<std::size_t>(i));
     ImageState base;
@@ -411,7 +424,9 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
     // A base's inline cache describes the base's build, not this one's.
     if (base.config.is_object()) base.config.erase(std::string(kInlineCacheKey));
     apply_from_defaults(base.config);
-    StageEnv stage_env = env;
+    FsContext stage_fs = fsc;
+    if (uploads && final_stages.count(i)) stage_fs.layer_upload = [&uploads] { return uploads->begin(); };
+    StageEnv stage_env = stage_env_on(stage_fs);
     auto [time, rule] = stage_time(base);
     stage_env.created = time;
     stage_env.fixed_now = time;
@@ -482,13 +497,13 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
       throw Error(ErrorKind::DataLoss, "layer " + layer.digest.str() + " decompresses to " + got->str() +
                                            ", but the image config says " + final_state.stack.diff_ids.at(i).str());
   });
-  std::set<int> final_stages = final_image_stages(ep, plan.target);
   // --cache-to type=inline: added last, so no record's config holds it.
   if (std::any_of(o.cache_to.begin(), o.cache_to.end(), [](const CacheSpec& c) { return c.type == CacheSpec::Type::Inline; }))
     final_state.config[std::string(kInlineCacheKey)] =
         json::parse(make_inline_cache(cache_log.entries(&final_stages), final_state.stack.layers));
   WrittenImage w = write_image(*store, final_state, outputs.format);
   check_cancelled();
+  if (uploads) uploads->finish(final_state.stack.layers, note);
   std::vector<PushedImage> pushed = export_outputs(outputs, *store, w, o, progress);
   if (!o.cache_to.empty()) {
     for (const auto& spec : o.cache_to) {

@@ -7,6 +7,7 @@
 
 #include "oci/base/error.h"
 #include "oci/base/fs.h"
+#include "oci/tee_ingest.h"
 #include "oci/tar_reader.h"
 #include "overlay/active_mount.h"
 #include "overlay/differ.h"
@@ -69,16 +70,25 @@ namespace {
 // One streaming layer write (tar → DiffID → framed compression → digest → store), reusing
 // and recording compressed frames through the frame cache.
 oci::LayerResult write_layer(FsContext& ctx, const std::function<void(oci::TarWriter&)>& fill) {
+  registry::BlobStream* upload = ctx.layer_upload ? ctx.layer_upload() : nullptr;
   auto ingest = ctx.store.begin_ingest();
+  if (upload) ingest = oci::tee_ingest(std::move(ingest), *upload);
   oci::LayerWriterOptions lo = ctx.layer_options;
   std::vector<oci::FrameRecord> frames;
   if (ctx.frame_cache) {
     lo.cache = ctx.frame_cache;
     lo.on_frame = [&frames](const oci::FrameRecord& f) { frames.push_back(f); };
   }
-  oci::LayerWriter writer(*ingest, lo);
-  fill(writer.tar());
-  oci::LayerResult r = writer.finish();
+  oci::LayerResult r;
+  try {
+    oci::LayerWriter writer(*ingest, lo);
+    fill(writer.tar());
+    r = writer.finish();
+  } catch (...) {
+    if (upload) upload->abandon();
+    throw;
+  }
+  if (upload) upload->close(r.descriptor);
   if (ctx.frame_cache) ctx.frame_cache->record_layer(r.descriptor.digest, frames);
   return r;
 }

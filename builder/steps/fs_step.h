@@ -27,6 +27,7 @@
 #include "oci/store.h"
 #include "overlay/active_mount.h"
 #include "overlay/snapshot_store.h"
+#include "registry-client/blob_stream.h"
 
 namespace cbuild::builder {
 
@@ -49,6 +50,11 @@ struct FsContext {
   // run_streamed_step and the views work on plain rootfs directories instead of snapshots, and
   // a step's layer is the directory's diff against its state before (overlay/tree_diff.h).
   FlatRoots* flat = nullptr;
+  // Set for the steps of a pushed image (--push): a stream that uploads the layer being
+  // written to the registry it goes to, beside the build (registry-client/blob_stream.h),
+  // owned by the caller; null for none. It gets the compressed bytes as they are made and,
+  // once the blob is in the store, its descriptor (close()); a write that fails abandons it.
+  std::function<registry::BlobStream*()> layer_upload;
 };
 
 // Makes sure every layer of `stack` has its snapshot; returns the top chain ID (nullopt for
