@@ -17,6 +17,8 @@
 #include "oci/base/fs.h"
 #include "oci/digest.h"
 #include "oci/manifest.h"
+#include "registry-client/credentials.h"
+#include "tests/support/build_output.h"
 #include "tests/support/build_project.h"
 #include "tests/support/fault_proxy.h"
 #include "tests/support/registry_server.h"
@@ -26,18 +28,8 @@ namespace cbuild {
 namespace {
 
 namespace fs = std::filesystem;
-
-int cached_steps(const std::string& err) {
-  int n = 0;
-  for (std::size_t at = err.find(" CACHED\n"); at != std::string::npos; at = err.find(" CACHED\n", at + 1)) ++n;
-  return n;
-}
-
-int done_steps(const std::string& err) {
-  int n = 0;
-  for (std::size_t at = err.find(" DONE "); at != std::string::npos; at = err.find(" DONE ", at + 1)) ++n;
-  return n;
-}
+using test::cached_steps;
+using test::done_steps;
 
 // The last step reads a build argument, so a build can miss there alone, after hits.
 void project(const test::BuildProject& p, const std::string& base) {
@@ -79,21 +71,6 @@ std::set<std::string> digests(const std::vector<oci::Descriptor>& v) {
 std::string joined(const std::set<std::string>& s) {
   std::string out;
   for (const auto& x : s) out += x + " ";
-  return out;
-}
-
-std::string base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    if (i + 2 < in.size()) v |= static_cast<unsigned char>(in[i + 2]);
-    out += t[(v >> 18) & 63];
-    out += t[(v >> 12) & 63];
-    out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? t[v & 63] : '=';
-  }
   return out;
 }
 
@@ -331,7 +308,7 @@ TEST_CASE("token auth: runner B moves no layer bytes, and fetches lazy layers la
   test::FaultProxy proxy(registry.port());
   const std::string reg = proxy.host();
   TempDir auth;
-  nlohmann::json config{{"auths", {{reg, {{"auth", base64(registry.user() + ":" + registry.password())}}}}}};
+  nlohmann::json config{{"auths", {{reg, {{"auth", cbuild::registry::base64_encode(registry.user() + ":" + registry.password())}}}}}};
   write_file_atomic(auth.path() / "config.json", config.dump());
   std::vector<std::string> env{"DOCKER_CONFIG=" + auth.path().string(),
                                "REGISTRY_AUTH_FILE=" + (auth.path() / "config.json").string()};

@@ -16,7 +16,10 @@
 #include "oci/base/fs.h"
 #include "oci/digest.h"
 #include "oci/manifest.h"
+#include "registry-client/credentials.h"
+#include "tests/support/build_output.h"
 #include "tests/support/build_project.h"
+#include "tests/support/cache_fixtures.h"
 #include "tests/support/registry_server.h"
 #include "tests/support/root.h"
 
@@ -24,38 +27,11 @@ namespace cbuild {
 namespace {
 
 namespace fs = std::filesystem;
+using test::cached_steps;
+using test::warnings;
+using test::image_id;
+using test::two_steps_each;
 using nlohmann::json;
-
-int cached_steps(const std::string& err) {
-  int n = 0;
-  for (std::size_t at = err.find(" CACHED\n"); at != std::string::npos; at = err.find(" CACHED\n", at + 1)) ++n;
-  return n;
-}
-
-std::vector<std::string> warnings(const std::string& err) {
-  std::vector<std::string> out;
-  std::size_t at = 0;
-  while (at < err.size()) {
-    std::size_t nl = err.find('\n', at);
-    if (nl == std::string::npos) nl = err.size();
-    if (err.compare(at, 9, "WARNING: ") == 0) out.push_back(err.substr(at, nl - at));
-    at = nl + 1;
-  }
-  return out;
-}
-
-std::string image_id(const test::CommandResult& r) {
-  auto nl = r.out.rfind('\n', r.out.size() - 2);
-  return r.out.substr(nl == std::string::npos ? 0 : nl + 1);
-}
-
-// Each project: its own store and context, the same files.
-void two_steps_each(const test::BuildProject& p, const std::string& b = "b\n") {
-  p.file("a.txt", "a\n");
-  p.file("b.txt", b);
-  p.file("Dockerfile", "FROM " + p.base + "\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b.txt /b.txt\n"
-                       "RUN cat /b.txt > /b.copy\nENV DONE=1\n");
-}
 
 void multi_stage(const test::BuildProject& p) {
   p.file("a.txt", "a\n");
@@ -482,26 +458,11 @@ TEST_CASE("step keys hold no context path, store path or hostname: two machines 
   CHECK(text.find(a.root.string()) == std::string::npos);
 }
 
-std::string base64(const std::string& in) {
-  static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); i += 3) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    if (i + 2 < in.size()) v |= static_cast<unsigned char>(in[i + 2]);
-    out += t[(v >> 18) & 63];
-    out += t[(v >> 12) & 63];
-    out += i + 1 < in.size() ? t[(v >> 6) & 63] : '=';
-    out += i + 2 < in.size() ? t[v & 63] : '=';
-  }
-  return out;
-}
-
 TEST_CASE("registry cache with token auth: runner B pulls records, pushes the image without uploading a layer") {
   REQUIRE_ROOT();
   test::RegistryServer registry(test::RegistryServer::Mode::Token);
   TempDir auth;
-  json config{{"auths", {{registry.host(), {{"auth", base64(registry.user() + ":" + registry.password())}}}}}};
+  json config{{"auths", {{registry.host(), {{"auth", cbuild::registry::base64_encode(registry.user() + ":" + registry.password())}}}}}};
   write_file_atomic(auth.path() / "config.json", config.dump());
   std::vector<std::string> env{"DOCKER_CONFIG=" + auth.path().string(),
                                "REGISTRY_AUTH_FILE=" + (auth.path() / "config.json").string()};

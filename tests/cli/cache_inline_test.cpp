@@ -17,48 +17,24 @@
 #include "oci/digest.h"
 #include "oci/manifest.h"
 #include "registry-client/credentials.h"
+#include "tests/support/build_output.h"
 #include "tests/support/build_project.h"
+#include "tests/support/cache_fixtures.h"
 #include "tests/support/registry_server.h"
-#include "tests/support/run_command.h"
 #include "tests/support/root.h"
+#include "tests/support/run_command.h"
 
 namespace cbuild {
 namespace {
 
 namespace fs = std::filesystem;
+using test::cached_steps;
+using test::warnings;
+using test::image_id;
+using test::two_steps_each;
 using nlohmann::json;
 
 constexpr const char* kKey = "cbuild.cache.v1";
-
-int cached_steps(const std::string& err) {
-  int n = 0;
-  for (std::size_t at = err.find(" CACHED\n"); at != std::string::npos; at = err.find(" CACHED\n", at + 1)) ++n;
-  return n;
-}
-
-std::vector<std::string> warnings(const std::string& err) {
-  std::vector<std::string> out;
-  std::size_t at = 0;
-  while (at < err.size()) {
-    std::size_t nl = err.find('\n', at);
-    if (nl == std::string::npos) nl = err.size();
-    if (err.compare(at, 9, "WARNING: ") == 0) out.push_back(err.substr(at, nl - at));
-    at = nl + 1;
-  }
-  return out;
-}
-
-std::string image_id(const test::CommandResult& r) {
-  auto nl = r.out.rfind('\n', r.out.size() - 2);
-  return r.out.substr(nl == std::string::npos ? 0 : nl + 1);
-}
-
-void two_steps_each(const test::BuildProject& p, const std::string& b = "b\n") {
-  p.file("a.txt", "a\n");
-  p.file("b.txt", b);
-  p.file("Dockerfile", "FROM " + p.base + "\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a.copy\nCOPY b.txt /b.txt\n"
-                       "RUN cat /b.txt > /b.copy\nENV DONE=1\n");
-}
 
 json without_inline(json config) {
   config.erase(kKey);

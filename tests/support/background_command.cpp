@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "tests/support/as_test_user.h"
+#include "tests/support/run_command.h"
 #include "tests/support/test_caps.h"
 
 namespace cbuild::test {
@@ -62,7 +63,9 @@ BackgroundCommand::BackgroundCommand(const std::vector<std::string>& argv, const
 BackgroundCommand BackgroundCommand::cbuild(const std::vector<std::string>& args, const std::vector<std::string>& extra_env) {
   std::vector<std::string> argv{CBUILD_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
-  return BackgroundCommand(with_test_caps(as_test_user(argv, extra_env)), extra_env);
+  // The same clock as run_cbuild's, so a test's background and foreground builds agree.
+  const std::vector<std::string> env = with_logged_epoch(extra_env);
+  return BackgroundCommand(with_test_caps(as_test_user(argv, env)), env);
 }
 
 BackgroundCommand::BackgroundCommand(BackgroundCommand&& o) noexcept

@@ -112,16 +112,21 @@ void log_images(const std::string& path, const CommandResult& r) {
 
 }  // namespace
 
+std::vector<std::string> with_logged_epoch(std::vector<std::string> env) {
+  if (!std::getenv("CBUILD_TEST_IMAGE_LOG")) return env;
+  bool epoch_set = std::getenv("SOURCE_DATE_EPOCH") != nullptr;
+  for (const auto& e : env) epoch_set = epoch_set || e.rfind("SOURCE_DATE_EPOCH=", 0) == 0;
+  if (!epoch_set) env.insert(env.begin(), "SOURCE_DATE_EPOCH=1700000000");
+  return env;
+}
+
 CommandResult run_cbuild(const std::vector<std::string>& args, const std::string& input,
                          const std::vector<std::string>& extra_env) {
   std::vector<std::string> argv{CBUILD_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   const char* image_log = std::getenv("CBUILD_TEST_IMAGE_LOG");
   if (!image_log) return run_command(with_test_caps(as_test_user(argv, extra_env)), input, extra_env);
-  std::vector<std::string> env = extra_env;
-  bool epoch_set = std::getenv("SOURCE_DATE_EPOCH") != nullptr;
-  for (const auto& e : env) epoch_set = epoch_set || e.rfind("SOURCE_DATE_EPOCH=", 0) == 0;
-  if (!epoch_set) env.insert(env.begin(), "SOURCE_DATE_EPOCH=1700000000");
+  const std::vector<std::string> env = with_logged_epoch(extra_env);
   CommandResult r = run_command(with_test_caps(as_test_user(argv, env)), input, env);
   log_images(image_log, r);
   return r;
