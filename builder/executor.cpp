@@ -357,7 +357,7 @@ BuildResult build(const BuildOptions& o, Progress& progress) {
   std::optional<LayerUploads> uploads;
   if (!outputs.push.empty()) {
     registry::Reference dest = registry::Reference::parse(outputs.push.front());
-    uploads.emplace(registry::connect(dest, o.tls_verify), dest);
+    uploads.emplace(registry::connect(dest, o.tls_verify), dest, *store);
   }
 
   const std::function<bool(const std::string&)> context_excluded = context_exclusion(context, ignore);

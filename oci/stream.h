@@ -48,5 +48,7 @@ class ByteSource {
 std::string read_all(ByteSource& src, std::size_t max_size = 64u << 20);
 // Copies a source into a sink; returns the number of bytes copied. Does not call finish().
 std::uint64_t copy_stream(ByteSource& src, ByteSink& dst);
+// Reads and drops the next `n` bytes; Error{DataLoss} when the source ends first.
+void skip_bytes(ByteSource& src, std::int64_t n);
 
 }  // namespace cbuild::oci

@@ -24,9 +24,17 @@ class BlobStream::Body final : public oci::ByteSource {
  public:
   explicit Body(BlobStream& s) : s_(s) {}
   std::size_t read(std::span<std::byte> out) override {
+    if (file_) return from_file(out);
     std::unique_lock lk(s_.mu_);
     s_.cv_.wait(lk, [&] { return s_.stop_.load() || !s_.queue_.empty() || s_.closed_; });
     if (s_.stop_.load()) throw Error(ErrorKind::Cancelled, "the streamed upload was abandoned");
+    if (s_.spilled_) {  // closed: the blob is complete where reopen finds it
+      const oci::Descriptor blob = *s_.blob_;
+      lk.unlock();
+      file_ = s_.opts_.reopen(blob);
+      oci::skip_bytes(*file_, static_cast<std::int64_t>(s_.sent_.load()));
+      return from_file(out);
+    }
     if (s_.queue_.empty()) return 0;  // closed, and all sent
     std::vector<std::byte>& front = s_.queue_.front();
     const std::size_t n = std::min(out.size(), front.size() - offset_);
@@ -42,8 +50,16 @@ class BlobStream::Body final : public oci::ByteSource {
   }
 
  private:
+  std::size_t from_file(std::span<std::byte> out) {
+    if (s_.stop_.load()) throw Error(ErrorKind::Cancelled, "the streamed upload was abandoned");
+    const std::size_t n = file_->read(out);
+    s_.sent_ += n;
+    return n;
+  }
+
   BlobStream& s_;
   std::size_t offset_ = 0;  // into the queue's front piece
+  std::unique_ptr<oci::ByteSource> file_;
 };
 
 BlobStream::BlobStream(Transport& transport, Reference dest, Options options)
@@ -64,7 +80,13 @@ BlobStream::~BlobStream() {
 void BlobStream::write(std::span<const std::byte> data) {
   if (data.empty()) return;
   std::lock_guard lk(mu_);
-  if (failed_ || closed_) return;
+  if (failed_ || closed_ || spilled_) return;
+  if (buffered_ + data.size() > opts_.max_buffered && opts_.reopen) {
+    spilled_ = true;  // Body waits for close(), then reads the rest from reopen
+    queue_.clear();
+    buffered_ = 0;
+    return;
+  }
   if (buffered_ + data.size() > opts_.max_buffered) {
     failed_ = true;
     failure_ = "the registry fell more than " + std::to_string(opts_.max_buffered >> 20) + " MiB behind";
@@ -109,8 +131,10 @@ void BlobStream::run() noexcept {
     post.scopes = scopes;
     post.headers.emplace_back("Content-Length", "0");
     post.what = what;
-    // Not abandoned midway: a session the registry opened without telling where could not be
-    // cancelled (abandon() deletes it once this has its location).
+    // Abandoning must not wait out a registry that does not answer. A session the registry
+    // opened just as the POST was cut cannot be cancelled (its location never arrived); the
+    // registry purges it with its other stale uploads.
+    post.abort = &stop_;
     HttpResponse r = t_.send(post);
     if (r.status != 202 || r.header("location").empty()) {
       give_up("starting the upload session answered HTTP " + std::to_string(r.status));
@@ -174,7 +198,8 @@ bool BlobStream::complete(bool unless_present) {
           // A PATCH cut midway can leave the registry writing the session after the DELETE
           // removed it; with little left to send, the end of the body is waited for.
           std::unique_lock wait(mu_);
-          if (buffered_ <= kFinishBelow) cv_.wait(wait, [&] { return body_done_; });
+          if (blob_->size - static_cast<std::int64_t>(sent_.load()) <= static_cast<std::int64_t>(kFinishBelow))
+            cv_.wait(wait, [&] { return body_done_; });
           wait.unlock();
           abandon();
           return true;

@@ -6,12 +6,14 @@
 // the push then finds the blob in place (its HEAD answers 200).
 //
 // It is an optimisation that never changes a result: whatever goes wrong (the registry refuses
-// a streamed PATCH, the connection breaks, the registry falls too far behind) ends the stream
-// quietly — its session is cancelled with a DELETE — and the pusher uploads the blob as it
-// always does. So write() and close() never throw for the upload's sake and never wait on the
-// network: the bytes are buffered in memory (at most Options::max_buffered; beyond that the
-// stream gives up rather than slow the build, or hold more memory), and a thread of its own
-// sends them. complete() is the only call that waits.
+// a streamed PATCH, the connection breaks) ends the stream quietly — its session is cancelled
+// with a DELETE — and the pusher uploads the blob as it always does. So write() and close()
+// never throw for the upload's sake and never wait on the network: the bytes are buffered in
+// memory and a thread of its own sends them. At most Options::max_buffered wait there; a
+// registry that falls further behind does not slow the build or take more memory: the buffer
+// is dropped, and once the blob is complete (close()) the rest is read from Options::reopen
+// (the store), from where the registry stands; without reopen the stream gives up.
+// complete() is the only call that waits.
 //
 // Thread-safe between its own thread and one caller; the caller's calls are not concurrent.
 #pragma once
@@ -21,6 +23,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -38,8 +42,10 @@ namespace cbuild::registry {
 class BlobStream final : public oci::ByteSink {
  public:
   struct Options {
-    // Bytes written but not yet sent beyond which the stream gives up.
+    // Bytes written but not yet sent beyond which the buffer is dropped (see above).
     std::size_t max_buffered = 256u << 20;
+    // The complete blob's bytes, from the start (the store's open()); may be empty.
+    std::function<std::unique_ptr<oci::ByteSource>(const oci::Descriptor&)> reopen;
   };
 
   // Starts the session in the background; `transport` must outlive the stream.
@@ -87,6 +93,7 @@ class BlobStream final : public oci::ByteSink {
   std::deque<std::vector<std::byte>> queue_;
   std::size_t buffered_ = 0;
   bool closed_ = false;     // no more writes
+  bool spilled_ = false;    // the buffer was dropped: the rest comes from opts_.reopen
   bool body_done_ = false;  // the PATCH ended (well or not)
   bool failed_ = false;
   bool committed_ = false;

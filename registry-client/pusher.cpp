@@ -37,15 +37,6 @@ class WindowSource : public oci::ByteSource {
   const std::atomic<bool>& stop_;
 };
 
-void skip_bytes(oci::ByteSource& src, std::int64_t n) {
-  std::vector<std::byte> buf(1 << 20);
-  while (n > 0) {
-    auto got = src.read(std::span<std::byte>(buf.data(), static_cast<std::size_t>(std::min<std::int64_t>(n, buf.size()))));
-    if (got == 0) throw Error(ErrorKind::DataLoss, "blob ended before the resume offset");
-    n -= static_cast<std::int64_t>(got);
-  }
-}
-
 // "0-1234" → 1235 (bytes the registry holds); "" → 0.
 std::int64_t range_end(const std::string& range) {
   auto dash = range.find('-');
@@ -136,7 +127,7 @@ void Pusher::upload_chunked(const Reference& dest, const oci::Descriptor& desc, 
         return std::make_unique<WindowSource>(*src, n, stop_);
       }
       src = store_.open(desc.digest);
-      skip_bytes(*src, offset);
+      oci::skip_bytes(*src, offset);
       return std::make_unique<WindowSource>(*src, n, stop_);
     };
     c.body_size = n;
@@ -167,7 +158,7 @@ void Pusher::upload_chunked(const Reference& dest, const oci::Descriptor& desc, 
     offset = range_end(s.header("range"));
     if (opts_.log) opts_.log("resuming upload of " + desc.digest.str() + " at byte " + std::to_string(offset));
     src = store_.open(desc.digest);
-    skip_bytes(*src, offset);
+    oci::skip_bytes(*src, offset);
   }
   // Reading to the end makes the store verify the blob before the upload is committed.
   std::byte b;

@@ -7,8 +7,9 @@
 
 namespace cbuild::builder {
 
-LayerUploads::LayerUploads(std::unique_ptr<registry::Transport> transport, registry::Reference dest)
-    : transport_(std::move(transport)), dest_(std::move(dest)) {}
+LayerUploads::LayerUploads(std::unique_ptr<registry::Transport> transport, registry::Reference dest,
+                           const oci::BlobProvider& store)
+    : transport_(std::move(transport)), dest_(std::move(dest)), store_(store) {}
 
 LayerUploads::~LayerUploads() {
   // Each stream abandons itself as it goes; in parallel, so a slow registry is waited for once.
@@ -16,7 +17,9 @@ LayerUploads::~LayerUploads() {
 }
 
 registry::BlobStream* LayerUploads::begin() {
-  auto s = std::make_unique<registry::BlobStream>(*transport_, dest_);
+  registry::BlobStream::Options o;
+  o.reopen = [this](const oci::Descriptor& blob) { return store_.open(blob.digest); };
+  auto s = std::make_unique<registry::BlobStream>(*transport_, dest_, std::move(o));
   std::lock_guard lk(mu_);
   streams_.push_back(std::move(s));
   return streams_.back().get();

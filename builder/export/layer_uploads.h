@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "oci/descriptor.h"
+#include "oci/store.h"
 #include "registry-client/blob_stream.h"
 #include "registry-client/reference.h"
 #include "registry-client/transport.h"
@@ -22,7 +23,9 @@ namespace cbuild::builder {
 
 class LayerUploads {
  public:
-  LayerUploads(std::unique_ptr<registry::Transport> transport, registry::Reference dest);
+  // `store` holds each layer once its writer is done: a stream the registry fell behind on
+  // sends the rest from there (BlobStream::Options::reopen).
+  LayerUploads(std::unique_ptr<registry::Transport> transport, registry::Reference dest, const oci::BlobProvider& store);
   // Abandons the streams finish() did not settle (a failed or interrupted build).
   ~LayerUploads();
   LayerUploads(const LayerUploads&) = delete;
@@ -43,6 +46,7 @@ class LayerUploads {
  private:
   std::unique_ptr<registry::Transport> transport_;
   registry::Reference dest_;
+  const oci::BlobProvider& store_;
   std::mutex mu_;
   std::vector<std::unique_ptr<registry::BlobStream>> streams_;
 };

@@ -11,6 +11,7 @@
 #include "oci/base/fs.h"
 #include "oci/descriptor.h"
 #include "oci/digest.h"
+#include "oci/sinks.h"
 #include "registry-client/blob_stream.h"
 #include "registry-client/transport.h"
 #include "tests/support/fault_proxy.h"
@@ -154,7 +155,7 @@ TEST_CASE("blob stream: failures end the stream quietly and leave no blob") {
     CHECK_FALSE(s.complete());
     CHECK_FALSE(s.failure().empty());
   }
-  SUBCASE("more bytes waiting than the stream may hold") {
+  SUBCASE("more bytes waiting than the stream may hold, and nowhere to read them again") {
     Transport t(srv.host(), plain_opts());
     BlobStream s(t, Reference::parse(srv.host() + "/x/y:1"), BlobStream::Options{.max_buffered = 4096});
     s.write(bytes);  // 1 MiB at once: more than 4 KiB waiting, whatever the registry does
@@ -177,6 +178,36 @@ TEST_CASE("blob stream: failures end the stream quietly and leave no blob") {
     CHECK_FALSE(s.complete());
     CHECK(head_status(check, "x/y", d.digest) == 404);
   }
+}
+
+TEST_CASE("blob stream: a registry that falls behind gets the rest from the complete blob") {
+  RegistryServer srv;
+  FaultProxy proxy(srv.port());
+  Transport t(proxy.host(), plain_opts());
+  const std::string bytes = test::noise(3u << 20, 5);
+  const oci::Descriptor d = describe(bytes);
+  int reopened = 0;
+  BlobStream::Options o{.max_buffered = 64u << 10,
+                        .reopen = [&](const oci::Descriptor& blob) -> std::unique_ptr<oci::ByteSource> {
+                          ++reopened;
+                          CHECK(blob.digest == d.digest);
+                          return std::make_unique<oci::MemorySource>(bytes);
+                        }};
+  {
+    BlobStream s(t, Reference::parse(proxy.host() + "/x/y:1"), o);
+    feed(s, bytes);  // pieces up to 700 KB: more than 64 KiB waits, whatever the registry does
+    s.close(d);
+    CHECK(s.complete());
+    CHECK(s.committed());
+    CHECK(s.bytes_sent() == bytes.size());
+  }
+  CHECK(reopened == 1);
+  CHECK(get_blob(t, "x/y", d.digest) == bytes);
+  std::size_t patches = 0, patched = 0;
+  for (const auto& seen : proxy.seen())
+    if (seen.method == "PATCH") ++patches, patched += seen.request_body;
+  CHECK(patches == 1);
+  CHECK(patched == bytes.size());  // nothing sent twice
 }
 
 TEST_CASE("blob stream: a blob the registry already has is kept, the stream dropped") {
