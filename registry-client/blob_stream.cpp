@@ -46,6 +46,7 @@ class BlobStream::Body final : public oci::ByteSource {
     }
     s_.buffered_ -= n;
     s_.sent_ += n;
+    s_.cv_.notify_all();  // a write() may be waiting for room
     return n;
   }
 
@@ -79,23 +80,29 @@ BlobStream::~BlobStream() {
 
 void BlobStream::write(std::span<const std::byte> data) {
   if (data.empty()) return;
-  std::lock_guard lk(mu_);
+  std::unique_lock lk(mu_);
+  while (!failed_ && !closed_ && !spilled_ && buffered_ + data.size() > opts_.max_buffered) {
+    // A write bigger than the whole buffer goes alone, once the buffer is empty.
+    if (buffered_ == 0 && opts_.max_blocked.count() > 0) break;
+    const auto left = opts_.max_blocked - blocked_;
+    if (left <= std::chrono::steady_clock::duration::zero()) {
+      queue_.clear();
+      buffered_ = 0;
+      if (opts_.reopen) {
+        spilled_ = true;  // Body waits for close(), then reads the rest from reopen
+      } else {
+        failed_ = true;
+        failure_ = "the registry fell more than " + std::to_string(opts_.max_buffered >> 20) + " MiB behind";
+        stop_ = true;
+      }
+      cv_.notify_all();
+      break;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    cv_.wait_for(lk, left);
+    blocked_ += std::chrono::steady_clock::now() - t0;
+  }
   if (failed_ || closed_ || spilled_) return;
-  if (buffered_ + data.size() > opts_.max_buffered && opts_.reopen) {
-    spilled_ = true;  // Body waits for close(), then reads the rest from reopen
-    queue_.clear();
-    buffered_ = 0;
-    return;
-  }
-  if (buffered_ + data.size() > opts_.max_buffered) {
-    failed_ = true;
-    failure_ = "the registry fell more than " + std::to_string(opts_.max_buffered >> 20) + " MiB behind";
-    stop_ = true;
-    queue_.clear();
-    buffered_ = 0;
-    cv_.notify_all();
-    return;
-  }
   if (queue_.empty() || queue_.back().size() >= kPiece) queue_.emplace_back().reserve(std::max(kPiece, data.size()));
   queue_.back().insert(queue_.back().end(), data.begin(), data.end());
   buffered_ += data.size();
@@ -259,6 +266,11 @@ void BlobStream::abandon() noexcept {
   } catch (...) {
     // The registry expires abandoned sessions.
   }
+}
+
+bool BlobStream::spilled() const {
+  std::lock_guard lk(mu_);
+  return spilled_;
 }
 
 bool BlobStream::committed() const {

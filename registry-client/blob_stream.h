@@ -8,17 +8,20 @@
 // It is an optimisation that never changes a result: whatever goes wrong (the registry refuses
 // a streamed PATCH, the connection breaks) ends the stream quietly — its session is cancelled
 // with a DELETE — and the pusher uploads the blob as it always does. So write() and close()
-// never throw for the upload's sake and never wait on the network: the bytes are buffered in
-// memory and a thread of its own sends them. At most Options::max_buffered wait there; a
-// registry that falls further behind does not slow the build or take more memory: the buffer
-// is dropped, and once the blob is complete (close()) the rest is read from Options::reopen
-// (the store), from where the registry stands; without reopen the stream gives up.
-// complete() is the only call that waits.
+// never throw for the upload's sake: the bytes are buffered in memory and a thread of its own
+// sends them. At most Options::max_buffered wait there. A registry slower than the writer
+// holds write() back (its pace is what the push would take anyway), but for no more than
+// Options::max_blocked in all: a blob the registry turns out to have already must not cost a
+// slow link's time. Past that the buffer is dropped and write() no longer waits; once the
+// blob is complete (close()) the rest is read from Options::reopen (the store), from where
+// the registry stands. Without reopen the stream gives up instead.
+// complete() waits for the upload.
 //
 // Thread-safe between its own thread and one caller; the caller's calls are not concurrent.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -42,8 +45,10 @@ namespace cbuild::registry {
 class BlobStream final : public oci::ByteSink {
  public:
   struct Options {
-    // Bytes written but not yet sent beyond which the buffer is dropped (see above).
-    std::size_t max_buffered = 256u << 20;
+    // Bytes written but not yet sent beyond which write() waits (see above).
+    std::size_t max_buffered = 64u << 20;
+    // How long write() may wait for the registry, in all; 0: never (the buffer is dropped).
+    std::chrono::milliseconds max_blocked{5000};
     // The complete blob's bytes, from the start (the store's open()); may be empty.
     std::function<std::unique_ptr<oci::ByteSource>(const oci::Descriptor&)> reopen;
   };
@@ -77,6 +82,8 @@ class BlobStream final : public oci::ByteSink {
   bool committed() const;
   std::string failure() const;
   std::uint64_t bytes_sent() const noexcept { return sent_.load(); }
+  // The buffer was dropped; the rest is read from Options::reopen after close().
+  bool spilled() const;
 
  private:
   class Body;
@@ -94,6 +101,7 @@ class BlobStream final : public oci::ByteSink {
   std::size_t buffered_ = 0;
   bool closed_ = false;     // no more writes
   bool spilled_ = false;    // the buffer was dropped: the rest comes from opts_.reopen
+  std::chrono::steady_clock::duration blocked_{};  // write()'s waits so far
   bool body_done_ = false;  // the PATCH ended (well or not)
   bool failed_ = false;
   bool committed_ = false;
