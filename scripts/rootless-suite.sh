@@ -123,17 +123,25 @@ is_excluded() {  # is_excluded PASS CASE
   return 1
 }
 
+# The binaries of a pass run side by side, as ctest runs the modules (their shared state —
+# the docker peer, the store's owner registry — is locked); each appends whole lines to the
+# pass's image log, one test case's lines from one binary.
 pass() {  # pass NAME [env...] -- [doctest args...]
-  local name=$1 status=0; shift
-  local env=()
+  local name=$1 status=0 i; shift
+  local env=() pids=()
   while [ "$1" != -- ]; do env+=("$1"); shift; done
   shift
   : >"$out/$name.log"
   for b in "${bins[@]}"; do
     env TMPDIR="$out/tmp" CBUILD_TEST_IMAGE_LOG="$out/$name.log" "${env[@]}" \
-      "$build/tests/$b" --force-colors=0 "$@" >"$out/$name.$b.out" 2>&1 && continue
+      "$build/tests/$b" --force-colors=0 "$@" >"$out/$name.$b.out" 2>&1 &
+    pids+=($!)
+  done
+  for i in "${!bins[@]}"; do
+    wait "${pids[$i]}" && continue
     # A binary that ended without doctest's summary crashed: nothing after it was checked.
-    grep -q '^\[doctest\] Status:' "$out/$name.$b.out" || { echo "rootless-suite: $b did not finish in the $name pass" >&2; status=1; }
+    grep -q '^\[doctest\] Status:' "$out/$name.${bins[$i]}.out" ||
+      { echo "rootless-suite: ${bins[$i]} did not finish in the $name pass" >&2; status=1; }
   done
   return $status
 }

@@ -8,13 +8,13 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <mutex>
 #include <regex>
 #include <stdexcept>
 
 #include <doctest/doctest.h>
 
+#include "oci/base/unique_fd.h"
 #include "tests/support/as_test_user.h"
 #include "tests/support/test_caps.h"
 
@@ -104,10 +104,15 @@ void log_images(const std::string& path, const CommandResult& r) {
   std::lock_guard lock(mu);
   if (test_case != last_case) last_case = test_case, calls = 0;
   ++calls;
-  std::ofstream log(path, std::ios::app);
+  std::string lines;
   for (const std::string* text : {&r.out, &r.err})
     for (std::sregex_iterator m(text->begin(), text->end(), written), end; m != end; ++m)
-      log << test_case << " #" << calls << ' ' << (*m)[1] << ' ' << (*m)[2] << '\n';
+      lines += test_case + " #" + std::to_string(calls) + ' ' + (*m)[1].str() + ' ' + (*m)[2].str() + '\n';
+  // One write (O_APPEND): another test binary may append to the same log at the same time.
+  if (lines.empty()) return;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd || ::write(fd.get(), lines.data(), lines.size()) != static_cast<ssize_t>(lines.size()))
+    throw std::runtime_error("cannot append to the image log " + path);
 }
 
 }  // namespace
