@@ -61,7 +61,8 @@ class BlobStream final : public oci::ByteSink {
   BlobStream(const BlobStream&) = delete;
   BlobStream& operator=(const BlobStream&) = delete;
 
-  // The blob's next bytes. Never blocks on the network; never throws for the upload.
+  // The blob's next bytes. Waits while the buffer is full, max_blocked in all (see above);
+  // never throws for the upload.
   void write(std::span<const std::byte> data) override;
   using ByteSink::write;
   // Every byte is written, and they make `blob`.
